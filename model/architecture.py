@@ -1,0 +1,205 @@
+"""The network: a backbone (ResNet-50, VGG-16 or EfficientNetB0) under the study's head.
+
+The model takes raw RGB 0..255 of any size; resizing and the backbone's own preprocessing are layers of
+the graph, so every runtime exported from it (ONNX, SavedModel) needs nothing but pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+from keras import layers, ops
+
+from model.errors import RealCheckError, WeightsUnavailableError
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    constructor: str  # attribute of keras.applications
+    preprocessing: str  # "caffe" (BGR, ImageNet mean subtracted) or "none" (the network rescales itself)
+    weights_file: str  # what Keras downloads for include_top=False, for the offline message
+    top_stage: str  # first layer of the last stage: where fine-tuning starts by default
+
+
+BACKBONES = {
+    "resnet50": BackboneSpec(
+        "resnet50",
+        "ResNet50",
+        "caffe",
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "conv5_block1_1_conv",
+    ),
+    "vgg16": BackboneSpec(
+        "vgg16", "VGG16", "caffe", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "block5_conv1"
+    ),
+    "efficientnetb0": BackboneSpec(
+        "efficientnetb0", "EfficientNetB0", "none", "efficientnetb0_notop.h5", "block7a_expand_conv"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class HeadParams:
+    """The classifier on pooled backbone features. The defaults are the study's Dense 128 ReLU head."""
+
+    units: int = 128
+    dropout: float = 0.0
+    extra_layer: bool = False
+    l2: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> HeadParams:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    """The spec of a backbone by name; a clear error lists the known ones."""
+    try:
+        return BACKBONES[name.lower()]
+    except KeyError:
+        raise RealCheckError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}") from None
+
+
+@keras.saving.register_keras_serializable(package="realcheck")
+class BackbonePreprocessing(layers.Layer):
+    """Raw RGB 0..255 -> what the backbone was trained on (inside the graph, exported with it)."""
+
+    _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+    def __init__(self, mode: str = "caffe", **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        if self.mode == "caffe":
+            x = ops.flip(x, axis=-1) - ops.convert_to_tensor(self._CAFFE_MEAN_BGR, dtype=self.compute_dtype)
+        return x
+
+    def get_config(self):
+        return super().get_config() | {"mode": self.mode}
+
+
+def build_head(feature_dim: int, params: HeadParams) -> keras.Model:
+    """The head as its own small model (features -> P(AI)), shared by training and the head search."""
+    regularizer = keras.regularizers.L2(params.l2) if params.l2 > 0 else None
+    features = keras.Input((feature_dim,), name="features")
+    x = features
+    if params.dropout > 0:
+        x = layers.Dropout(params.dropout, name="head_dropout")(x)
+    x = layers.Dense(params.units, activation="relu", kernel_regularizer=regularizer, name="head_dense")(x)
+    if params.extra_layer:
+        x = layers.Dense(
+            max(params.units // 2, 8), activation="relu", kernel_regularizer=regularizer, name="head_dense_2"
+        )(x)
+    # float32 output even under mixed precision, so scores are comparable across runtimes.
+    score = layers.Dense(1, activation="sigmoid", dtype="float32", name="score")(x)
+    return keras.Model(features, score, name="head")
+
+
+def build_backbone(name: str, image_size: int, weights: str | None) -> keras.Model:
+    """The backbone without its top, with `weights` "imagenet", "none" or a path to a weights file.
+
+    ImageNet weights that cannot be downloaded raise WeightsUnavailableError within seconds with a message
+    that says how to pass a local file or train from scratch.
+    """
+    spec = backbone_spec(name)
+    constructor = getattr(keras.applications, spec.constructor)
+    weights_arg = resolve_weights(weights)
+    try:
+        return constructor(include_top=False, weights=weights_arg, input_shape=(image_size, image_size, 3))
+    except WeightsUnavailableError:
+        raise
+    except Exception as error:  # Keras raises a bare Exception when a download fails.
+        if weights_arg == "imagenet" and "URL fetch failure" in str(error):
+            raise WeightsUnavailableError(
+                f"could not download ImageNet weights for {spec.name} (no network?). On a machine with "
+                f'internet access, `python -c "import keras; keras.applications.{spec.constructor}'
+                f'(include_top=False)"` saves {spec.weights_file} under ~/.keras/models/; copy that file '
+                f"here and pass --weights /path/to/{spec.weights_file}, or pass --weights none to train "
+                f"from scratch."
+            ) from error
+        if weights_arg not in {None, "imagenet"}:
+            raise WeightsUnavailableError(
+                f"cannot load weights file {weights_arg} into {spec.name} without its top: {error}"
+            ) from error
+        raise
+
+
+def resolve_weights(weights: str | None) -> str | None:
+    """Map the CLI's --weights value to what keras.applications accepts."""
+    if weights is None or str(weights).lower() in {"none", "", "random", "scratch"}:
+        return None
+    if str(weights).lower() == "imagenet":
+        return "imagenet"
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"weights file not found: {path} (use imagenet, none or a path to an .h5 file)"
+        )
+    if not path.name.endswith(".h5"):
+        raise WeightsUnavailableError(f"weights file must be a Keras .h5 weights file: {path}")
+    return str(path)
+
+
+def build_model(
+    backbone: str = "resnet50",
+    image_size: int = 224,
+    weights: str | None = "imagenet",
+    head: HeadParams | None = None,
+    train_backbone: bool = False,
+) -> keras.Model:
+    """The full detector: raw RGB of any size -> resize -> backbone preprocessing -> backbone -> head.
+
+    With `train_backbone` False the backbone is frozen and runs BatchNorm in inference mode (transfer
+    learning and fine-tuning); True trains everything with BatchNorm in training mode (from scratch).
+    """
+    spec = backbone_spec(backbone)
+    base = build_backbone(spec.name, image_size, weights)
+    base.trainable = train_backbone
+    image = keras.Input((None, None, 3), name="image")
+    x = layers.Resizing(image_size, image_size, interpolation="bilinear", name="resize")(image)
+    x = BackbonePreprocessing(spec.preprocessing, name="backbone_preprocessing")(x)
+    x = base(x) if train_backbone else base(x, training=False)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    score = build_head(int(x.shape[-1]), head or HeadParams())(x)
+    return keras.Model(image, score, name=f"realcheck_{spec.name}")
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    """The backbone sub-model inside a detector built by build_model."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and layer.name != "head":
+            return layer
+    raise RealCheckError("model has no backbone sub-model: was it built by RealCheck?")
+
+
+def feature_extractor(model: keras.Model) -> keras.Model:
+    """Raw image -> pooled backbone features (the head's input), sharing the detector's layers."""
+    return keras.Model(model.input, model.get_layer("pool").output, name="features")
+
+
+def unfreeze_top(model: keras.Model, backbone: str, from_layer: str | None = None) -> int:
+    """Make the backbone trainable from `from_layer` (default: its last stage) upwards; BatchNorm stays frozen.
+
+    Returns the number of trainable backbone layers.
+    """
+    base = backbone_of(model)
+    start_name = from_layer or backbone_spec(backbone).top_stage
+    names = [layer.name for layer in base.layers]
+    if start_name not in names:
+        raise RealCheckError(f"layer {start_name!r} not in the {backbone} backbone")
+    start = names.index(start_name)
+    base.trainable = True
+    count = 0
+    for index, layer in enumerate(base.layers):
+        trainable = index >= start and not isinstance(layer, layers.BatchNormalization)
+        layer.trainable = trainable
+        count += int(trainable and bool(layer.weights))
+    return count

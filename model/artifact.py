@@ -1,0 +1,234 @@
+"""The artifact: one folder holding everything needed to serve and explain a model.
+
+model.keras        the Keras model (raw RGB 0..255 of any size in, P(AI) out)
+metadata.json      name, version, backbone, input, threshold, band, labels, data summary, metrics...
+README.md          the model card
+plots/             evaluation and training plots
+config.json, split.csv, history.json, evaluation.json, skipped.json   how it was made
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+from model.errors import ArtifactError
+from model.labels import LABEL_NAMES
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "README.md"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a model's numbers."""
+    versions = {"python": platform.python_version()}
+    for package in (
+        "realcheck",
+        "tensorflow",
+        "tensorflow-cpu",
+        "keras",
+        "keras-tuner",
+        "numpy",
+        "pillow",
+        "scikit-learn",
+        "onnxruntime",
+        "tf2onnx",
+    ):
+        try:
+            versions[package] = importlib_metadata.version(package)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit(start: Path | None = None) -> str | None:
+    """The commit of the source tree that ran (with `-dirty` when it has local changes), if known."""
+    cwd = start or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def new_version() -> str:
+    """A sortable version string naming when the model was made."""
+    return datetime.now(timezone.utc).strftime("%Y.%m.%d-%H%M%S")
+
+
+def base_metadata(name: str, version: str | None = None) -> dict:
+    """The fields every artifact has regardless of how it was trained."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "version": version or new_version(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "labels": {str(k): v for k, v in LABEL_NAMES.items()},
+        "score": "P(ai): probability that the image is AI-generated",
+        "input": {"dtype": "float32", "range": [0, 255], "channels": "RGB", "shape": [None, None, None, 3]},
+        "library_versions": library_versions(),
+        "git_commit": git_commit(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+
+
+def save_artifact(folder: str | Path, model, metadata: dict) -> Path:
+    """Write the model, its metadata and its model card into `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / MODEL_FILE)
+    write_json(folder / METADATA_FILE, metadata)
+    (folder / CARD_FILE).write_text(model_card(metadata, folder), encoding="utf-8")
+    return folder
+
+
+def read_metadata(folder: str | Path) -> dict:
+    """The artifact's metadata.json, checked for the fields serving needs."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"model folder not found: {folder}")
+    path = folder / METADATA_FILE
+    if not path.is_file():
+        raise ArtifactError(f"{folder} is not a RealCheck artifact: {METADATA_FILE} is missing")
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ArtifactError(f"cannot read {path}: {error}") from error
+    if metadata.get("format_version", 0) > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{folder} has artifact format {metadata['format_version']}; this RealCheck reads up to "
+            f"{FORMAT_VERSION}: upgrade RealCheck"
+        )
+    missing = [
+        k
+        for k in ("name", "version", "backbone", "input_size", "threshold", "uncertainty_band")
+        if k not in metadata
+    ]
+    if missing:
+        raise ArtifactError(f"{path} lacks {', '.join(missing)}")
+    return metadata
+
+
+def load_artifact(folder: str | Path):
+    """(Keras model, metadata) from an artifact folder."""
+    import keras
+
+    from model import architecture  # noqa: F401  registers the custom layers before loading
+
+    folder = Path(folder)
+    metadata = read_metadata(folder)
+    model_path = folder / MODEL_FILE
+    if not model_path.is_file():
+        raise ArtifactError(f"{folder} lacks {MODEL_FILE}")
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as error:  # Keras raises many types for damaged archives.
+        raise ArtifactError(f"cannot load {model_path}: {error}") from error
+    return model, metadata
+
+
+def write_json(path: str | Path, data) -> None:
+    """Pretty JSON, written atomically so a crash never leaves half a file."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def model_card(metadata: dict, folder: Path | None = None) -> str:
+    """The model card (README.md of the artifact), generated from the metadata so the two never disagree."""
+    metrics = metadata.get("metrics", {}).get("test") or {}
+    data = metadata.get("training_data", {})
+
+    def number(key):
+        value = metrics.get(key)
+        return "n/a" if value is None else f"{value:.4f}"
+
+    lines = [
+        f"# {metadata['name']} {metadata['version']}",
+        "",
+        "RealCheck detector: scores an image with P(AI), the probability that it is AI-generated, and gives a "
+        "verdict `ai`, `real` or `uncertain`.",
+        "",
+        "## Model",
+        f"- Backbone: {metadata['backbone']} ({metadata.get('weights', 'unknown')} initial weights), head "
+        f"{metadata.get('head', {})}",
+        f"- Input: raw RGB 0..255, any size; {metadata.get('input_mode', 'resize')} to "
+        f"{metadata['input_size']}x{metadata['input_size']} inside the inference path",
+        f"- Decision: `ai` when P(AI) >= {metadata['threshold']:.4f}; `uncertain` inside "
+        f"[{metadata['uncertainty_band'][0]:.4f}, {metadata['uncertainty_band'][1]:.4f}] (both chosen on the "
+        "validation split)",
+        f"- Seed {metadata.get('seed')}, git commit {metadata.get('git_commit')}, created {metadata.get('created_at')}",
+        f"- Command: `{metadata.get('command', '')}`",
+        "",
+        "## Training data",
+        f"- Layout: {data.get('layout', 'unknown')}, folder `{data.get('root_name', '?')}`; "
+        f"{data.get('n', '?')} usable images ({data.get('real', '?')} real, {data.get('ai', '?')} ai), "
+        f"{data.get('skipped', 0)} skipped",
+    ]
+    for split_name, counts in data.get("splits", {}).items():
+        lines.append(
+            f"- {split_name}: {counts.get('n')} images ({counts.get('real')} real, {counts.get('ai')} ai)"
+        )
+    for generator, counts in data.get("by_generator", {}).items():
+        lines.append(f"- source `{generator}`: {counts['real']} real, {counts['ai']} ai")
+    lines += ["", "## Metrics on the held-out test split"]
+    if metrics:
+        (tn, fp), (fn, tp) = metrics["confusion_matrix"]
+        lines += [
+            "| metric | value |",
+            "|---|---|",
+            *(
+                f"| {key.replace('_', ' ')} | {number(key)} |"
+                for key in (
+                    "accuracy",
+                    "balanced_accuracy",
+                    "precision",
+                    "recall",
+                    "f1",
+                    "roc_auc",
+                    "average_precision",
+                    "ece",
+                )
+            ),
+            f"| images | {metrics['n']} |",
+            "",
+            f"Confusion matrix (rows true real/ai, columns predicted real/ai): [[{tn}, {fp}], [{fn}, {tp}]]",
+        ]
+        for generator, entry in metrics.get("per_generator", {}).items():
+            lines.append(f"- `{generator}`: n={entry['n']}, accuracy {entry['accuracy']:.4f}")
+    else:
+        lines.append("Not evaluated.")
+    if folder is not None and (folder / "plots").is_dir():
+        lines += [
+            "",
+            "## Plots",
+            *(f"![{p.stem}](plots/{p.name})" for p in sorted((folder / "plots").glob("*.png"))),
+        ]
+    lines += [
+        "",
+        "## Limitations",
+        "- Scores are only as general as the training data: generators, image sources and post-processing not "
+        "seen in training can be misjudged. Check the per-source numbers above before relying on a verdict.",
+        "- A score is evidence, not proof; `uncertain` means the model cannot tell at its validated accuracy.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,345 @@
+"""`realcheck`: the one command line of RealCheck.
+
+Subcommands: train, tune, finetune, compare, evaluate, export. Errors a user can fix print one line and
+exit with status 2; nothing prints a traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from model import __version__
+from model.errors import RealCheckError
+
+log = logging.getLogger("realcheck")
+BACKBONE_NAMES = ("resnet50", "vgg16", "efficientnetb0")
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _training_options(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """Flags shared by every command that trains (they become a TrainConfig)."""
+    parser.add_argument(
+        "--data", required=True, help="DeepGuardDB_v1 folder or a folder with real/ and fake/ (any depth)"
+    )
+    parser.add_argument(
+        "--out", default=None, help=f"run and artifact folder (default {default_out}/<name>-<time>)"
+    )
+    parser.add_argument("--backbone", default="resnet50", choices=BACKBONE_NAMES)
+    parser.add_argument(
+        "--weights",
+        default="imagenet",
+        help="imagenet (download), none (train from scratch) or a path to a Keras .h5 weights file",
+    )
+    parser.add_argument(
+        "--image-size", type=_positive_int, default=224, help="model input size in pixels (>= 32)"
+    )
+    parser.add_argument(
+        "--input-mode",
+        choices=("resize", "crop"),
+        default="resize",
+        help="resize whole images, or crop windows at native resolution (keeps generation artefacts)",
+    )
+    parser.add_argument("--batch-size", type=_positive_int, default=32)
+    parser.add_argument("--epochs", type=_non_negative_int, default=10, help="head (or from-scratch) epochs")
+    parser.add_argument("--learning-rate", type=_positive_float, default=1e-3)
+    parser.add_argument("--finetune-epochs", type=_non_negative_int, default=5)
+    parser.add_argument("--finetune-learning-rate", type=_positive_float, default=1e-5)
+    parser.add_argument(
+        "--unfreeze-from",
+        default=None,
+        help="first backbone layer to fine-tune (default: the start of the last stage)",
+    )
+    parser.add_argument(
+        "--patience", type=_non_negative_int, default=3, help="early-stopping patience (0: off)"
+    )
+    parser.add_argument("--val-fraction", type=_fraction, default=0.15)
+    parser.add_argument("--test-fraction", type=_fraction, default=0.15)
+    parser.add_argument("--split", default=None, help="reuse a split manifest (split.csv of an earlier run)")
+    parser.add_argument(
+        "--limit", type=_positive_int, default=None, help="at most N images per class (quick runs)"
+    )
+    parser.add_argument("--seed", type=_int, default=42)
+    parser.add_argument("--cache", default="memory", help="memory, none, or a folder for an on-disk cache")
+    parser.add_argument("--no-augment", action="store_true", help="train on unmodified images")
+    parser.add_argument(
+        "--distribute",
+        choices=("auto", "none", "mirrored", "multiworker"),
+        default="auto",
+        help="tf.distribute: mirrored across local GPUs, multiworker through TF_CONFIG",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="mixed float16 (auto: on when a GPU is present)",
+    )
+    parser.add_argument("--head-params", default=None, help="best_hyperparameters.json from `realcheck tune`")
+    parser.add_argument("--name", default=None, help="model name recorded in the artifact")
+    parser.add_argument(
+        "--version", dest="model_version", default=None, help="model version (default: creation time)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realcheck", description="Tell real photographs from AI-generated images."
+    )
+    parser.add_argument("--version", action="version", version=f"realcheck {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train", help="whole flow: head -> optional search -> fine-tune -> evaluate -> artifact"
+    )
+    _training_options(train, "runs")
+    train.add_argument(
+        "--search", action="store_true", help="search the head with Keras Tuner before fine-tuning"
+    )
+    train.add_argument("--trials", type=_positive_int, default=10, help="head-search trials")
+    train.add_argument("--no-finetune", action="store_true", help="stop after the head")
+    train.set_defaults(handler=command_train)
+
+    tune = commands.add_parser("tune", help="Keras Tuner search over the head (resumable)")
+    _training_options(tune, "runs")
+    tune.add_argument("--trials", type=_positive_int, default=10)
+    tune.add_argument("--search-epochs", type=_positive_int, default=15, help="epochs per trial")
+    tune.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
+    tune.set_defaults(handler=command_tune)
+
+    finetune = commands.add_parser("finetune", help="fine-tune the top of an artifact's backbone")
+    finetune.add_argument("--model", required=True, help="artifact folder to start from")
+    _training_options(finetune, "runs")
+    finetune.set_defaults(handler=command_finetune)
+
+    compare = commands.add_parser("compare", help="resnet50 vs vgg16 vs efficientnetb0 under the same head")
+    _training_options(compare, "runs")
+    compare.add_argument("--backbones", default=",".join(BACKBONE_NAMES), help="comma-separated backbones")
+    compare.set_defaults(handler=command_compare)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a labelled folder or DeepGuardDB tree with an artifact"
+    )
+    evaluate.add_argument("--model", required=True, help="artifact folder")
+    evaluate.add_argument(
+        "--data", required=True, help="DeepGuardDB_v1 folder or a folder with real/ and fake/"
+    )
+    evaluate.add_argument(
+        "--subset",
+        choices=("all", "train", "val", "test"),
+        default="all",
+        help="only this split of the artifact's split.csv (same data folder)",
+    )
+    evaluate.add_argument("--out", default=None, help="folder for evaluation.json, predictions.csv and plots")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=32)
+    evaluate.add_argument(
+        "--json", action="store_true", help="print the metrics as one JSON object on stdout"
+    )
+    evaluate.set_defaults(handler=command_evaluate)
+
+    export = commands.add_parser(
+        "export", help="export an artifact to ONNX or SavedModel (checked against Keras)"
+    )
+    export.add_argument("--model", required=True, help="artifact folder")
+    export.add_argument("--format", required=True, choices=("onnx", "savedmodel"))
+    export.add_argument("--out", default=None, help="output path (default: inside the artifact folder)")
+    export.set_defaults(handler=command_export)
+    return parser
+
+
+def make_config(args: argparse.Namespace, **overrides):
+    """CLI flags -> TrainConfig (the one place flags become configuration)."""
+    from model.architecture import HeadParams
+    from model.artifact import new_version
+    from model.config import TrainConfig
+    from model.pipeline import AugmentConfig
+
+    head = HeadParams()
+    learning_rate = args.learning_rate
+    if args.head_params:
+        path = Path(args.head_params)
+        try:
+            best = json.loads(path.read_text(encoding="utf-8"))
+            head = HeadParams.from_dict(best["params"])
+            learning_rate = float(best.get("learning_rate", learning_rate))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise RealCheckError(f"cannot read head parameters from {path}: {error}") from None
+    name = args.name or f"realcheck-{args.backbone}"
+    out = args.out or str(Path("runs") / f"{name}-{new_version()}")
+    values = dict(
+        data=args.data,
+        out=out,
+        backbone=args.backbone,
+        weights=args.weights,
+        image_size=args.image_size,
+        input_mode=args.input_mode,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        learning_rate=learning_rate,
+        finetune_epochs=args.finetune_epochs,
+        finetune_learning_rate=args.finetune_learning_rate,
+        unfreeze_from=args.unfreeze_from,
+        patience=args.patience,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        split=args.split,
+        limit=args.limit,
+        seed=args.seed,
+        cache=None if args.cache.lower() == "none" else args.cache,
+        distribute=args.distribute,
+        mixed_precision=args.mixed_precision,
+        name=args.name,
+        version=args.model_version,
+        head=head,
+        augment=AugmentConfig(enabled=not args.no_augment),
+    )
+    return TrainConfig(**(values | overrides))
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from model.training import summary_text, train
+
+    config = make_config(args, search=args.search, search_trials=args.trials, finetune=not args.no_finetune)
+    print(summary_text(train(config)))
+    return 0
+
+
+def command_tune(args: argparse.Namespace) -> int:
+    from model.training import prepare_data, set_seed
+    from model.tuning import run_head_search
+
+    config = make_config(args, search=True, search_trials=args.trials, search_epochs=args.search_epochs)
+    set_seed(config.seed)
+    run_dir = Path(config.out)
+    data = prepare_data(config, run_dir)
+    config.save(run_dir / "config.json")
+    result = run_head_search(config, data, run_dir, overwrite=args.overwrite)
+    print(json.dumps(result.summary, indent=2))
+    print(
+        f"best hyperparameters: {run_dir / 'best_hyperparameters.json'} (pass it to `realcheck train --head-params`)"
+    )
+    return 0
+
+
+def command_finetune(args: argparse.Namespace) -> int:
+    from model.training import finetune, summary_text
+
+    print(summary_text(finetune(args.model, make_config(args))))
+    return 0
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    from model.comparison import compare_backbones, markdown_table
+
+    backbones = [b.strip().lower() for b in args.backbones.split(",") if b.strip()]
+    unknown = [b for b in backbones if b not in BACKBONE_NAMES]
+    if unknown or not backbones:
+        raise RealCheckError(
+            f"unknown backbone(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(BACKBONE_NAMES)}"
+        )
+    args.name = args.name or "compare"
+    config = make_config(args, finetune=False)
+    rows = compare_backbones(config, backbones)
+    print(markdown_table(rows))
+    print(f"written: {Path(config.out) / 'comparison.md'}, comparison.json, comparison.png")
+    return 0
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    from model.evaluation import format_report
+    from model.folder_evaluation import evaluate_folder
+
+    result = evaluate_folder(
+        args.model, args.data, subset=args.subset, out=args.out, batch_size=args.batch_size
+    )
+    if args.json:
+        print(json.dumps(result, default=float))
+    else:
+        print(format_report(result))
+        if args.out:
+            print(f"written: {args.out}")
+    return 0
+
+
+def command_export(args: argparse.Namespace) -> int:
+    from model.export import export_artifact
+
+    record = export_artifact(args.model, args.format, args.out)
+    print(
+        f"exported {record['format']} to {record['path']} (max difference from Keras {record['max_abs_diff']:.2e})"
+    )
+    return 0
+
+
+def configure_logging(quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="realcheck: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # TensorFlow's C++ start-up chatter drowns the useful lines; set before TF is first imported.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `realcheck` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.quiet)
+    try:
+        return args.handler(args)
+    except RealCheckError as error:
+        print(f"realcheck: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("realcheck: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""`realcheck evaluate`: score any labelled folder or DeepGuardDB tree with an artifact."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from model import evaluation
+from model.artifact import write_json
+from model.datasets import discover
+from model.errors import DataError
+from model.inference import load_detector
+from model.splitting import load_manifest
+
+log = logging.getLogger("realcheck")
+
+
+def evaluate_folder(
+    model_dir: str | Path,
+    data: str | Path,
+    subset: str = "all",
+    out: str | Path | None = None,
+    batch_size: int = 32,
+) -> dict:
+    """Metrics of the artifact on the labelled images under `data`, through the inference path.
+
+    `subset` other than "all" keeps only that split of the artifact's split.csv (for the data it was
+    trained on). With `out`, writes evaluation.json, predictions.csv and the plots there.
+    """
+    detector = load_detector(model_dir)
+    discovery = discover(data)
+    samples = discovery.samples
+    if subset != "all":
+        manifest = Path(model_dir) / "split.csv"
+        if not manifest.is_file():
+            raise DataError(f"--subset {subset} needs {manifest}, which this artifact does not have")
+        samples = load_manifest(manifest, available=samples)[subset]
+        if not samples:
+            raise DataError(f"no image of the {subset} split of {model_dir} is under {data}")
+    log.info("scoring %d images with %s %s", len(samples), detector.name, detector.version)
+    paths = [discovery.root / s.path for s in samples]
+    predictions = detector.predict(paths, batch_size=batch_size)
+    failed = [(s, p) for s, p in zip(samples, predictions) if not p.ok]
+    kept = [(s, p) for s, p in zip(samples, predictions) if p.ok]
+    labels = np.array([s.label for s, _ in kept], dtype=int)
+    scores = np.array([p.score for _, p in kept], dtype=np.float64)
+    result = evaluation.compute_metrics(labels, scores, detector.rule, [s.generator for s, _ in kept])
+    result |= {
+        "model": {"name": detector.name, "version": detector.version},
+        "data": {"root": str(discovery.root), "layout": discovery.layout, "subset": subset},
+        "skipped": len(discovery.skipped) + len(failed),
+    }
+    if out:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "evaluation.json", result)
+        write_json(
+            out / "skipped.json", discovery.skipped + [{"path": s.path, "reason": p.error} for s, p in failed]
+        )
+        with (out / "predictions.csv").open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "label", "generator", "score", "verdict"])
+            for sample, prediction in kept:
+                writer.writerow(
+                    [
+                        sample.path,
+                        sample.label_name,
+                        sample.generator,
+                        f"{prediction.score:.6f}",
+                        prediction.verdict,
+                    ]
+                )
+        evaluation.save_plots(labels, scores, result, out / "plots", title=Path(data).name)
+    return result

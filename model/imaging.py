@@ -1,0 +1,147 @@
+"""The one decode path: every consumer (training, evaluation, server, app) turns bytes into pixels here.
+
+Decoding is deliberately strict and bounded: the pixel count is checked from the header before any pixel is
+decoded (decompression bombs), truncated files are errors rather than half-grey images, and every colour
+mode ends as 8-bit RGB with EXIF orientation applied.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from model.errors import ImageDecodeError
+
+ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image
+
+# Formats Pillow decodes without external delegates; anything else is refused up front.
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+DEFAULT_MAX_PIXELS = 50_000_000  # ~7000 x 7000: larger than any camera photo users check.
+INPUT_MODES = ("resize", "crop")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How an image becomes a model input: `resize` the whole image, or `crop` at native resolution."""
+
+    size: int = 224
+    mode: str = "resize"
+
+    def __post_init__(self) -> None:
+        if self.mode not in INPUT_MODES:
+            raise ValueError(f"input mode must be one of {INPUT_MODES}, got {self.mode!r}")
+        if self.size < 32:
+            raise ValueError(f"input size must be at least 32 pixels, got {self.size}")
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a file whose suffix is an image format RealCheck reads."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode an image to 8-bit RGB with EXIF orientation applied; the first frame of animations.
+
+    Raises ImageDecodeError (with a message naming the problem) for non-images, unsupported formats,
+    truncated or corrupt data and images of more than `max_pixels` pixels.
+    """
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        image = _open(source)
+        if image.format not in SUPPORTED_FORMATS:
+            raise ImageDecodeError(
+                f"unsupported image format {image.format}; use one of {', '.join(sorted(SUPPORTED_FORMATS))}"
+            )
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageDecodeError("image has no pixels")
+    if width * height > max_pixels:
+        raise ImageDecodeError(
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}"
+        )
+    try:
+        if getattr(image, "is_animated", False):
+            image.seek(0)
+        # Truncated files must fail, not decode as partly grey images.
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+        image = ImageOps.exif_transpose(image)
+        return _to_rgb(image)
+    except ImageDecodeError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning) as error:
+        raise ImageDecodeError(f"corrupt or truncated image data ({error})") from error
+
+
+def _open(source: ImageSource) -> Image.Image:
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            if len(source) == 0:
+                raise ImageDecodeError("empty file: no image data")
+            return Image.open(io.BytesIO(bytes(source)))
+        path = Path(source)
+        if not path.is_file():
+            raise ImageDecodeError(f"no such file: {path}")
+        return Image.open(path)
+    except UnidentifiedImageError as error:
+        raise ImageDecodeError("not an image, or an image format Pillow cannot identify") from error
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(f"image has too many pixels ({error})") from error
+    except OSError as error:
+        raise ImageDecodeError(f"cannot read image ({error})") from error
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparency is composited over white as browsers show it."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in {"I;16", "I;16B", "I;16L", "I", "F"}:
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in {"RGBA", "LA", "PA", "RGBa", "La"}:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def fit_to_input(image: Image.Image, spec: InputSpec) -> Image.Image:
+    """Resize (mode `resize`) or centre-crop at native resolution (mode `crop`) to spec.size square."""
+    size = spec.size
+    if spec.mode == "resize":
+        if image.size == (size, size):
+            return image
+        return image.resize((size, size), Image.Resampling.BILINEAR)
+    image = ensure_min_side(image, size)
+    left = (image.width - size) // 2
+    top = (image.height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def ensure_min_side(image: Image.Image, size: int) -> Image.Image:
+    """Upscale so the shorter side is at least `size` (crops need that much image)."""
+    short = min(image.size)
+    if short >= size:
+        return image
+    scale = size / short
+    new_size = (max(size, round(image.width * scale)), max(size, round(image.height * scale)))
+    return image.resize(new_size, Image.Resampling.BILINEAR)
+
+
+def load_model_input(
+    source: ImageSource, spec: InputSpec, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """Decode one image into the model's input: uint8 array of shape (size, size, 3)."""
+    return np.asarray(fit_to_input(open_rgb(source, max_pixels), spec), dtype=np.uint8)

@@ -1,0 +1,92 @@
+"""Pair-aware, stratified, seeded train/val/test split, saved as a CSV manifest that can be reused.
+
+Groups (a real image and the fakes made from its caption) are the unit of splitting, so a pair never
+straddles two splits; groups are stratified by generator and by which classes they hold.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from model.datasets import Sample
+from model.errors import DataError
+
+SPLITS = ("train", "val", "test")
+MANIFEST_FIELDS = ("path", "label", "generator", "group", "split")
+
+
+def split_samples(
+    samples: list[Sample], val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 42
+) -> dict[str, list[Sample]]:
+    """Assign whole groups to train/val/test, stratified by (generator, classes in the group)."""
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DataError(
+            f"split fractions must be in [0, 1) and sum below 1, got val={val_fraction} test={test_fraction}"
+        )
+    groups: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        groups[sample.group].append(sample)
+    strata: dict[tuple, list[str]] = defaultdict(list)
+    for group_id, members in groups.items():
+        key = (members[0].generator, tuple(sorted({m.label for m in members})))
+        strata[key].append(group_id)
+    rng = random.Random(seed)
+    result: dict[str, list[Sample]] = {name: [] for name in SPLITS}
+    for key in sorted(strata):
+        group_ids = sorted(strata[key])
+        rng.shuffle(group_ids)
+        n = len(group_ids)
+        n_test = round(n * test_fraction)
+        n_val = round(n * val_fraction)
+        # Small strata still feed every split that asked for data, as long as train keeps one group.
+        if test_fraction > 0 and n_test == 0 and n - n_val >= 2:
+            n_test = 1
+        if val_fraction > 0 and n_val == 0 and n - n_test >= 2:
+            n_val = 1
+        assignment = {gid: "test" for gid in group_ids[:n_test]}
+        assignment |= {gid: "val" for gid in group_ids[n_test : n_test + n_val]}
+        for gid in group_ids:
+            result[assignment.get(gid, "train")].extend(groups[gid])
+    for name in SPLITS:
+        result[name].sort(key=lambda s: s.path)
+    return result
+
+
+def save_manifest(split: dict[str, list[Sample]], path: str | Path) -> None:
+    """Write the split as CSV: one row per image with its label, generator, group and split."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        for name in SPLITS:
+            for sample in split.get(name, []):
+                writer.writerow(sample.to_row() | {"split": name})
+
+
+def load_manifest(path: str | Path, available: list[Sample] | None = None) -> dict[str, list[Sample]]:
+    """Read a split manifest. With `available`, rows whose image is no longer usable are dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"split manifest not found: {path}")
+    usable = None if available is None else {s.path for s in available}
+    result: dict[str, list[Sample]] = {name: [] for name in SPLITS}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not set(MANIFEST_FIELDS) <= set(reader.fieldnames):
+            raise DataError(f"{path} is not a split manifest (columns {', '.join(MANIFEST_FIELDS)} expected)")
+        for row in reader:
+            if row["split"] not in result:
+                raise DataError(f"{path}: unknown split {row['split']!r} for {row['path']}")
+            if usable is not None and row["path"] not in usable:
+                continue
+            sample = Sample(
+                path=row["path"], label=int(row["label"]), generator=row["generator"], group=row["group"]
+            )
+            result[row["split"]].append(sample)
+    if usable is not None and not any(result.values()):
+        raise DataError(f"none of the images in {path} are in this data folder: was it made for other data?")
+    return result

@@ -1,0 +1,408 @@
+"""Training flows: head on a frozen backbone, optional head search, fine-tuning, and the finished artifact.
+
+`train` runs the whole flow; `finetune` continues from an existing artifact. Both end in `finish`, which
+chooses the threshold and uncertainty band on the validation split, evaluates on the test split through the
+inference path, draws the plots and writes the artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from model import architecture, artifact, evaluation
+from model.config import TrainConfig
+from model.datasets import Discovery, Sample, discover, summarize
+from model.errors import DataError, RealCheckError
+from model.inference import Detector, score_paths
+from model.pipeline import make_dataset
+from model.splitting import SPLITS, load_manifest, save_manifest, split_samples
+
+log = logging.getLogger("realcheck")
+
+
+@dataclass
+class PreparedData:
+    discovery: Discovery
+    split: dict[str, list[Sample]]
+
+    @property
+    def root(self) -> Path:
+        return self.discovery.root
+
+    def summary(self) -> dict:
+        return self.discovery.summary() | {"splits": {name: summarize(s) for name, s in self.split.items()}}
+
+
+@dataclass
+class TrainResult:
+    artifact_dir: Path
+    metadata: dict
+    history: dict = field(default_factory=dict)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds per epoch, kept in the history so model cards and notes can quote them."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow (one call, before any model or dataset is built)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def prepare_data(config: TrainConfig, run_dir: Path) -> PreparedData:
+    """Find and verify images, split them (or reuse a manifest) and save split.csv and skipped.json."""
+    log.info("scanning %s", config.data)
+    discovery = discover(config.data)
+    samples = discovery.samples
+    if config.limit:
+        samples = limit_per_class(samples, config.limit, config.seed)
+    if config.split:
+        split = load_manifest(config.split, available=samples)
+    else:
+        split = split_samples(samples, config.val_fraction, config.test_fraction, config.seed)
+    for name in SPLITS:
+        labels = {s.label for s in split[name]}
+        if name == "train" and len(labels) < 2:
+            raise DataError(
+                "the training split needs images of both classes: add images or lower --val/--test fractions"
+            )
+        if name == "val" and not split[name]:
+            raise DataError("the validation split is empty: the threshold is chosen on it; add images")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_manifest(split, run_dir / "split.csv")
+    artifact.write_json(run_dir / "skipped.json", discovery.skipped)
+    prepared = PreparedData(discovery, split)
+    counts = ", ".join(f"{name} {len(split[name])}" for name in SPLITS)
+    log.info(
+        "%d images (%s), %d skipped; split: %s",
+        len(samples),
+        _class_counts(samples),
+        len(discovery.skipped),
+        counts,
+    )
+    return prepared
+
+
+def limit_per_class(samples: list[Sample], limit: int, seed: int) -> list[Sample]:
+    """At most `limit` images per class, taking whole groups in a seeded order (quick runs)."""
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.group, []).append(sample)
+    order = sorted(groups)
+    random.Random(seed).shuffle(order)
+    kept: list[Sample] = []
+    counts = {0: 0, 1: 0}
+    for group_id in order:
+        members = groups[group_id]
+        if all(counts[m.label] < limit for m in members):
+            kept.extend(members)
+            for member in members:
+                counts[member.label] += 1
+    return sorted(kept, key=lambda s: s.path)
+
+
+def _class_counts(samples: list[Sample]) -> str:
+    counts = summarize(samples)
+    return f"{counts['real']} real, {counts['ai']} ai"
+
+
+def make_strategy(kind: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy: mirrored across local GPUs, multi-worker through TF_CONFIG, or default."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if kind == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise RealCheckError(
+                "--distribute multiworker needs TF_CONFIG describing the cluster and this worker's task"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "mirrored" or (kind == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def configure_precision(mode: str) -> str:
+    """mixed_float16 on GPU (or when forced); float32 on CPU where it would only be slower."""
+    use_mixed = mode == "on" or (mode == "auto" and bool(tf.config.list_physical_devices("GPU")))
+    policy = "mixed_float16" if use_mixed else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def device_description() -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{len(gpus)} GPU(s): " + ", ".join(g.name for g in gpus) if gpus else "CPU"
+
+
+def compile_for_training(model: keras.Model, learning_rate: float, steps: int) -> None:
+    """AdamW with cosine decay over the phase; binary cross-entropy; accuracy and ROC AUC."""
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+    )
+
+
+def fit_phase(
+    model, train_data, val_data, epochs: int, learning_rate: float, patience: int, phase: str
+) -> dict:
+    """One training phase with early stopping on validation loss; the best weights are restored."""
+    if epochs == 0:
+        return {}
+    compile_for_training(model, learning_rate, steps=epochs * int(train_data.cardinality()))
+    callbacks = [EpochTimer()]
+    if patience > 0:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+        )
+    log.info("phase %s: %d epochs at learning rate %g", phase, epochs, learning_rate)
+    history = model.fit(
+        train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks, verbose=_verbosity()
+    )
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+def _verbosity() -> int | str:
+    # Progress bars on a terminal, one line per epoch in logs and CI.
+    import sys
+
+    return 1 if sys.stdout.isatty() else 2
+
+
+def make_splits_datasets(config: TrainConfig, data: PreparedData):
+    """(train, val) datasets: train augmented and shuffled, val plain; both cached."""
+    spec = config.input_spec
+    cache_train = config.cache if config.cache in {None, "memory"} else str(Path(config.cache) / "train")
+    cache_val = config.cache if config.cache in {None, "memory"} else str(Path(config.cache) / "val")
+    train = make_dataset(
+        data.split["train"],
+        data.root,
+        spec,
+        config.batch_size,
+        training=True,
+        augment=config.augment,
+        cache=cache_train,
+        seed=config.seed,
+    )
+    val = make_dataset(data.split["val"], data.root, spec, config.batch_size, training=False, cache=cache_val)
+    return train, val
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """The whole flow: data -> head (or from-scratch) training -> optional head search -> fine-tune -> artifact."""
+    run_dir = Path(config.out)
+    set_seed(config.seed)
+    if config.search and config.from_scratch:
+        raise RealCheckError(
+            "--search tunes a head on pretrained features: give --weights imagenet or a weights file"
+        )
+    policy = configure_precision(config.mixed_precision)
+    strategy = make_strategy(config.distribute)
+    log.info(
+        "device: %s; precision %s; %d replica(s)", device_description(), policy, strategy.num_replicas_in_sync
+    )
+    data = prepare_data(config, run_dir)
+    config.save(run_dir / "config.json")
+    train_data, val_data = make_splits_datasets(config, data)
+    history: dict[str, dict] = {}
+    started = time.perf_counter()
+    with strategy.scope():
+        head = config.head
+        if config.search:
+            from model.tuning import run_head_search
+
+            search = run_head_search(config, data, run_dir / "tuning")
+            head = search.params
+        model = architecture.build_model(
+            config.backbone, config.image_size, config.weights, head, train_backbone=config.from_scratch
+        )
+        if config.search:
+            model.get_layer("head").set_weights(search.head_model.get_weights())
+            history["search"] = {"best": search.summary}
+        else:
+            phase = "scratch" if config.from_scratch else "head"
+            history[phase] = fit_phase(
+                model, train_data, val_data, config.epochs, config.learning_rate, config.patience, phase
+            )
+        if config.finetune and not config.from_scratch and config.finetune_epochs > 0:
+            count = architecture.unfreeze_top(model, config.backbone, config.unfreeze_from)
+            log.info("fine-tuning the top %d backbone layers (BatchNorm frozen)", count)
+            history["finetune"] = fit_phase(
+                model,
+                train_data,
+                val_data,
+                config.finetune_epochs,
+                config.finetune_learning_rate,
+                config.patience,
+                "finetune",
+            )
+    training_seconds = time.perf_counter() - started
+    metadata = artifact.base_metadata(config.name or f"realcheck-{config.backbone}", config.version) | {
+        "backbone": config.backbone,
+        "weights": "none"
+        if config.from_scratch
+        else ("imagenet" if config.weights == "imagenet" else "file"),
+        "head": head.to_dict(),
+        "input_size": config.image_size,
+        "input_mode": config.input_mode,
+        "seed": config.seed,
+        "precision": policy,
+        "device": device_description(),
+        "training_seconds": round(training_seconds, 1),
+    }
+    return finish(model, metadata, config, data, history, run_dir)
+
+
+def finish(
+    model, metadata: dict, config: TrainConfig, data: PreparedData, history: dict, run_dir: Path
+) -> TrainResult:
+    """Threshold and band on validation, metrics and plots on test, then write the artifact."""
+    metadata = metadata | {"threshold": 0.5, "uncertainty_band": [0.5, 0.5]}
+    detector = Detector(model, metadata)
+    val = data.split["val"]
+    val_labels = np.array([s.label for s in val])
+    val_scores = score_paths(detector, [data.root / s.path for s in val], config.batch_size)
+    threshold = evaluation.choose_threshold(val_labels, val_scores)
+    band = evaluation.choose_band(val_labels, val_scores, threshold)
+    rule = evaluation.DecisionRule(threshold, band)
+    metrics = {"val": _strip(evaluation.compute_metrics(val_labels, val_scores, rule))}
+    plots_dir = run_dir / "plots"
+    test = data.split["test"]
+    if test:
+        test_labels = np.array([s.label for s in test])
+        test_scores = score_paths(detector, [data.root / s.path for s in test], config.batch_size)
+        test_metrics = evaluation.compute_metrics(test_labels, test_scores, rule, [s.generator for s in test])
+        evaluation.save_plots(test_labels, test_scores, test_metrics, plots_dir, title="test")
+        metrics["test"] = _strip(test_metrics)
+        artifact.write_json(run_dir / "evaluation.json", test_metrics)
+        log.info("test split:\n%s", evaluation.format_report(test_metrics))
+    merged = merge_histories(history)
+    if merged.get("loss"):
+        plots_dir.mkdir(parents=True, exist_ok=True)
+        evaluation.save_history_plot(merged, plots_dir / "training_history.png")
+    artifact.write_json(run_dir / "history.json", history)
+    metadata = (
+        metadata
+        | rule.to_dict()
+        | {
+            "parameters": int(model.count_params()),
+            "training_data": data.summary(),
+            "metrics": metrics,
+            "epoch_seconds": _mean_epoch_seconds(history),
+        }
+    )
+    artifact.save_artifact(run_dir, model, metadata)
+    return TrainResult(run_dir, metadata, history)
+
+
+def _strip(metrics: dict) -> dict:
+    """Metrics for metadata.json: the headline numbers without the bulky report and curve."""
+    return {k: v for k, v in metrics.items() if k not in {"classification_report", "reliability"}}
+
+
+def merge_histories(history: dict[str, dict]) -> dict[str, list[float]]:
+    """Phases joined end to end, for one training-curve plot."""
+    merged: dict[str, list[float]] = {}
+    for phase in ("scratch", "head", "finetune"):
+        for key, values in history.get(phase, {}).items():
+            merged.setdefault(key, []).extend(values)
+    return merged
+
+
+def _mean_epoch_seconds(history: dict[str, dict]) -> dict[str, float]:
+    return {
+        phase: round(float(np.mean(h["epoch_seconds"])), 2)
+        for phase, h in history.items()
+        if isinstance(h, dict) and h.get("epoch_seconds")
+    }
+
+
+def finetune(model_dir: str | Path, config: TrainConfig) -> TrainResult:
+    """Fine-tune an existing artifact: unfreeze the top of its backbone and train at a low learning rate.
+
+    Reuses the artifact's split when the data is the same folder it was trained on (no test-set leak).
+    """
+    model, previous = artifact.load_artifact(model_dir)
+    model_dir = Path(model_dir)
+    config.backbone = previous["backbone"]
+    config.image_size = int(previous["input_size"])
+    config.input_mode = previous.get("input_mode", "resize")
+    config.head = architecture.HeadParams.from_dict(previous.get("head", {}))
+    if config.split is None and (model_dir / "split.csv").is_file():
+        config.split = str(model_dir / "split.csv")
+    set_seed(config.seed)
+    run_dir = Path(config.out)
+    data = prepare_data(config, run_dir)
+    config.save(run_dir / "config.json")
+    train_data, val_data = make_splits_datasets(config, data)
+    count = architecture.unfreeze_top(model, config.backbone, config.unfreeze_from)
+    log.info("fine-tuning the top %d backbone layers of %s (BatchNorm frozen)", count, model_dir)
+    started = time.perf_counter()
+    history = {
+        "finetune": fit_phase(
+            model,
+            train_data,
+            val_data,
+            config.finetune_epochs,
+            config.finetune_learning_rate,
+            config.patience,
+            "finetune",
+        )
+    }
+    metadata = (
+        artifact.base_metadata(config.name or previous["name"], config.version)
+        | {
+            key: previous[key]
+            for key in ("backbone", "weights", "head", "input_size", "input_mode")
+            if key in previous
+        }
+        | {
+            "seed": config.seed,
+            "fine_tuned_from": {
+                "name": previous["name"],
+                "version": previous["version"],
+                "path": str(model_dir),
+            },
+            "device": device_description(),
+            "training_seconds": round(time.perf_counter() - started, 1),
+        }
+    )
+    return finish(model, metadata, config, data, history, run_dir)
+
+
+def summary_text(result: TrainResult) -> str:
+    """The short end-of-run summary: where the artifact is and its key numbers."""
+    metrics = result.metadata.get("metrics", {})
+    test = metrics.get("test") or metrics.get("val") or {}
+    which = "test" if metrics.get("test") else "val"
+
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.4f}"
+
+    return (
+        f"artifact: {result.artifact_dir}\n"
+        f"{result.metadata['name']} {result.metadata['version']}  threshold {result.metadata['threshold']:.4f}  "
+        f"uncertain band {result.metadata['uncertainty_band']}\n"
+        f"{which}: accuracy {fmt(test.get('accuracy'))}  balanced accuracy {fmt(test.get('balanced_accuracy'))}  "
+        f"ROC AUC {fmt(test.get('roc_auc'))}  F1 {fmt(test.get('f1'))}  (n={test.get('n')})\n"
+        f"seconds per epoch: {json.dumps(result.metadata.get('epoch_seconds', {}))}"
+    )
