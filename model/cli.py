@@ -316,12 +316,13 @@ def command_export(args: argparse.Namespace) -> int:
 
 
 def configure_logging(quiet: bool) -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="realcheck: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    """RealCheck's own messages on stderr; other libraries only when they warn."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("realcheck: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     # TensorFlow's C++ start-up chatter drowns the useful lines; set before TF is first imported.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

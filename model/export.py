@@ -36,6 +36,7 @@ def export_artifact(model_dir: str | Path, fmt: str, out: str | Path | None = No
         raise RealCheckError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     model_dir = Path(model_dir)
     model, metadata = load_artifact(model_dir)
+    model = inference_model(model)
     inputs = sample_inputs(int(metadata["input_size"]))
     expected = np.asarray(model.predict_on_batch(inputs)).reshape(-1)
     if fmt == "onnx":
@@ -66,6 +67,18 @@ def export_artifact(model_dir: str | Path, fmt: str, out: str | Path | None = No
     )
     log.info("exported %s to %s (max difference from Keras %.2e)", fmt, path, difference)
     return record
+
+
+def inference_model(model):
+    """The model with inference mode baked into the graph.
+
+    Exporters trace `model(x)` with `training` unset, which runs BatchNorm layers of a backbone trained from
+    scratch in training mode; fixing `training=False` in a wrapper makes every runtime score alike.
+    """
+    import keras
+
+    image = keras.Input((None, None, 3), name="image")
+    return keras.Model(image, model(image, training=False), name=f"{model.name}_inference")
 
 
 def run_onnx(path: str | Path, inputs: np.ndarray) -> np.ndarray:

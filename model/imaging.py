@@ -78,7 +78,9 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
         return _to_rgb(image)
     except ImageDecodeError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning) as error:
+    except Exception as error:
+        # Pillow's format plugins raise more than OSError on damaged data (a truncated animated GIF gives
+        # IndexError or struct.error), and no damaged file may escape as anything but ImageDecodeError.
         raise ImageDecodeError(f"corrupt or truncated image data ({error})") from error
 
 
