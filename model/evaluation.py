@@ -68,8 +68,7 @@ def choose_band(
         outside = order[inside:]
         if len(outside) == 0 or correct[outside].mean() >= target_accuracy:
             break
-    low, high = max(0.0, threshold - width), min(1.0, threshold + width)
-    return (round(low, 6), round(high, 6))
+    return (max(0.0, threshold - width), min(1.0, threshold + width))
 
 
 def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:

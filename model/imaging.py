@@ -98,8 +98,10 @@ def _open(source: ImageSource) -> Image.Image:
         raise ImageDecodeError("not an image, or an image format Pillow cannot identify") from error
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(f"image has too many pixels ({error})") from error
-    except OSError as error:
-        raise ImageDecodeError(f"cannot read image ({error})") from error
+    except ImageDecodeError:
+        raise
+    except Exception as error:  # OSError, and ValueError from a damaged header ("Truncated IHDR chunk")
+        raise ImageDecodeError(f"corrupt or truncated image data, cannot read it ({error})") from error
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

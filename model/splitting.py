@@ -7,12 +7,14 @@ straddles two splits; groups are stratified by generator and by which classes th
 from __future__ import annotations
 
 import csv
+import io
 import random
 from collections import defaultdict
 from pathlib import Path
 
 from model.datasets import Sample
 from model.errors import DataError
+from model.labels import AI, REAL
 
 SPLITS = ("train", "val", "test")
 MANIFEST_FIELDS = ("path", "label", "generator", "group", "split")
@@ -74,19 +76,27 @@ def load_manifest(path: str | Path, available: list[Sample] | None = None) -> di
         raise DataError(f"split manifest not found: {path}")
     usable = None if available is None else {s.path for s in available}
     result: dict[str, list[Sample]] = {name: [] for name in SPLITS}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not set(MANIFEST_FIELDS) <= set(reader.fieldnames):
-            raise DataError(f"{path} is not a split manifest (columns {', '.join(MANIFEST_FIELDS)} expected)")
-        for row in reader:
-            if row["split"] not in result:
-                raise DataError(f"{path}: unknown split {row['split']!r} for {row['path']}")
-            if usable is not None and row["path"] not in usable:
-                continue
-            sample = Sample(
-                path=row["path"], label=int(row["label"]), generator=row["generator"], group=row["group"]
+    try:
+        # utf-8-sig: a manifest saved again by a spreadsheet starts with a byte-order mark.
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not a split manifest (not UTF-8 text: {error})") from error
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None or not set(MANIFEST_FIELDS) <= set(reader.fieldnames):
+        raise DataError(f"{path} is not a split manifest (columns {', '.join(MANIFEST_FIELDS)} expected)")
+    for row in reader:
+        if row["split"] not in result:
+            raise DataError(f"{path}: unknown split {row['split']!r} for {row['path']}")
+        if str(row["label"]).strip() not in {str(REAL), str(AI)}:
+            raise DataError(
+                f"{path}: label must be {REAL} (real) or {AI} (ai), got {row['label']!r} for {row['path']}"
             )
-            result[row["split"]].append(sample)
+        if usable is not None and row["path"] not in usable:
+            continue
+        sample = Sample(
+            path=row["path"], label=int(row["label"]), generator=row["generator"], group=row["group"]
+        )
+        result[row["split"]].append(sample)
     if usable is not None and not any(result.values()):
         raise DataError(f"none of the images in {path} are in this data folder: was it made for other data?")
     return result

@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Does the input pipeline starve training? fit() on the real pipeline vs the raw train-step rate.
+
+Both runs use the same model, batch size and number of steps. The raw rate feeds one in-memory batch
+over and over (no decoding, no augmentation); the pipeline rate reads the real images through
+`make_dataset` (parallel decode, cache, augmentation, prefetch) after one warm-up epoch fills the cache.
+Prints JSON with images/s for both and their ratio (1.0 = no starvation).
+
+    python scripts/bench_training.py --data ../shared/data/dhanush-dev --image-size 224 --steps 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=30, help="training steps measured per mode")
+    parser.add_argument("--mode", choices=("frozen", "full"), default="frozen",
+                        help="frozen backbone (head training) or the whole network (from scratch)")
+    parser.add_argument("--no-augment", action="store_true")
+    args = parser.parse_args()
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from model.architecture import build_model
+    from model.datasets import discover
+    from model.imaging import InputSpec
+    from model.pipeline import AugmentConfig, make_dataset
+    from model.training import compile_for_training
+
+    keras.utils.set_random_seed(0)
+    samples = discover(args.data).samples
+    needed = args.steps * args.batch_size
+    samples = [samples[i] for i in np.random.default_rng(0).permutation(len(samples))[:needed]]
+    spec = InputSpec(args.image_size)
+    pipeline = make_dataset(samples, args.data, spec, args.batch_size, training=True,
+                            augment=AugmentConfig(enabled=not args.no_augment))
+    steps = int(pipeline.cardinality())
+    model = build_model(args.backbone, args.image_size, "none", train_backbone=args.mode == "full")
+    compile_for_training(model, 1e-3, steps * 10)
+
+    images, labels = next(iter(pipeline))
+    raw = tf.data.Dataset.from_tensors((images, labels)).repeat(steps)
+    model.fit(raw.take(2), epochs=1, verbose=0)  # trace and compile the train step once
+
+    def timed_fit(dataset) -> float:
+        started = time.perf_counter()
+        model.fit(dataset, epochs=1, verbose=0)
+        return time.perf_counter() - started
+
+    warm_up = timed_fit(pipeline)  # fills the cache: decoding happens here, once
+    raw_seconds = timed_fit(raw)
+    pipeline_seconds = timed_fit(pipeline)
+    count = sum(int(b[0].shape[0]) for b in pipeline)
+    raw_count = steps * int(images.shape[0])
+    result = {
+        "backbone": args.backbone, "mode": args.mode, "image_size": args.image_size, "batch_size": args.batch_size,
+        "steps": steps, "augment": not args.no_augment, "cpu_count": os.cpu_count(),
+        "first_epoch_seconds_with_decoding": round(warm_up, 2),
+        "raw_step_images_per_second": round(raw_count / raw_seconds, 2),
+        "pipeline_images_per_second": round(count / pipeline_seconds, 2),
+    }
+    result["pipeline_to_raw_ratio"] = round(result["pipeline_images_per_second"] / result["raw_step_images_per_second"], 3)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Shared fixtures: synthetic data sets and one small trained artifact reused by many tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import imagegen  # noqa: E402
+
+TINY = ["--image-size", "32", "--batch-size", "16", "--weights", "none", "--patience", "0"]
+
+
+@pytest.fixture(scope="session")
+def folder_dataset(tmp_path_factory) -> Path:
+    """Plain real/fake folders, 24 images per class, 48 px."""
+    return imagegen.make_folder_dataset(tmp_path_factory.mktemp("folders"), per_class=24)
+
+
+@pytest.fixture(scope="session")
+def deepguard_dataset(tmp_path_factory) -> Path:
+    """A DeepGuardDB_v1 tree with its quirks."""
+    return imagegen.make_deepguard_dataset(tmp_path_factory.mktemp("deepguard"))
+
+
+@pytest.fixture(scope="session")
+def trained_artifact(tmp_path_factory, folder_dataset) -> Path:
+    """One ResNet-50 artifact trained for an epoch on tiny images through the real CLI."""
+    from model.cli import main
+
+    out = tmp_path_factory.mktemp("artifact") / "resnet50"
+    status = main(["-q", "train", "--data", str(folder_dataset), "--out", str(out), "--epochs", "1", *TINY])
+    assert status == 0
+    return out

@@ -1,0 +1,357 @@
+"""The `realcheck` command line end to end: every subcommand at tiny size, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import imagegen
+import pytest
+from conftest import TINY
+from PIL import Image
+
+from model.cli import main
+
+REQUIRED_EVALUATE_KEYS = {
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "n",
+    "confusion_matrix",
+}
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    status = main(["-q", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_train_writes_a_complete_artifact(trained_artifact):
+    for name in (
+        "model.keras",
+        "metadata.json",
+        "README.md",
+        "config.json",
+        "split.csv",
+        "history.json",
+        "evaluation.json",
+        "skipped.json",
+        "plots/confusion_matrix.png",
+        "plots/roc.png",
+    ):
+        assert (trained_artifact / name).is_file(), name
+    metadata = json.loads((trained_artifact / "metadata.json").read_text())
+    assert metadata["backbone"] == "resnet50"
+    assert metadata["labels"] == {"0": "real", "1": "ai"}
+    assert metadata["input_size"] == 32
+    low, high = metadata["uncertainty_band"]
+    assert 0.0 <= low <= metadata["threshold"] <= high <= 1.0
+    assert metadata["training_data"]["real"] == 24 and metadata["training_data"]["ai"] == 24
+    assert metadata["metrics"]["test"]["n"] == sum(metadata["metrics"]["test"]["confusion_matrix"][0]) + sum(
+        metadata["metrics"]["test"]["confusion_matrix"][1]
+    )
+    assert "tensorflow" in json.dumps(metadata["library_versions"])
+    assert metadata["seed"] == 42
+    card = (trained_artifact / "README.md").read_text()
+    assert metadata["version"] in card and "Confusion matrix" in card
+
+
+def test_evaluate_json_on_a_deepguard_tree(capsys, trained_artifact, deepguard_dataset, tmp_path):
+    status, out, _ = run_cli(
+        capsys,
+        "evaluate",
+        "--model",
+        str(trained_artifact),
+        "--data",
+        str(deepguard_dataset.parent),
+        "--json",
+        "--out",
+        str(tmp_path / "eval"),
+    )
+    assert status == 0
+    result = json.loads(out)
+    assert result.keys() >= REQUIRED_EVALUATE_KEYS
+    assert result["n"] == sum(map(sum, result["confusion_matrix"]))
+    assert set(result["per_generator"]) == {"stable-diffusion", "dall-e-3", "imagen", "glide"}
+    assert result["skipped"] == 1  # the "(1)" duplicate
+    rows = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()
+    assert len(rows) == result["n"] + 1
+    assert (tmp_path / "eval" / "plots" / "roc.png").is_file()
+
+
+def test_evaluate_subset_uses_the_artifacts_split(capsys, trained_artifact, folder_dataset):
+    status, out, _ = run_cli(
+        capsys,
+        "evaluate",
+        "--model",
+        str(trained_artifact),
+        "--data",
+        str(folder_dataset),
+        "--subset",
+        "test",
+        "--json",
+    )
+    assert status == 0
+    test_rows = [
+        line for line in (trained_artifact / "split.csv").read_text().splitlines() if line.endswith(",test")
+    ]
+    assert json.loads(out)["n"] == len(test_rows)
+    metadata = json.loads((trained_artifact / "metadata.json").read_text())
+    assert json.loads(out)["accuracy"] == pytest.approx(metadata["metrics"]["test"]["accuracy"])
+
+
+def test_evaluate_text_report(capsys, trained_artifact, folder_dataset):
+    status, out, _ = run_cli(
+        capsys, "evaluate", "--model", str(trained_artifact), "--data", str(folder_dataset)
+    )
+    assert status == 0
+    assert "balanced accuracy" in out and "confusion matrix" in out
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "savedmodel"])
+def test_export_matches_keras(capsys, trained_artifact, tmp_path, fmt):
+    target = tmp_path / ("model.onnx" if fmt == "onnx" else "savedmodel")
+    status, out, _ = run_cli(
+        capsys, "export", "--model", str(trained_artifact), "--format", fmt, "--out", str(target)
+    )
+    assert status == 0, out
+    assert target.exists()
+    assert "max difference from Keras" in out
+
+
+def test_finetune_continues_from_an_artifact(capsys, trained_artifact, folder_dataset, tmp_path):
+    out_dir = tmp_path / "finetuned"
+    status, out, _ = run_cli(
+        capsys,
+        "finetune",
+        "--model",
+        str(trained_artifact),
+        "--data",
+        str(folder_dataset),
+        "--out",
+        str(out_dir),
+        "--finetune-epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--patience",
+        "0",
+    )
+    assert status == 0
+    metadata = json.loads((out_dir / "metadata.json").read_text())
+    assert (
+        metadata["fine_tuned_from"]["version"]
+        == json.loads((trained_artifact / "metadata.json").read_text())["version"]
+    )
+    # The original split is reused, so the test split cannot leak into fine-tuning.
+    assert (out_dir / "split.csv").read_text() == (trained_artifact / "split.csv").read_text()
+    assert "finetune" in json.loads((out_dir / "history.json").read_text())
+
+
+def test_tune_saves_best_hyperparameters_and_resumes(capsys, folder_dataset, tmp_path):
+    out_dir = tmp_path / "tune"
+
+    def tune(trials: int) -> int:
+        args = [
+            "tune",
+            "--data",
+            str(folder_dataset),
+            "--out",
+            str(out_dir),
+            "--trials",
+            str(trials),
+            "--search-epochs",
+            "2",
+        ]
+        return run_cli(capsys, *args, *TINY)[0]
+
+    assert tune(2) == 0
+    best = json.loads((out_dir / "best_hyperparameters.json").read_text())
+    assert best["trials"] == 2 and best["params"]["units"] in {64, 128, 256, 512}
+    # Resuming with a larger budget runs only the missing trial and reuses the cached features.
+    assert tune(3) == 0
+    assert json.loads((out_dir / "best_hyperparameters.json").read_text())["trials"] == 3
+    assert len(list(out_dir.glob("features-*.npz"))) == 1
+
+
+def test_train_with_search_and_weights_file(capsys, folder_dataset, tmp_path):
+    """--search needs pretrained weights: a local weights file stands in for ImageNet here."""
+    import keras
+
+    weights = tmp_path / "resnet50_notop.weights.h5"
+    keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(
+        weights
+    )
+    out_dir = tmp_path / "search"
+    status, out, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(folder_dataset),
+        "--out",
+        str(out_dir),
+        "--search",
+        "--trials",
+        "2",
+        "--finetune-epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "16",
+        "--weights",
+        str(weights),
+        "--patience",
+        "0",
+    )
+    assert status == 0, err
+    metadata = json.loads((out_dir / "metadata.json").read_text())
+    assert metadata["weights"] == "file"
+    best = json.loads((out_dir / "tuning" / "best_hyperparameters.json").read_text())
+    assert metadata["head"] == best["params"]
+    history = json.loads((out_dir / "history.json").read_text())
+    assert "search" in history and "finetune" in history
+
+
+def test_compare_three_backbones(capsys, folder_dataset, tmp_path):
+    out_dir = tmp_path / "compare"
+    status, out, _ = run_cli(
+        capsys, "compare", "--data", str(folder_dataset), "--out", str(out_dir), "--epochs", "1", *TINY
+    )
+    assert status == 0
+    rows = json.loads((out_dir / "comparison.json").read_text())
+    assert [r["backbone"] for r in rows] == ["resnet50", "vgg16", "efficientnetb0"]
+    assert all(r["n_test"] == rows[0]["n_test"] for r in rows)
+    splits = {(out_dir / r["backbone"] / "split.csv").read_text() for r in rows}
+    assert len(splits) == 1  # the same split for every backbone
+    assert "| resnet50 |" in (out_dir / "comparison.md").read_text()
+    with Image.open(out_dir / "comparison.png") as chart:
+        assert chart.size[0] > 100
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+
+
+def test_missing_data_folder(capsys, tmp_path):
+    status, _, err = run_cli(
+        capsys, "train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), *TINY
+    )
+    assert status == 2
+    assert "data folder not found" in err and "Traceback" not in err
+
+
+def test_empty_data_folder(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    status, _, err = run_cli(
+        capsys, "train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), *TINY
+    )
+    assert status == 2
+    assert "no class folders" in err
+
+
+def test_one_class_only(capsys, tmp_path):
+    for index in range(3):
+        imagegen.write_image(tmp_path / "data" / "real" / f"{index}.png", "real", seed=index)
+    status, _, err = run_cli(
+        capsys, "train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"), *TINY
+    )
+    assert status == 2
+    assert "only one class" in err and "no ai images" in err
+
+
+def test_corrupt_files_are_skipped_and_listed(capsys, tmp_path, folder_dataset):
+    data = tmp_path / "data"
+    shutil.copytree(folder_dataset, data)
+    (data / "real" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    (data / "fake" / "notes.png").write_text("not an image")
+    out_dir = tmp_path / "out"
+    status, _, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out_dir),
+        "--epochs",
+        "1",
+        "--test-fraction",
+        "0.2",
+        *TINY,
+    )
+    assert status == 0, err
+    skipped = json.loads((out_dir / "skipped.json").read_text())
+    assert sorted(Path(s["path"]).name for s in skipped) == ["broken.jpg", "notes.png"]
+    assert "broken.jpg" not in (out_dir / "split.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backbone", "alexnet"], "invalid choice"),
+        (["--epochs", "-1"], "must not be negative"),
+        (["--batch-size", "zero"], "not a whole number"),
+        (["--val-fraction", "1.5"], "must be in [0, 1)"),
+    ],
+)
+def test_bad_flags_exit_2_with_a_message(capsys, tmp_path, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", str(tmp_path), *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_weights_file(capsys, folder_dataset, tmp_path):
+    status, _, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(folder_dataset),
+        "--out",
+        str(tmp_path / "o"),
+        "--image-size",
+        "32",
+        "--weights",
+        str(tmp_path / "missing.h5"),
+    )
+    assert status == 2
+    assert "weights file not found" in err
+
+
+def test_evaluate_missing_model(capsys, folder_dataset, tmp_path):
+    status, _, err = run_cli(
+        capsys, "evaluate", "--model", str(tmp_path / "none"), "--data", str(folder_dataset)
+    )
+    assert status == 2
+    assert "model folder not found" in err
+
+
+def test_export_unknown_format_is_refused(capsys, trained_artifact):
+    with pytest.raises(SystemExit):
+        main(["export", "--model", str(trained_artifact), "--format", "tflite"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_console_script_runs(tmp_path):
+    """The installed `realcheck` entry point (not just main()) starts and reports a user error cleanly."""
+    script = Path(sys.executable).with_name("realcheck")
+    assert script.is_file(), "realcheck console script is not installed (pip install -e .)"
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120, env=env)
+    assert version.returncode == 0 and version.stdout.startswith("realcheck ")
+    failing = subprocess.run(
+        [str(script), "evaluate", "--model", str(tmp_path), "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert failing.returncode == 2
+    assert "is not a RealCheck artifact" in failing.stderr and "Traceback" not in failing.stderr

@@ -1,0 +1,339 @@
+"""The one decode path: EXIF orientation, colour modes, damaged files, pixel limits and input fitting."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+
+import imagegen
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.errors import ImageDecodeError
+from model.imaging import (
+    DEFAULT_MAX_PIXELS,
+    InputSpec,
+    ensure_min_side,
+    fit_to_input,
+    is_image_file,
+    load_model_input,
+    open_rgb,
+)
+
+
+def encode(image, fmt="PNG", **options):
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def pixels(image):
+    return np.asarray(image).astype(int)
+
+
+def animated_gif(colours=((255, 0, 0), (0, 0, 255), (0, 255, 0)), size=16):
+    frames = [Image.new("RGB", (size, size), colour) for colour in colours]
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+
+
+# ------------------------------------------------------------------------------------------- sources
+
+
+def test_every_source_type_decodes_to_the_same_pixels(tmp_path):
+    data = imagegen.image_bytes("real", size=40)
+    path = tmp_path / "image.png"
+    path.write_bytes(data)
+    with Image.open(io.BytesIO(data)) as pil:
+        pil.load()
+        sources = [path, str(path), data, bytearray(data), memoryview(data), pil]
+        decoded = [pixels(open_rgb(source)) for source in sources]
+    for array in decoded:
+        assert array.shape == (40, 40, 3)
+        assert np.array_equal(array, decoded[0])
+    assert np.array_equal(decoded[0], imagegen.make_array("real", 40))
+
+
+def test_is_image_file_ignores_hidden_files_and_other_suffixes(tmp_path):
+    assert is_image_file(tmp_path / "a.PNG")
+    assert is_image_file(tmp_path / "a.jpg.webp")
+    assert not is_image_file(tmp_path / "._a.png")  # macOS AppleDouble companion, not an image
+    assert not is_image_file(tmp_path / "notes.txt")
+    assert not is_image_file(tmp_path / "a.svg")
+
+
+# ------------------------------------------------------------------------------------------- orientation
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_exif_orientation_is_applied(fmt):
+    # 60x40, red on the left third. Orientation 6 means "rotate 90 degrees clockwise to display",
+    # which turns the image 40x60 with the red band on top.
+    image = Image.new("RGB", (60, 40), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 20, 40))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(image, fmt, exif=exif.tobytes(), **({"quality": 95} if fmt != "PNG" else {}))
+    decoded = open_rgb(data)
+    assert decoded.size == (40, 60)
+    array = pixels(decoded)
+    assert array[5, 20, 0] > 200 and array[5, 20, 2] < 60  # top: red
+    assert array[55, 20, 2] > 200 and array[55, 20, 0] < 60  # bottom: blue
+
+
+def test_orientation_reaches_the_model_input_too():
+    image = Image.new("RGB", (60, 40), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 20, 40))
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90 degrees counter-clockwise: the left (red) band ends at the bottom
+    array = load_model_input(encode(image, "JPEG", exif=exif.tobytes(), quality=95), InputSpec(32, "resize"))
+    assert array[30, 16, 0] > 200 and array[1, 16, 2] > 200
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_corrupt_exif_does_not_stop_decoding():
+    plain = encode(Image.new("RGB", (30, 20), (10, 20, 30)), "JPEG")
+    junk = b"Exif\x00\x00MM\x00*\xff\xff\xff\x08garbage"
+    segment = b"\xff\xe1" + (len(junk) + 2).to_bytes(2, "big") + junk
+    decoded = open_rgb(plain[:2] + segment + plain[2:])
+    assert decoded.size == (30, 20)
+    assert pixels(decoded)[10, 15].tolist() == pytest.approx([10, 20, 30], abs=3)
+
+
+# ------------------------------------------------------------------------------------------- colour modes
+
+
+def test_palette_image_becomes_rgb():
+    palette = Image.new("P", (20, 10))
+    palette.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    palette.paste(1, (10, 0, 20, 10))
+    for fmt in ("PNG", "GIF", "BMP"):
+        decoded = open_rgb(encode(palette, fmt))
+        assert decoded.mode == "RGB"
+        assert pixels(decoded)[0, 0].tolist() == [255, 0, 0]
+        assert pixels(decoded)[0, 19].tolist() == [0, 255, 0]
+
+
+def test_transparent_palette_entry_is_white():
+    palette = Image.new("P", (8, 8))
+    palette.putpalette([0, 0, 0, 0, 255, 0] + [0] * 762)
+    palette.paste(1, (4, 0, 8, 8))
+    decoded = pixels(open_rgb(encode(palette, "PNG", transparency=0)))
+    assert decoded[0, 0].tolist() == [255, 255, 255]
+    assert decoded[0, 7].tolist() == [0, 255, 0]
+
+
+@pytest.mark.parametrize("fmt,options", [("PNG", {}), ("WEBP", {"lossless": True})])
+def test_rgba_is_composited_over_white(fmt, options):
+    rgba = Image.new("RGBA", (10, 10), (255, 0, 0, 0))  # fully transparent red
+    rgba.putpixel((9, 9), (0, 0, 255, 255))
+    rgba.putpixel((0, 9), (0, 0, 0, 128))  # half-transparent black
+    decoded = open_rgb(encode(rgba, fmt, **options))
+    assert decoded.mode == "RGB"
+    array = pixels(decoded)
+    assert array[0, 0].tolist() == [255, 255, 255]
+    assert array[9, 9].tolist() == [0, 0, 255]
+    assert np.all(np.abs(array[9, 0] - 127) <= 2)
+
+
+def test_greyscale_modes_become_rgb_with_equal_channels():
+    for image in (Image.new("L", (6, 5), 77), Image.new("LA", (6, 5), (77, 255))):
+        array = pixels(open_rgb(encode(image, "PNG")))
+        assert array.shape == (5, 6, 3)
+        assert np.all(array == 77)
+    assert np.all(pixels(open_rgb(encode(Image.new("1", (6, 5), 1), "PNG"))) == 255)
+
+
+def test_sixteen_bit_greyscale_is_scaled_to_eight_bits():
+    values = np.array([[0, 32768, 65535]], dtype=np.uint16).repeat(4, axis=0)
+    image = Image.fromarray(values)
+    assert image.mode == "I;16"
+    data = encode(image, "PNG")
+    with Image.open(io.BytesIO(data)) as reopened:
+        assert reopened.mode.startswith("I")  # the file really is 16-bit
+    decoded = open_rgb(data)
+    assert decoded.mode == "RGB"
+    assert pixels(decoded)[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_cmyk_jpeg_becomes_rgb():
+    decoded = open_rgb(encode(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG", quality=95))
+    assert decoded.mode == "RGB"
+    red, green, blue = pixels(decoded)[4, 4]
+    assert red > 200 and green < 50 and blue < 50
+
+
+def test_animated_gif_uses_its_first_frame(tmp_path):
+    data = animated_gif()
+    with Image.open(io.BytesIO(data)) as check:
+        assert check.n_frames == 3
+    assert pixels(open_rgb(data))[8, 8].tolist() == [255, 0, 0]
+    path = tmp_path / "anim.gif"
+    path.write_bytes(data)
+    assert pixels(open_rgb(path))[8, 8].tolist() == [255, 0, 0]
+    # An already opened image left on a later frame is still read from its first frame.
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.seek(2)
+        assert pixels(open_rgb(opened))[8, 8].tolist() == [255, 0, 0]
+
+
+# ------------------------------------------------------------------------------------------- damaged input
+
+
+def noisy_image(size=64):
+    return Image.fromarray(np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_file_is_an_error_not_a_grey_image(fmt, tmp_path):
+    data = encode(noisy_image(), fmt)
+    with pytest.raises(ImageDecodeError, match="truncated"):
+        open_rgb(data[: len(data) // 2])
+    path = tmp_path / f"cut.{fmt.lower()}"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageDecodeError, match="truncated"):
+        open_rgb(path)
+
+
+def test_every_truncation_of_an_animated_gif_decodes_or_raises_image_decode_error():
+    # Pillow's GIF reader raises IndexError or struct.error on some cut points; none may escape.
+    data = animated_gif()
+    failures = 0
+    for length in range(1, len(data)):
+        try:
+            open_rgb(data[:length])
+        except ImageDecodeError:
+            failures += 1
+    assert failures > 0
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data", "ignore:Truncated File Read")
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF"])
+def test_every_truncation_raises_only_image_decode_error(fmt):
+    data = encode(noisy_image(24), fmt)
+    step = max(1, len(data) // 150)
+    for length in range(1, len(data) - 16, step):
+        with contextlib.suppress(ImageDecodeError):
+            open_rgb(data[:length])
+
+
+def test_damaged_png_header_is_an_image_decode_error():
+    data = bytearray(encode(noisy_image(16), "PNG"))
+    data[8:12] = (4).to_bytes(4, "big")  # IHDR chunk claims 4 bytes instead of 13
+    with pytest.raises(ImageDecodeError):
+        open_rgb(bytes(data))
+
+
+def test_non_image_bytes():
+    with pytest.raises(ImageDecodeError, match="not an image"):
+        open_rgb(b"this is a text file, not a picture\n" * 10)
+    with pytest.raises(ImageDecodeError, match="not an image"):
+        open_rgb(b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>')
+
+
+def test_empty_bytes_and_empty_file(tmp_path):
+    with pytest.raises(ImageDecodeError, match="empty"):
+        open_rgb(b"")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageDecodeError):
+        open_rgb(empty)
+
+
+def test_missing_file(tmp_path):
+    missing = tmp_path / "nowhere.png"
+    with pytest.raises(ImageDecodeError, match="no such file") as raised:
+        open_rgb(missing)
+    assert "nowhere.png" in str(raised.value)
+    with pytest.raises(ImageDecodeError, match="no such file"):
+        open_rgb(tmp_path)  # a folder is not an image file
+
+
+@pytest.mark.parametrize("fmt", ["ICO", "PPM", "TGA"])
+def test_unsupported_format_is_refused_by_name(fmt, tmp_path):
+    path = tmp_path / f"image.{fmt.lower()}"
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(path, format=fmt)
+    with pytest.raises(ImageDecodeError, match=f"unsupported image format {fmt}") as raised:
+        open_rgb(path)
+    assert "JPEG" in str(raised.value) and "PNG" in str(raised.value)  # says what would work
+
+
+# ------------------------------------------------------------------------------------------- pixel limits
+
+
+def test_pixel_limit_is_inclusive():
+    data = encode(Image.new("RGB", (300, 200), (1, 2, 3)), "PNG")
+    assert open_rgb(data, max_pixels=60_000).size == (300, 200)
+    with pytest.raises(ImageDecodeError, match="over the limit") as raised:
+        open_rgb(data, max_pixels=59_999)
+    assert "300x200" in str(raised.value)
+
+
+def test_large_header_small_file_is_refused_before_decoding():
+    # 81 megapixels of one grey: under 100 kB on disk, 243 MB once decoded to RGB.
+    data = encode(Image.new("L", (9000, 9000), 128), "PNG")
+    assert len(data) < 200_000
+    assert DEFAULT_MAX_PIXELS < 9000 * 9000
+    start = time.perf_counter()
+    with pytest.raises(ImageDecodeError, match="over the limit"):
+        open_rgb(data)
+    with pytest.raises(ImageDecodeError, match="over the limit"):
+        open_rgb(data, max_pixels=1_000_000)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_decompression_bomb_is_refused_quickly():
+    # 400 megapixels in about 50 kB: Pillow's own bomb check fires at open time.
+    data = encode(Image.new("1", (20000, 20000)), "PNG", compress_level=9)
+    assert len(data) < 200_000
+    start = time.perf_counter()
+    with pytest.raises(ImageDecodeError, match="too many pixels"):
+        open_rgb(data)
+    assert time.perf_counter() - start < 1.0
+
+
+# ------------------------------------------------------------------------------------------- input fitting
+
+
+def test_input_spec_validation():
+    assert InputSpec() == InputSpec(224, "resize")
+    with pytest.raises(ValueError, match="input mode"):
+        InputSpec(224, "stretch")
+    with pytest.raises(ValueError, match="at least 32"):
+        InputSpec(16)
+
+
+@pytest.mark.parametrize("mode", ["resize", "crop"])
+@pytest.mark.parametrize("width,height", [(300, 200), (64, 64), (40, 90), (20, 20)])
+def test_model_input_shape_and_dtype(mode, width, height):
+    data = encode(Image.fromarray(imagegen.make_array("ai", 48)).resize((width, height)), "PNG")
+    array = load_model_input(data, InputSpec(64, mode))
+    assert array.shape == (64, 64, 3)
+    assert array.dtype == np.uint8
+
+
+def test_resize_keeps_the_whole_image_and_crop_keeps_native_resolution():
+    # A 64x64 white square in the middle of a 256x256 black image.
+    image = Image.new("RGB", (256, 256), (0, 0, 0))
+    image.paste((255, 255, 255), (96, 96, 160, 160))
+    cropped = np.asarray(fit_to_input(image, InputSpec(64, "crop")))
+    resized = np.asarray(fit_to_input(image, InputSpec(64, "resize")))
+    assert np.all(cropped == 255)
+    assert resized[0, 0].tolist() == [0, 0, 0] and resized[32, 32].tolist() == [255, 255, 255]
+    assert 0.03 < (resized > 128).mean() < 0.1  # about a sixteenth of the image is white
+
+
+def test_crop_of_a_small_image_upsamples_instead_of_padding():
+    # 40x40: black top half, white bottom half. A crop that padded would leave black corners.
+    image = Image.new("RGB", (40, 40), (0, 0, 0))
+    image.paste((255, 255, 255), (0, 20, 40, 40))
+    cropped = np.asarray(fit_to_input(image, InputSpec(64, "crop")))
+    assert cropped.shape == (64, 64, 3)
+    assert cropped[63, 0].tolist() == [255, 255, 255] and cropped[63, 63].tolist() == [255, 255, 255]
+    assert cropped[0, 0].tolist() == [0, 0, 0]
+
+
+def test_ensure_min_side_keeps_the_aspect_ratio():
+    assert ensure_min_side(Image.new("RGB", (40, 80)), 64).size == (64, 128)
+    assert ensure_min_side(Image.new("RGB", (100, 70)), 64).size == (100, 70)

@@ -1,0 +1,73 @@
+"""The Detector: one inference path for paths, bytes and PIL images; same scores after reload and export."""
+
+from __future__ import annotations
+
+import io
+
+import imagegen
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.export import export_artifact, run_onnx
+from model.inference import load_detector
+from model.labels import UNCERTAIN
+
+
+@pytest.fixture(scope="module")
+def detector(trained_artifact):
+    return load_detector(trained_artifact)
+
+
+def test_paths_bytes_and_pil_images_score_alike(detector, folder_dataset):
+    path = folder_dataset / "fake" / "f000.png"
+    data = path.read_bytes()
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        predictions = detector.predict([path, str(path), data, image])
+    scores = [p.score for p in predictions]
+    assert all(p.ok for p in predictions)
+    assert max(scores) - min(scores) < 1e-6
+    assert all(p.verdict in {"ai", "real", UNCERTAIN} for p in predictions)
+
+
+def test_batched_scores_equal_single_scores(detector, folder_dataset):
+    paths = sorted(folder_dataset.rglob("*.png"))[:9]
+    batched = [p.score for p in detector.predict(paths, batch_size=4)]
+    single = [detector.predict([p])[0].score for p in paths]
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_bad_images_get_an_error_and_the_rest_still_score(detector, folder_dataset):
+    good = folder_dataset / "real" / "r001.png"
+    predictions = detector.predict([good, b"not an image", b"", imagegen.image_bytes("ai", fmt="JPEG")[:200]])
+    assert predictions[0].ok and predictions[0].score is not None
+    assert [p.ok for p in predictions[1:]] == [False, False, False]
+    assert "not an image" in predictions[1].error
+    assert "empty" in predictions[2].error
+    assert "truncated" in predictions[3].error
+
+
+def test_any_size_and_mode(detector):
+    sources = [Image.fromarray(imagegen.make_array("real", size)) for size in (16, 33, 200)]
+    sources.append(Image.fromarray(imagegen.make_array("ai", 64)).convert("L"))
+    assert all(p.ok for p in detector.predict(sources))
+
+
+def test_reload_and_onnx_give_the_same_scores(trained_artifact, detector, folder_dataset, tmp_path):
+    paths = sorted(folder_dataset.rglob("*.png"))[:6]
+    before = np.array([p.score for p in detector.predict(paths)])
+    after = np.array([p.score for p in load_detector(trained_artifact).predict(paths)])
+    np.testing.assert_allclose(before, after, atol=1e-6)
+    onnx_path = tmp_path / "m.onnx"
+    export_artifact(trained_artifact, "onnx", onnx_path)
+    prepared = np.stack([detector.prepare(p) for p in paths]).astype("float32")
+    np.testing.assert_allclose(run_onnx(onnx_path, prepared), before, atol=1e-4)
+
+
+def test_verdicts_follow_threshold_and_band(detector):
+    low, high = detector.rule.band
+    assert detector.verdict(0.0) == "real" or low == 0.0
+    assert detector.verdict(1.0) == "ai" or high == 1.0
+    if high > low:
+        assert detector.verdict((low + high) / 2) == UNCERTAIN

@@ -1,0 +1,116 @@
+"""tf.data pipelines: the same pixels as the inference path, augmentation on training data only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.datasets import discover
+from model.imaging import InputSpec, load_model_input
+from model.pipeline import AugmentConfig, Augmenter, make_dataset
+
+
+@pytest.mark.parametrize("mode", ["resize", "crop"])
+def test_evaluation_batches_equal_the_inference_path(folder_dataset, mode):
+    samples = discover(folder_dataset).samples[:10]
+    spec = InputSpec(32, mode)
+    images, labels = next(iter(make_dataset(samples, folder_dataset, spec, batch_size=10, training=False)))
+    assert images.dtype.name == "float32" and images.shape == (10, 32, 32, 3)
+    expected = np.stack([load_model_input(folder_dataset / s.path, spec) for s in samples]).astype("float32")
+    np.testing.assert_array_equal(images.numpy(), expected)
+    np.testing.assert_array_equal(labels.numpy(), [s.label for s in samples])
+
+
+def test_training_data_is_shuffled_augmented_and_keeps_labels(folder_dataset):
+    samples = discover(folder_dataset).samples
+    spec = InputSpec(32, "resize")
+    dataset = make_dataset(
+        samples, folder_dataset, spec, batch_size=len(samples), training=True, augment=AugmentConfig(), seed=1
+    )
+    images, labels = next(iter(dataset))
+    assert images.shape == (len(samples), 32, 32, 3)
+    assert float(images.numpy().min()) >= 0 and float(images.numpy().max()) <= 255
+    assert sorted(labels.numpy().tolist()) == sorted(s.label for s in samples)
+    plain = {
+        s.label: load_model_input(folder_dataset / s.path, spec) for s in samples
+    }  # one per class is enough
+    assert any(
+        not np.array_equal(image, plain[int(label)]) for image, label in zip(images.numpy(), labels.numpy())
+    )
+
+
+def test_each_degradation_changes_the_image_but_not_its_shape():
+    import tensorflow as tf
+
+    spec = InputSpec(32, "resize")
+    image = tf.constant(np.random.default_rng(0).integers(0, 256, (32, 32, 3)), dtype=tf.uint8)
+    for config in (
+        AugmentConfig(
+            flip=False,
+            rotation=0,
+            zoom=0,
+            brightness=0,
+            contrast=0,
+            jpeg_probability=1.0,
+            rescale_probability=0,
+            blur_probability=0,
+        ),
+        AugmentConfig(
+            flip=False,
+            rotation=0,
+            zoom=0,
+            brightness=0,
+            contrast=0,
+            jpeg_probability=0,
+            rescale_probability=1.0,
+            blur_probability=0,
+        ),
+        AugmentConfig(
+            flip=False,
+            rotation=0,
+            zoom=0,
+            brightness=0,
+            contrast=0,
+            jpeg_probability=0,
+            rescale_probability=0,
+            blur_probability=1.0,
+        ),
+    ):
+        out, _ = Augmenter(config, spec)(image, tf.constant(1.0))
+        assert out.shape == (32, 32, 3) and out.dtype == tf.uint8
+        assert not np.array_equal(out.numpy(), image.numpy())
+
+
+def test_crop_mode_trains_on_random_native_windows(tmp_path):
+    import imagegen
+
+    imagegen.write_image(tmp_path / "real" / "a.png", "real", size=96)
+    imagegen.write_image(tmp_path / "fake" / "b.png", "ai", size=96)
+    samples = discover(tmp_path).samples
+    config = AugmentConfig(
+        enabled=True,
+        flip=False,
+        rotation=0,
+        zoom=0,
+        brightness=0,
+        contrast=0,
+        jpeg_probability=0,
+        rescale_probability=0,
+        blur_probability=0,
+    )
+    dataset = make_dataset(
+        samples, tmp_path, InputSpec(32, "crop"), 2, training=True, augment=config, cache=None
+    )
+    first = [batch[0].numpy() for batch in dataset.take(1)][0]
+    assert first.shape == (2, 32, 32, 3)
+    crops = {next(iter(dataset))[0].numpy().tobytes() for _ in range(4)}
+    assert len(crops) > 1  # a different window each epoch
+
+
+def test_disk_cache(folder_dataset, tmp_path):
+    samples = discover(folder_dataset).samples[:4]
+    dataset = make_dataset(samples, folder_dataset, InputSpec(32), 4, cache=str(tmp_path / "cache" / "val"))
+    first = next(iter(dataset))[0].numpy()
+    second = next(iter(dataset))[0].numpy()
+    np.testing.assert_array_equal(first, second)
+    assert list((tmp_path / "cache").glob("val*"))
