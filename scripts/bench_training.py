@@ -20,14 +20,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", required=True)
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=30, help="training steps measured per mode")
-    parser.add_argument("--mode", choices=("frozen", "full"), default="frozen",
-                        help="frozen backbone (head training) or the whole network (from scratch)")
+    parser.add_argument(
+        "--mode",
+        choices=("frozen", "full"),
+        default="frozen",
+        help="frozen backbone (head training) or the whole network (from scratch)",
+    )
     parser.add_argument("--no-augment", action="store_true")
     args = parser.parse_args()
 
@@ -46,8 +52,14 @@ def main() -> None:
     needed = args.steps * args.batch_size
     samples = [samples[i] for i in np.random.default_rng(0).permutation(len(samples))[:needed]]
     spec = InputSpec(args.image_size)
-    pipeline = make_dataset(samples, args.data, spec, args.batch_size, training=True,
-                            augment=AugmentConfig(enabled=not args.no_augment))
+    pipeline = make_dataset(
+        samples,
+        args.data,
+        spec,
+        args.batch_size,
+        training=True,
+        augment=AugmentConfig(enabled=not args.no_augment),
+    )
     steps = int(pipeline.cardinality())
     model = build_model(args.backbone, args.image_size, "none", train_backbone=args.mode == "full")
     compile_for_training(model, 1e-3, steps * 10)
@@ -67,13 +79,20 @@ def main() -> None:
     count = sum(int(b[0].shape[0]) for b in pipeline)
     raw_count = steps * int(images.shape[0])
     result = {
-        "backbone": args.backbone, "mode": args.mode, "image_size": args.image_size, "batch_size": args.batch_size,
-        "steps": steps, "augment": not args.no_augment, "cpu_count": os.cpu_count(),
+        "backbone": args.backbone,
+        "mode": args.mode,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "steps": steps,
+        "augment": not args.no_augment,
+        "cpu_count": os.cpu_count(),
         "first_epoch_seconds_with_decoding": round(warm_up, 2),
         "raw_step_images_per_second": round(raw_count / raw_seconds, 2),
         "pipeline_images_per_second": round(count / pipeline_seconds, 2),
     }
-    result["pipeline_to_raw_ratio"] = round(result["pipeline_images_per_second"] / result["raw_step_images_per_second"], 3)
+    result["pipeline_to_raw_ratio"] = round(
+        result["pipeline_images_per_second"] / result["raw_step_images_per_second"], 3
+    )
     print(json.dumps(result, indent=2))
 
 
