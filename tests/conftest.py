@@ -37,3 +37,26 @@ def trained_artifact(tmp_path_factory, folder_dataset) -> Path:
     status = main(["-q", "train", "--data", str(folder_dataset), "--out", str(out), "--epochs", "1", *TINY])
     assert status == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tmp_path_factory) -> Path:
+    """An untrained ResNet-50 artifact at 32 px, written in seconds: for tests of serving, not of learning."""
+    from model import architecture, artifact
+
+    out = tmp_path_factory.mktemp("tiny") / "resnet50-tiny"
+    model = architecture.build_model("resnet50", image_size=32, weights="none")
+    metadata = artifact.base_metadata("realcheck-tiny", "0.0.1-test") | {
+        "backbone": "resnet50",
+        "weights": "none",
+        "head": architecture.HeadParams().to_dict(),
+        "input_size": 32,
+        "input_mode": "resize",
+        "threshold": 0.5,
+        "uncertainty_band": [0.45, 0.55],
+        "seed": 0,
+        "training_data": {"layout": "none", "n": 0, "real": 0, "ai": 0},
+        "metrics": {},
+    }
+    artifact.save_artifact(out, model, metadata)
+    return out
