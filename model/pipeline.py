@@ -122,19 +122,22 @@ class Augmenter:
         self.config = config
         self.spec = spec
         self.rng = tf.random.Generator.from_seed(seed)
+        # Distinct seeds: a shared one would tie each layer's draws to the others'.
         geometric = []
         if config.flip:
-            geometric.append(keras.layers.RandomFlip("horizontal", seed=seed))
+            geometric.append(keras.layers.RandomFlip("horizontal", seed=seed + 1))
         if config.rotation > 0:
-            geometric.append(keras.layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed))
+            geometric.append(keras.layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed + 2))
         if config.zoom > 0:
-            geometric.append(keras.layers.RandomZoom(config.zoom, fill_mode="reflect", seed=seed))
+            geometric.append(keras.layers.RandomZoom(config.zoom, fill_mode="reflect", seed=seed + 3))
         if config.brightness > 0:
             geometric.append(
-                keras.layers.RandomBrightness(config.brightness, value_range=(0, 255), seed=seed)
+                keras.layers.RandomBrightness(config.brightness, value_range=(0, 255), seed=seed + 4)
             )
         if config.contrast > 0:
-            geometric.append(keras.layers.RandomContrast(config.contrast, value_range=(0, 255), seed=seed))
+            geometric.append(
+                keras.layers.RandomContrast(config.contrast, value_range=(0, 255), seed=seed + 5)
+            )
         self.layers = geometric
 
     def __call__(self, image: tf.Tensor, label: tf.Tensor):

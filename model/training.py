@@ -125,6 +125,12 @@ def _class_counts(samples: list[Sample]) -> str:
     return f"{counts['real']} real, {counts['ai']} ai"
 
 
+def preflight_weights(config: TrainConfig) -> None:
+    """Fetch or check the backbone weights before the (possibly long) data scan, so a bad --weights fails fast."""
+    if not config.from_scratch:
+        architecture.build_backbone(config.backbone, config.image_size, config.weights)
+
+
 def make_strategy(kind: str) -> tf.distribute.Strategy:
     """The tf.distribute strategy: mirrored across local GPUs, multi-worker through TF_CONFIG, or default."""
     gpus = tf.config.list_physical_devices("GPU")
@@ -220,6 +226,7 @@ def train(config: TrainConfig) -> TrainResult:
     log.info(
         "device: %s; precision %s; %d replica(s)", device_description(), policy, strategy.num_replicas_in_sync
     )
+    preflight_weights(config)
     data = prepare_data(config, run_dir)
     config.save(run_dir / "config.json")
     train_data, val_data = make_splits_datasets(config, data)
