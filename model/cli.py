@@ -1,7 +1,7 @@
 """`realcheck`: the one command line of RealCheck.
 
-Subcommands: train, tune, finetune, compare, evaluate, export. Errors a user can fix print one line and
-exit with status 2; nothing prints a traceback for them.
+Subcommands: train, tune, finetune, compare, evaluate, export, app, serve, check, scan. Errors a user can
+fix print one line and exit with status 2; nothing prints a traceback for them.
 """
 
 from __future__ import annotations
@@ -188,7 +188,98 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=("onnx", "savedmodel"))
     export.add_argument("--out", default=None, help="output path (default: inside the artifact folder)")
     export.set_defaults(handler=command_export)
+
+    app = commands.add_parser(
+        "app", help="the Streamlit upload page: verdicts, Grad-CAM heatmaps, CSV export"
+    )
+    app.add_argument("--model", default=None, help="artifact folder (default: $REALCHECK_MODEL)")
+    app.add_argument("--port", type=_positive_int, default=8501, help="port to listen on (default 8501)")
+    app.add_argument(
+        "--address", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)"
+    )
+    app.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    app.set_defaults(handler=command_app)
+    _serving_commands(commands)
     return parser
+
+
+def _serving_commands(commands) -> None:
+    """`serve`, `check` and `scan`: the serving API and scripted queries (code in the `server` package)."""
+    serve = commands.add_parser("serve", help="serve a model over HTTP (JSON API, micro-batching, metrics)")
+    serve.add_argument("--model", default=None, help="artifact folder to serve (required for now)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=_non_negative_int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--backend",
+        choices=("auto", "onnx", "tensorflow"),
+        default="auto",
+        help="runtime: auto is TensorFlow on a GPU, ONNX Runtime on a CPU",
+    )
+    serve.add_argument(
+        "--max-batch-size", type=_positive_int, default=16, help="images per model call (1: off)"
+    )
+    serve.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="longest wait for a batch to fill (default 5 ms)"
+    )
+    serve.add_argument("--threads", type=_positive_int, default=16, help="request worker threads")
+    serve.add_argument(
+        "--cache-size", type=_non_negative_int, default=4096, help="results kept by content hash"
+    )
+    serve.add_argument(
+        "--cache-dir", default=None, help="where ONNX exports are cached (default ~/.cache/realcheck)"
+    )
+    serve.add_argument("--max-request-mb", type=_positive_float, default=64.0, help="largest request body")
+    serve.add_argument("--max-images", type=_positive_int, default=64, help="most images in one request")
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get("REALCHECK_API_KEY"),
+        help="require this key in the X-API-Key header (default: $REALCHECK_API_KEY; none: open)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        help="allow this web origin (repeatable), e.g. https://x.org",
+    )
+    serve.add_argument(
+        "--allow-extension-origins",
+        action="store_true",
+        help="allow chrome-extension:// and moz-extension:// origins (the browser extension)",
+    )
+    serve.add_argument(
+        "--rate-limit", type=_non_negative_int, default=0, help="requests a minute per client (0: no limit)"
+    )
+    serve.set_defaults(handler=command_serve)
+
+    for name, text in (
+        ("check", "check images (through a server with --server, else with the model in-process)"),
+        ("scan", "check every image under a folder into a CSV or JSONL file (resumable)"),
+    ):
+        query = commands.add_parser(name, help=text)
+        if name == "check":
+            query.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+            query.add_argument("--json", action="store_true", help="print the results as JSON")
+            query.set_defaults(handler=command_check)
+        else:
+            query.add_argument("folder", metavar="DIR", help="folder to scan (recursively)")
+            query.add_argument(
+                "--out", required=True, help="results file: .csv or .jsonl (resumed if present)"
+            )
+            query.set_defaults(handler=command_scan)
+        query.add_argument("--server", default=None, help="RealCheck server URL, e.g. http://127.0.0.1:8000")
+        query.add_argument("--model", default=None, help="artifact folder, to run the model in-process")
+        query.add_argument(
+            "--api-key",
+            default=os.environ.get("REALCHECK_API_KEY"),
+            help="server API key ($REALCHECK_API_KEY)",
+        )
+        query.add_argument(
+            "--concurrency",
+            type=_positive_int,
+            default=4,
+            help="requests in flight with --server (default 4)",
+        )
+        query.add_argument("--batch-size", type=_positive_int, default=32, help="batch size in-process")
 
 
 def make_config(args: argparse.Namespace, **overrides):
@@ -249,11 +340,12 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_tune(args: argparse.Namespace) -> int:
-    from model.training import prepare_data, set_seed
+    from model.training import preflight_weights, prepare_data, set_seed
     from model.tuning import run_head_search
 
     config = make_config(args, search=True, search_trials=args.trials, search_epochs=args.search_epochs)
     set_seed(config.seed)
+    preflight_weights(config)
     run_dir = Path(config.out)
     data = prepare_data(config, run_dir)
     config.save(run_dir / "config.json")
@@ -313,6 +405,63 @@ def command_export(args: argparse.Namespace) -> int:
         f"exported {record['format']} to {record['path']} (max difference from Keras {record['max_abs_diff']:.2e})"
     )
     return 0
+
+
+def command_app(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from model.artifact import read_metadata
+    from streamlit_app.launch import run_streamlit, streamlit_command
+
+    if args.port > 65535:
+        raise RealCheckError(f"--port must be at most 65535, got {args.port}")
+    if importlib.util.find_spec("streamlit") is None:
+        raise RealCheckError("streamlit is not installed: pip install streamlit (or reinstall RealCheck)")
+    if args.model:
+        read_metadata(args.model)  # a wrong folder fails here in a line, not later in the browser
+    command = streamlit_command(args.model, args.port, args.address, open_browser=not args.no_browser)
+    log.info("starting the app on http://%s:%d (Ctrl+C stops it)", args.address, args.port)
+    return run_streamlit(command)
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from server.config import ServerConfig, resolve_model_dir
+    from server.serve import run_server
+
+    config = ServerConfig(
+        model_dir=resolve_model_dir(args.model),
+        backend=args.backend,
+        cache_dir=args.cache_dir,
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+        result_cache_size=args.cache_size,
+        max_request_bytes=int(args.max_request_mb * 1024 * 1024),
+        max_images_per_request=args.max_images,
+        api_key=args.api_key or None,
+        cors_origins=list(args.cors_origin),
+        allow_extension_origins=args.allow_extension_origins,
+        rate_limit_per_minute=args.rate_limit,
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+    )
+    return run_server(config)
+
+
+def command_check(args: argparse.Namespace) -> int:
+    from server.queries import check_images, make_checker
+
+    checker = make_checker(args.server, args.model, args.api_key, args.concurrency, args.batch_size)
+    return check_images(args.images, checker, as_json=args.json)
+
+
+def command_scan(args: argparse.Namespace) -> int:
+    from server.queries import make_checker, scan_folder
+
+    checker = make_checker(args.server, args.model, args.api_key, args.concurrency, args.batch_size)
+    summary, status = scan_folder(args.folder, args.out, checker, progress=not args.quiet)
+    print(summary.text(Path(args.out)))
+    return status
 
 
 def configure_logging(quiet: bool) -> None:

@@ -60,3 +60,37 @@ def tiny_artifact(tmp_path_factory) -> Path:
     }
     artifact.save_artifact(out, model, metadata)
     return out
+
+
+@pytest.fixture(scope="session")
+def onnx_cache_dir(tmp_path_factory, tiny_artifact) -> Path:
+    """A runtime cache holding the tiny artifact's ONNX export, exported once for every serving test."""
+    from model.artifact import read_metadata
+    from server.runtimes import ensure_onnx_export
+
+    cache = tmp_path_factory.mktemp("runtime-cache")
+    ensure_onnx_export(tiny_artifact, cache, read_metadata(tiny_artifact)["name"])
+    return cache
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, tiny_artifact, onnx_cache_dir):
+    """`realcheck serve` in a real process on a free loopback port (ONNX Runtime, few threads)."""
+    from serving import LiveServer
+
+    server = LiveServer(
+        tiny_artifact,
+        onnx_cache_dir,
+        tmp_path_factory.mktemp("server-log") / "serve.log",
+        "--threads",
+        "4",
+        "--max-batch-size",
+        "8",
+        "--max-request-mb",
+        "2",
+    )
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,93 @@
+"""Who may call the API: CORS origins, an optional API key and an optional per-client rate limit."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+
+from server.config import EXTENSION_ORIGIN_PREFIXES, ServerConfig
+from server.errors import ApiError
+
+CORS_METHODS = "GET, POST, OPTIONS"
+CORS_HEADERS = "Content-Type, X-API-Key, Authorization"
+
+
+def origin_allowed(origin: str | None, config: ServerConfig) -> bool:
+    """True for the extension's origins (when enabled) and the explicitly configured origins."""
+    if not origin:
+        return False
+    if origin in config.cors_origins:
+        return True
+    if config.allow_extension_origins and origin.startswith(EXTENSION_ORIGIN_PREFIXES):
+        # The extension's id follows the scheme; nothing else (no path, no port) may.
+        extension_id = origin.split("://", 1)[1]
+        return bool(extension_id) and extension_id.replace("-", "").isalnum()
+    return False
+
+
+def cors_headers(origin: str, preflight: bool, private_network: bool) -> dict[str, str]:
+    """Headers that let an allowed origin read responses (and pass a preflight)."""
+    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    if preflight:
+        headers |= {
+            "Access-Control-Allow-Methods": CORS_METHODS,
+            "Access-Control-Allow-Headers": CORS_HEADERS,
+            "Access-Control-Max-Age": "600",
+        }
+        if private_network:
+            # Chrome's Private Network Access: a public page may call a loopback server only if it says yes.
+            headers["Access-Control-Allow-Private-Network"] = "true"
+    return headers
+
+
+def check_api_key(headers, config: ServerConfig) -> None:
+    """Raise 401 unless the request carries the configured key (X-API-Key or Authorization: Bearer)."""
+    if not config.api_key:
+        return
+    supplied = headers.get("X-API-Key")
+    if supplied is None:
+        authorization = headers.get("Authorization", "")
+        if authorization.lower().startswith("bearer "):
+            supplied = authorization[7:].strip()
+    # Constant-time comparison: response timing must not reveal how much of a guess was right.
+    if supplied is None or not hmac.compare_digest(supplied.encode(), config.api_key.encode()):
+        raise ApiError(
+            "missing or wrong API key: send it in the X-API-Key header",
+            status=401,
+            code="unauthorized",
+            headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
+        )
+
+
+class RateLimiter:
+    """A token bucket per client address: `per_minute` requests a minute, bursts up to the same number."""
+
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, per_minute: int):
+        self.capacity = float(per_minute)
+        self.refill_per_s = per_minute / 60.0
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, client: str) -> None:
+        """Take one token for `client`, or raise 429 with the seconds until the next one."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, updated = self._buckets.get(client, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - updated) * self.refill_per_s)
+            if tokens < 1.0:
+                wait = (1.0 - tokens) / self.refill_per_s
+                self._buckets[client] = (tokens, now)
+                raise ApiError(
+                    f"rate limit of {int(self.capacity)} requests a minute exceeded; retry in {wait:.1f} s",
+                    status=429,
+                    code="rate_limited",
+                    headers={"Retry-After": str(max(1, round(wait + 0.5)))},
+                )
+            self._buckets[client] = (tokens - 1.0, now)
+            if len(self._buckets) > self.MAX_CLIENTS:
+                # Bounded memory: forget the clients that have been quiet longest (their buckets are full).
+                for key in sorted(self._buckets, key=lambda k: self._buckets[k][1])[: self.MAX_CLIENTS // 2]:
+                    del self._buckets[key]

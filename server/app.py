@@ -1,0 +1,112 @@
+"""The Flask application factory: `create_app(config)` wires the service, blueprints, access rules and errors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from server.access import RateLimiter, check_api_key, cors_headers, origin_allowed
+from server.config import ServerConfig
+from server.errors import ApiError
+from server.metrics import Metrics
+from server.service import PredictionService
+
+log = logging.getLogger("realcheck")
+# Paths open to everyone (orchestrators and scrapers do not carry API keys) and never rate limited.
+OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+
+def create_app(config: ServerConfig, service: PredictionService | None = None) -> Flask:
+    """A Flask app serving `config.model_dir`; loads (or starts loading) the model before returning.
+
+    Pass `service` to share one loaded model between apps (tests do, to load it once).
+    """
+    app = Flask("realcheck")
+    app.config.update(
+        REALCHECK=config,
+        MAX_CONTENT_LENGTH=config.max_request_bytes,
+        # Multipart: every image is a part; a few more for form fields.
+        MAX_FORM_PARTS=config.max_images_per_request + 16,
+        JSON_SORT_KEYS=False,
+    )
+    if service is None:
+        service = PredictionService(config, Metrics()).start()
+    app.extensions["realcheck"] = service
+    limiter = RateLimiter(config.rate_limit_per_minute) if config.rate_limit_per_minute else None
+
+    from server.api import api
+    from server.ops import ops
+
+    app.register_blueprint(api)
+    app.register_blueprint(ops)
+
+    @app.before_request
+    def guard():
+        g.started = time.perf_counter()
+        if request.method == "OPTIONS" or request.path in OPEN_PATHS:
+            return None
+        check_api_key(request.headers, config)
+        if limiter is not None:
+            limiter.check(request.remote_addr or "unknown")
+        return None
+
+    @app.after_request
+    def finish(response):
+        origin = request.headers.get("Origin")
+        if origin_allowed(origin, config):
+            preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+            private = request.headers.get("Access-Control-Request-Private-Network") == "true"
+            response.headers.update(cors_headers(origin, preflight, private))
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        service.metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        if "started" in g:
+            service.metrics.latency.labels(endpoint).observe(time.perf_counter() - g.started)
+        if response.status_code >= 400:
+            service.metrics.errors.labels(str(response.status_code), g.get("error_code", "unknown")).inc()
+        return response
+
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError):
+        return _error_response(error.status, error.code, error.message, error.headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = (error.name or "error").lower().replace(" ", "_")
+        headers = {}
+        if error.code == 405 and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+        message = error.description or error.name
+        if error.code == 404:
+            message = f"no such endpoint: {request.path} (the API is described at /openapi.json)"
+        elif error.code == 405:
+            message = f"{request.method} is not allowed on {request.path}; use {headers.get('Allow', 'another method')}"
+        elif error.code == 413:
+            code = "request_too_large"
+            message = f"request body is over the limit of {config.max_request_bytes:,} bytes"
+        return _error_response(error.code or 500, code, message, headers)
+
+    @app.errorhandler(FutureTimeout)
+    def timeout(error):
+        return _error_response(
+            503, "timeout", "the model did not answer in time; retry", {"Retry-After": "2"}
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        # Logged with its traceback for the operator; the client gets JSON without internals.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error_response(500, "internal_error", "internal server error", {})
+
+    return app
+
+
+def _error_response(status: int, code: str, message: str, headers: dict):
+    g.error_code = code
+    response = jsonify(error={"code": code, "message": message})
+    response.status_code = status
+    response.headers.update(headers)
+    return response

@@ -1,0 +1,270 @@
+"""The OpenAPI 3 description of the API, served at /openapi.json (validated in the tests)."""
+
+from __future__ import annotations
+
+from model import __version__
+from server.config import ServerConfig
+
+OPENAPI_VERSION = "3.0.3"
+
+
+def _json(schema_ref: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}
+
+
+def _error(description: str) -> dict:
+    return _json("#/components/schemas/Error", description)
+
+
+def openapi_document(config: ServerConfig) -> dict:
+    """The OpenAPI document for a server with this configuration (limits are filled in)."""
+    secured = [{"ApiKey": []}] if config.api_key else []
+    errors = {
+        "400": _error(
+            "Bad input: empty body, invalid JSON or base64, not an image, truncated or corrupt image, "
+            "unsupported format, too many pixels (decompression bomb)"
+        ),
+        "401": _error("Missing or wrong API key (only when the server requires one)"),
+        "413": _error(
+            f"Body over {config.max_request_bytes:,} bytes, an image over {config.max_image_bytes:,} bytes, "
+            f"or more than {config.max_images_per_request} images"
+        ),
+        "415": _error("Content type other than multipart/form-data, application/json or image/*"),
+        "429": _error("Rate limit exceeded (only when the server has one); see Retry-After"),
+        "503": _error("Model not loaded yet, or the server is overloaded; see Retry-After"),
+    }
+    image_body = {"type": "string", "format": "binary"}
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "RealCheck API",
+            "version": __version__,
+            "description": (
+                "Scores images with P(AI), the probability that an image is AI-generated, and a verdict "
+                "(ai, real or uncertain). Clients send image bytes; the server never fetches URLs."
+            ),
+            "license": {"name": "MIT"},
+        },
+        "servers": [{"url": f"http://{config.host}:{config.port}"}],
+        "paths": {
+            "/v1/predict": {
+                "post": {
+                    "summary": "Score one or more images",
+                    "operationId": "predict",
+                    "security": secured,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"image": {"type": "array", "items": image_body}},
+                                },
+                                "encoding": {"image": {"contentType": "image/*"}},
+                            },
+                            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+                            "image/*": {"schema": image_body},
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            "#/components/schemas/PredictResponse", "One prediction per image, in order"
+                        ),
+                        **errors,
+                    },
+                }
+            },
+            "/v1/models": {
+                "get": {
+                    "summary": "The served model",
+                    "operationId": "listModels",
+                    "security": secured,
+                    "responses": {
+                        "200": _json("#/components/schemas/ModelList", "Models served"),
+                        "401": errors["401"],
+                    },
+                }
+            },
+            "/v1/models/{name}": {
+                "get": {
+                    "summary": "Metadata of one model",
+                    "operationId": "getModel",
+                    "security": secured,
+                    "parameters": [
+                        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {
+                        "200": _json("#/components/schemas/Model", "The model's metadata"),
+                        "401": errors["401"],
+                        "404": _error("No model of that name"),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness: the process answers",
+                    "operationId": "health",
+                    "security": [],
+                    "responses": {"200": _json("#/components/schemas/Status", "Alive")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: the model is loaded and warmed up",
+                    "operationId": "ready",
+                    "security": [],
+                    "responses": {
+                        "200": _json("#/components/schemas/Status", "Ready to score"),
+                        "503": _json("#/components/schemas/Status", "Loading, warming up or failed"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "metrics",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "openapi",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3 document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string", "example": "invalid_image"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                },
+                "PredictRequest": {
+                    "type": "object",
+                    "required": ["instances"],
+                    "properties": {
+                        "instances": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": config.max_images_per_request,
+                            "items": {
+                                "type": "object",
+                                "required": ["b64"],
+                                "properties": {
+                                    "b64": {
+                                        "type": "string",
+                                        "format": "byte",
+                                        "description": "base64 image bytes",
+                                    },
+                                    "name": {"type": "string", "description": "echoed back as filename"},
+                                },
+                            },
+                        }
+                    },
+                },
+                "Prediction": {
+                    "type": "object",
+                    "required": ["score", "verdict", "threshold", "sha256", "cached", "time_ms"],
+                    "properties": {
+                        "score": {"type": "number", "minimum": 0, "maximum": 1, "description": "P(AI)"},
+                        "verdict": {"type": "string", "enum": ["ai", "real", "uncertain"]},
+                        "threshold": {"type": "number"},
+                        "sha256": {"type": "string", "description": "SHA-256 of the image bytes (hex)"},
+                        "cached": {"type": "boolean"},
+                        "time_ms": {"type": "number", "description": "decode, queue and model time"},
+                        "filename": {"type": "string", "nullable": True},
+                    },
+                },
+                "ModelRef": {
+                    "type": "object",
+                    "required": ["name", "version"],
+                    "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+                },
+                "PredictResponse": {
+                    "type": "object",
+                    "required": ["model", "predictions"],
+                    "properties": {
+                        "model": {"$ref": "#/components/schemas/ModelRef"},
+                        "decision": {
+                            "type": "object",
+                            "properties": {
+                                "threshold": {"type": "number"},
+                                "uncertainty_band": {"type": "array", "items": {"type": "number"}},
+                            },
+                        },
+                        "predictions": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Prediction"},
+                        },
+                        "time_ms": {"type": "number"},
+                    },
+                },
+                "Model": {
+                    "type": "object",
+                    "required": [
+                        "name",
+                        "version",
+                        "backbone",
+                        "input_size",
+                        "threshold",
+                        "uncertainty_band",
+                    ],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "version": {"type": "string"},
+                        "backbone": {"type": "string"},
+                        "input_size": {"type": "integer"},
+                        "input_mode": {"type": "string"},
+                        "threshold": {"type": "number"},
+                        "uncertainty_band": {"type": "array", "items": {"type": "number"}},
+                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "training_data": {"type": "object"},
+                        "metrics": {"type": "object"},
+                        "state": {"type": "string"},
+                        "runtime": {"type": "object"},
+                    },
+                },
+                "ModelList": {
+                    "type": "object",
+                    "required": ["models"],
+                    "properties": {
+                        "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}
+                    },
+                },
+                "Status": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {
+                        "status": {"type": "string"},
+                        "model": {"$ref": "#/components/schemas/ModelRef"},
+                        "runtime": {"type": "object"},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }

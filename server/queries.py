@@ -1,0 +1,297 @@
+"""Scripted queries behind `realcheck check` and `realcheck scan`: through a server, or in-process.
+
+Both produce the same rows (path, score, verdict, threshold, sha256, model, version, error), so a scan made
+against a server and one made with the model loaded locally are interchangeable.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.errors import RealCheckError
+from model.imaging import is_image_file
+
+ROW_FIELDS = ("path", "score", "verdict", "threshold", "sha256", "model", "version", "error")
+OUTPUT_SUFFIXES = (".csv", ".jsonl")
+
+
+class RemoteChecker:
+    """Checks files through a RealCheck server, `concurrency` requests at a time."""
+
+    def __init__(self, url: str, api_key: str | None = None, concurrency: int = 4, timeout: float = 120.0):
+        from server.client import RealCheckClient
+
+        self.client = RealCheckClient(url, api_key=api_key, timeout=timeout)
+        self.concurrency = max(1, concurrency)
+        if not self.client.ready():
+            # One clear error instead of one failed row per file.
+            raise RealCheckError(f"no ready RealCheck server at {url} (is `realcheck serve` running?)")
+
+    def check(self, files: Sequence[tuple[str, Path]]) -> Iterator[dict]:
+        """Rows for (name, path) pairs, in input order, with a bounded number of requests in flight."""
+        window: deque = deque()
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for name, path in files:
+                window.append((name, pool.submit(self._check_file, name, path)))
+                if len(window) >= 2 * self.concurrency:
+                    yield window.popleft()[1].result()
+            while window:
+                yield window.popleft()[1].result()
+
+    def _check_file(self, name: str, path: Path) -> dict:
+        from server.client import ClientError
+
+        try:
+            result = self.client.check_one(path)
+        except ClientError as error:
+            return _row(name, error=str(error))
+        return _row(
+            name,
+            score=result["score"],
+            verdict=result["verdict"],
+            threshold=result["threshold"],
+            sha256=result["sha256"],
+            model=result.get("model"),
+            version=result.get("version"),
+        )
+
+
+class LocalChecker:
+    """Checks files with the model loaded in this process (the Detector: the one inference path)."""
+
+    def __init__(self, model_dir: str | Path | None, batch_size: int = 32):
+        from model.inference import load_detector
+        from server.config import resolve_model_dir
+
+        self.detector = load_detector(resolve_model_dir(model_dir))
+        self.batch_size = max(1, batch_size)
+
+    def check(self, files: Sequence[tuple[str, Path]]) -> Iterator[dict]:
+        """Rows for (name, path) pairs, in input order, a batch at a time."""
+        for start in range(0, len(files), self.batch_size):
+            chunk = files[start : start + self.batch_size]
+            # Bytes for readable files, the reason for the others.
+            contents: list[bytes | str] = []
+            for _, path in chunk:
+                try:
+                    contents.append(path.read_bytes())
+                except OSError as error:
+                    contents.append(f"cannot read {path}: {error.strerror or error}")
+            readable = [i for i, data in enumerate(contents) if isinstance(data, bytes)]
+            predictions = self.detector.predict([contents[i] for i in readable], batch_size=self.batch_size)
+            by_index = dict(zip(readable, predictions))
+            for index, (name, _) in enumerate(chunk):
+                if index not in by_index:
+                    yield _row(name, error=contents[index])
+                    continue
+                prediction = by_index[index]
+                if not prediction.ok:
+                    yield _row(name, error=prediction.error)
+                    continue
+                yield _row(
+                    name,
+                    score=prediction.score,
+                    verdict=prediction.verdict,
+                    threshold=self.detector.rule.threshold,
+                    sha256=hashlib.sha256(contents[index]).hexdigest(),
+                    model=self.detector.name,
+                    version=self.detector.version,
+                )
+
+
+def _row(path: str, **values) -> dict:
+    return {key: values.get(key) for key in ROW_FIELDS} | {"path": path}
+
+
+def make_checker(
+    server: str | None, model_dir: str | None, api_key: str | None, concurrency: int, batch_size: int
+):
+    """A RemoteChecker with `server`, else a LocalChecker on `model_dir` (or the default model)."""
+    if server and model_dir:
+        raise RealCheckError(
+            "give --server (check through a running server) or --model (in-process), not both"
+        )
+    if server:
+        return RemoteChecker(server, api_key=api_key, concurrency=concurrency)
+    return LocalChecker(model_dir, batch_size=batch_size)
+
+
+def check_images(images: Sequence[str], checker, as_json: bool = False) -> int:
+    """`realcheck check`: print one line (or one JSON list) for the images; 1 when any failed."""
+    files = [(image, Path(image)) for image in images]
+    rows = list(checker.check(files))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            if row["error"]:
+                print(f"{row['path']}: error: {row['error']}")
+            else:
+                print(
+                    f"{row['path']}: {row['verdict']} (P(AI) {row['score']:.3f}, threshold {row['threshold']:.3f})"
+                )
+    return 1 if any(row["error"] for row in rows) else 0
+
+
+@dataclass
+class ScanSummary:
+    """What a scan did."""
+
+    total: int = 0
+    skipped: int = 0
+    checked: int = 0
+    failed: int = 0
+    verdicts: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def text(self, out: Path) -> str:
+        counts = ", ".join(f"{count} {verdict}" for verdict, count in sorted(self.verdicts.items())) or "none"
+        rate = self.checked / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"scanned {self.checked} of {self.total} images in {self.seconds:.1f} s ({rate:.1f} images/s): "
+            f"{counts}; {self.failed} failed; {self.skipped} skipped (already in {out}); results in {out}"
+        )
+
+
+def image_files(folder: Path) -> list[tuple[str, Path]]:
+    """(name relative to `folder`, path) of every image under `folder`, sorted, hidden folders skipped."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            path = Path(root) / name
+            if is_image_file(path):
+                found.append((path.relative_to(folder).as_posix(), path))
+    return found
+
+
+def scan_folder(
+    folder: str | Path, out: str | Path, checker, progress: bool = True
+) -> tuple[ScanSummary, int]:
+    """`realcheck scan`: check every image under `folder` into `out` (.csv or .jsonl); resumable.
+
+    Rows already in `out` with a score are kept and their files skipped; failed rows are dropped and their
+    files tried again. Every row is flushed as it is written, so an interrupted scan loses nothing.
+    Returns the summary and the exit status (1 when any image failed).
+    """
+    folder, out = Path(folder), Path(out)
+    if not folder.is_dir():
+        raise RealCheckError(f"not a folder: {folder}")
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise RealCheckError(f"--out must end in .csv or .jsonl, got {out.name}")
+    done = _resume(out)
+    files = image_files(folder)
+    todo = [(name, path) for name, path in files if name not in done]
+    summary = ScanSummary(total=len(files), skipped=len(files) - len(todo))
+    started = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _RowWriter(out) as writer, _Progress(len(todo), enabled=progress) as bar:
+        for row in checker.check(todo):
+            writer.write(row)
+            summary.checked += 1
+            if row["error"]:
+                summary.failed += 1
+            else:
+                summary.verdicts[row["verdict"]] = summary.verdicts.get(row["verdict"], 0) + 1
+            bar.update(summary.checked, summary.failed)
+    summary.seconds = time.perf_counter() - started
+    return summary, 1 if summary.failed else 0
+
+
+def _resume(out: Path) -> set[str]:
+    """Paths already scored in `out`; rewrites `out` without its failed rows so they are retried cleanly."""
+    if not out.is_file():
+        return set()
+    rows = _read_rows(out)
+    good = [row for row in rows if not row.get("error") and row.get("score") not in (None, "")]
+    if len(good) != len(rows):
+        temporary = out.with_name(f".{out.stem}.resume{out.suffix}")  # same suffix: same format
+        with _RowWriter(temporary, append=False) as writer:
+            for row in good:
+                writer.write(row)
+        temporary.replace(out)
+    return {row["path"] for row in good}
+
+
+def _read_rows(path: Path) -> list[dict]:
+    try:
+        if path.suffix.lower() == ".csv":
+            with open(path, newline="", encoding="utf-8") as handle:
+                return list(csv.DictReader(handle))
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    continue  # a line cut short by an interrupted scan: that file is checked again
+        return rows
+    except OSError as error:
+        raise RealCheckError(f"cannot read {path} to resume: {error}") from None
+
+
+class _RowWriter:
+    def __init__(self, path: Path, append: bool = True):
+        self.path = path
+        self.csv = path.suffix.lower() == ".csv"
+        self.new = not (append and path.is_file() and path.stat().st_size > 0)
+        self.handle = open(path, "a" if append else "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self.writer = csv.DictWriter(self.handle, fieldnames=ROW_FIELDS) if self.csv else None
+        if self.csv and self.new:
+            self.writer.writeheader()
+
+    def write(self, row: dict) -> None:
+        if self.csv:
+            self.writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in ROW_FIELDS})
+        else:
+            self.handle.write(json.dumps({key: row.get(key) for key in ROW_FIELDS}) + "\n")
+        self.handle.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; a line every 10% otherwise (logs stay short)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total = total
+        self.enabled = enabled and total > 0
+        self.tty = sys.stderr.isatty()
+        self.started = time.perf_counter()
+        self.last_tenth = -1
+
+    def update(self, done: int, failed: int) -> None:
+        if not self.enabled:
+            return
+        rate = done / max(time.perf_counter() - self.started, 1e-9)
+        width = 30
+        filled = int(width * done / self.total)
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {rate:.1f} img/s, {failed} failed"
+        )
+        if self.tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif done * 10 // self.total > self.last_tenth:
+            self.last_tenth = done * 10 // self.total
+            print(line, file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled and self.tty:
+            print(file=sys.stderr)

@@ -1,0 +1,163 @@
+"""Runtimes that turn a batch of prepared inputs into P(AI): ONNX Runtime (fast on CPUs) and TensorFlow.
+
+Both take the same uint8/float arrays the one inference path (`model.inference.Detector.prepare`) produces,
+so switching runtime changes speed, not scores (they agree within `model.export.TOLERANCE`).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from model.artifact import MODEL_FILE
+from model.errors import ArtifactError
+from model.imaging import DEFAULT_MAX_PIXELS
+from model.inference import Detector
+
+log = logging.getLogger("realcheck")
+KEY_LENGTH = 20  # hex digits of the model file's SHA-256 in an export's name
+
+
+class Runtime(Protocol):
+    """What the batcher needs from a runtime."""
+
+    name: str
+    device: str
+
+    def scores(self, batch: np.ndarray) -> np.ndarray:
+        """P(AI) for a batch of shape (n, size, size, 3)."""
+        ...
+
+
+class TensorFlowRuntime:
+    """The Keras model through the Detector's compiled forward pass (the GPU path when one is present)."""
+
+    name = "tensorflow"
+
+    def __init__(self, detector: Detector):
+        import tensorflow as tf
+
+        self.detector = detector
+        gpus = tf.config.list_physical_devices("GPU")
+        self.device = f"GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
+
+    def scores(self, batch: np.ndarray) -> np.ndarray:
+        return self.detector.scores(batch)
+
+
+class OnnxRuntime:
+    """An ONNX export of the artifact in an ONNX Runtime session."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path):
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        # CUDA only when an onnxruntime-gpu build offers it; the default install is CPU-only.
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        self.session = ort.InferenceSession(str(path), providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+        self.device = ", ".join(self.session.get_providers())
+        self.path = Path(path)
+
+    def scores(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) == 0:
+            return np.zeros((0,), dtype=np.float32)
+        feed = {self.input_name: np.asarray(batch, dtype=np.float32)}
+        return np.asarray(self.session.run(None, feed)[0]).reshape(-1)
+
+
+def gpu_available() -> bool:
+    """True when TensorFlow sees a GPU; cheap (no TensorFlow import) on machines without NVIDIA devices."""
+    if sys.platform.startswith("linux") and not glob.glob("/dev/nvidia[0-9]*"):
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def choose_backend(requested: str) -> str:
+    """`onnx` or `tensorflow` for a requested backend; `auto` is TensorFlow on a GPU, ONNX Runtime on a CPU."""
+    if requested != "auto":
+        return requested
+    return "tensorflow" if gpu_available() else "onnx"
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in blocks (model files are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ensure_onnx_export(model_dir: str | Path, cache_dir: str | Path, name: str = "model") -> Path:
+    """The ONNX export of an artifact, exported (and checked against Keras) only when not cached yet.
+
+    The cache key is the SHA-256 of the artifact's model.keras, so a retrained or replaced model is
+    re-exported and a stale export can never be served. Exports are written under a temporary name and
+    renamed, so concurrent servers never load half a file.
+    """
+    from model.export import export_artifact
+
+    model_file = Path(model_dir) / MODEL_FILE
+    if not model_file.is_file():
+        raise ArtifactError(f"{model_dir} lacks {MODEL_FILE}")
+    folder = Path(cache_dir) / "onnx"
+    folder.mkdir(parents=True, exist_ok=True)
+    key = file_sha256(model_file)[:KEY_LENGTH]
+    target = folder / f"{_safe(name)}-{key}.onnx"
+    if target.is_file():
+        log.info("using cached ONNX export %s", target)
+        return target
+    log.info("exporting %s to ONNX (once per model version; checked against Keras)", model_dir)
+    temporary = folder / f".{target.stem}.{os.getpid()}.tmp.onnx"
+    record = export_artifact(model_dir, "onnx", temporary)
+    os.replace(temporary, target)
+    sidecar = temporary.with_name(temporary.name + ".export.json")
+    if sidecar.is_file():
+        os.replace(sidecar, target.with_name(target.name + ".export.json"))
+    _remove_stale_exports(folder, _safe(name), target)
+    log.info("ONNX export cached at %s (max difference from Keras %.2e)", target, record["max_abs_diff"])
+    return target
+
+
+def _remove_stale_exports(folder: Path, safe_name: str, keep: Path) -> None:
+    # Older exports of the same model name are superseded; a running server has its copy in memory already.
+    for path in folder.glob(f"{safe_name}-{'?' * KEY_LENGTH}.onnx*"):
+        if not path.name.startswith(keep.name):
+            path.unlink(missing_ok=True)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._" else "_" for c in name) or "model"
+
+
+def load_runtime(
+    model_dir: str | Path,
+    metadata: dict,
+    backend: str,
+    cache_dir: str | Path,
+    max_pixels: int | None = None,
+) -> tuple[Runtime, Detector]:
+    """(runtime, detector) for an artifact; the detector does decoding and verdicts for either runtime."""
+    max_pixels = max_pixels or DEFAULT_MAX_PIXELS
+    chosen = choose_backend(backend)
+    if chosen == "tensorflow":
+        from model.inference import load_detector
+
+        detector = load_detector(model_dir, max_pixels=max_pixels)
+        return TensorFlowRuntime(detector), detector
+    path = ensure_onnx_export(model_dir, cache_dir, metadata["name"])
+    # The ONNX path needs no Keras model: the Detector only decodes and applies the decision rule here.
+    detector = Detector(None, metadata, max_pixels=max_pixels)
+    return OnnxRuntime(path), detector

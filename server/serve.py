@@ -1,0 +1,68 @@
+"""`realcheck serve`: the app on waitress, a production WSGI server (never Flask's development server).
+
+Waitress reads every request completely on its I/O thread before a worker thread sees it, so slow clients
+(slow uploads, idle keep-alive connections) tie up buffers, not the workers that run predictions; idle or
+stalled connections are closed after `channel_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+
+from server.config import ServerConfig
+
+log = logging.getLogger("realcheck")
+
+
+def make_server(config: ServerConfig):
+    """A waitress server for the app; the model starts loading in the background, /readyz says when ready."""
+    from waitress import create_server
+
+    from server.app import create_app
+
+    config = dataclasses.replace(config, load_in_background=True)
+    app = create_app(config)
+    server = create_server(
+        app,
+        host=config.host,
+        port=config.port,
+        threads=config.threads,
+        connection_limit=config.connection_limit,
+        channel_timeout=config.channel_timeout_s,
+        max_request_body_size=config.transport_body_limit,
+        ident="realcheck",
+        clear_untrusted_proxy_headers=True,
+    )
+    return app, server
+
+
+def run_server(config: ServerConfig) -> int:
+    """Serve until interrupted (Ctrl-C or SIGTERM); returns the exit status."""
+    app, server = make_server(config)
+    service = app.extensions["realcheck"]
+    host, port = server.effective_host, server.effective_port
+    log.info(
+        "serving %s %s on http://%s:%s with %d threads (model loading; GET /readyz reports when ready)",
+        service.metadata["name"],
+        service.metadata["version"],
+        host,
+        port,
+        config.threads,
+    )
+    if config.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
+        log.warning("listening beyond loopback without an API key: anyone who can reach this port can use it")
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        log.info("shutting down")
+    finally:
+        server.close()
+        service.stop()
+    return 0

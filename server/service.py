@@ -1,0 +1,213 @@
+"""The prediction service behind the API: artifact, runtime, micro-batcher and result cache.
+
+Request threads call `predict`: they hash and decode their own images (decoding is the one decode path in
+`model/imaging.py`, reached through `Detector.prepare`) and hand the arrays to the batcher thread, which is
+the only thread that runs the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.artifact import read_metadata
+from model.errors import ImageDecodeError, RealCheckError
+from server.batching import BatcherStopped, MicroBatcher, Overloaded
+from server.cache import ResultCache
+from server.config import ServerConfig, resolve_model_dir
+from server.errors import ApiError, InvalidImage, NotReady
+from server.metrics import Metrics
+
+log = logging.getLogger("realcheck")
+RESULT_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The answer for one image."""
+
+    score: float
+    verdict: str
+    sha256: str
+    cached: bool
+    time_ms: float
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One image of a request: its bytes and, for multipart parts, the client's file name."""
+
+    data: bytes
+    filename: str | None = None
+
+    def describe(self, index: int) -> str:
+        return f"image {index}" + (f" ({self.filename})" if self.filename else "")
+
+
+class PredictionService:
+    """Loads an artifact into a runtime, warms it up, and scores uploads through the batcher and cache."""
+
+    def __init__(self, config: ServerConfig, metrics: Metrics | None = None):
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.model_dir: Path | None = None
+        self.metadata: dict = {}
+        self.state = "starting"
+        self.failure: str | None = None
+        self.runtime = None
+        self.detector = None
+        self.batcher: MicroBatcher | None = None
+        self.cache = ResultCache(config.result_cache_size)
+        self._loader: threading.Thread | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def start(self) -> PredictionService:
+        """Read the artifact's metadata now (a bad folder fails at once), then load and warm up the model.
+
+        With `config.load_in_background` the slow part runs in a thread so /healthz answers meanwhile and
+        /readyz reports ready when it is done.
+        """
+        self.model_dir = resolve_model_dir(self.config.model_dir)
+        self.metadata = read_metadata(self.model_dir)
+        if self.config.load_in_background:
+            self._loader = threading.Thread(
+                target=self._load_logging_failure, name="realcheck-loader", daemon=True
+            )
+            self._loader.start()
+        else:
+            self.load()
+        return self
+
+    def wait_until_loaded(self, timeout: float | None = None) -> bool:
+        """Block until loading finished (ready or failed); True when ready."""
+        if self._loader is not None:
+            self._loader.join(timeout)
+        return self.ready
+
+    def load(self) -> None:
+        """Load the runtime, warm it up at batch 1 and at the largest batch, start the batcher."""
+        from server.runtimes import load_runtime
+
+        self.state = "loading"
+        started = time.perf_counter()
+        self.runtime, self.detector = load_runtime(
+            self.model_dir,
+            self.metadata,
+            self.config.backend,
+            self.config.resolved_cache_dir,
+            self.config.max_pixels,
+        )
+        if self.config.warmup:
+            self.state = "warming_up"
+            size = self.detector.spec.size
+            for batch in sorted({1, self.config.max_batch_size}):
+                self.runtime.scores(np.zeros((batch, size, size, 3), dtype=np.uint8))
+        self.batcher = MicroBatcher(
+            self.runtime.scores,
+            max_batch_size=self.config.max_batch_size,
+            max_wait_s=self.config.max_wait_ms / 1000.0,
+            max_queue=self.config.max_queue,
+            on_batch=self.metrics.observe_batch,
+        ).start()
+        self.state = "ready"
+        self.metrics.ready.set(1)
+        log.info(
+            "model %s %s ready on %s via %s (%s) in %.1f s; batches up to %d, wait up to %.1f ms",
+            self.metadata["name"],
+            self.metadata["version"],
+            self.runtime.device,
+            self.runtime.name,
+            self.model_dir,
+            time.perf_counter() - started,
+            self.config.max_batch_size,
+            self.config.max_wait_ms,
+        )
+
+    def _load_logging_failure(self) -> None:
+        try:
+            self.load()
+        except Exception as error:  # reported by /readyz; the process stays up so operators can see why
+            self.state = "failed"
+            self.failure = str(error) if isinstance(error, RealCheckError) else repr(error)
+            log.error("model failed to load: %s", self.failure)
+
+    def stop(self) -> None:
+        """Stop the batcher after it finished the queued images."""
+        if self.batcher is not None:
+            self.batcher.stop()
+
+    def describe_runtime(self) -> dict:
+        """Runtime, device and batching settings, for /v1/models and /readyz."""
+        return {
+            "runtime": getattr(self.runtime, "name", None),
+            "device": getattr(self.runtime, "device", None),
+            "max_batch_size": self.config.max_batch_size,
+            "max_wait_ms": self.config.max_wait_ms,
+        }
+
+    def predict(self, uploads: list[Upload]) -> list[ImageResult]:
+        """Score every upload; raises InvalidImage (naming the image) before any model time is spent."""
+        if not self.ready:
+            raise NotReady(
+                f"model failed to load: {self.failure}"
+                if self.failure
+                else "model is loading; retry shortly",
+                headers={"Retry-After": "2"},
+            )
+        count = len(uploads)
+        hashes: list[str] = [""] * count
+        scores: list[float | None] = [None] * count
+        cached = [False] * count
+        started = [0.0] * count
+        elapsed = [0.0] * count
+        waiting: list[int] = []
+        with self.batcher.incoming(count) as ticket:
+            arrays = []
+            for index, upload in enumerate(uploads):
+                started[index] = time.perf_counter()
+                hashes[index] = hashlib.sha256(upload.data).hexdigest()
+                hit = self.cache.get(hashes[index])
+                if hit is not None:
+                    scores[index], cached[index] = hit, True
+                    elapsed[index] = time.perf_counter() - started[index]
+                    continue
+                try:
+                    arrays.append(self.detector.prepare(upload.data))
+                except ImageDecodeError as error:
+                    raise InvalidImage(f"{upload.describe(index)}: {error}") from None
+                waiting.append(index)
+            try:
+                futures = ticket.submit(arrays) if arrays else []
+            except Overloaded as error:
+                raise ApiError(
+                    f"server overloaded: {error}", status=503, code="overloaded", headers={"Retry-After": "1"}
+                ) from None
+            except BatcherStopped as error:
+                raise NotReady(str(error)) from None
+        for index, future in zip(waiting, futures):
+            score = future.result(timeout=RESULT_TIMEOUT_S)
+            scores[index] = score
+            elapsed[index] = time.perf_counter() - started[index]
+            self.cache.put(hashes[index], score)
+        self.metrics.images.inc(count)
+        self.metrics.cache_hits.inc(sum(cached))
+        self.metrics.cache_misses.inc(count - sum(cached))
+        return [
+            ImageResult(
+                score=float(scores[i]),
+                verdict=self.detector.verdict(float(scores[i])),
+                sha256=hashes[i],
+                cached=cached[i],
+                time_ms=round(elapsed[i] * 1000.0, 3),
+            )
+            for i in range(count)
+        ]

@@ -1,0 +1,116 @@
+"""Request bodies -> uploads: multipart parts, JSON `{"instances": [{"b64": ...}]}` or one raw image body.
+
+Only bytes sent by the client are accepted; nothing here (or anywhere in the server) fetches a URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from flask import Request
+
+from server.config import ServerConfig
+from server.errors import ApiError
+from server.service import Upload
+
+RAW_TYPES = ("application/octet-stream",)
+ACCEPTED = (
+    'multipart/form-data, application/json with {"instances": [{"b64": ...}]}, or raw image bytes (image/*)'
+)
+
+
+def uploads_from_request(request: Request, config: ServerConfig) -> list[Upload]:
+    """The images of a predict request, checked for count and declared size; raises ApiError otherwise."""
+    declared = request.content_length
+    if declared is not None and declared > config.max_request_bytes:
+        raise ApiError(
+            f"request body is {declared:,} bytes, over the limit of {config.max_request_bytes:,}",
+            status=413,
+            code="request_too_large",
+        )
+    mimetype = request.mimetype
+    if declared == 0 or (declared is None and not request.headers.get("Transfer-Encoding")):
+        raise ApiError(f"empty request body: send {ACCEPTED}", code="empty_body")
+    if mimetype == "multipart/form-data":
+        uploads = _from_multipart(request)
+    elif mimetype == "application/json":
+        uploads = _from_json(request.get_data(cache=False))
+    elif mimetype.startswith("image/") or mimetype in RAW_TYPES:
+        uploads = [Upload(request.get_data(cache=False))]
+    else:
+        raise ApiError(
+            f"unsupported content type {mimetype or '(none)'!r}: send {ACCEPTED}",
+            status=415,
+            code="unsupported_media_type",
+        )
+    if not uploads:
+        raise ApiError(f"no images in the request: send {ACCEPTED}", code="no_images")
+    for index, upload in enumerate(uploads):
+        if len(upload.data) > config.max_image_bytes:
+            raise ApiError(
+                f"{upload.describe(index)} is {len(upload.data):,} bytes, over the per-image limit of "
+                f"{config.max_image_bytes:,}",
+                status=413,
+                code="image_too_large",
+            )
+    if len(uploads) > config.max_images_per_request:
+        raise ApiError(
+            f"{len(uploads)} images in one request, over the limit of {config.max_images_per_request}; "
+            "split them over several requests",
+            status=413,
+            code="too_many_images",
+        )
+    return uploads
+
+
+def _from_multipart(request: Request) -> list[Upload]:
+    uploads = []
+    for field in request.files:
+        for part in request.files.getlist(field):
+            uploads.append(Upload(part.read(), part.filename or None))
+    if not uploads:
+        fields = ", ".join(sorted(request.form)) or "none"
+        raise ApiError(
+            f"multipart body has no file parts (form fields: {fields}); send each image as a file part",
+            code="no_images",
+        )
+    return uploads
+
+
+def _from_json(body: bytes) -> list[Upload]:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(f"request body is not valid JSON ({error})", code="invalid_json") from None
+    instances = document.get("instances") if isinstance(document, dict) else None
+    if not isinstance(instances, list):
+        raise ApiError(
+            'JSON body must be {"instances": [{"b64": "<base64 image bytes>"}, ...]}', code="invalid_json"
+        )
+    uploads = []
+    for index, instance in enumerate(instances):
+        encoded = instance.get("b64") if isinstance(instance, dict) else None
+        if not isinstance(encoded, str):
+            raise ApiError(
+                f'instance {index} must be an object {{"b64": "<base64 image bytes>"}}', code="invalid_json"
+            )
+        uploads.append(
+            Upload(
+                _decode_base64(encoded, index),
+                instance.get("name") if isinstance(instance.get("name"), str) else None,
+            )
+        )
+    return uploads
+
+
+def _decode_base64(encoded: str, index: int) -> bytes:
+    # Browsers produce data URLs (canvas.toDataURL, FileReader): accept them as plain base64.
+    if encoded.startswith("data:") and "," in encoded:
+        encoded = encoded.split(",", 1)[1]
+    compact = "".join(encoded.split())
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ApiError(f"instance {index}: invalid base64 ({error})", code="invalid_base64") from None

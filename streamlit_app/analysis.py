@@ -1,0 +1,175 @@
+"""The app's logic without Streamlit: which model to load, scoring uploads, the results table and CSV.
+
+Scores come from `model.inference.Detector.predict` on the uploaded bytes, the same call the server and
+`realcheck evaluate` make, so a file gets the same score here as everywhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.inference import Detector
+
+MODEL_ENV = "REALCHECK_MODEL"
+MAX_UPLOAD_ENV = "REALCHECK_MAX_UPLOAD_MB"
+DEFAULT_MAX_UPLOAD_MB = 50.0
+# What the uploader offers; anything else Pillow might open is refused by the decode path anyway.
+UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
+CSV_COLUMNS = (
+    "file",
+    "verdict",
+    "p_ai",
+    "threshold",
+    "uncertain_low",
+    "uncertain_high",
+    "model",
+    "model_version",
+    "bytes",
+    "sha256",
+    "error",
+)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: its name as the user gave it and its bytes."""
+
+    name: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The outcome for one upload: a score and verdict, or the reason it could not be scored."""
+
+    name: str
+    size_bytes: int
+    sha256: str
+    score: float | None = None
+    verdict: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def parse_app_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The app's own options (what follows `--` in `streamlit run streamlit_app/app.py -- --model DIR`).
+
+    Unknown arguments are ignored: inside tests the script shares `sys.argv` with pytest.
+    """
+    parser = argparse.ArgumentParser(prog="streamlit_app", add_help=False, allow_abbrev=False)
+    parser.add_argument("--model", default=None, help="RealCheck artifact folder")
+    args, _ = parser.parse_known_args(list(argv))
+    return args
+
+
+def default_model_path() -> Path | None:
+    """The model used when none is named. None: no model is bundled yet; this is where one plugs in."""
+    return None
+
+
+def resolve_model_path(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Path | None:
+    """The artifact folder to load: `--model DIR`, else $REALCHECK_MODEL, else the bundled default."""
+    environ = os.environ if environ is None else environ
+    named = parse_app_args(argv).model or environ.get(MODEL_ENV, "").strip()
+    if named:
+        return Path(named).expanduser()
+    return default_model_path()
+
+
+def max_upload_bytes(environ: Mapping[str, str] | None = None) -> int:
+    """Largest file the app scores: $REALCHECK_MAX_UPLOAD_MB megabytes (default 50)."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(MAX_UPLOAD_ENV, "").strip()
+    try:
+        megabytes = float(text) if text else DEFAULT_MAX_UPLOAD_MB
+    except ValueError:
+        megabytes = DEFAULT_MAX_UPLOAD_MB
+    if megabytes <= 0:
+        megabytes = DEFAULT_MAX_UPLOAD_MB
+    return int(megabytes * 1_000_000)
+
+
+def analyse(detector: Detector, uploads: Sequence[Upload], max_bytes: int) -> list[ImageResult]:
+    """Score every upload in one batch through the inference path; oversized files are refused unread."""
+    results: list[ImageResult | None] = [None] * len(uploads)
+    to_score: list[int] = []
+    for index, upload in enumerate(uploads):
+        if len(upload.data) > max_bytes:
+            results[index] = ImageResult(
+                upload.name,
+                len(upload.data),
+                upload.sha256,
+                error=f"file too large: {_megabytes(len(upload.data))}, over the limit of {_megabytes(max_bytes)}",
+            )
+        else:
+            to_score.append(index)
+    predictions = detector.predict([uploads[i].data for i in to_score]) if to_score else []
+    for index, prediction in zip(to_score, predictions):
+        upload = uploads[index]
+        results[index] = ImageResult(
+            upload.name,
+            len(upload.data),
+            upload.sha256,
+            score=prediction.score,
+            verdict=prediction.verdict,
+            error=prediction.error,
+        )
+    return [result for result in results if result is not None]
+
+
+def result_rows(results: Sequence[ImageResult], metadata: Mapping) -> list[dict]:
+    """One row per image with the decision rule and model that produced it (the table and the CSV)."""
+    low, high = (float(v) for v in metadata["uncertainty_band"])
+    return [
+        {
+            "file": result.name,
+            "verdict": result.verdict or "error",
+            "p_ai": None if result.score is None else round(result.score, 6),
+            "threshold": float(metadata["threshold"]),
+            "uncertain_low": low,
+            "uncertain_high": high,
+            "model": metadata["name"],
+            "model_version": metadata["version"],
+            "bytes": result.size_bytes,
+            "sha256": result.sha256,
+            "error": result.error or "",
+        }
+        for result in results
+    ]
+
+
+def results_csv(rows: Sequence[Mapping]) -> str:
+    """The rows as CSV text with a fixed header (empty cells for missing scores)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _cell(row.get(key)) for key in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+def _cell(value) -> object:
+    if value is None:
+        return ""
+    # A file name like "=HYPERLINK(...)" would run as a formula when the CSV is opened in a spreadsheet.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1_000_000:.1f} MB"

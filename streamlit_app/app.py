@@ -1,0 +1,322 @@
+"""RealCheck upload page: verdicts with their score, Grad-CAM heatmaps, a batch table and its CSV.
+
+Start it with `realcheck app --model DIR`, or `streamlit run streamlit_app/app.py -- --model DIR`, or with
+$REALCHECK_MODEL naming the artifact folder.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from model.errors import RealCheckError
+from model.gradcam import GradCam, overlay
+from model.imaging import fit_to_input, open_rgb
+from model.inference import Detector, load_detector
+from streamlit_app.analysis import (
+    MODEL_ENV,
+    UPLOAD_TYPES,
+    ImageResult,
+    Upload,
+    analyse,
+    max_upload_bytes,
+    resolve_model_path,
+    result_rows,
+    results_csv,
+)
+
+DISPLAY_SIZE = 640  # longest side of the pictures shown; the model sees its own input size regardless
+MAX_GRADCAM_IMAGES = 24  # Grad-CAM costs a forward and a backward pass per image: cap it per page
+VERDICTS = {
+    "ai": ("AI-generated", "red"),
+    "real": ("Real photograph", "green"),
+    "uncertain": ("Uncertain", "orange"),
+}
+GRADCAM_EXPLANATION = """
+**What the heatmap shows.** Grad-CAM colours the parts of the image whose features pushed the score
+towards the verdict (towards *AI-generated* when P(AI) is at or above the threshold, towards *real*
+below it): red is strong, blue is none. It is read from the network's last convolutional block
+(`{layer}`), a coarse grid ({grid}), and laid over the picture the model saw.
+
+**What it does not show.** It says where the model looked, not why, and not that a red region was
+generated or edited. Artefacts spread evenly over the whole image (noise, upsampling patterns) can give
+a diffuse or empty map even for a confident score. The verdict comes from the score alone; the heatmap
+is a hint for a human to look closer, not evidence.
+"""
+
+
+@st.cache_resource(show_spinner="Loading the model...")
+def load_model(path: str) -> Detector:
+    """The artifact at `path` as a Detector, loaded once per process (shared by every session)."""
+    return load_detector(path)
+
+
+@st.cache_resource(show_spinner=False)
+def load_explainer(path: str) -> GradCam:
+    """Grad-CAM for the model at `path`, built once (it traces its TensorFlow function on first use)."""
+    return GradCam(load_model(path).model)
+
+
+@st.cache_data(max_entries=64, show_spinner="Scoring...")
+def score_uploads(
+    path: str, keys: tuple[tuple[str, str], ...], max_bytes: int, _uploads: Sequence[Upload]
+) -> list[ImageResult]:
+    """Results for a batch, cached by (model, file names and hashes) so toggling Grad-CAM does not rescore."""
+    return analyse(load_model(path), _uploads, max_bytes)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def explain(path: str, sha256: str, target: str, _data: bytes) -> np.ndarray:
+    """The Grad-CAM map of one file (cached by content) on the model's prepared input."""
+    detector = load_model(path)
+    return load_explainer(path).heatmap(detector.prepare(_data), target)
+
+
+def show_no_model() -> None:
+    """Say how to name a model: none is bundled yet."""
+    st.warning(
+        "**No model loaded.** RealCheck needs a model artifact folder (made by `realcheck train`). "
+        "Start the app with one:\n\n"
+        "```\nrealcheck app --model runs/realcheck-resnet50-.../\n```\n\n"
+        "or `streamlit run streamlit_app/app.py -- --model DIR`, or set the environment variable "
+        f"`{MODEL_ENV}=DIR`."
+    )
+
+
+def show_sidebar(detector: Detector, path: Path) -> None:
+    """Which model is loaded: name, version, decision rule, training data and test metrics."""
+    meta = detector.metadata
+    sidebar = st.sidebar
+    sidebar.header("Model")
+    sidebar.markdown(f"**{_escape(meta['name'])}**  \nversion `{meta['version']}`")
+    sidebar.caption(
+        f"{meta.get('backbone', '?')} backbone, {meta['input_size']} px input "
+        f"({meta.get('input_mode', 'resize')}), created {meta.get('created_at', 'unknown')}"
+    )
+    low, high = meta["uncertainty_band"]
+    sidebar.markdown(
+        f"**Decision:** `ai` when P(AI) ≥ {float(meta['threshold']):.3f}; "
+        f"`uncertain` between {float(low):.3f} and {float(high):.3f}"
+    )
+    sidebar.subheader("Training data")
+    sidebar.markdown(_training_summary(meta.get("training_data") or {}))
+    sidebar.subheader("Test metrics")
+    metrics = (meta.get("metrics") or {}).get("test") or {}
+    if metrics:
+        names = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc")
+        lines = ["| metric | value |", "|---|---|"]
+        lines += [
+            f"| {n.replace('_', ' ')} | {metrics[n]:.3f} |" for n in names if metrics.get(n) is not None
+        ]
+        lines.append(f"| images | {metrics.get('n', '?')} |")
+        sidebar.markdown("\n".join(lines))
+    else:
+        sidebar.markdown("Not evaluated: this artifact has no test metrics.")
+    card = path / "README.md"
+    if card.is_file():
+        with sidebar.expander("Model card"):
+            # The card's plot images are relative links that do not resolve here.
+            text = "\n".join(
+                line for line in card.read_text(encoding="utf-8").splitlines() if not line.startswith("![")
+            )
+            st.markdown(text)
+    sidebar.caption(f"Loaded from `{path}`")
+
+
+def _training_summary(data: dict) -> str:
+    if not data or not data.get("n"):
+        return "No training data recorded (an untrained or hand-made artifact)."
+    lines = [
+        f"- {data.get('n')} images: {data.get('real', '?')} real, {data.get('ai', '?')} ai "
+        f"({data.get('layout', 'unknown')} layout)"
+    ]
+    for split, counts in (data.get("splits") or {}).items():
+        lines.append(f"- {split}: {counts.get('n')} ({counts.get('real')} real, {counts.get('ai')} ai)")
+    for source, counts in (data.get("by_generator") or {}).items():
+        lines.append(f"- source `{source}`: {counts.get('real')} real, {counts.get('ai')} ai")
+    return "\n".join(lines)
+
+
+def upload_files() -> list[Upload]:
+    """The file picker: any number of images at once."""
+    files = st.file_uploader(
+        "Images to check",
+        type=list(UPLOAD_TYPES),
+        accept_multiple_files=True,
+        help="JPEG, PNG, WebP, GIF (first frame), BMP or TIFF. Files stay in this session's memory only.",
+    )
+    return [Upload(file.name, file.getvalue()) for file in files or []]
+
+
+def gradcam_toggle(explainer_layer: str, grid: str) -> bool:
+    """The Grad-CAM switch with its explanation next to it."""
+    enabled = st.toggle(
+        "Show Grad-CAM heatmaps", value=True, help="Where in the image the evidence was found"
+    )
+    with st.expander("What the Grad-CAM heatmap means, and what it does not"):
+        st.markdown(GRADCAM_EXPLANATION.format(layer=explainer_layer, grid=grid))
+    return enabled
+
+
+def show_summary(results: Sequence[ImageResult]) -> None:
+    """Counts per verdict across the batch."""
+    counts = {key: sum(r.verdict == key for r in results) for key in VERDICTS}
+    errors = sum(not r.ok for r in results)
+    columns = st.columns(4)
+    for column, (key, (label, _)) in zip(columns, VERDICTS.items()):
+        column.metric(label, counts[key])
+    columns[3].metric("Could not check", errors)
+
+
+def show_table(rows: list[dict]) -> None:
+    """The batch as a table and as a CSV download."""
+    st.subheader("Results")
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_order=("file", "verdict", "p_ai", "threshold", "error"),
+        column_config={
+            "p_ai": st.column_config.ProgressColumn("P(AI)", min_value=0.0, max_value=1.0, format="%.3f"),
+            "threshold": st.column_config.NumberColumn("threshold", format="%.3f"),
+        },
+    )
+    st.download_button(
+        "Download results as CSV",
+        data=results_csv(rows),
+        file_name="realcheck-results.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
+
+
+def score_bar(score: float, threshold: float, band: tuple[float, float]) -> str:
+    """HTML for the score on a 0..1 scale: real on the left, AI on the right, band shaded, threshold marked."""
+    low, high = (min(max(v, 0.0), 1.0) * 100 for v in band)
+    position, mark = min(max(score, 0.0), 1.0) * 100, min(max(threshold, 0.0), 1.0) * 100
+    return (
+        '<div class="realcheck-score" style="margin:0.4rem 0 0.2rem 0">'
+        '<div style="position:relative;height:16px;border-radius:8px;'
+        'background:linear-gradient(to right,#2e7d32,#9e9d24 45%,#ef6c00 55%,#c62828)">'
+        f'<div title="uncertain band" style="position:absolute;left:{low:.2f}%;width:{high - low:.2f}%;'
+        "top:0;bottom:0;background:repeating-linear-gradient(45deg,rgba(255,255,255,.55) 0 4px,"
+        'rgba(255,255,255,.15) 4px 8px)"></div>'
+        f'<div title="threshold" style="position:absolute;left:calc({mark:.2f}% - 1px);top:-4px;bottom:-4px;'
+        'width:2px;background:#111"></div>'
+        f'<div title="score" style="position:absolute;left:calc({position:.2f}% - 8px);top:-5px;width:16px;'
+        'height:26px;border-radius:5px;background:#fff;border:3px solid #111;box-sizing:border-box"></div>'
+        "</div>"
+        '<div style="display:flex;justify-content:space-between;font-size:0.8rem;opacity:0.75;margin-top:6px">'
+        "<span>0 · real</span><span>1 · AI-generated</span></div></div>"
+    )
+
+
+def show_verdict(result: ImageResult, detector: Detector) -> None:
+    """Verdict badge, the score as a bar, and the numbers behind it."""
+    label, colour = VERDICTS[result.verdict]
+    st.badge(label, color=colour)
+    st.markdown(f"Verdict: **{result.verdict}**")
+    band = detector.rule.band
+    st.markdown(score_bar(result.score, detector.rule.threshold, band), unsafe_allow_html=True)
+    st.markdown(
+        f"P(AI) = **{result.score:.3f}** · threshold {detector.rule.threshold:.3f} · "
+        f"uncertain between {band[0]:.3f} and {band[1]:.3f}"
+    )
+
+
+def heatmap_picture(
+    path: str, detector: Detector, result: ImageResult, data: bytes, picture: Image.Image
+) -> tuple[Image.Image, str]:
+    """The Grad-CAM overlay on what the model saw (`picture` is the decoded upload), and its caption."""
+    target = "ai" if result.score >= detector.rule.threshold else "real"
+    heat = explain(path, result.sha256, target, data)
+    if detector.spec.mode == "resize":
+        # The model saw the whole picture resized, so its map stretches back over the whole picture.
+        seen = "whole image"
+        picture = _shrunk(picture)
+    else:
+        seen = "centre crop the model saw"
+        picture = fit_to_input(picture, detector.spec)
+        picture = picture.resize((DISPLAY_SIZE // 2, DISPLAY_SIZE // 2), Image.Resampling.BILINEAR)
+    return overlay(picture, heat), f"Grad-CAM: evidence for {target} ({seen})"
+
+
+def show_result(path: str, detector: Detector, result: ImageResult, data: bytes, with_heatmap: bool) -> None:
+    """One image: picture, optional heatmap, verdict; or why it could not be checked."""
+    with st.container(border=True):
+        st.markdown(f"**{_escape(result.name)}**")
+        if not result.ok:
+            st.error(f"Could not check this file: {result.error}")
+            return
+        columns = st.columns([2, 2, 3] if with_heatmap else [2, 3])
+        # Decoded once, exactly as the inference path decodes it (orientation, colour mode, first frame).
+        picture = open_rgb(data, detector.max_pixels)
+        columns[0].image(_shrunk(picture), caption="uploaded image", width="stretch")
+        if with_heatmap:
+            with columns[1], st.spinner("Grad-CAM..."):
+                image, caption = heatmap_picture(path, detector, result, data, picture)
+                st.image(image, caption=caption, width="stretch")
+        with columns[-1]:
+            show_verdict(result, detector)
+
+
+def _shrunk(picture: Image.Image) -> Image.Image:
+    small = picture.copy()
+    small.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE))
+    return small
+
+
+def main() -> None:
+    """The page: model from --model / $REALCHECK_MODEL, uploads, results, heatmaps, sidebar."""
+    st.set_page_config(page_title="RealCheck", page_icon=":mag:", layout="wide")
+    st.title("RealCheck")
+    st.caption(
+        "Real photograph or AI-generated? Upload images to get a verdict, a score and where the model looked."
+    )
+    model_path = resolve_model_path(sys.argv[1:])
+    if model_path is None:
+        show_no_model()
+        return
+    try:
+        detector = load_model(str(model_path))
+    except RealCheckError as error:
+        st.error(f"Cannot load the model from `{model_path}`: {error}")
+        show_no_model()
+        return
+    show_sidebar(detector, model_path)
+
+    uploads = upload_files()
+    explainer = load_explainer(str(model_path))
+    rows, columns = explainer.grid
+    grid = f"{rows}x{columns} cells for a {detector.spec.size} px input"
+    with_heatmaps = gradcam_toggle(explainer.layer_name, grid)
+    if not uploads:
+        st.info("Upload one or more images to check them.")
+        return
+
+    keys = tuple((upload.name, upload.sha256) for upload in uploads)
+    results = score_uploads(str(model_path), keys, max_upload_bytes(), uploads)
+    show_summary(results)
+    show_table(result_rows(results, detector.metadata))
+    st.subheader("Images")
+    if with_heatmaps and sum(r.ok for r in results) > MAX_GRADCAM_IMAGES:
+        st.caption(f"Grad-CAM is shown for the first {MAX_GRADCAM_IMAGES} images that could be checked.")
+    explained = 0
+    for result, upload in zip(results, uploads):
+        heatmap = with_heatmaps and result.ok and explained < MAX_GRADCAM_IMAGES
+        explained += int(heatmap)
+        show_result(str(model_path), detector, result, upload.data, heatmap)
+
+
+def _escape(text: str) -> str:
+    """A file name shown as plain text inside Markdown."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Helpers for serving tests: a real `realcheck serve` process on a free loopback port, and test images."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import imagegen
+from PIL import Image
+
+STARTUP_TIMEOUT_S = 180
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def realcheck_command() -> list[str]:
+    """The installed `realcheck` console script of this interpreter's environment."""
+    script = Path(sys.executable).parent / "realcheck"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "model.cli"]
+
+
+class LiveServer:
+    """`realcheck serve` in a subprocess; `url` is its base address."""
+
+    def __init__(self, model_dir: Path, cache_dir: Path, log_path: Path, *extra: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115  closed in stop()
+        command = [
+            *realcheck_command(),
+            "serve",
+            "--model",
+            str(model_dir),
+            "--port",
+            str(self.port),
+            "--cache-dir",
+            str(cache_dir),
+            *extra,
+        ]
+        env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready after {STARTUP_TIMEOUT_S} s: {self.log()}")
+
+    def get_json(self, path: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return response.read().decode()
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+def jpeg_bytes(label: str = "real", size: int = 64, seed: int = 0, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(imagegen.make_array(label, size, seed)).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def varied_images(count: int, size: int = 64) -> list[bytes]:
+    """Distinct images of both classes and formats (no two share bytes, so none is a cache hit)."""
+    images = []
+    for index in range(count):
+        label = "ai" if index % 2 else "real"
+        if index % 3 == 0:
+            images.append(imagegen.image_bytes(label, size + index, seed=index, fmt="PNG"))
+        else:
+            images.append(jpeg_bytes(label, size + index, seed=index))
+    return images

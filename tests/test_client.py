@@ -1,0 +1,51 @@
+"""RealCheckClient against the real server process."""
+
+from __future__ import annotations
+
+import pytest
+from serving import free_port, jpeg_bytes
+
+from server.client import ClientError, RealCheckClient
+
+
+def test_check_paths_and_bytes(live_server, tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(jpeg_bytes("real", 80, seed=801))
+    client = RealCheckClient(live_server.url)
+    results = client.check([path, str(path), path.read_bytes()])
+    assert len(results) == 3
+    assert len({r["score"] for r in results}) == 1 and len({r["sha256"] for r in results}) == 1
+    assert results[0]["filename"] == "photo.jpg"
+    assert results[0]["model"] == "realcheck-tiny" and results[0]["version"] == "0.0.1-test"
+    assert client.check_one(path)["cached"] is True
+    assert client.check_base64([path.read_bytes()])[0]["score"] == results[0]["score"]
+    assert client.check([]) == []
+
+
+def test_metadata_health_and_readiness(live_server):
+    client = RealCheckClient(live_server.url + "/")
+    assert client.healthy() and client.ready()
+    assert client.models()[0]["name"] == "realcheck-tiny"
+    assert client.model("realcheck-tiny")["input_size"] == 32
+
+
+def test_errors_carry_status_and_code(live_server, tmp_path):
+    client = RealCheckClient(live_server.url)
+    with pytest.raises(ClientError) as caught:
+        client.check_one(b"not an image")
+    assert caught.value.status == 400 and caught.value.code == "invalid_image"
+    assert "not an image" in str(caught.value)
+    with pytest.raises(ClientError) as caught:
+        client.model("nope")
+    assert caught.value.status == 404
+    with pytest.raises(ClientError, match="cannot read"):
+        client.check_one(tmp_path / "missing.jpg")
+
+
+def test_unreachable_server_is_a_clear_error():
+    client = RealCheckClient(f"http://127.0.0.1:{free_port()}", timeout=5)
+    assert not client.healthy() and not client.ready()
+    with pytest.raises(ClientError, match="cannot reach"):
+        client.check_one(b"x")
+    with pytest.raises(ClientError, match="http"):
+        RealCheckClient("127.0.0.1:8000")

@@ -1,0 +1,100 @@
+"""`realcheck check` and `realcheck scan`, against the real server and in-process; `serve` needs a model."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import imagegen
+import pytest
+from serving import jpeg_bytes
+
+from model.cli import main
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    status = main(["-q", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(jpeg_bytes("real", 70, seed=1))
+    (folder / "nested" / "b.png").write_bytes(imagegen.image_bytes("ai", 70, seed=2))
+    (folder / "notes.txt").write_text("not an image, and not scanned")
+    return folder
+
+
+def test_check_through_the_server(capsys, live_server, photos):
+    status, out, _ = run_cli(capsys, "check", str(photos / "a.jpg"), "--server", live_server.url)
+    assert status == 0 and "a.jpg: " in out and "P(AI)" in out
+    status, out, _ = run_cli(
+        capsys,
+        "check",
+        str(photos / "a.jpg"),
+        str(photos / "notes.txt"),
+        "--server",
+        live_server.url,
+        "--json",
+    )
+    rows = json.loads(out)
+    assert status == 1, "a file that could not be checked makes the exit status non-zero"
+    assert rows[0]["verdict"] in {"ai", "real", "uncertain"} and rows[0]["error"] is None
+    assert "not an image" in rows[1]["error"]
+
+
+def test_scan_through_the_server_is_resumable(capsys, live_server, photos, tmp_path):
+    out_file = tmp_path / "results.csv"
+    status, out, _ = run_cli(capsys, "scan", str(photos), "--server", live_server.url, "--out", str(out_file))
+    assert status == 0 and "scanned 2 of 2" in out
+    rows = list(csv.DictReader(out_file.open()))
+    assert sorted(r["path"] for r in rows) == ["a.jpg", "nested/b.png"]
+    assert all(r["verdict"] and r["sha256"] and not r["error"] for r in rows)
+
+    (photos / "c.jpg").write_bytes(jpeg_bytes("ai", 70, seed=3))
+    (photos / "broken.jpg").write_bytes(jpeg_bytes("ai", 70, seed=4)[:150])
+    status, out, _ = run_cli(capsys, "scan", str(photos), "--server", live_server.url, "--out", str(out_file))
+    assert status == 1 and "scanned 2 of 4" in out and "2 skipped" in out and "1 failed" in out
+    rows = list(csv.DictReader(out_file.open()))
+    assert len(rows) == 4 and [r for r in rows if r["path"] == "broken.jpg"][0]["error"]
+
+    # The failed file is tried again (and fails again); scored ones are not re-checked or duplicated.
+    status, out, _ = run_cli(capsys, "scan", str(photos), "--server", live_server.url, "--out", str(out_file))
+    assert status == 1 and "scanned 1 of 4" in out
+    assert len(list(csv.DictReader(out_file.open()))) == 4
+
+
+def test_check_and_scan_in_process(capsys, tiny_artifact, live_server, photos, tmp_path):
+    status, out, _ = run_cli(capsys, "check", str(photos / "a.jpg"), "--model", str(tiny_artifact), "--json")
+    assert status == 0
+    local = json.loads(out)[0]
+    remote = json.loads(
+        run_cli(capsys, "check", str(photos / "a.jpg"), "--server", live_server.url, "--json")[1]
+    )[0]
+    assert abs(local["score"] - remote["score"]) < 1e-4 and local["sha256"] == remote["sha256"]
+
+    out_file = tmp_path / "results.jsonl"
+    status, out, _ = run_cli(
+        capsys, "scan", str(photos), "--model", str(tiny_artifact), "--out", str(out_file)
+    )
+    assert status == 0 and "scanned 2 of 2" in out
+    rows = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert {r["path"] for r in rows} == {"a.jpg", "nested/b.png"} and all(
+        r["score"] is not None for r in rows
+    )
+
+
+def test_clear_errors(capsys, tmp_path, live_server):
+    status, _, err = run_cli(capsys, "serve")
+    assert status == 2 and "pass --model DIR" in err
+    status, _, err = run_cli(capsys, "check", "x.jpg")
+    assert status == 2 and "pass --model DIR" in err
+    status, _, err = run_cli(capsys, "scan", str(tmp_path), "--server", live_server.url, "--out", "x.txt")
+    assert status == 2 and ".csv or .jsonl" in err
+    status, _, err = run_cli(capsys, "check", "x.jpg", "--server", "http://127.0.0.1:9", "--model", "m")
+    assert status == 2 and "not both" in err
+    status, _, err = run_cli(capsys, "serve", "--model", str(tmp_path), "--backend", "onnx")
+    assert status == 2 and "not a RealCheck artifact" in err

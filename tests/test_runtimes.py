@@ -1,0 +1,76 @@
+"""Runtimes: ONNX Runtime and TensorFlow agree within 1e-4; the ONNX export is cached by model content."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from serving import varied_images
+
+from model.artifact import read_metadata
+from server import runtimes
+from server.config import ServerConfig, resolve_model_dir
+from server.service import PredictionService, Upload
+
+
+def test_onnx_and_tensorflow_give_the_same_scores(tiny_artifact, onnx_cache_dir):
+    images = [Upload(data) for data in varied_images(6, size=50)]
+    scores = {}
+    for backend in ("onnx", "tensorflow"):
+        config = ServerConfig(
+            model_dir=tiny_artifact, backend=backend, cache_dir=onnx_cache_dir, result_cache_size=0
+        )
+        service = PredictionService(config).start()
+        assert service.runtime.name == {"onnx": "onnxruntime", "tensorflow": "tensorflow"}[backend]
+        batched = [r.score for r in service.predict(images)]
+        single = [service.predict([image])[0].score for image in images]
+        service.stop()
+        # Batching never changes a score (bit for bit on ONNX Runtime; float rounding on TensorFlow).
+        np.testing.assert_allclose(batched, single, atol=1e-5, rtol=0)
+        if backend == "onnx":
+            assert batched == single
+        scores[backend] = np.array(batched)
+    np.testing.assert_allclose(scores["onnx"], scores["tensorflow"], atol=1e-4, rtol=0)
+
+
+def test_auto_backend_is_onnx_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(runtimes, "gpu_available", lambda: False)
+    assert runtimes.choose_backend("auto") == "onnx"
+    monkeypatch.setattr(runtimes, "gpu_available", lambda: True)
+    assert runtimes.choose_backend("auto") == "tensorflow"
+    assert runtimes.choose_backend("onnx") == "onnx"
+
+
+def test_onnx_export_is_cached_and_redone_when_the_model_changes(tmp_path, monkeypatch):
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    (artifact / "model.keras").write_bytes(b"model version 1")
+    exports = []
+
+    def fake_export(model_dir, fmt, out):
+        exports.append(out)
+        out.write_bytes(b"onnx of " + (artifact / "model.keras").read_bytes())
+        out.with_name(out.name + ".export.json").write_text("{}")
+        return {"max_abs_diff": 0.0}
+
+    monkeypatch.setattr("model.export.export_artifact", fake_export)
+    cache = tmp_path / "cache"
+    first = runtimes.ensure_onnx_export(artifact, cache, "my model")
+    assert runtimes.ensure_onnx_export(artifact, cache, "my model") == first
+    assert len(exports) == 1
+    (artifact / "model.keras").write_bytes(b"model version 2")  # retrained: same name, new content
+    second = runtimes.ensure_onnx_export(artifact, cache, "my model")
+    assert second != first and len(exports) == 2
+    assert second.read_bytes() == b"onnx of model version 2"
+    assert not first.exists(), "the stale export is removed"
+    assert sorted(p.name for p in (cache / "onnx").iterdir()) == [second.name, second.name + ".export.json"]
+
+
+def test_model_resolution(tiny_artifact, tmp_path):
+    from model.errors import RealCheckError
+
+    assert resolve_model_dir(tiny_artifact) == tiny_artifact
+    with pytest.raises(RealCheckError, match="pass --model"):
+        resolve_model_dir(None)
+    with pytest.raises(RealCheckError, match="not found"):
+        resolve_model_dir(tmp_path / "missing")
+    assert read_metadata(tiny_artifact)["name"] == "realcheck-tiny"

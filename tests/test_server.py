@@ -1,0 +1,430 @@
+"""The API through Flask's test client: every endpoint, every bad input of the safety list, access rules."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import zlib
+
+import imagegen
+import pytest
+from PIL import Image
+from serving import jpeg_bytes, varied_images
+
+from server.app import create_app
+from server.config import ServerConfig
+from server.metrics import Metrics
+from server.service import PredictionService
+
+ERROR_KEYS = {"code", "message"}
+
+
+@pytest.fixture(scope="module")
+def service(tiny_artifact, onnx_cache_dir):
+    loaded = PredictionService(
+        ServerConfig(model_dir=tiny_artifact, backend="onnx", cache_dir=onnx_cache_dir)
+    ).start()
+    yield loaded
+    loaded.stop()
+
+
+@pytest.fixture(scope="module")
+def make_client(service, tiny_artifact, onnx_cache_dir):
+    """A test client for an app with these config overrides, sharing the one loaded model."""
+
+    def make(**overrides):
+        config = ServerConfig(model_dir=tiny_artifact, backend="onnx", cache_dir=onnx_cache_dir, **overrides)
+        return create_app(config, service=service).test_client()
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def client(make_client):
+    return make_client()
+
+
+def multipart(*images: bytes, names=None) -> dict:
+    names = names or [f"img{i}.png" for i in range(len(images))]
+    return {
+        "data": {"image": [(io.BytesIO(data), name) for data, name in zip(images, names)]},
+        "content_type": "multipart/form-data",
+    }
+
+
+def assert_error(response, status: int, code: str | None = None, says: str | None = None) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body["error"]) == ERROR_KEYS
+    assert "Traceback" not in body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code
+    if says:
+        assert says in body["error"]["message"].lower()
+    return body["error"]
+
+
+# --- endpoints ------------------------------------------------------------------------------------------
+
+
+def test_healthz_and_readyz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.get_json()
+    assert body["status"] == "ready" and body["model"]["name"] == "realcheck-tiny"
+    assert body["runtime"]["runtime"] == "onnxruntime"
+
+
+def test_readyz_and_predict_before_the_model_is_loaded(tiny_artifact, onnx_cache_dir):
+    config = ServerConfig(model_dir=tiny_artifact, cache_dir=onnx_cache_dir)
+    loading = PredictionService(config)
+    loading.metadata = {"name": "realcheck-tiny", "version": "0.0.1-test"}
+    client = create_app(config, service=loading).test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    response = client.post("/v1/predict", data=jpeg_bytes(), content_type="image/jpeg")
+    assert_error(response, 503, "not_ready")
+    assert response.headers["Retry-After"]
+
+
+def test_predict_multipart_names_model_and_every_field(client):
+    images = varied_images(3, size=40)
+    response = client.post("/v1/predict", **multipart(*images, names=["a.png", "b.jpg", "c.jpg"]))
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["model"] == {"name": "realcheck-tiny", "version": "0.0.1-test"}
+    assert [p["filename"] for p in body["predictions"]] == ["a.png", "b.jpg", "c.jpg"]
+    for prediction, data in zip(body["predictions"], images):
+        assert 0.0 <= prediction["score"] <= 1.0
+        assert prediction["verdict"] in {"ai", "real", "uncertain"}
+        assert prediction["threshold"] == 0.5
+        assert prediction["sha256"] == __import__("hashlib").sha256(data).hexdigest()
+        assert prediction["cached"] is False
+        assert prediction["time_ms"] >= 0
+
+
+def test_json_base64_raw_body_and_data_url_give_the_same_score(client):
+    data = jpeg_bytes("ai", 57, seed=7)
+    encoded = base64.b64encode(data).decode()
+    by_multipart = client.post("/v1/predict", **multipart(data)).get_json()["predictions"][0]["score"]
+    by_json = client.post("/v1/predict", json={"instances": [{"b64": encoded}]}).get_json()
+    by_raw = client.post("/v1/predict", data=data, content_type="image/jpeg").get_json()
+    by_data_url = client.post(
+        "/v1/predict", json={"instances": [{"b64": "data:image/jpeg;base64," + encoded, "name": "x.jpg"}]}
+    ).get_json()
+    assert by_json["predictions"][0]["score"] == by_multipart
+    assert by_raw["predictions"][0]["score"] == by_multipart
+    assert by_data_url["predictions"][0]["filename"] == "x.jpg"
+    assert by_json["predictions"][0]["cached"] is True
+
+
+def test_many_images_in_one_request_score_like_one_at_a_time(make_client):
+    client = make_client(result_cache_size=0)
+    images = varied_images(7, size=45)
+    together = [
+        p["score"] for p in client.post("/v1/predict", **multipart(*images)).get_json()["predictions"]
+    ]
+    alone = [
+        client.post("/v1/predict", **multipart(data)).get_json()["predictions"][0]["score"] for data in images
+    ]
+    assert together == pytest.approx(alone, abs=1e-6)
+
+
+def test_cache_hit_costs_no_model_time(client, service):
+    data = jpeg_bytes("real", 71, seed=71)
+    first = client.post("/v1/predict", data=data, content_type="image/jpeg").get_json()["predictions"][0]
+    batches_before = service.metrics.batch_size._sum.get()
+    second = client.post("/v1/predict", data=data, content_type="image/jpeg").get_json()["predictions"][0]
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert first["score"] == second["score"] and first["sha256"] == second["sha256"]
+    assert service.metrics.batch_size._sum.get() == batches_before
+
+
+def test_models_and_one_model(client):
+    models = client.get("/v1/models").get_json()["models"]
+    assert len(models) == 1
+    model = models[0]
+    for key in (
+        "name",
+        "version",
+        "backbone",
+        "input_size",
+        "threshold",
+        "uncertainty_band",
+        "training_data",
+    ):
+        assert key in model
+    assert model["backbone"] == "resnet50" and model["input_size"] == 32
+    assert "metrics" in model and model["state"] == "ready"
+    assert client.get("/v1/models/realcheck-tiny").get_json()["version"] == "0.0.1-test"
+    assert_error(client.get("/v1/models/other"), 404, "model_not_found")
+
+
+def test_metrics_in_prometheus_format(client):
+    client.post("/v1/predict", data=b"", content_type="image/png")
+    client.post("/v1/predict", data=jpeg_bytes(seed=3), content_type="image/jpeg")
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    for name in (
+        "realcheck_http_requests_total",
+        "realcheck_http_request_duration_seconds_bucket",
+        "realcheck_batch_size_bucket",
+        "realcheck_cache_hits_total",
+        "realcheck_cache_misses_total",
+        "realcheck_model_ready 1.0",
+    ):
+        assert name in text
+    assert 'realcheck_http_errors_total{code="empty_body",status="400"}' in text
+
+
+def test_openapi_document_is_valid_and_complete(client):
+    from openapi_spec_validator import validate
+
+    document = client.get("/openapi.json").get_json()
+    validate(document)
+    assert document["openapi"].startswith("3.")
+    for path in ("/v1/predict", "/v1/models", "/v1/models/{name}", "/healthz", "/readyz", "/metrics"):
+        assert path in document["paths"]
+
+
+def test_unknown_path_and_wrong_method_are_json(client):
+    assert_error(client.get("/v2/nothing"), 404, "not_found", "no such endpoint")
+    response = client.get("/v1/predict")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+# --- the safety list: each bad input is a 4xx with a message saying what was wrong -----------------------
+
+
+def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A valid PNG header claiming width x height pixels, with almost no data: a decompression bomb."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_upload_over_the_size_limit_is_413(make_client):
+    client = make_client(max_request_bytes=50_000)
+    big = jpeg_bytes("real", 600, quality=95)
+    assert len(big) > 50_000
+    assert_error(client.post("/v1/predict", data=big, content_type="image/jpeg"), 413, "request_too_large")
+    assert_error(client.post("/v1/predict", **multipart(big)), 413, "request_too_large")
+
+
+def test_image_over_the_per_image_limit_is_413(make_client):
+    client = make_client(max_image_bytes=1000)
+    assert_error(
+        client.post("/v1/predict", data=jpeg_bytes("real", 200), content_type="image/jpeg"),
+        413,
+        "image_too_large",
+    )
+
+
+def test_more_images_than_allowed_is_413(make_client):
+    client = make_client(max_images_per_request=2)
+    images = [jpeg_bytes(seed=i) for i in range(3)]
+    assert_error(
+        client.post("/v1/predict", **multipart(*images)), 413, "too_many_images", "over the limit of 2"
+    )
+    instances = [{"b64": base64.b64encode(d).decode()} for d in images]
+    assert_error(client.post("/v1/predict", json={"instances": instances}), 413, "too_many_images")
+
+
+def test_decompression_bomb_is_rejected_before_decoding(client, monkeypatch):
+    from PIL import ImageFile
+
+    def must_not_decode(self):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", must_not_decode)
+    error = assert_error(
+        client.post("/v1/predict", data=bomb_png(), content_type="image/png"), 400, "invalid_image"
+    )
+    assert "pixels" in error["message"]
+    # Under Pillow's own bomb limit but over RealCheck's pixel limit: refused from the header alone.
+    error = assert_error(
+        client.post("/v1/predict", data=bomb_png(9000, 9000), content_type="image/png"), 400, "invalid_image"
+    )
+    assert "over the limit" in error["message"]
+
+
+def test_real_oversized_image_file_is_rejected(client):
+    buffer = io.BytesIO()
+    Image.new("1", (8000, 7000)).save(buffer, format="PNG")  # 56 M pixels in a few kB
+    error = assert_error(
+        client.post("/v1/predict", data=buffer.getvalue(), content_type="image/png"), 400, "invalid_image"
+    )
+    assert "over the limit" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        (jpeg_bytes("ai", 120)[:400], "truncated"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20, "corrupt"),
+        (b"just some text, not an image", "not an image"),
+        (b"P6\n2 2\n255\n" + bytes(12), "unsupported image format ppm"),
+    ],
+    ids=["truncated", "corrupt", "not-an-image", "unsupported-format"],
+)
+def test_bad_image_bytes_are_400_with_the_reason(client, data, says):
+    for response in (
+        client.post("/v1/predict", data=data, content_type="image/jpeg"),
+        client.post("/v1/predict", **multipart(data, names=["bad.jpg"])),
+        client.post("/v1/predict", json={"instances": [{"b64": base64.b64encode(data).decode()}]}),
+    ):
+        assert_error(response, 400, "invalid_image", says)
+
+
+def test_bad_image_among_good_ones_names_the_image_and_costs_no_model_time(client, service):
+    before = service.metrics.batch_size._sum.get()
+    response = client.post(
+        "/v1/predict", **multipart(jpeg_bytes(seed=91), b"nope", names=["ok.jpg", "bad.png"])
+    )
+    assert "image 1 (bad.png)" in assert_error(response, 400, "invalid_image")["message"]
+    assert service.metrics.batch_size._sum.get() == before
+
+
+@pytest.mark.parametrize(
+    "body, code, says",
+    [
+        ({"instances": [{"b64": "not base64 !!"}]}, "invalid_base64", "invalid base64"),
+        ({"instances": [{"b64": "QUJ"}]}, "invalid_base64", "invalid base64"),
+        ({"instances": []}, "no_images", "no images"),
+        ({"images": ["x"]}, "invalid_json", "instances"),
+        ({"instances": ["abc"]}, "invalid_json", "instance 0"),
+        ([1, 2], "invalid_json", "instances"),
+    ],
+)
+def test_bad_json_bodies_are_400(client, body, code, says):
+    assert_error(client.post("/v1/predict", json=body), 400, code, says)
+
+
+def test_malformed_json_is_400(client):
+    assert_error(
+        client.post("/v1/predict", data=b"{not json", content_type="application/json"), 400, "invalid_json"
+    )
+
+
+def test_empty_bodies_are_400(client):
+    assert_error(client.post("/v1/predict", data=b"", content_type="image/jpeg"), 400, "empty_body")
+    assert_error(client.post("/v1/predict"), 400, "empty_body")
+    assert_error(client.post("/v1/predict", **multipart(b"")), 400, "invalid_image", "empty")
+    response = client.post("/v1/predict", data={"note": "hello"}, content_type="multipart/form-data")
+    assert_error(response, 400, "no_images", "no file parts")
+
+
+def test_wrong_content_type_is_415(client):
+    assert_error(
+        client.post("/v1/predict", data=b"hello", content_type="text/plain"), 415, "unsupported_media_type"
+    )
+    assert_error(
+        client.post("/v1/predict", data=b"a=1", content_type="application/x-www-form-urlencoded"),
+        415,
+        "unsupported_media_type",
+    )
+
+
+def test_urls_are_never_fetched(client):
+    # A URL where image bytes belong is just bad base64/bytes: the server has no code path that fetches.
+    assert_error(
+        client.post("/v1/predict", json={"instances": [{"b64": "http://169.254.169.254/latest/"}]}), 400
+    )
+    assert_error(client.post("/v1/predict", json={"instances": [{"url": "http://example.org/x.jpg"}]}), 400)
+
+
+def test_no_input_produces_a_500(client):
+    rng = __import__("random").Random(0)
+    for _ in range(40):
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300)))
+        for kind in ("image/png", "application/json", "multipart/form-data", "application/octet-stream"):
+            response = client.post("/v1/predict", data=data, content_type=kind)
+            assert 400 <= response.status_code < 500, (kind, data)
+            json.loads(response.get_data())
+
+
+# --- access: CORS, API key, rate limit ------------------------------------------------------------------
+
+
+def test_cors_only_for_configured_origins(make_client):
+    default = make_client()
+    assert (
+        "Access-Control-Allow-Origin"
+        not in default.get("/healthz", headers={"Origin": "chrome-extension://abc"}).headers
+    )
+
+    client = make_client(allow_extension_origins=True, cors_origins=["https://news.example"])
+    for origin in ("chrome-extension://abcdefgh", "moz-extension://0b1c-22d3", "https://news.example"):
+        assert (
+            client.get("/healthz", headers={"Origin": origin}).headers["Access-Control-Allow-Origin"]
+            == origin
+        )
+    for origin in ("https://evil.example", "chrome-extension://", "null"):
+        assert "Access-Control-Allow-Origin" not in client.get("/healthz", headers={"Origin": origin}).headers
+
+    preflight = client.options(
+        "/v1/predict",
+        headers={
+            "Origin": "chrome-extension://abcdefgh",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Private-Network": "true",
+        },
+    )
+    assert preflight.status_code == 200
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "X-API-Key" in preflight.headers["Access-Control-Allow-Headers"]
+    assert preflight.headers["Access-Control-Allow-Private-Network"] == "true"
+
+
+def test_cors_config_refuses_wildcards():
+    from model.errors import RealCheckError
+
+    with pytest.raises(RealCheckError, match="no wildcards"):
+        ServerConfig(cors_origins=["*"])
+
+
+def test_api_key(make_client):
+    client = make_client(api_key="s3cret")
+    assert_error(
+        client.post("/v1/predict", data=jpeg_bytes(), content_type="image/jpeg"), 401, "unauthorized"
+    )
+    assert_error(client.get("/v1/models", headers={"X-API-Key": "wrong"}), 401, "unauthorized")
+    assert client.get("/v1/models", headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert client.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+    assert client.options("/v1/predict").status_code == 200  # CORS preflights carry no key
+    assert client.get("/openapi.json").get_json()["paths"]["/v1/predict"]["post"]["security"]
+
+
+def test_rate_limit(make_client):
+    client = make_client(rate_limit_per_minute=2)
+    assert client.get("/v1/models").status_code == 200
+    assert client.get("/v1/models").status_code == 200
+    response = client.get("/v1/models")
+    assert_error(response, 429, "rate_limited")
+    assert int(response.headers["Retry-After"]) >= 1
+    assert client.get("/healthz").status_code == 200
+
+
+def test_metrics_are_per_app():
+    assert Metrics().registry is not Metrics().registry
+
+
+def test_imagegen_sanity():
+    assert imagegen.image_bytes("ai", 20)[:4] == b"\x89PNG"

@@ -1,0 +1,383 @@
+"""The Streamlit upload app: model resolution, the upload flow in AppTest (good, bad, too large files; the
+CSV), `realcheck app`, and one run of the real page in Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import imagegen
+import numpy as np
+import pytest
+import streamlit
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from model.cli import main as cli_main
+from model.inference import load_detector
+from streamlit_app import analysis, launch
+from streamlit_app.launch import APP_PATH, streamlit_command
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTEFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+RUN_TIMEOUT = 300  # an upper bound for a slow shared machine, not a performance assertion
+
+
+def encoded(label: str, fmt: str, size: int = 48, seed: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(imagegen.make_array(label, size, seed)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def app(tiny_artifact, monkeypatch) -> AppTest:
+    monkeypatch.setenv(analysis.MODEL_ENV, str(tiny_artifact))
+    monkeypatch.delenv(analysis.MAX_UPLOAD_ENV, raising=False)
+    return AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT)
+
+
+@pytest.fixture
+def captured_downloads(monkeypatch) -> list[dict]:
+    """What the app hands to st.download_button (AppTest does not keep download payloads)."""
+    calls: list[dict] = []
+    original = streamlit.download_button
+
+    def spy(label, data, *args, **kwargs):
+        calls.append({"label": label, "data": data, **kwargs})
+        return original(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "download_button", spy)
+    return calls
+
+
+def run_with(app: AppTest, files: list[tuple[str, bytes, str]]) -> AppTest:
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    app.file_uploader[0].set_value(files)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def image_captions(app: AppTest) -> list[str]:
+    return [img.caption for element in app.get("image") for img in element.proto.imgs]
+
+
+def test_model_path_comes_from_the_option_then_the_environment_then_the_default(monkeypatch, tmp_path):
+    env = {analysis.MODEL_ENV: "/from/env"}
+    assert analysis.resolve_model_path(["--model", str(tmp_path)], env) == tmp_path
+    assert analysis.resolve_model_path(["-x", "tests", "--model=/a"], env) == Path("/a")
+    assert analysis.resolve_model_path(["tests/test_x.py", "-k", "model"], env) == Path("/from/env")
+    assert analysis.resolve_model_path([], {}) is None
+    monkeypatch.setattr(analysis, "default_model_path", lambda: tmp_path / "bundled")
+    assert analysis.resolve_model_path([], {}) == tmp_path / "bundled"
+
+
+def test_upload_limit_from_the_environment():
+    assert analysis.max_upload_bytes({}) == 50_000_000
+    assert analysis.max_upload_bytes({analysis.MAX_UPLOAD_ENV: "0.5"}) == 500_000
+    assert analysis.max_upload_bytes({analysis.MAX_UPLOAD_ENV: "lots"}) == 50_000_000
+
+
+def test_csv_has_a_fixed_header_and_defuses_spreadsheet_formulas():
+    metadata = {"name": "m", "version": "1", "threshold": 0.5, "uncertainty_band": [0.4, 0.6]}
+    results = [
+        analysis.ImageResult("=HYPERLINK(1).png", 10, "ab", score=0.75, verdict="ai"),
+        analysis.ImageResult("x.jpg", 3, "cd", error="not an image"),
+    ]
+    text = analysis.results_csv(analysis.result_rows(results, metadata))
+    lines = text.splitlines()
+    assert lines[0] == ",".join(analysis.CSV_COLUMNS)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows[0]["file"] == "'=HYPERLINK(1).png" and rows[0]["p_ai"] == "0.75"
+    assert rows[1] | {"sha256": ""} == {
+        "file": "x.jpg",
+        "verdict": "error",
+        "p_ai": "",
+        "threshold": "0.5",
+        "uncertain_low": "0.4",
+        "uncertain_high": "0.6",
+        "model": "m",
+        "model_version": "1",
+        "bytes": "3",
+        "sha256": "",
+        "error": "not an image",
+    }
+
+
+def test_without_a_model_the_page_says_how_to_give_one(monkeypatch):
+    monkeypatch.delenv(analysis.MODEL_ENV, raising=False)
+    app = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT).run()
+    assert not app.exception
+    message = app.warning[0].value
+    assert (
+        "No model loaded" in message and "realcheck app --model" in message and analysis.MODEL_ENV in message
+    )
+    assert not app.file_uploader
+
+
+def test_a_folder_that_is_not_a_model_gets_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv(analysis.MODEL_ENV, str(tmp_path))
+    app = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT).run()
+    assert not app.exception
+    assert "Cannot load the model" in app.error[0].value and "metadata.json" in app.error[0].value
+
+
+def test_upload_shows_verdict_score_threshold_heatmap_and_the_model(app, tiny_artifact):
+    data = encoded("ai", "PNG")
+    run_with(app, [("picture.png", data, "image/png")])
+    expected = load_detector(tiny_artifact).predict([data])[0]
+
+    table = app.dataframe[0].value
+    assert list(table["file"]) == ["picture.png"]
+    # The same inference path as the server and evaluation: the same score for the same bytes.
+    assert table["p_ai"][0] == pytest.approx(expected.score, abs=1e-6)
+    assert table["verdict"][0] == expected.verdict
+    texts = [m.value for m in app.markdown]
+    assert f"Verdict: **{expected.verdict}**" in texts
+    assert any(f"P(AI) = **{expected.score:.3f}** · threshold 0.500" in t for t in texts)
+    assert any('class="realcheck-score"' in t for t in texts)  # the score bar
+    assert any(c.startswith("Grad-CAM: evidence for") for c in image_captions(app))
+    assert [e.value for e in app.expander[0].markdown][0].startswith("**What the heatmap shows.**")
+
+    sidebar = " ".join(m.value for m in app.sidebar.markdown)
+    assert "realcheck\\-tiny" in sidebar and "0.0.1-test" in sidebar and "Not evaluated" in sidebar
+
+    app.toggle[0].set_value(False).run()
+    assert not any(c.startswith("Grad-CAM") for c in image_captions(app))
+    assert image_captions(app) == ["uploaded image"]
+
+
+def test_bad_files_get_a_message_and_the_rest_of_the_batch_still_works(
+    app, tiny_artifact, monkeypatch, captured_downloads
+):
+    monkeypatch.setenv(analysis.MAX_UPLOAD_ENV, "0.1")  # 100 kB
+    rng = np.random.default_rng(0)
+    too_large = Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    large_bytes = io.BytesIO()
+    too_large.save(large_bytes, format="PNG")
+    assert len(large_bytes.getvalue()) > 100_000
+    good = {
+        "a.jpg": encoded("ai", "JPEG", seed=1),
+        "b.png": encoded("real", "PNG", seed=2),
+        "c.webp": encoded("ai", "WEBP", seed=3),
+        "d.gif": encoded("real", "GIF", seed=4),
+        "e.bmp": encoded("ai", "BMP", seed=5),
+        "f.tiff": encoded("real", "TIFF", seed=6),
+    }
+    bad = {
+        "notes.jpg": b"these are my notes, not a picture",
+        "broken.jpg": encoded("ai", "JPEG", size=64)[:300],
+        "huge.png": large_bytes.getvalue(),
+    }
+    names = ["a.jpg", "notes.jpg", "b.png", "c.webp", "broken.jpg", "d.gif", "e.bmp", "huge.png", "f.tiff"]
+    files = {**good, **bad}
+    run_with(app, [(name, files[name], "application/octet-stream") for name in names])
+
+    errors = [e.value for e in app.error]
+    assert len(errors) == 3
+    assert "not an image" in errors[0]
+    assert "truncated" in errors[1]
+    assert "too large" in errors[2] and "over the limit of 0.1 MB" in errors[2]
+    assert [m.value for m in app.metric][-1] == "3"  # "Could not check"
+    verdicts = [m.value for m in app.markdown if m.value.startswith("Verdict: ")]
+    assert len(verdicts) == len(good)
+
+    expected = load_detector(tiny_artifact).predict(list(good.values()))
+    rows = list(csv.DictReader(io.StringIO(captured_downloads[-1]["data"])))
+    assert captured_downloads[-1]["file_name"] == "realcheck-results.csv"
+    assert [row["file"] for row in rows] == names
+    scored = {row["file"]: row for row in rows if not row["error"]}
+    assert sorted(scored) == sorted(good)
+    for name, prediction in zip(good, expected):
+        assert float(scored[name]["p_ai"]) == pytest.approx(prediction.score, abs=1e-6)
+        assert scored[name]["verdict"] == prediction.verdict
+        assert scored[name]["model_version"] == "0.0.1-test" and scored[name]["threshold"] == "0.5"
+    for row in rows:
+        if row["file"] in bad:
+            assert row["verdict"] == "error" and row["p_ai"] == "" and row["error"]
+
+
+def test_crop_models_and_a_full_model_card_show_in_the_page(tiny_artifact, tmp_path, monkeypatch):
+    # A copy of the tiny artifact that crops at native resolution and carries training data and metrics.
+    folder = tmp_path / "crop-model"
+    folder.mkdir()
+    (folder / "model.keras").symlink_to(tiny_artifact / "model.keras")
+    metadata = json.loads((tiny_artifact / "metadata.json").read_text())
+    metadata |= {
+        "input_mode": "crop",
+        "training_data": {
+            "layout": "folders",
+            "n": 100,
+            "real": 50,
+            "ai": 50,
+            "splits": {"test": {"n": 20, "real": 10, "ai": 10}},
+            "by_generator": {"sd": {"real": 50, "ai": 50}},
+        },
+        "metrics": {
+            "test": {"accuracy": 0.9, "balanced_accuracy": 0.9, "f1": 0.88, "roc_auc": 0.95, "n": 20}
+        },
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    (folder / "README.md").write_text("# card\n\n![roc](plots/roc.png)\nModel card text\n")
+    monkeypatch.setenv(analysis.MODEL_ENV, str(folder))
+    app = run_with(
+        AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT),
+        [("wide.png", encoded("real", "PNG", size=80), "image/png")],
+    )
+    sidebar = " ".join(m.value for m in app.sidebar.markdown)
+    assert "100 images: 50 real, 50 ai" in sidebar and "source `sd`" in sidebar
+    assert "| accuracy | 0.900 |" in sidebar and "| images | 20 |" in sidebar
+    assert "Model card text" in sidebar and "plots/roc.png" not in sidebar
+    assert any("centre crop" in caption for caption in image_captions(app))
+
+
+def test_realcheck_app_runs_streamlit_on_the_app(tiny_artifact, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(launch, "run_streamlit", lambda command: calls.append(command) or 0)
+    assert cli_main(["-q", "app", "--model", str(tiny_artifact), "--port", "8765", "--no-browser"]) == 0
+    command = calls[0]
+    assert command[:5] == [sys.executable, "-m", "streamlit", "run", str(APP_PATH)]
+    assert command[command.index("--server.port") + 1] == "8765"
+    assert command[command.index("--server.address") + 1] == "127.0.0.1"
+    assert command[command.index("--server.headless") + 1] == "true"
+    assert command[command.index("--browser.gatherUsageStats") + 1] == "false"
+    assert command[command.index("--client.toolbarMode") + 1] == "minimal"
+    assert command[-3:] == ["--", "--model", str(tiny_artifact.resolve())]
+
+    assert cli_main(["app", "--model", str(tiny_artifact.parent / "missing")]) == 2
+    assert "model folder not found" in capsys.readouterr().err
+    assert len(calls) == 1
+
+
+def test_run_streamlit_returns_the_server_status_and_passes_sigterm_on(tmp_path):
+    assert launch.run_streamlit([sys.executable, "-c", "raise SystemExit(3)"]) == 3
+    pid_file = tmp_path / "server.pid"
+    server = f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(300)"
+    launcher = f"import sys; from streamlit_app.launch import run_streamlit; sys.exit(run_streamlit([sys.executable, '-c', {server!r}]))"
+    parent = subprocess.Popen([sys.executable, "-c", launcher])
+    try:
+        while not pid_file.exists() and parent.poll() is None:
+            time.sleep(0.1)
+        parent.terminate()
+        status = parent.wait(timeout=120)  # a bound for a slow machine; without the fix it waits 300 s
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert status == 128 + 15
+    with pytest.raises(ProcessLookupError):  # the server went with it: no orphan holding the port
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, log: Path, limit_s: float = 180) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"streamlit did not become healthy:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="module")
+def browser_artifact(tmp_path_factory) -> Path:
+    """Like tiny_artifact but at 128 px, so the heatmap has a 4x4 grid worth looking at."""
+    from model import architecture, artifact
+
+    out = tmp_path_factory.mktemp("browser") / "resnet50-128"
+    model = architecture.build_model("resnet50", image_size=128, weights="none")
+    metadata = artifact.base_metadata("realcheck-browser-test", "0.0.2-test") | {
+        "backbone": "resnet50",
+        "weights": "none",
+        "head": architecture.HeadParams().to_dict(),
+        "input_size": 128,
+        "input_mode": "resize",
+        "threshold": 0.5,
+        "uncertainty_band": [0.45, 0.55],
+        "seed": 0,
+        "training_data": {"layout": "none", "n": 0, "real": 0, "ai": 0},
+        "metrics": {},
+    }
+    artifact.save_artifact(out, model, metadata)
+    return out
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium missing: install it with `apt-get install -y chromium`"
+)
+def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    picture = tmp_path / "upload.jpg"
+    Image.fromarray(imagegen.make_array("ai", 256, seed=7)).save(picture, quality=92)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "streamlit.log"
+    command = streamlit_command(browser_artifact, port, "127.0.0.1", open_browser=False)
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_until_healthy(url, process, log)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                ],
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+                page.set_default_timeout(RUN_TIMEOUT * 1000)
+                page.goto(url)
+                page.locator('input[type="file"]').set_input_files(str(picture))
+                page.get_by_text("Verdict:").wait_for()
+                verdict = page.get_by_text("Verdict:").inner_text()
+                assert verdict.split(":")[1].strip() in {"ai", "real", "uncertain"}
+                page.get_by_text("Grad-CAM: evidence for").wait_for()
+                # Both pictures (upload and heatmap) actually loaded in the page, not just announced.
+                page.wait_for_function(
+                    """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
+                             .filter(img => img.complete && img.naturalWidth > 0).length >= 2"""
+                )
+                assert page.get_by_text("realcheck-browser-test").count() >= 1
+                ARTEFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTEFACTS / "streamlit_app.png"), full_page=True)
+                with page.expect_download() as download:
+                    page.get_by_text("Download results as CSV").click()
+                rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+                assert [row["file"] for row in rows] == ["upload.jpg"]
+                assert rows[0]["verdict"] in verdict and 0.0 <= float(rows[0]["p_ai"]) <= 1.0
+            finally:
+                browser.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
