@@ -87,6 +87,10 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
         elif error.code == 413:
             code = "request_too_large"
             message = f"request body is over the limit of {config.max_request_bytes:,} bytes"
+            if (request.content_length or 0) <= config.max_request_bytes:
+                # Werkzeug also raises 413 for a multipart body with more parts than MAX_FORM_PARTS.
+                code = "too_many_images"
+                message = f"too many multipart parts; send at most {config.max_images_per_request} images"
         return _error_response(error.code or 500, code, message, headers)
 
     @app.errorhandler(FutureTimeout)

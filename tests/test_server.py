@@ -242,6 +242,8 @@ def test_more_images_than_allowed_is_413(make_client):
     assert_error(
         client.post("/v1/predict", **multipart(*images)), 413, "too_many_images", "over the limit of 2"
     )
+    parts = multipart(*[b"x"] * 40)  # past Werkzeug's own multipart part limit (max images + 16)
+    assert_error(client.post("/v1/predict", **parts), 413, "too_many_images")
     instances = [{"b64": base64.b64encode(d).decode()} for d in images]
     assert_error(client.post("/v1/predict", json={"instances": instances}), 413, "too_many_images")
 
