@@ -1,7 +1,9 @@
 """The network: a backbone (ResNet-50, VGG-16 or EfficientNetB0) under the study's head.
 
-The model takes raw RGB 0..255 of any size; resizing and the backbone's own preprocessing are layers of
-the graph, so every runtime exported from it (ONNX, SavedModel) needs nothing but pixels.
+The model takes raw RGB 0..255 of any size; resizing (in `resize` mode), the backbone's own preprocessing
+and an optional fixed input filter are layers of the graph, so every runtime exported from it (ONNX,
+SavedModel) needs nothing but pixels. In `crop` mode the network is fully convolutional: it trains on small
+crops at native resolution and can score a larger window of the same image.
 """
 
 from __future__ import annotations
@@ -86,6 +88,21 @@ class BackbonePreprocessing(layers.Layer):
         return super().get_config() | {"mode": self.mode}
 
 
+INPUT_FILTERS = ("none", "highpass")
+
+
+@keras.saving.register_keras_serializable(package="realcheck")
+class HighPassResidual(layers.Layer):
+    """The image minus its 3x3 box blur: keeps the pixel-level traces generators leave, drops the scene.
+
+    A fixed filter, so a network trained from scratch on little data need not discover it first.
+    """
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        return x - ops.average_pool(x, pool_size=3, strides=1, padding="same")
+
+
 def build_head(feature_dim: int, params: HeadParams) -> keras.Model:
     """The head as its own small model (features -> P(AI)), shared by training and the head search."""
     regularizer = keras.regularizers.L2(params.l2) if params.l2 > 0 else None
@@ -103,8 +120,10 @@ def build_head(feature_dim: int, params: HeadParams) -> keras.Model:
     return keras.Model(features, score, name="head")
 
 
-def build_backbone(name: str, image_size: int, weights: str | None) -> keras.Model:
+def build_backbone(name: str, image_size: int | None, weights: str | None) -> keras.Model:
     """The backbone without its top, with `weights` "imagenet", "none" or a path to a weights file.
+
+    `image_size` None builds a backbone for any input size (fully convolutional).
 
     ImageNet weights that cannot be downloaded raise WeightsUnavailableError within seconds with a message
     that says how to pass a local file or train from scratch.
@@ -154,18 +173,31 @@ def build_model(
     weights: str | None = "imagenet",
     head: HeadParams | None = None,
     train_backbone: bool = False,
+    input_mode: str = "resize",
+    input_filter: str = "none",
 ) -> keras.Model:
     """The full detector: raw RGB of any size -> resize -> backbone preprocessing -> backbone -> head.
 
     With `train_backbone` False the backbone is frozen and runs BatchNorm in inference mode (transfer
     learning and fine-tuning); True trains everything with BatchNorm in training mode (from scratch).
+    In `crop` mode there is no resize layer: the network takes crops of any size at native resolution.
+    `input_filter` "highpass" feeds the backbone the image's high-pass residual instead of the image.
     """
     spec = backbone_spec(backbone)
-    base = build_backbone(spec.name, image_size, weights)
+    if input_filter not in INPUT_FILTERS:
+        raise RealCheckError(
+            f"unknown input filter {input_filter!r}; choose one of {', '.join(INPUT_FILTERS)}"
+        )
+    fully_convolutional = input_mode == "crop"
+    base = build_backbone(spec.name, None if fully_convolutional else image_size, weights)
     base.trainable = train_backbone
     image = keras.Input((None, None, 3), name="image")
-    x = layers.Resizing(image_size, image_size, interpolation="bilinear", name="resize")(image)
+    x = image
+    if not fully_convolutional:
+        x = layers.Resizing(image_size, image_size, interpolation="bilinear", name="resize")(x)
     x = BackbonePreprocessing(spec.preprocessing, name="backbone_preprocessing")(x)
+    if input_filter == "highpass":
+        x = HighPassResidual(name="highpass")(x)
     x = base(x) if train_backbone else base(x, training=False)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     score = build_head(int(x.shape[-1]), head or HeadParams())(x)

@@ -18,6 +18,7 @@ from model.errors import RealCheckError
 
 log = logging.getLogger("realcheck")
 BACKBONE_NAMES = ("resnet50", "vgg16", "efficientnetb0")
+INPUT_FILTERS = ("none", "highpass")  # model.architecture.INPUT_FILTERS, without importing TensorFlow
 
 
 def _positive_int(text: str) -> int:
@@ -61,6 +62,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _degradation(text: str):
+    from model.imaging import WebDegradation
+
+    try:
+        return WebDegradation.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _training_options(parser: argparse.ArgumentParser, default_out: str) -> None:
     """Flags shared by every command that trains (they become a TrainConfig)."""
     parser.add_argument(
@@ -84,6 +94,18 @@ def _training_options(parser: argparse.ArgumentParser, default_out: str) -> None
         default="resize",
         help="resize whole images, or crop windows at native resolution (keeps generation artefacts)",
     )
+    parser.add_argument(
+        "--inference-size",
+        type=_positive_int,
+        default=None,
+        help="crop mode: the window the finished model scores (default: --image-size)",
+    )
+    parser.add_argument(
+        "--input-filter",
+        choices=INPUT_FILTERS,
+        default="none",
+        help="highpass: feed the backbone the image minus its 3x3 blur (pixel-level traces)",
+    )
     parser.add_argument("--batch-size", type=_positive_int, default=32)
     parser.add_argument("--epochs", type=_non_negative_int, default=10, help="head (or from-scratch) epochs")
     parser.add_argument("--learning-rate", type=_positive_float, default=1e-3)
@@ -106,6 +128,11 @@ def _training_options(parser: argparse.ArgumentParser, default_out: str) -> None
     parser.add_argument("--seed", type=_int, default=42)
     parser.add_argument("--cache", default="memory", help="memory, none, or a folder for an on-disk cache")
     parser.add_argument("--no-augment", action="store_true", help="train on unmodified images")
+    parser.add_argument(
+        "--augment-config",
+        default=None,
+        help="JSON file of augmentation settings (keys of AugmentConfig; the rest keep their defaults)",
+    )
     parser.add_argument(
         "--distribute",
         choices=("auto", "none", "mirrored", "multiworker"),
@@ -176,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--out", default=None, help="folder for evaluation.json, predictions.csv and plots")
     evaluate.add_argument("--batch-size", type=_positive_int, default=32)
+    evaluate.add_argument(
+        "--degrade",
+        type=_degradation,
+        default=None,
+        metavar="MAX_SIDE:QUALITY",
+        help="score web-degraded copies: longest side <= MAX_SIDE px, re-saved as JPEG QUALITY (e.g. 768:60)",
+    )
     evaluate.add_argument(
         "--json", action="store_true", help="print the metrics as one JSON object on stdout"
     )
@@ -282,12 +316,38 @@ def _serving_commands(commands) -> None:
         query.add_argument("--batch-size", type=_positive_int, default=32, help="batch size in-process")
 
 
+def augment_config(args: argparse.Namespace):
+    """--no-augment and --augment-config -> AugmentConfig; unknown keys in the file are an error."""
+    from model.pipeline import AugmentConfig
+
+    values: dict = {}
+    if args.augment_config:
+        path = Path(args.augment_config)
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise RealCheckError(f"cannot read augmentation settings from {path}: {error}") from None
+        if not isinstance(values, dict):
+            raise RealCheckError(f"{path} must hold a JSON object of augmentation settings")
+        unknown = sorted(set(values) - set(AugmentConfig.__dataclass_fields__))
+        if unknown:
+            known = ", ".join(AugmentConfig.__dataclass_fields__)
+            raise RealCheckError(
+                f"unknown augmentation settings in {path}: {', '.join(unknown)} (known: {known})"
+            )
+    if args.no_augment:
+        values["enabled"] = False
+    try:
+        return AugmentConfig.from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise RealCheckError(f"bad augmentation settings: {error}") from None
+
+
 def make_config(args: argparse.Namespace, **overrides):
     """CLI flags -> TrainConfig (the one place flags become configuration)."""
     from model.architecture import HeadParams
     from model.artifact import new_version
     from model.config import TrainConfig
-    from model.pipeline import AugmentConfig
 
     head = HeadParams()
     learning_rate = args.learning_rate
@@ -308,6 +368,8 @@ def make_config(args: argparse.Namespace, **overrides):
         weights=args.weights,
         image_size=args.image_size,
         input_mode=args.input_mode,
+        inference_size=args.inference_size,
+        input_filter=args.input_filter,
         batch_size=args.batch_size,
         epochs=args.epochs,
         learning_rate=learning_rate,
@@ -326,7 +388,7 @@ def make_config(args: argparse.Namespace, **overrides):
         name=args.name,
         version=args.model_version,
         head=head,
-        augment=AugmentConfig(enabled=not args.no_augment),
+        augment=augment_config(args),
     )
     return TrainConfig(**(values | overrides))
 
@@ -386,7 +448,12 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from model.folder_evaluation import evaluate_folder
 
     result = evaluate_folder(
-        args.model, args.data, subset=args.subset, out=args.out, batch_size=args.batch_size
+        args.model,
+        args.data,
+        subset=args.subset,
+        out=args.out,
+        batch_size=args.batch_size,
+        degradation=args.degrade,
     )
     if args.json:
         print(json.dumps(result, default=float))

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from model.architecture import HeadParams, backbone_spec
+from model.architecture import INPUT_FILTERS, HeadParams, backbone_spec
 from model.errors import RealCheckError
 from model.imaging import InputSpec
 from model.pipeline import AugmentConfig
@@ -22,6 +22,9 @@ class TrainConfig:
     weights: str = "imagenet"
     image_size: int = 224
     input_mode: str = "resize"
+    # crop mode only: the window the finished model scores (default image_size, the training crop).
+    inference_size: int | None = None
+    input_filter: str = "none"
     batch_size: int = 32
     epochs: int = 10
     learning_rate: float = 1e-3
@@ -52,6 +55,19 @@ class TrainConfig:
             InputSpec(self.image_size, self.input_mode)
         except ValueError as error:
             raise RealCheckError(str(error)) from None
+        if self.input_filter not in INPUT_FILTERS:
+            raise RealCheckError(
+                f"--input-filter must be one of {', '.join(INPUT_FILTERS)}, got {self.input_filter!r}"
+            )
+        if self.inference_size is not None:
+            if self.input_mode != "crop":
+                raise RealCheckError(
+                    "--inference-size needs --input-mode crop (resize mode scores image-size)"
+                )
+            if self.inference_size < self.image_size:
+                raise RealCheckError(
+                    f"--inference-size ({self.inference_size}) must be at least --image-size ({self.image_size})"
+                )
         positive = {"batch_size": self.batch_size, "search_trials": self.search_trials}
         non_negative = {
             "epochs": self.epochs,
@@ -76,6 +92,11 @@ class TrainConfig:
     @property
     def input_spec(self) -> InputSpec:
         return InputSpec(self.image_size, self.input_mode)
+
+    @property
+    def inference_spec(self) -> InputSpec:
+        """How the finished model reads an image: the training input, or a larger crop window."""
+        return InputSpec(self.inference_size or self.image_size, self.input_mode)
 
     @property
     def from_scratch(self) -> bool:

@@ -11,7 +11,8 @@ import numpy as np
 from model import evaluation
 from model.artifact import write_json
 from model.datasets import discover
-from model.errors import DataError
+from model.errors import DataError, ImageDecodeError
+from model.imaging import WebDegradation
 from model.inference import load_detector
 from model.splitting import load_manifest
 
@@ -24,11 +25,13 @@ def evaluate_folder(
     subset: str = "all",
     out: str | Path | None = None,
     batch_size: int = 32,
+    degradation: WebDegradation | None = None,
 ) -> dict:
     """Metrics of the artifact on the labelled images under `data`, through the inference path.
 
     `subset` other than "all" keeps only that split of the artifact's split.csv (for the data it was
-    trained on). With `out`, writes evaluation.json, predictions.csv and the plots there.
+    trained on). `degradation` scores web-degraded copies (made in memory) instead of the files. With
+    `out`, writes evaluation.json, predictions.csv and the plots there.
     """
     detector = load_detector(model_dir)
     discovery = discover(data)
@@ -42,7 +45,8 @@ def evaluate_folder(
             raise DataError(f"no image of the {subset} split of {model_dir} is under {data}")
     log.info("scoring %d images with %s %s", len(samples), detector.name, detector.version)
     paths = [discovery.root / s.path for s in samples]
-    predictions = detector.predict(paths, batch_size=batch_size)
+    sources = paths if degradation is None else (_degraded(path, degradation) for path in paths)
+    predictions = detector.predict(sources, batch_size=batch_size)
     failed = [(s, p) for s, p in zip(samples, predictions) if not p.ok]
     kept = [(s, p) for s, p in zip(samples, predictions) if p.ok]
     labels = np.array([s.label for s, _ in kept], dtype=int)
@@ -50,7 +54,12 @@ def evaluate_folder(
     result = evaluation.compute_metrics(labels, scores, detector.rule, [s.generator for s, _ in kept])
     result |= {
         "model": {"name": detector.name, "version": detector.version},
-        "data": {"root": str(discovery.root), "layout": discovery.layout, "subset": subset},
+        "data": {
+            "root": str(discovery.root),
+            "layout": discovery.layout,
+            "subset": subset,
+            "degradation": str(degradation) if degradation else None,
+        },
         "skipped": len(discovery.skipped) + len(failed),
     }
     if out:
@@ -75,3 +84,10 @@ def evaluate_folder(
                 )
         evaluation.save_plots(labels, scores, result, out / "plots", title=Path(data).name)
     return result
+
+
+def _degraded(path: Path, degradation: WebDegradation) -> bytes | Path:
+    try:
+        return degradation.apply(path)
+    except ImageDecodeError:
+        return path  # the detector reports the same decode error for the original file

@@ -149,3 +149,40 @@ def load_model_input(
 ) -> np.ndarray:
     """Decode one image into the model's input: uint8 array of shape (size, size, 3)."""
     return np.asarray(fit_to_input(open_rgb(source, max_pixels), spec), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class WebDegradation:
+    """What a photo goes through on the web: shrunk to `max_side` pixels, then re-saved as JPEG `quality`."""
+
+    max_side: int
+    quality: int
+
+    def __post_init__(self) -> None:
+        if self.max_side < 16 or not 1 <= self.quality <= 100:
+            raise ValueError(
+                f"degradation needs a longest side of at least 16 px and JPEG quality 1-100, "
+                f"got {self.max_side}:{self.quality}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> WebDegradation:
+        """`768:60` -> longest side at most 768 px, JPEG quality 60."""
+        try:
+            side, quality = (int(part) for part in text.split(":"))
+        except ValueError:
+            raise ValueError(f"expected MAX_SIDE:QUALITY such as 768:60, got {text!r}") from None
+        return cls(side, quality)
+
+    def __str__(self) -> str:
+        return f"longest side <= {self.max_side} px, JPEG quality {self.quality}"
+
+    def apply(self, source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+        """The degraded copy of an image, as JPEG bytes."""
+        image = open_rgb(source, max_pixels)
+        if max(image.size) > self.max_side:
+            image = image.copy()
+            image.thumbnail((self.max_side, self.max_side), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=self.quality)
+        return buffer.getvalue()

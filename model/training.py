@@ -240,7 +240,13 @@ def train(config: TrainConfig) -> TrainResult:
             search = run_head_search(config, data, run_dir / "tuning")
             head = search.params
         model = architecture.build_model(
-            config.backbone, config.image_size, config.weights, head, train_backbone=config.from_scratch
+            config.backbone,
+            config.image_size,
+            config.weights,
+            head,
+            train_backbone=config.from_scratch,
+            input_mode=config.input_mode,
+            input_filter=config.input_filter,
         )
         if config.search:
             model.get_layer("head").set_weights(search.head_model.get_weights())
@@ -269,8 +275,10 @@ def train(config: TrainConfig) -> TrainResult:
         if config.from_scratch
         else ("imagenet" if config.weights == "imagenet" else "file"),
         "head": head.to_dict(),
-        "input_size": config.image_size,
+        "input_size": config.inference_spec.size,
         "input_mode": config.input_mode,
+        "training_crop_size": config.image_size,
+        "input_filter": config.input_filter,
         "seed": config.seed,
         "precision": policy,
         "device": device_description(),
@@ -351,8 +359,10 @@ def finetune(model_dir: str | Path, config: TrainConfig) -> TrainResult:
     model, previous = artifact.load_artifact(model_dir)
     model_dir = Path(model_dir)
     config.backbone = previous["backbone"]
-    config.image_size = int(previous["input_size"])
+    config.image_size = int(previous.get("training_crop_size", previous["input_size"]))
     config.input_mode = previous.get("input_mode", "resize")
+    config.inference_size = int(previous["input_size"]) if config.input_mode == "crop" else None
+    config.input_filter = previous.get("input_filter", "none")
     config.head = architecture.HeadParams.from_dict(previous.get("head", {}))
     if config.split is None and (model_dir / "split.csv").is_file():
         config.split = str(model_dir / "split.csv")
@@ -379,7 +389,15 @@ def finetune(model_dir: str | Path, config: TrainConfig) -> TrainResult:
         artifact.base_metadata(config.name or previous["name"], config.version)
         | {
             key: previous[key]
-            for key in ("backbone", "weights", "head", "input_size", "input_mode")
+            for key in (
+                "backbone",
+                "weights",
+                "head",
+                "input_size",
+                "input_mode",
+                "training_crop_size",
+                "input_filter",
+            )
             if key in previous
         }
         | {

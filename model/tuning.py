@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def _feature_key(config: TrainConfig, samples) -> str:
         str(config.weights),
         config.image_size,
         config.input_mode,
+        config.input_filter,
         [s.path for s in samples],
     ]
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
@@ -85,7 +87,13 @@ def cached_features(config: TrainConfig, data, directory: Path) -> dict[str, np.
     if path.is_file():
         log.info("reusing backbone features from %s", path)
         return dict(np.load(path))
-    model = architecture.build_model(config.backbone, config.image_size, config.weights)
+    model = architecture.build_model(
+        config.backbone,
+        config.image_size,
+        config.weights,
+        input_mode=config.input_mode,
+        input_filter=config.input_filter,
+    )
     log.info("computing backbone features of %d images once for every trial", len(samples))
     arrays = {}
     for name in ("train", "val"):
@@ -138,4 +146,8 @@ def run_head_search(config: TrainConfig, data, directory: Path, overwrite: bool 
         json.dumps(summary, indent=2) + "\n", encoding="utf-8"
     )
     log.info("best head: %s (val loss %.4f over %d trials)", params, summary["val_loss"], summary["trials"])
-    return SearchResult(params, summary["learning_rate"], tuner.get_best_models(1)[0], summary)
+    with warnings.catch_warnings():
+        # The best trial's checkpoint carries optimizer state a reloaded head has no use for.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        best_model = tuner.get_best_models(1)[0]
+    return SearchResult(params, summary["learning_rate"], best_model, summary)

@@ -1,7 +1,7 @@
 """Server configuration: CLI flags become one ServerConfig, and the app reads nothing else.
 
-`resolve_model_dir` is the one place that decides which artifact is served, so a bundled default model can
-be plugged in later without touching the commands that use it.
+`resolve_model_dir` is the one place that decides which artifact is served: the one named, else the default
+model bundled with the package.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.artifact import bundled_model_dir, bundled_models_root
 from model.errors import RealCheckError
 
 BACKENDS = ("auto", "onnx", "tensorflow")
@@ -28,11 +29,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "realcheck"
 
 
-def bundled_model_dir() -> Path | None:
-    """The model shipped with RealCheck, or None while there is none (a later release bundles one)."""
-    return None
-
-
 def resolve_model_dir(requested: str | Path | None) -> Path:
     """The artifact folder to load: the one asked for, else the bundled default; a clear error otherwise."""
     if requested:
@@ -43,8 +39,8 @@ def resolve_model_dir(requested: str | Path | None) -> Path:
     bundled = bundled_model_dir()
     if bundled is None:
         raise RealCheckError(
-            "no model given: pass --model DIR, an artifact folder written by `realcheck train` "
-            "(this release bundles no default model yet)"
+            f"no model given and the bundled default model is missing from {bundled_models_root()}: "
+            "pass --model DIR, an artifact folder written by `realcheck train`, or reinstall RealCheck"
         )
     return bundled
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.artifact import bundled_model_dir
 from model.inference import Detector
 
 MODEL_ENV = "REALCHECK_MODEL"
@@ -77,8 +78,8 @@ def parse_app_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def default_model_path() -> Path | None:
-    """The model used when none is named. None: no model is bundled yet; this is where one plugs in."""
-    return None
+    """The model used when none is named: the one bundled with RealCheck (None if it is missing)."""
+    return bundled_model_dir()
 
 
 def resolve_model_path(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Path | None:

@@ -79,9 +79,10 @@ def explain(path: str, sha256: str, target: str, _data: bytes) -> np.ndarray:
 
 
 def show_no_model() -> None:
-    """Say how to name a model: none is bundled yet."""
+    """Say how to name a model: the bundled default is missing from this installation."""
     st.warning(
-        "**No model loaded.** RealCheck needs a model artifact folder (made by `realcheck train`). "
+        "**No model loaded.** The default model bundled with RealCheck is missing from this installation; "
+        "reinstall RealCheck or name a model artifact folder (made by `realcheck train`). "
         "Start the app with one:\n\n"
         "```\nrealcheck app --model runs/realcheck-resnet50-.../\n```\n\n"
         "or `streamlit run streamlit_app/app.py -- --model DIR`, or set the environment variable "

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import imagegen
+import numpy as np
 import pytest
 from conftest import TINY
 from PIL import Image
@@ -355,3 +356,118 @@ def test_console_script_runs(tmp_path):
     )
     assert failing.returncode == 2
     assert "is not a RealCheck artifact" in failing.stderr and "Traceback" not in failing.stderr
+
+
+def test_train_on_crops_with_highpass_scores_a_larger_window(capsys, folder_dataset, tmp_path):
+    """Crop mode is fully convolutional: trained on 32-px crops, the artifact scores a 48-px window."""
+    augment = tmp_path / "augment.json"
+    augment.write_text(
+        json.dumps({"rotation": 0, "zoom": 0, "jpeg_probability": 0.9, "jpeg_quality": [30, 90]})
+    )
+    out = tmp_path / "crops"
+    status, _, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(folder_dataset),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        *TINY,
+        "--input-mode",
+        "crop",
+        "--inference-size",
+        "48",
+        "--input-filter",
+        "highpass",
+        "--augment-config",
+        str(augment),
+    )
+    assert status == 0, err
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert (metadata["input_size"], metadata["training_crop_size"]) == (48, 32)
+    assert metadata["input_filter"] == "highpass" and metadata["input_mode"] == "crop"
+    config = json.loads((out / "config.json").read_text())
+    assert config["augment"]["jpeg_probability"] == 0.9 and config["augment"]["jpeg_quality"] == [30, 90]
+    assert config["augment"]["flip"] is True  # keys the file leaves out keep their defaults
+
+    from model.artifact import load_artifact
+
+    model, _ = load_artifact(out)
+    names = {layer.name for layer in model.layers}
+    assert "highpass" in names and "resize" not in names
+    # The same weights score any window: the 48-px one the artifact uses and a 64-px one.
+    pixels = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    assert np.isfinite(model.predict(pixels, verbose=0)).all()
+    status, _, err = run_cli(capsys, "export", "--model", str(out), "--format", "onnx")
+    assert status == 0, err
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"rotaton": 0.1}, "unknown augmentation settings"),
+        ([1, 2], "must hold a JSON object"),
+        ({"jpeg_quality": 5}, "bad augmentation settings"),
+    ],
+)
+def test_bad_augmentation_file(capsys, folder_dataset, tmp_path, settings, message):
+    augment = tmp_path / "augment.json"
+    augment.write_text(json.dumps(settings))
+    status, _, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(folder_dataset),
+        "--out",
+        str(tmp_path / "o"),
+        "--augment-config",
+        str(augment),
+    )
+    assert status == 2
+    assert message in err
+
+
+def test_inference_size_needs_crop_mode(capsys, folder_dataset, tmp_path):
+    status, _, err = run_cli(
+        capsys, "train", "--data", str(folder_dataset), "--out", str(tmp_path / "o"), "--inference-size", "64"
+    )
+    assert status == 2
+    assert "--inference-size needs --input-mode crop" in err
+
+
+def test_evaluate_web_degraded_copies(capsys, trained_artifact, folder_dataset, tmp_path):
+    results = {}
+    for name, extra in (("clean", []), ("degraded", ["--degrade", "24:40"])):
+        out = tmp_path / name
+        status, _, err = run_cli(
+            capsys,
+            "evaluate",
+            "--model",
+            str(trained_artifact),
+            "--data",
+            str(folder_dataset),
+            "--out",
+            str(out),
+            *extra,
+        )
+        assert status == 0, err
+        evaluation = json.loads((out / "evaluation.json").read_text())
+        scores = [row.split(",")[3] for row in (out / "predictions.csv").read_text().splitlines()[1:]]
+        results[name] = (evaluation, scores)
+    (clean, clean_scores), (degraded, degraded_scores) = results["clean"], results["degraded"]
+    assert clean["data"]["degradation"] is None
+    assert degraded["data"]["degradation"] == "longest side <= 24 px, JPEG quality 40"
+    assert degraded["n"] == clean["n"] == 48
+    # The copies are what the model saw: 48-px images shrunk to 24 px and recompressed score differently.
+    assert sum(a != b for a, b in zip(clean_scores, degraded_scores)) > 24
+
+
+def test_evaluate_bad_degradation_flag(capsys, trained_artifact, folder_dataset):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["evaluate", "--model", str(trained_artifact), "--data", str(folder_dataset), "--degrade", "768"]
+        )
+    assert exit_info.value.code == 2
+    assert "expected MAX_SIDE:QUALITY" in capsys.readouterr().err

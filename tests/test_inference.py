@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import shutil
+import zipfile
 
 import imagegen
 import numpy as np
 import pytest
 from PIL import Image
 
+from model.artifact import store_weights_as_float16
 from model.export import export_artifact, run_onnx
 from model.inference import load_detector
 from model.labels import UNCERTAIN
@@ -71,3 +74,23 @@ def test_verdicts_follow_threshold_and_band(detector):
     assert detector.verdict(1.0) == "ai" or high == 1.0
     if high > low:
         assert detector.verdict((low + high) / 2) == UNCERTAIN
+
+
+def test_artifact_holds_weights_without_optimizer_state(trained_artifact):
+    import h5py
+
+    with zipfile.ZipFile(trained_artifact / "model.keras") as archive:
+        weights = archive.read("model.weights.h5")
+    with h5py.File(io.BytesIO(weights), "r") as store:
+        assert "optimizer" not in store and "layers" in store
+
+
+def test_float16_weights_keep_the_scores(trained_artifact, folder_dataset, tmp_path):
+    compact = tmp_path / "float16"
+    shutil.copytree(trained_artifact, compact)
+    before, after = store_weights_as_float16(compact)
+    assert after < 0.6 * before
+    paths = sorted(folder_dataset.glob("*/*.png"))
+    full = np.array([p.score for p in load_detector(trained_artifact).predict(paths)])
+    half = np.array([p.score for p in load_detector(compact).predict(paths)])
+    assert np.abs(full - half).max() < 1e-2

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from serving import varied_images
 
-from model.artifact import read_metadata
+from model import artifact as model_artifact
+from model.artifact import bundled_model_dir, read_metadata
 from server import runtimes
 from server.config import ServerConfig, resolve_model_dir
 from server.service import PredictionService, Upload
@@ -65,10 +66,14 @@ def test_onnx_export_is_cached_and_redone_when_the_model_changes(tmp_path, monke
     assert sorted(p.name for p in (cache / "onnx").iterdir()) == [second.name, second.name + ".export.json"]
 
 
-def test_model_resolution(tiny_artifact, tmp_path):
+def test_model_resolution(tiny_artifact, tmp_path, monkeypatch):
     from model.errors import RealCheckError
 
     assert resolve_model_dir(tiny_artifact) == tiny_artifact
+    bundled = bundled_model_dir()
+    assert bundled is not None and resolve_model_dir(None) == bundled, "the package ships a default model"
+    assert read_metadata(bundled)["input_size"] >= 32
+    monkeypatch.setattr(model_artifact, "bundled_models_root", lambda: tmp_path / "no-models")
     with pytest.raises(RealCheckError, match="pass --model"):
         resolve_model_dir(None)
     with pytest.raises(RealCheckError, match="not found"):

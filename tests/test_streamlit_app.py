@@ -77,7 +77,8 @@ def test_model_path_comes_from_the_option_then_the_environment_then_the_default(
     assert analysis.resolve_model_path(["--model", str(tmp_path)], env) == tmp_path
     assert analysis.resolve_model_path(["-x", "tests", "--model=/a"], env) == Path("/a")
     assert analysis.resolve_model_path(["tests/test_x.py", "-k", "model"], env) == Path("/from/env")
-    assert analysis.resolve_model_path([], {}) is None
+    bundled = analysis.resolve_model_path([], {})
+    assert bundled is not None and (bundled / "metadata.json").is_file(), "the bundled model is the default"
     monkeypatch.setattr(analysis, "default_model_path", lambda: tmp_path / "bundled")
     assert analysis.resolve_model_path([], {}) == tmp_path / "bundled"
 
