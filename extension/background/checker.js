@@ -1,0 +1,160 @@
+// From an image URL to a verdict: the cache by URL, the download, the cache by bytes (SHA-256), then the
+// request queue. Every step is shared: the same URL asked for by several tabs is downloaded once, and the
+// same bytes under several URLs are sent to the server once.
+import { ApiError } from "./api.js";
+import { fetchImage, ImageError, sha256Hex } from "./images.js";
+import { RequestQueue } from "./queue.js";
+
+const MAX_DOWNLOADS = 6;
+
+class Limiter {
+  constructor(limit) {
+    this.limit = limit;
+    this.active = 0;
+    this.waiting = [];
+  }
+
+  async run(task) {
+    if (this.active >= this.limit) await new Promise((resolve) => this.waiting.push(resolve));
+    this.active += 1;
+    try {
+      return await task();
+    } finally {
+      this.active -= 1;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+/** The result a badge shows for a server prediction. */
+export function resultFromPrediction(answer, prediction) {
+  return {
+    state: "done",
+    verdict: prediction.verdict,
+    score: prediction.score,
+    threshold: prediction.threshold ?? answer.decision?.threshold,
+    band: answer.decision?.uncertainty_band ?? null,
+    sha256: prediction.sha256,
+    model: { name: answer.model?.name ?? "unknown", version: answer.model?.version ?? "unknown" },
+  };
+}
+
+function failure(error) {
+  if (error instanceof ImageError) {
+    return { state: error.skip ? "skipped" : "failed", code: error.code, message: error.message };
+  }
+  if (error instanceof ApiError) {
+    const message =
+      error.status === 401
+        ? "the server refused the API key: set it in RealCheck's options"
+        : `the server could not check this image: ${error.message}`;
+    return { state: "failed", code: error.code, message };
+  }
+  return { state: "failed", code: error?.code ?? "error", message: String(error?.message ?? error) };
+}
+
+export class Checker {
+  /**
+   * `client` is a ServerClient; `cache` a ResultCache; `hasAccess(url)` says whether the extension may read
+   * an origin; `onModelChanged()` runs when the server's model changed (cached verdicts were dropped).
+   */
+  constructor({ client, cache, hasAccess = async () => true, onModelChanged = () => {}, queueOptions = {} }) {
+    this.cache = cache;
+    this.hasAccess = hasAccess;
+    this.onModelChanged = onModelChanged;
+    this.queueOptions = queueOptions;
+    this.downloads = new Limiter(MAX_DOWNLOADS);
+    this.inFlight = new Map();
+    this.listeners = new Map(); // sha256 -> Set of onUpdate callbacks, for "waiting for the server" news
+    this.stats = { downloads: 0, sent: 0 };
+    this.setClient(client);
+  }
+
+  /** Use another server (or API key): a fresh queue without the old server's backoff. */
+  setClient(client) {
+    this.queue?.close();
+    this.inFlight = new Map();
+    this.client = client;
+    this.queue = new RequestQueue((blobs) => client.predict(blobs), this.queueOptions, {
+      onWaiting: (keys, delayMs, error) => {
+        const news = {
+          state: "unavailable",
+          code: error.code,
+          retryInMs: Math.round(delayMs),
+          message: `RealCheck server unavailable (${error.message}); retrying`,
+        };
+        for (const key of keys) for (const listener of this.listeners.get(key) ?? []) listener(news);
+      },
+    });
+  }
+
+  /** Retry at once instead of waiting out the backoff. */
+  retryNow() {
+    this.queue.resetBackoff();
+  }
+
+  get serverUnavailable() {
+    return this.queue.unavailable;
+  }
+
+  /**
+   * The verdict for the image at `url`: a result object whose `state` is "done", "failed" or "skipped".
+   * `manual` (the user asked) lifts the size gate; `onUpdate(result)` hears "unavailable" while waiting.
+   */
+  check(url, { manual = false, onUpdate = () => {} } = {}) {
+    const cached = this.cache.getByUrl(url);
+    if (cached) return Promise.resolve({ ...cached, cached: true });
+    const key = `${manual ? "manual" : "auto"} ${url}`;
+    const flights = this.inFlight;
+    let flight = flights.get(key);
+    if (!flight) {
+      const created = { updates: new Set(), promise: null };
+      created.promise = this.run(url, manual, (news) => created.updates.forEach((listener) => listener(news)))
+        .catch(failure)
+        .finally(() => {
+          if (flights.get(key) === created) flights.delete(key);
+        });
+      flights.set(key, created);
+      flight = created;
+    }
+    flight.updates.add(onUpdate);
+    return flight.promise;
+  }
+
+  async run(url, manual, onUpdate) {
+    let image;
+    try {
+      image = await this.downloads.run(() => fetchImage(url, { anySize: manual }));
+      this.stats.downloads += 1;
+    } catch (error) {
+      if (error instanceof ImageError && error.code === "fetch_blocked" && !(await this.hasAccess(url))) {
+        throw new ImageError(
+          "no_access",
+          `RealCheck may not read images from ${new URL(url).host}: allow it from the toolbar button`,
+        );
+      }
+      throw error;
+    }
+    const hash = await sha256Hex(image.bytes);
+    const known = this.cache.getByHash(hash);
+    if (known) {
+      this.cache.linkUrl(url, hash);
+      return { ...known, cached: true };
+    }
+    const listeners = this.listeners.get(hash) ?? new Set();
+    listeners.add(onUpdate);
+    this.listeners.set(hash, listeners);
+    try {
+      const blob = new Blob([image.bytes], { type: image.type });
+      const { answer, prediction } = await this.queue.submit(hash, blob);
+      this.stats.sent += 1;
+      const result = resultFromPrediction(answer, prediction);
+      if (this.cache.observeModel(result.model)) this.onModelChanged(result.model);
+      this.cache.put(url, hash, result);
+      return { ...result, cached: false };
+    } finally {
+      listeners.delete(onUpdate);
+      if (listeners.size === 0) this.listeners.delete(hash);
+    }
+  }
+}

@@ -1,0 +1,89 @@
+// Messaging with content scripts: one long-lived port per page (frame). Pages ask for checks in batches; the
+// worker answers each image as its result arrives, and pushes configuration changes and re-check requests.
+import { ext } from "./browser.js";
+import { autoCheckOn } from "./sites.js";
+
+export const PAGE_PORT = "realcheck-page";
+
+export class PageSessions {
+  /** `checker` scores URLs; `settings()` returns the current settings; `onBlocked(tabId, url)` notes no-access. */
+  constructor({ checker, settings, onBlocked = () => {} }) {
+    this.checker = checker;
+    this.settings = settings;
+    this.onBlocked = onBlocked;
+    this.ports = new Set();
+    this.flagged = new Map(); // tabId -> number of images flagged as AI on its page
+  }
+
+  /** The configuration a page runs with. */
+  configFor(port, settings) {
+    const url = port.sender?.url ?? port.sender?.tab?.url ?? "";
+    return {
+      type: "config",
+      auto: autoCheckOn(url, settings),
+      badgeStyle: settings.badgeStyle,
+      blurFlagged: settings.blurFlagged,
+    };
+  }
+
+  /** Adopt a newly connected page. */
+  connect(port) {
+    if (port.name !== PAGE_PORT) return;
+    this.ports.add(port);
+    port.onDisconnect.addListener(() => this.ports.delete(port));
+    port.onMessage.addListener((message) => this.receive(port, message));
+  }
+
+  async receive(port, message) {
+    if (message?.type === "hello") {
+      port.postMessage(this.configFor(port, await this.settings()));
+    } else if (message?.type === "check" && Array.isArray(message.items)) {
+      for (const item of message.items) this.checkOne(port, String(item.url), Boolean(item.manual));
+    } else if (message?.type === "flagged") {
+      const tabId = port.sender?.tab?.id;
+      if (tabId !== undefined && port.sender?.frameId === 0) this.setFlagged(tabId, Number(message.count) || 0);
+    }
+    // "keepalive" needs no answer: receiving it is what keeps the worker awake while images wait.
+  }
+
+  async checkOne(port, url, manual) {
+    const send = (result) => {
+      try {
+        port.postMessage({ type: "result", url, manual, result });
+      } catch {
+        // The page went away.
+      }
+    };
+    if (manual) send({ state: "pending" });
+    const result = await this.checker.check(url, { manual, onUpdate: send });
+    // Settings changed while it waited: the page is asked to check again with the new server.
+    if (result.code === "superseded") return;
+    if (result.code === "no_access") this.onBlocked(port.sender?.tab?.id, url);
+    send(result);
+  }
+
+  setFlagged(tabId, count) {
+    this.flagged.set(tabId, count);
+    ext.action.setBadgeText({ tabId, text: count > 0 ? String(count) : "" }).catch(() => {});
+    ext.action.setBadgeBackgroundColor({ tabId, color: "#b3261e" }).catch(() => {});
+  }
+
+  /** Send every page its (possibly changed) configuration. */
+  async broadcastConfig() {
+    const settings = await this.settings();
+    for (const port of this.ports) this.post(port, this.configFor(port, settings));
+  }
+
+  /** Ask every page to check its images again (`what`: "all" after a model change, "failed" otherwise). */
+  broadcastRecheck(what) {
+    for (const port of this.ports) this.post(port, { type: "recheck", what });
+  }
+
+  post(port, message) {
+    try {
+      port.postMessage(message);
+    } catch {
+      this.ports.delete(port);
+    }
+  }
+}

@@ -1,0 +1,173 @@
+// Batching, a concurrency limit and backoff for prediction requests.
+//
+// Images wait a few milliseconds so that those found together travel in one request; at most
+// `concurrency` requests are in flight. When the server is down, loading or refusing, the batch goes back to
+// the front of the queue and the queue pauses (exponential backoff with jitter, at least the server's
+// Retry-After); after a pause only one probe request goes out until one succeeds, so a down server never
+// sees a storm, whatever the number of images waiting.
+
+export const QUEUE_DEFAULTS = Object.freeze({
+  maxBatch: 8,
+  maxWaitMs: 25,
+  concurrency: 2,
+  backoffBaseMs: 1000,
+  backoffMaxMs: 30_000,
+  maxPending: 1000,
+});
+
+export class QueueFullError extends Error {
+  constructor() {
+    super("too many images are waiting for the server");
+    this.name = "QueueFullError";
+    this.retryable = true;
+  }
+}
+
+export class RequestQueue {
+  /**
+   * `send(blobs)` makes one request and resolves to the server's answer; `onWaiting(count, delayMs, error)`
+   * reports that `count` images wait for the server; `random` makes jitter testable.
+   */
+  constructor(send, options = {}, { onWaiting = () => {}, onRecovered = () => {}, random = Math.random } = {}) {
+    this.send = send;
+    this.options = { ...QUEUE_DEFAULTS, ...options };
+    this.onWaiting = onWaiting;
+    this.onRecovered = onRecovered;
+    this.random = random;
+    this.pending = [];
+    this.byKey = new Map();
+    this.inFlight = 0;
+    this.failures = 0;
+    this.pausedUntil = 0;
+    this.timer = null;
+    this.firstQueuedAt = 0;
+    this.requests = 0;
+    this.closed = false;
+  }
+
+  /** Score one image; `key` (its SHA-256) de-duplicates: the same key in the queue shares one answer. */
+  submit(key, blob) {
+    const existing = this.byKey.get(key);
+    if (existing) return existing.promise;
+    if (this.pending.length >= this.options.maxPending) return Promise.reject(new QueueFullError());
+    let resolve;
+    let reject;
+    const promise = new Promise((ok, fail) => {
+      resolve = ok;
+      reject = fail;
+    });
+    const entry = { key, blob, resolve, reject, promise, solo: false };
+    this.byKey.set(key, entry);
+    if (this.pending.length === 0) this.firstQueuedAt = Date.now();
+    this.pending.push(entry);
+    this.pump();
+    return promise;
+  }
+
+  /** True while the server is considered unavailable (a request failed and none has succeeded since). */
+  get unavailable() {
+    return this.failures > 0;
+  }
+
+  /** Forget the backoff (settings changed, or the user asked): the next request goes out at once. */
+  resetBackoff() {
+    this.failures = 0;
+    this.pausedUntil = 0;
+    this.pump();
+  }
+
+  /** Stop for good (the server or key changed): waiting images fail with code "superseded". */
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = null;
+    const error = Object.assign(new Error("the server settings changed"), { code: "superseded" });
+    for (const entry of this.pending.splice(0)) entry.reject(error);
+    this.byKey.clear();
+  }
+
+  schedule(delayMs) {
+    if (this.timer !== null) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.pump();
+      },
+      Math.max(0, delayMs),
+    );
+  }
+
+  pump() {
+    if (this.closed) return;
+    const now = Date.now();
+    if (now < this.pausedUntil) {
+      this.schedule(this.pausedUntil - now);
+      return;
+    }
+    // After a failure, one probe at a time until the server answers again.
+    const limit = this.failures > 0 ? 1 : this.options.concurrency;
+    while (this.inFlight < limit && this.pending.length > 0) {
+      const head = this.pending[0];
+      const waited = Date.now() - this.firstQueuedAt;
+      if (!head.solo && this.pending.length < this.options.maxBatch && waited < this.options.maxWaitMs) {
+        this.schedule(this.options.maxWaitMs - waited);
+        return;
+      }
+      const batch = head.solo ? this.pending.splice(0, 1) : this.takeBatch();
+      this.firstQueuedAt = Date.now();
+      this.dispatch(batch);
+    }
+  }
+
+  takeBatch() {
+    const batch = [];
+    while (batch.length < this.options.maxBatch && this.pending.length > 0 && !this.pending[0].solo) {
+      batch.push(this.pending.shift());
+    }
+    return batch;
+  }
+
+  async dispatch(batch) {
+    this.inFlight += 1;
+    this.requests += 1;
+    try {
+      const answer = await this.send(batch.map((entry) => entry.blob));
+      const recovered = this.failures > 0;
+      this.failures = 0;
+      this.pausedUntil = 0;
+      batch.forEach((entry, index) => {
+        this.byKey.delete(entry.key);
+        entry.resolve({ answer, prediction: answer.predictions[index] });
+      });
+      if (recovered) this.onRecovered();
+    } catch (error) {
+      if (this.closed) {
+        for (const entry of batch) entry.reject(Object.assign(new Error("superseded"), { code: "superseded" }));
+      } else if (error?.retryable) {
+        this.failures += 1;
+        const exponential = this.options.backoffBaseMs * 2 ** Math.min(this.failures - 1, 16);
+        const jittered = Math.min(this.options.backoffMaxMs, exponential) * (0.8 + 0.4 * this.random());
+        const delay = Math.max(jittered, error.retryAfterMs ?? 0);
+        this.pausedUntil = Date.now() + delay;
+        this.pending.unshift(...batch);
+        this.onWaiting(
+          this.pending.map((entry) => entry.key),
+          delay,
+          error,
+        );
+      } else if (batch.length > 1 && error?.status === 400) {
+        // One undecodable image fails the whole request: send each alone to find it, the rest still score.
+        for (const entry of batch) entry.solo = true;
+        this.pending.unshift(...batch);
+      } else {
+        for (const entry of batch) {
+          this.byKey.delete(entry.key);
+          entry.reject(error);
+        }
+      }
+    } finally {
+      this.inFlight -= 1;
+      this.pump();
+    }
+  }
+}

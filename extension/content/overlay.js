@@ -1,0 +1,220 @@
+// RealCheck overlay: badges and blur veils drawn over images without touching the page's layout.
+//
+// Everything lives in one shadow root attached to <html> (page styles cannot reach in, ours cannot leak
+// out); badges are positioned from the image's bounding box, so images are never wrapped or moved, and
+// positions are refreshed when the page scrolls, resizes or changes (see main.js).
+(() => {
+  const RC = (globalThis.__realcheck ??= {});
+  if (RC.Overlay) return;
+
+  const CSS = `
+    :host { all: initial; }
+    .badge, .veil, .toast { position: absolute; top: 0; left: 0; box-sizing: border-box; pointer-events: auto; }
+    .badge {
+      display: flex; flex-direction: column; gap: 2px; width: max-content; max-width: 260px; padding: 3px 8px;
+      font: 600 12px/1.35 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
+      color: #fff; background: #37474f; border: 1px solid rgba(255, 255, 255, 0.92); border-radius: 6px;
+      /* A light border inside a dark ring: readable on white, black and busy photos alike. */
+      box-shadow: 0 0 0 1px rgba(0, 0, 0, 0.6), 0 2px 6px rgba(0, 0, 0, 0.35);
+      cursor: pointer; user-select: none; white-space: nowrap; letter-spacing: 0.01em;
+    }
+    .badge[hidden], .veil[hidden] { display: none; }
+    .line { display: flex; align-items: center; gap: 6px; }
+    .details { display: none; font-weight: 400; white-space: normal; }
+    .badge.expanded .details { display: block; }
+    .badge[data-state="done"][data-verdict="ai"] { background: #b3261e; }
+    .badge[data-state="done"][data-verdict="real"] { background: #1e6b3a; }
+    .badge[data-state="done"][data-verdict="uncertain"] { background: #7a4d00; }
+    .badge[data-state="unavailable"], .badge[data-state="failed"], .badge[data-state="skipped"] { background: #50555a; }
+    .badge.compact { padding: 2px 6px; font-size: 11px; }
+    .spinner {
+      width: 9px; height: 9px; border-radius: 50%; border: 2px solid rgba(255, 255, 255, 0.35);
+      border-top-color: #fff; animation: spin 0.9s linear infinite; flex: none;
+    }
+    @keyframes spin { to { transform: rotate(360deg); } }
+    @media (prefers-reduced-motion: reduce) { .spinner { animation: none; border-top-color: rgba(255, 255, 255, 0.35); } }
+    .veil {
+      display: flex; align-items: center; justify-content: center; cursor: pointer;
+      -webkit-backdrop-filter: blur(18px) saturate(0.7); backdrop-filter: blur(18px) saturate(0.7);
+      background: rgba(32, 33, 36, 0.25);
+    }
+    .veil span {
+      font: 600 13px/1.3 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; color: #fff;
+      background: rgba(0, 0, 0, 0.72); padding: 5px 10px; border-radius: 6px; text-align: center;
+    }
+    .toast { position: fixed; top: 12px; right: 12px; left: auto; max-width: 320px; }
+    .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+  `;
+
+  const WORDS = { ai: "AI", real: "Real", uncertain: "Unsure" };
+  const SENTENCES = {
+    ai: "likely AI-generated",
+    real: "likely a real photograph",
+    uncertain: "uncertain (between real and AI-generated)",
+  };
+
+  function element(tag, className, text = "") {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  const percent = (value) => `${Math.round(Number(value) * 100)}%`;
+
+  /** Visible label, longer details and a screen-reader sentence for a result. */
+  function describe(result, subject) {
+    const state = result?.state ?? "pending";
+    if (state === "done") {
+      const model = `${result.model?.name ?? "model"} ${result.model?.version ?? ""}`.trim();
+      const score = Number(result.score).toFixed(2);
+      const word = WORDS[result.verdict] ?? result.verdict;
+      const label = result.verdict === "ai" ? `AI ${percent(result.score)}` : `${word} · AI ${percent(result.score)}`;
+      const threshold = result.threshold === undefined ? "" : ` (threshold ${Number(result.threshold).toFixed(2)})`;
+      const details = `${SENTENCES[result.verdict] ?? result.verdict}: P(AI) = ${score}${threshold}. Model ${model}.`;
+      return {
+        label,
+        short: result.verdict === "uncertain" ? "?" : word,
+        details,
+        spoken: `RealCheck: ${subject} is ${SENTENCES[result.verdict] ?? result.verdict}, P(AI) ${percent(result.score)}, model ${model}.`,
+      };
+    }
+    if (state === "unavailable") {
+      const wait = result.retryInMs ? ` Retrying in ${Math.max(1, Math.round(result.retryInMs / 1000))} s.` : "";
+      return {
+        label: "RealCheck unavailable",
+        short: "–",
+        details: `The RealCheck server cannot answer right now.${wait}`,
+        spoken: `RealCheck: ${subject} could not be checked yet, the server is unavailable; retrying.`,
+      };
+    }
+    if (state === "failed" || state === "skipped") {
+      return {
+        label: state === "failed" ? "Check failed" : "Not checked",
+        short: "!",
+        details: result.message ?? "",
+        spoken: `RealCheck could not check ${subject}: ${result.message ?? "unknown error"}.`,
+      };
+    }
+    return {
+      label: "Checking…",
+      short: "",
+      details: "Waiting for the RealCheck server.",
+      spoken: `RealCheck is checking ${subject}.`,
+    };
+  }
+
+  class Overlay {
+    constructor() {
+      this.host = document.createElement("realcheck-overlay");
+      const style = {
+        all: "initial",
+        position: "fixed",
+        top: "0",
+        left: "0",
+        width: "0",
+        height: "0",
+        overflow: "visible",
+        "z-index": "2147483647",
+        "pointer-events": "none",
+        display: "block",
+      };
+      for (const [name, value] of Object.entries(style)) this.host.style.setProperty(name, value, "important");
+      // Open: tests and assistive tools can read the badges; there is nothing secret in them.
+      this.root = this.host.attachShadow({ mode: "open" });
+      const sheet = document.createElement("style");
+      sheet.textContent = CSS;
+      this.live = document.createElement("div");
+      this.live.className = "sr-only";
+      this.live.setAttribute("role", "status");
+      this.live.setAttribute("aria-live", "polite");
+      this.root.append(sheet, this.live);
+      this.attach();
+    }
+
+    /** Put the overlay (back) into the document; pages that rewrite <html> may have dropped it. */
+    attach() {
+      if (!this.host.isConnected) document.documentElement.append(this.host);
+    }
+
+    remove() {
+      this.host.remove();
+    }
+
+    /** Announce a sentence to screen readers (used for checks the user asked for). */
+    announce(text) {
+      this.live.textContent = "";
+      setTimeout(() => (this.live.textContent = text), 50);
+    }
+
+    /** A new badge element (hidden until placed). */
+    createBadge(onClick) {
+      const badge = document.createElement("div");
+      badge.className = "badge";
+      badge.setAttribute("role", "img");
+      badge.hidden = true;
+      badge.append(element("div", "line"), element("div", "details"));
+      badge.addEventListener("click", (event) => {
+        event.preventDefault();
+        event.stopPropagation();
+        onClick?.();
+      });
+      this.root.append(badge);
+      return badge;
+    }
+
+    /** Draw `result` on `badge`; `compact` shows a short label, `expanded` the details. */
+    render(badge, result, { compact = false, expanded = false, subject = "this image" } = {}) {
+      const text = describe(result, subject);
+      const state = result?.state ?? "pending";
+      badge.dataset.state = state;
+      if (state === "done") badge.dataset.verdict = result.verdict;
+      else delete badge.dataset.verdict;
+      badge.classList.toggle("compact", compact);
+      badge.classList.toggle("expanded", expanded);
+      const line = badge.querySelector(".line");
+      const parts = [];
+      if (state === "pending") parts.push(element("span", "spinner"));
+      parts.push(element("span", "label", compact ? text.short : text.label));
+      line.replaceChildren(...parts);
+      badge.querySelector(".details").textContent = text.details;
+      badge.title = `${text.label}. ${text.details}`;
+      badge.setAttribute("aria-label", text.spoken);
+      return text;
+    }
+
+    /** A veil that blurs what lies under it until clicked. */
+    createVeil(onReveal) {
+      const veil = document.createElement("div");
+      veil.className = "veil";
+      veil.hidden = true;
+      veil.setAttribute("role", "button");
+      veil.tabIndex = 0;
+      veil.setAttribute("aria-label", "Image blurred: RealCheck says it is likely AI-generated. Activate to show it.");
+      const text = element("span", "", "Likely AI-generated");
+      text.append(document.createElement("br"), "Click to show");
+      veil.append(text);
+      const reveal = (event) => {
+        event.preventDefault();
+        event.stopPropagation();
+        onReveal?.();
+      };
+      veil.addEventListener("click", reveal);
+      veil.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") reveal(event);
+      });
+      this.root.append(veil);
+      return veil;
+    }
+
+    /** A fixed panel for a verdict whose image cannot be found on the page any more. */
+    createToast() {
+      const badge = this.createBadge(() => badge.remove());
+      badge.classList.add("toast");
+      return badge;
+    }
+  }
+
+  RC.Overlay = Overlay;
+  RC.describe = describe;
+})();
