@@ -114,3 +114,49 @@ def test_disk_cache(folder_dataset, tmp_path):
     second = next(iter(dataset))[0].numpy()
     np.testing.assert_array_equal(first, second)
     assert list((tmp_path / "cache").glob("val*"))
+
+
+def _only(**settings) -> AugmentConfig:
+    """An augmentation with everything off but `settings`."""
+    off = dict(
+        flip=False,
+        rotation=0,
+        zoom=0,
+        brightness=0,
+        contrast=0,
+        jpeg_probability=0,
+        rescale_probability=0,
+        blur_probability=0,
+    )
+    return AugmentConfig(**(off | settings))
+
+
+def test_geometric_and_colour_augmentations():
+    import tensorflow as tf
+
+    spec = InputSpec(32, "resize")
+    pixels = np.full((32, 32, 3), 100, np.uint8)  # mid-grey, so no change below clips
+    pixels[:, :8] = 160  # a bright band on the left
+    pixels[4:12, 20:28] = 60
+    image = tf.constant(pixels)
+    label = tf.constant(1.0)
+
+    for seed in range(4):
+        flipped, _ = Augmenter(_only(flip=True), spec, seed)(image, label)
+        assert np.array_equal(flipped, pixels) or np.array_equal(flipped, pixels[:, ::-1])
+
+    # Rotation and zoom resample about the centre: at (almost) zero they give the image back unshifted.
+    still, _ = Augmenter(_only(rotation=1e-6, zoom=1e-6), spec)(image, label)
+    assert np.abs(still.numpy().astype(int) - pixels).max() <= 1
+    turned = [Augmenter(_only(rotation=0.25), spec, seed)(image, label)[0].numpy() for seed in range(4)]
+    assert all(not np.array_equal(t, pixels) for t in turned)
+    assert all(t.shape == (32, 32, 3) and t.dtype == np.uint8 for t in turned)
+
+    brighter, _ = Augmenter(_only(brightness=0.2), spec, 1)(image, label)
+    shift = brighter.numpy().astype(int) - pixels
+    unclipped = (brighter.numpy() > 0) & (brighter.numpy() < 255)
+    assert len(np.unique(shift[unclipped])) <= 2  # one offset everywhere (+-1 from rounding)
+
+    contrasted, _ = Augmenter(_only(contrast=0.5), spec, 1)(image, label)
+    assert np.allclose(contrasted.numpy().mean(axis=(0, 1)), pixels.mean(axis=(0, 1)), atol=3)
+    assert not np.array_equal(contrasted, pixels)
