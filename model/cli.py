@@ -226,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     app = commands.add_parser(
         "app", help="the Streamlit upload page: verdicts, Grad-CAM heatmaps, CSV export"
     )
-    app.add_argument("--model", default=None, help="artifact folder (default: $REALCHECK_MODEL)")
+    app.add_argument(
+        "--model", default=None, help="artifact folder (default: $REALCHECK_MODEL, else the bundled model)"
+    )
     app.add_argument("--port", type=_positive_int, default=8501, help="port to listen on (default 8501)")
     app.add_argument(
         "--address", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)"
@@ -240,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _serving_commands(commands) -> None:
     """`serve`, `check` and `scan`: the serving API and scripted queries (code in the `server` package)."""
     serve = commands.add_parser("serve", help="serve a model over HTTP (JSON API, micro-batching, metrics)")
-    serve.add_argument("--model", default=None, help="artifact folder to serve (required for now)")
+    serve.add_argument("--model", default=None, help="artifact folder to serve (default: the bundled model)")
     serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=_non_negative_int, default=8000, help="port (default 8000)")
     serve.add_argument(
@@ -301,7 +303,9 @@ def _serving_commands(commands) -> None:
             )
             query.set_defaults(handler=command_scan)
         query.add_argument("--server", default=None, help="RealCheck server URL, e.g. http://127.0.0.1:8000")
-        query.add_argument("--model", default=None, help="artifact folder, to run the model in-process")
+        query.add_argument(
+            "--model", default=None, help="artifact folder to run in-process (default: the bundled model)"
+        )
         query.add_argument(
             "--api-key",
             default=os.environ.get("REALCHECK_API_KEY"),

@@ -34,18 +34,20 @@ sys.path.insert(0, str(ROOT))
 NAME = "realcheck-default-resnet50"
 DEGRADATIONS = {"web_768_q60": "768:60", "web_512_q40": "512:40"}
 # Geometric augmentations that resample pixels (rotation, zoom) are off: they blur the very traces the
-# model should learn. JPEG re-compression is frequent and harsh, so the traces it learns survive the web.
+# model should learn. JPEG re-compression is frequent so the traces it learns survive the web; harsher
+# settings (JPEG q30-95 on 80% of crops, more rescaling and blur) left a from-scratch network near chance
+# after 7 epochs here, so this stays close to the recipe measured in design.md (flips, JPEG q40-95).
 AUGMENTATION = {
     "flip": True,
     "rotation": 0.0,
     "zoom": 0.0,
     "brightness": 0.1,
     "contrast": 0.1,
-    "jpeg_probability": 0.8,
-    "jpeg_quality": [30, 95],
-    "rescale_probability": 0.2,
-    "rescale_range": [0.6, 0.95],
-    "blur_probability": 0.1,
+    "jpeg_probability": 0.5,
+    "jpeg_quality": [40, 95],
+    "rescale_probability": 0.1,
+    "rescale_range": [0.7, 0.95],
+    "blur_probability": 0.0,
     "blur_sigma": [0.3, 1.0],
 }
 INTENDED_USE = (
@@ -159,7 +161,7 @@ def main() -> None:
     )
     parser.add_argument("--data", required=True, help="folder with real/ and fake/ (the dev set)")
     parser.add_argument("--out", default="runs/default", help="work folder (run, evaluations, compact copy)")
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=55)
     parser.add_argument("--crop", type=int, default=128, help="training crop size")
     parser.add_argument("--window", type=int, default=512, help="window the finished model scores")
     parser.add_argument("--seed", type=int, default=42)
