@@ -87,7 +87,23 @@ def test_check_and_scan_in_process(capsys, tiny_artifact, live_server, photos, t
     )
 
 
-def test_clear_errors(capsys, tmp_path, live_server):
+def test_check_uses_the_bundled_model_by_default(capsys, photos):
+    from model.artifact import bundled_model_dir, read_metadata
+
+    status, out, err = run_cli(
+        capsys, "check", str(photos / "a.jpg"), str(photos / "nested" / "b.png"), "--json"
+    )
+    assert status == 0, err
+    results = json.loads(out)
+    bundled = read_metadata(bundled_model_dir())
+    assert [r["model"] for r in results] == [bundled["name"]] * 2
+    assert all(r["version"] == bundled["version"] and 0 <= r["score"] <= 1 for r in results)
+
+
+def test_clear_errors(capsys, tmp_path, live_server, monkeypatch):
+    from model import artifact
+
+    monkeypatch.setattr(artifact, "bundled_models_root", lambda: tmp_path / "no-bundled-model")
     status, _, err = run_cli(capsys, "serve")
     assert status == 2 and "pass --model DIR" in err
     status, _, err = run_cli(capsys, "check", "x.jpg")

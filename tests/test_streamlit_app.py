@@ -115,8 +115,22 @@ def test_csv_has_a_fixed_header_and_defuses_spreadsheet_formulas():
     }
 
 
-def test_without_a_model_the_page_says_how_to_give_one(monkeypatch):
+def test_without_a_model_named_the_page_uses_the_bundled_one(monkeypatch):
+    from model.artifact import bundled_model_dir, read_metadata
+
     monkeypatch.delenv(analysis.MODEL_ENV, raising=False)
+    app = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT).run()
+    assert not app.exception and not app.warning
+    sidebar = " ".join(element.value for element in app.sidebar.markdown)
+    assert read_metadata(bundled_model_dir())["version"] in sidebar
+    assert app.file_uploader
+
+
+def test_without_any_model_the_page_says_how_to_give_one(monkeypatch, tmp_path):
+    from model import artifact
+
+    monkeypatch.delenv(analysis.MODEL_ENV, raising=False)
+    monkeypatch.setattr(artifact, "bundled_models_root", lambda: tmp_path / "no-bundled-model")
     app = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT).run()
     assert not app.exception
     message = app.warning[0].value
