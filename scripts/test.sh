@@ -5,6 +5,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# The browser extension: its dev tools (web-ext, pinned by extension/package-lock.json) from the npm registry,
+# then Mozilla's add-on linter. Errors fail the run; the one expected warning (Firefox ignores
+# background.service_worker and runs background.scripts instead) is printed, not fatal.
+if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
+fi
+command -v npm >/dev/null 2>&1 || { echo "test: npm (Node.js 20+) is needed to lint the extension" >&2; exit 1; }
+(cd extension && npm ci --no-audit --no-fund --loglevel=error && npm run --silent lint)
 # The browser tests drive the system Chromium (never a Playwright download); install it where we can.
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

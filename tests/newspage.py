@@ -36,12 +36,19 @@ BELOW_BADGED = {
     "lazy-js": "img/lazy-js.jpg",
     "late-dup": "img/plain.jpg",
 }
-NOT_BADGED = ["logo", "icon", "tracker", "chart", "thumb", "hidden", "small-bg"]
+NOT_BADGED = ["logo", "icon", "tracker", "chart", "thumb", "hidden", "small-bg", "broken"]
 # Files whose bytes the server must see exactly once each (copy-of-plain.jpg has plain.jpg's bytes).
 TOP_DISTINCT = ["plain.jpg", "srcset-300.jpg", "picture.webp", "linked.png", "hero.jpg", "dynamic.jpg"]
 BELOW_DISTINCT = ["lazy-native.jpg", "lazy-js.jpg"]
 # Files that must never be sent: the browser did not choose them, or they are not candidates.
-NEVER_SENT = ["srcset-900.jpg", "srcset-fallback.jpg", "picture.jpg", "thumb-source.jpg", "hidden.jpg", "tile.png"]
+NEVER_SENT = [
+    "srcset-900.jpg",
+    "srcset-fallback.jpg",
+    "picture.jpg",
+    "thumb-source.jpg",
+    "hidden.jpg",
+    "tile.png",
+]
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -81,10 +88,11 @@ PAGE = """<!doctype html>
     <figure><img id="dup-bytes" src="img/copy-of-plain.jpg" width="300" height="200" alt="Same picture, other address"></figure>
     <figure><img id="thumb" src="img/thumb-source.jpg" width="64" height="64" alt="A thumbnail"></figure>
     <figure><img id="tracker" src="img/pixel.gif" width="1" height="1" alt=""></figure>
+    <figure id="dynamic-slot"></figure>
     <figure><img id="chart" src="img/chart.svg" width="300" height="200" alt="A chart"></figure>
     <figure><img id="hidden" src="img/hidden.jpg" width="300" height="200" style="display: none" alt=""></figure>
     <div class="small-bg" id="small-bg"></div>
-    <figure id="dynamic-slot"></figure>
+    <figure><img id="broken" src="img/corrupt.jpg" width="300" height="200" alt="A broken picture"></figure>
   </div>
   <div class="spacer"></div>
   <div class="grid" id="below">
@@ -93,6 +101,7 @@ PAGE = """<!doctype html>
          data-src="img/lazy-js.jpg" width="300" height="200" alt="Script-lazy picture">
     <img id="late-dup" src="img/plain.jpg" loading="lazy" width="300" height="200" alt="The flooded street, once more">
   </div>
+  <footer style="height: 1000px; padding: 16px">The Daily Fixture, a page for tests.</footer>
 </main>
 <script src="page.js"></script>
 </body>
@@ -121,6 +130,11 @@ fill="none" stroke="#36c" stroke-width="6"/></svg>
 """
 
 
+LOGO = """<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32" viewBox="0 0 32 32">
+<circle cx="16" cy="16" r="14" fill="#f5c518"/><text x="16" y="22" font-size="16" text-anchor="middle">D</text></svg>
+"""
+
+
 def picture(label: str, seed: int, size: tuple[int, int] = (300, 200)) -> Image.Image:
     """A synthetic photo-sized image of a class (imagegen's statistics, stretched to `size`)."""
     side = max(size)
@@ -139,7 +153,7 @@ def write_site(root: Path) -> dict[str, bytes]:
         "index.html": PAGE.encode(),
         "article.html": b"<!doctype html><title>Article</title><p>An article.</p>",
         "page.js": SCRIPT.encode(),
-        "img/logo.svg": SVG.replace("300", "32").replace("200", "32").encode(),
+        "img/logo.svg": LOGO.encode(),
         "img/chart.svg": SVG.encode(),
         "img/icon.png": encode(picture("real", 1, (16, 16)), "PNG"),
         "img/pixel.gif": encode(Image.new("RGB", (1, 1), (255, 255, 255)), "GIF"),
@@ -164,6 +178,8 @@ def write_site(root: Path) -> dict[str, bytes]:
     for name, (label, seed, fmt) in photos.items():
         files[f"img/{name}"] = encode(picture(label, seed, sizes.get(name, (300, 200))), fmt)
     files["img/copy-of-plain.jpg"] = files["img/plain.jpg"]
+    # A JPEG signature and nothing decodable: the browser shows a broken image, the server answers a JSON 400.
+    files["img/corrupt.jpg"] = b"\xff\xd8\xff\xe0" + b"this is not really a JPEG " * 20
     for relative, data in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +211,9 @@ class SiteServer:
                     hits[self.path.split("?")[0]] += 1
                 super().do_GET()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(self.root)))
+        self.httpd = ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(self.root))
+        )
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

@@ -36,8 +36,11 @@ def realcheck_command() -> list[str]:
 class LiveServer:
     """`realcheck serve` in a subprocess; `url` is its base address."""
 
-    def __init__(self, model_dir: Path, cache_dir: Path, log_path: Path, *extra: str):
-        self.port = free_port()
+    def __init__(
+        self, model_dir: Path, cache_dir: Path, log_path: Path, *extra: str, port: int | None = None
+    ):
+        # A given port lets a test restart a server at the same address (clients keep their URL).
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115  closed in stop()

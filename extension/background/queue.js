@@ -43,6 +43,7 @@ export class RequestQueue {
     this.firstQueuedAt = 0;
     this.requests = 0;
     this.closed = false;
+    this.epoch = 0; // counts failures; requests already in flight when one fails do not count again
   }
 
   /** Score one image; `key` (its SHA-256) de-duplicates: the same key in the queue shares one answer. */
@@ -128,6 +129,7 @@ export class RequestQueue {
   }
 
   async dispatch(batch) {
+    const epoch = this.epoch;
     this.inFlight += 1;
     this.requests += 1;
     try {
@@ -144,7 +146,11 @@ export class RequestQueue {
       if (this.closed) {
         for (const entry of batch) entry.reject(Object.assign(new Error("superseded"), { code: "superseded" }));
       } else if (error?.retryable) {
-        this.failures += 1;
+        // Requests sent together fail together: one outage, one step of backoff.
+        if (epoch === this.epoch) {
+          this.failures += 1;
+          this.epoch += 1;
+        }
         const exponential = this.options.backoffBaseMs * 2 ** Math.min(this.failures - 1, 16);
         const jittered = Math.min(this.options.backoffMaxMs, exponential) * (0.8 + 0.4 * this.random());
         const delay = Math.max(jittered, error.retryAfterMs ?? 0);

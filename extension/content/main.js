@@ -279,15 +279,15 @@
     return fixedLayer.get(element);
   }
 
-  /** True when a fixed or sticky layer (a site header, a banner) lies over the point (x, y) of `element`. */
-  function covered(element, x, y) {
+  /** The fixed or sticky layer (a site header, a banner) over the point (x, y) of `element`, or null. */
+  function coveringLayer(element, x, y) {
     const hit = document.elementsFromPoint(x, y).find((node) => node !== overlay.host);
-    if (!hit || hit === element || element.contains(hit) || hit.contains(element)) return false;
+    if (!hit || hit === element || element.contains(hit) || hit.contains(element)) return null;
     for (let node = hit; node && node !== document.body; node = node.parentElement) {
-      if (node.contains(element)) return false;
-      if (isFixedLayer(node)) return true;
+      if (node.contains(element)) return null;
+      if (isFixedLayer(node)) return node;
     }
-    return false;
+    return null;
   }
 
   function layout() {
@@ -312,23 +312,36 @@
         (target.el.checkVisibility?.({ visibilityProperty: true, opacityProperty: true }) ?? true);
       measured.push([target, shown ? rect : null]);
     }
+    const placed = [];
     for (const [target, rect] of measured) {
       let show = Boolean(rect);
       let x = 0;
       let y = 0;
+      let clipTop = 0;
       if (rect) {
         // The badge sits in the top-left corner of the part of the image that is on screen.
         x = Math.max(rect.left, 0) + 6;
         y = Math.max(rect.top, 0) + 6;
-        show = x < rect.right - 16 && y < rect.bottom - 16 && x < width && y < height && !covered(target.el, x + 2, y + 2);
+        // Under a sticky header the badge moves down to the part of the image below it.
+        const layer = x < width && y < height ? coveringLayer(target.el, x + 2, y + 2) : null;
+        if (layer) {
+          clipTop = layer.getBoundingClientRect().bottom;
+          y = clipTop + 6;
+        }
+        show = x < rect.right - 16 && y < rect.bottom - 16 && x < width && y < height;
+        if (show && layer) show = !coveringLayer(target.el, x + 2, y + 2);
       }
+      placed.push([target, rect, show, x, y, clipTop]);
+    }
+    // All reads above, all writes below: one layout per frame, however many badges.
+    for (const [target, rect, show, x, y, clipTop] of placed) {
       target.badge.hidden = !show;
       if (show) target.badge.style.transform = `translate(${Math.round(x)}px, ${Math.round(y)}px)`;
       if (target.veil) {
         target.veil.hidden = !rect;
         if (rect) {
           const left = Math.max(rect.left, 0);
-          const top = Math.max(rect.top, 0);
+          const top = Math.max(rect.top, clipTop, 0);
           target.veil.style.transform = `translate(${Math.round(left)}px, ${Math.round(top)}px)`;
           target.veil.style.width = `${Math.max(0, Math.min(rect.right, width) - left)}px`;
           target.veil.style.height = `${Math.max(0, Math.min(rect.bottom, height) - top)}px`;

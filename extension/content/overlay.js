@@ -10,6 +10,8 @@
   const CSS = `
     :host { all: initial; }
     .badge, .veil, .toast { position: absolute; top: 0; left: 0; box-sizing: border-box; pointer-events: auto; }
+    .badge { z-index: 2; } /* the verdict stays readable on top of a blur veil */
+    .veil { z-index: 1; }
     .badge {
       display: flex; flex-direction: column; gap: 2px; width: max-content; max-width: 260px; padding: 3px 8px;
       font: 600 12px/1.35 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
@@ -71,7 +73,8 @@
       const word = WORDS[result.verdict] ?? result.verdict;
       const label = result.verdict === "ai" ? `AI ${percent(result.score)}` : `${word} · AI ${percent(result.score)}`;
       const threshold = result.threshold === undefined ? "" : ` (threshold ${Number(result.threshold).toFixed(2)})`;
-      const details = `${SENTENCES[result.verdict] ?? result.verdict}: P(AI) = ${score}${threshold}. Model ${model}.`;
+      const sentence = SENTENCES[result.verdict] ?? result.verdict;
+      const details = `${sentence[0].toUpperCase()}${sentence.slice(1)}: P(AI) = ${score}${threshold}. Model ${model}.`;
       return {
         label,
         short: result.verdict === "uncertain" ? "?" : word,

@@ -9,6 +9,7 @@ import {
   saveSettings,
   sitePatterns,
 } from "../background/settings.js";
+import { siteAccess } from "../background/sites.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("options");
@@ -42,7 +43,7 @@ function status(element, text, ok) {
 async function showAccess(sites) {
   const missing = [];
   for (const site of sites) {
-    if (!(await ext.permissions.contains({ origins: sitePatterns(site) }))) missing.push(site);
+    if (!(await siteAccess(site))) missing.push(site);
   }
   $("access-row").hidden = missing.length === 0;
   $("access-note").textContent = missing.length

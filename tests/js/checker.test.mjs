@@ -1,0 +1,98 @@
+// The checker: one download per URL, one upload per distinct bytes, verdicts cached, model changes.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { ResultCache } from "../../extension/background/cache.js";
+import { Checker } from "../../extension/background/checker.js";
+
+function png(width, height, salt) {
+  const bytes = new Uint8Array(40);
+  bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(16, width);
+  view.setUint32(20, height);
+  bytes[39] = salt;
+  return bytes;
+}
+
+function setup({ files, version = "1", fail = null }) {
+  const downloads = [];
+  const uploads = [];
+  globalThis.fetch = async (url) => {
+    downloads.push(url);
+    const bytes = files[url];
+    if (!bytes) return new Response("", { status: 404 });
+    return new Response(bytes, { headers: { "Content-Type": "image/png" } });
+  };
+  const client = {
+    predict: async (blobs) => {
+      if (fail) throw fail;
+      uploads.push(blobs.length);
+      const scores = await Promise.all(blobs.map(async (b) => new Uint8Array(await b.arrayBuffer())[39] / 100));
+      return {
+        model: { name: "m", version: client.version },
+        decision: { threshold: 0.5, uncertainty_band: [0.45, 0.55] },
+        predictions: scores.map((score) => ({ score, verdict: score >= 0.5 ? "ai" : "real", sha256: "x", threshold: 0.5 })),
+      };
+    },
+    version,
+  };
+  const changes = [];
+  const checker = new Checker({
+    client,
+    cache: new ResultCache(),
+    onModelChanged: (model) => changes.push(model.version),
+    queueOptions: { maxWaitMs: 5 },
+  });
+  return { checker, client, downloads, uploads, changes };
+}
+
+test("the same URL is downloaded once; the same bytes under another URL are uploaded once", async () => {
+  const image = png(300, 200, 90);
+  const files = { "https://a/1.png": image, "https://b/copy.png": image, "https://a/2.png": png(300, 200, 20) };
+  const { checker, downloads, uploads } = setup({ files });
+  const results = await Promise.all([
+    checker.check("https://a/1.png"),
+    checker.check("https://a/1.png"),
+    checker.check("https://a/2.png"),
+  ]);
+  assert.deepEqual(results.map((r) => r.verdict), ["ai", "ai", "real"]);
+  const copy = await checker.check("https://b/copy.png");
+  assert.equal(copy.verdict, "ai");
+  assert.equal(copy.model.version, "1");
+  assert.deepEqual(downloads.sort(), ["https://a/1.png", "https://a/2.png", "https://b/copy.png"]);
+  assert.equal(uploads.reduce((a, b) => a + b, 0), 2);
+  await checker.check("https://a/1.png"); // cached: no download, no upload
+  assert.equal(downloads.length, 3);
+});
+
+test("tiny images are skipped in automatic mode and checked when the user asks", async () => {
+  const { checker, uploads } = setup({ files: { "https://a/icon.png": png(32, 32, 70) } });
+  const auto = await checker.check("https://a/icon.png");
+  assert.deepEqual([auto.state, auto.code], ["skipped", "tiny"]);
+  const manual = await checker.check("https://a/icon.png", { manual: true });
+  assert.equal(manual.state, "done");
+  assert.equal(uploads.length, 1);
+});
+
+test("failures come back as results: a download error, a refused key", async () => {
+  const missing = await setup({ files: {} }).checker.check("https://a/gone.png");
+  assert.deepEqual([missing.state, missing.code], ["failed", "fetch_failed"]);
+  const refused = Object.assign(new Error("missing or wrong API key"), { status: 401, code: "unauthorized" });
+  const { checker } = setup({ files: { "https://a/1.png": png(300, 200, 10) }, fail: refused });
+  const result = await checker.check("https://a/1.png");
+  assert.equal(result.state, "failed");
+  assert.match(result.message, /API key/);
+});
+
+test("a new model version drops cached verdicts and says so", async () => {
+  const { checker, client, changes, uploads } = setup({ files: { "https://a/1.png": png(300, 200, 90), "https://a/2.png": png(300, 200, 10) } });
+  await checker.check("https://a/1.png");
+  client.version = "2";
+  const second = await checker.check("https://a/2.png");
+  assert.equal(second.model.version, "2");
+  assert.deepEqual(changes, ["2"]);
+  const again = await checker.check("https://a/1.png");
+  assert.equal(again.model.version, "2");
+  assert.equal(uploads.length, 3);
+});

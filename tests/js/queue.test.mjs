@@ -1,0 +1,132 @@
+// The request queue: batching, the concurrency limit, backoff without storms, splitting on a bad image.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { RequestQueue } from "../../extension/background/queue.js";
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const answer = (blobs) => ({ model: { name: "m", version: "1" }, predictions: blobs.map((b) => ({ score: b.size })) });
+const retryable = (status, retryAfterMs = null) => Object.assign(new Error("down"), { status, retryable: true, retryAfterMs });
+
+test("images found together travel in one request, up to the batch size", async () => {
+  const calls = [];
+  const queue = new RequestQueue(async (blobs) => (calls.push(blobs.length), answer(blobs)), { maxBatch: 4, maxWaitMs: 20 });
+  const results = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => queue.submit(`k${n}`, { size: n })));
+  assert.deepEqual(calls, [4, 2]);
+  assert.deepEqual(results.map((r) => r.prediction.score), [1, 2, 3, 4, 5, 6]);
+});
+
+test("the same key is sent once and both callers get the answer", async () => {
+  let sent = 0;
+  const queue = new RequestQueue(async (blobs) => ((sent += blobs.length), answer(blobs)), { maxWaitMs: 5 });
+  const [a, b] = await Promise.all([queue.submit("same", { size: 7 }), queue.submit("same", { size: 7 })]);
+  assert.equal(sent, 1);
+  assert.equal(a.prediction.score, b.prediction.score);
+});
+
+test("no more than `concurrency` requests are in flight", async () => {
+  let active = 0;
+  let peak = 0;
+  const queue = new RequestQueue(
+    async (blobs) => {
+      active += 1;
+      peak = Math.max(peak, active);
+      await sleep(15);
+      active -= 1;
+      return answer(blobs);
+    },
+    { maxBatch: 1, maxWaitMs: 0, concurrency: 2 },
+  );
+  await Promise.all(Array.from({ length: 8 }, (_, n) => queue.submit(`k${n}`, { size: n })));
+  assert.equal(peak, 2);
+});
+
+test("a down server sees one probe at a time, with growing pauses, then everything goes through", async () => {
+  const attempts = [];
+  let up = false;
+  const waiting = [];
+  const queue = new RequestQueue(
+    async (blobs) => {
+      attempts.push(Date.now());
+      if (!up) throw retryable(0);
+      return answer(blobs);
+    },
+    { maxBatch: 2, maxWaitMs: 0, concurrency: 4, backoffBaseMs: 20, backoffMaxMs: 200 },
+    { onWaiting: (keys, delay) => waiting.push([keys.length, delay]), random: () => 0.5 },
+  );
+  const pending = Array.from({ length: 10 }, (_, n) => queue.submit(`k${n}`, { size: n }));
+  try {
+    await sleep(250);
+    assert.ok(queue.unavailable);
+    // The first burst fills the 4 slots; after that, one probe at a time with pauses of 20, 40, 80 ms...
+    // Without backoff, 10 images and 4 slots would have made dozens of attempts in 250 ms.
+    const probes = attempts.slice(4);
+    assert.ok(probes.length >= 1 && probes.length <= 4, `attempts: ${attempts.length}`);
+    // The four failures of the first burst are one outage (one step); each probe after that doubles the wait.
+    const delays = waiting.map(([, delay]) => delay).filter((delay, i, all) => delay !== all[i - 1]);
+    assert.ok(delays.length >= 2 && delays[0] === 20, `delays: ${delays}`);
+    assert.ok(delays.every((delay, i) => i === 0 || delay === Math.min(200, 2 * delays[i - 1])), `delays: ${delays}`);
+    assert.equal(waiting.at(-1)[0], 10, "every waiting image hears about it");
+    up = true;
+    const results = await Promise.all(pending);
+    assert.equal(results.length, 10);
+    assert.equal(queue.unavailable, false);
+  } finally {
+    queue.close();
+  }
+});
+
+test("Retry-After is honoured", async () => {
+  const attempts = [];
+  const queue = new RequestQueue(
+    async (blobs) => {
+      attempts.push(Date.now());
+      if (attempts.length === 1) throw retryable(503, 120);
+      return answer(blobs);
+    },
+    { maxWaitMs: 0, backoffBaseMs: 1 },
+  );
+  await queue.submit("k", { size: 1 });
+  assert.ok(attempts[1] - attempts[0] >= 110, `waited ${attempts[1] - attempts[0]} ms`);
+});
+
+test("a batch refused for one bad image is retried image by image; the others still score", async () => {
+  const calls = [];
+  const queue = new RequestQueue(
+    async (blobs) => {
+      calls.push(blobs.map((b) => b.size));
+      if (blobs.some((b) => b.size === 0)) throw Object.assign(new Error("not an image"), { status: 400 });
+      return answer(blobs);
+    },
+    { maxBatch: 3, maxWaitMs: 5 },
+  );
+  const results = await Promise.allSettled([1, 0, 2].map((n) => queue.submit(`k${n}`, { size: n })));
+  assert.deepEqual(calls, [[1, 0, 2], [1], [0], [2]]);
+  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+});
+
+test("errors that will not go away fail at once, without retries", async () => {
+  let calls = 0;
+  const queue = new RequestQueue(async () => {
+    calls += 1;
+    throw Object.assign(new Error("bad key"), { status: 401 });
+  }, { maxWaitMs: 0 });
+  await assert.rejects(queue.submit("k", { size: 1 }), /bad key/);
+  await sleep(30);
+  assert.equal(calls, 1);
+});
+
+test("closing the queue fails waiting images as superseded and stops retrying", async () => {
+  let calls = 0;
+  const queue = new RequestQueue(async () => {
+    calls += 1;
+    throw retryable(0);
+  }, { maxWaitMs: 0, backoffBaseMs: 10 });
+  const waiting = queue.submit("k", { size: 1 });
+  await sleep(5);
+  queue.close();
+  await assert.rejects(waiting, (error) => error.code === "superseded");
+  const before = calls;
+  await sleep(50);
+  assert.equal(calls, before);
+});

@@ -1,0 +1,707 @@
+"""The browser extension (`extension/`): its manifest, its worker modules under Node, and the real thing in
+Chromium against a real server.
+
+Chromium is the system one (`/usr/bin/chromium`, never a Playwright download), headless, with the unpacked
+extension loaded; the server is a real `realcheck serve` process with a tiny real model; the "news page" is
+a local fixture (tests/newspage.py) served on 127.0.0.1 and, as a second site, on localhost. Nothing leaves
+loopback. Waits have generous bounds for a slow shared machine; no test asserts a duration. The timings of
+the news page are measured and written to test-artifacts/extension-timings.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import newspage
+import numpy as np
+import pytest
+from serving import LiveServer, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTENSION = ROOT / "extension"
+ARTEFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+NODE = shutil.which("node")
+WAIT_S = 120.0  # an upper bound for a slow shared machine, not a performance assertion
+VIEWPORT = {"width": 1280, "height": 900}
+CHROMIUM_ARGS = [
+    f"--disable-extensions-except={EXTENSION}",
+    f"--load-extension={EXTENSION}",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium missing: install it with `apt-get install -y chromium`"
+)
+
+# In the page's own world: remember when each badge first showed each state, for timings and for checking
+# that a right-click check said "checking" before its verdict. The overlay's shadow root is open.
+RECORDER = """
+(() => {
+  const log = (window.__realcheckLog = { events: [] });
+  const watched = new WeakSet();
+  const record = (badge) => {
+    if (!badge.classList || !badge.classList.contains("badge")) return;
+    log.events.push({ t: performance.now(), state: badge.dataset.state || "", shown: !badge.hidden,
+                      id: badge.__id || (badge.__id = Math.random().toString(36).slice(2)) });
+  };
+  new MutationObserver(() => {
+    const host = document.querySelector("realcheck-overlay");
+    if (!host || !host.shadowRoot || watched.has(host)) return;
+    watched.add(host);
+    new MutationObserver((records) => {
+      for (const r of records) {
+        if (r.type === "attributes") record(r.target);
+        else r.addedNodes.forEach(record);
+      }
+    }).observe(host.shadowRoot, { subtree: true, childList: true, attributes: true,
+                                  attributeFilter: ["data-state", "hidden"] });
+  }).observe(document, { childList: true, subtree: true });
+})();
+"""
+
+# Every visible badge, with the element it sits on: the one whose visible top-left corner is 6 px from it.
+BADGES = """
+(ids) => {
+  const host = document.querySelector("realcheck-overlay");
+  if (!host) return [];
+  const rects = ids.map((id) => [id, document.getElementById(id)?.getBoundingClientRect()]);
+  return [...host.shadowRoot.querySelectorAll(".badge")].filter((b) => !b.hidden).map((badge) => {
+    const m = /translate\\((-?[\\d.]+)px, (-?[\\d.]+)px\\)/.exec(badge.style.transform) || [0, -1e9, -1e9];
+    const x = Number(m[1]), y = Number(m[2]);
+    const owners = rects.filter(([id, r]) => r && r.width > 0 &&
+      Math.abs(Math.max(r.left, 0) + 6 - x) <= 1 && Math.abs(Math.max(r.top, 0) + 6 - y) <= 1).map(([id]) => id);
+    return { owners, x, y, state: badge.dataset.state, verdict: badge.dataset.verdict || null,
+             toast: badge.classList.contains("toast"), expanded: badge.classList.contains("expanded"),
+             label: badge.querySelector(".label")?.textContent || "", text: badge.textContent,
+             aria: badge.getAttribute("aria-label") || "", role: badge.getAttribute("role") };
+  });
+}
+"""
+
+VEILS = """
+() => {
+  const host = document.querySelector("realcheck-overlay");
+  return host ? [...host.shadowRoot.querySelectorAll(".veil")].filter((v) => !v.hidden)
+    .map((v) => v.getBoundingClientRect().toJSON()) : [];
+}
+"""
+
+SCROLL_BELOW = "document.getElementById('below').scrollIntoView({block: 'center'})"
+ALL_IDS = [*newspage.TOP_BADGED, *newspage.BELOW_BADGED, *newspage.NOT_BADGED]
+
+
+def metrics(server: LiveServer) -> dict[str, float]:
+    """Images scored and predict requests answered, from the server's Prometheus counters."""
+    text = server.get_text("/metrics")
+    images = re.search(r"^realcheck_images_total ([0-9.e+]+)$", text, re.MULTILINE)
+    requests = re.findall(
+        r'^realcheck_http_requests_total\{endpoint="/v1/predict"[^}]*\} ([0-9.e+]+)$', text, re.M
+    )
+    model = re.search(r"^realcheck_batch_inference_seconds_sum ([0-9.e+-]+)$", text, re.MULTILINE)
+    return {
+        "images": float(images.group(1)) if images else 0.0,
+        "requests": sum(float(value) for value in requests),
+        "model_s": float(model.group(1)) if model else 0.0,
+    }
+
+
+def delta(after: dict, before: dict) -> dict:
+    return {key: after[key] - before[key] for key in after}
+
+
+# ---- the model: exact scores, so every verdict on the page is known in advance ---------------------------
+
+
+@dataclass
+class ExtensionModel:
+    """Two versions of the tiny model; v1's decision rule is chosen so the page shows all three verdicts."""
+
+    v1: Path
+    v2: Path
+    scores: dict[str, float]
+    threshold: float
+    band: tuple[float, float]
+
+    def verdict(self, path: str) -> str:
+        name = Path(path).name
+        score = self.scores["plain.jpg" if name == "copy-of-plain.jpg" else name]
+        low, high = self.band
+        if low <= score <= high and low < high:
+            return "uncertain"
+        return "ai" if score >= self.threshold else "real"
+
+    def score(self, path: str) -> float:
+        name = Path(path).name
+        return self.scores["plain.jpg" if name == "copy-of-plain.jpg" else name]
+
+
+@pytest.fixture(scope="module")
+def news_site(tmp_path_factory):
+    """The news page on a local HTTP server: (server, {relative path: bytes})."""
+    root = tmp_path_factory.mktemp("news-site")
+    files = newspage.write_site(root)
+    server = newspage.SiteServer(root)
+    yield server, files
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def extension_model(tiny_artifact, onnx_cache_dir, tmp_path_factory, news_site) -> ExtensionModel:
+    from model.artifact import read_metadata
+    from server.runtimes import load_runtime
+
+    _, files = news_site
+    metadata = read_metadata(tiny_artifact)
+    # The server's own runtime and decode path: scores bit for bit what the server will answer.
+    runtime, detector = load_runtime(tiny_artifact, metadata, "onnx", onnx_cache_dir)
+    names = newspage.TOP_DISTINCT + newspage.BELOW_DISTINCT
+    batch = np.stack([detector.prepare(files[f"img/{name}"]) for name in names])
+    scores = dict(zip(names, (float(s) for s in runtime.scores(batch))))
+    assert len(set(scores.values())) == len(scores), "fixture images must score differently"
+    # Among the images in view at load: two real, one uncertain, three AI (an untrained model's scores sit
+    # close together, so the rule is placed between them).
+    ranked = sorted(scores[name] for name in newspage.TOP_DISTINCT)
+    band = ((ranked[1] + ranked[2]) / 2, (ranked[2] + ranked[3]) / 2)
+    threshold = band[1]
+
+    def variant(version: str, rule: dict) -> Path:
+        folder = tmp_path_factory.mktemp(f"model-{version}") / "artifact"
+        folder.mkdir()
+        for item in tiny_artifact.iterdir():
+            if item.name != "metadata.json":
+                # Same model.keras (a link): the ONNX export cached under its hash serves every version.
+                (folder / item.name).symlink_to(item)
+        (folder / "metadata.json").write_text(json.dumps(metadata | {"version": version} | rule))
+        return folder
+
+    v1 = variant("ext-1", {"threshold": threshold, "uncertainty_band": list(band)})
+    # v2 flags everything: after an upgrade, badges visibly change.
+    v2 = variant("ext-2", {"threshold": min(scores.values()) - 0.01, "uncertainty_band": [0.0, 0.0]})
+    return ExtensionModel(v1, v2, scores, threshold, band)
+
+
+@pytest.fixture(scope="module")
+def ext_server(tmp_path_factory, extension_model, onnx_cache_dir):
+    server = LiveServer(
+        extension_model.v1,
+        onnx_cache_dir,
+        tmp_path_factory.mktemp("ext-server") / "serve.log",
+        "--threads",
+        "4",
+        "--max-batch-size",
+        "8",
+    )
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def playwright_instance():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+# ---- the browser ------------------------------------------------------------------------------------
+
+
+class Browser:
+    """Chromium with the unpacked extension, its service worker at hand."""
+
+    def __init__(self, playwright, profile: Path):
+        installing = not profile.exists()
+        self.context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, viewport=VIEWPORT, args=CHROMIUM_ARGS
+        )
+        self.context.set_default_timeout(WAIT_S * 1000)
+        workers = self.context.service_workers
+        self.worker = workers[0] if workers else self.context.wait_for_event("serviceworker")
+        self.extension_id = self.worker.url.split("/")[2]
+        self.worker.evaluate("realcheck.state.then(() => true)")  # the worker finished starting
+        if installing:
+            # A first install opens the options page (the welcome); close it so tests open their own.
+            self.worker.evaluate(
+                """async () => {
+                     const welcome = chrome.runtime.getURL("options/options.html");
+                     for (let i = 0; i < 1200; i += 1) {
+                       const tabs = (await chrome.tabs.query({})).filter((t) => (t.pendingUrl || t.url) === welcome);
+                       if (tabs.length) return chrome.tabs.remove(tabs.map((t) => t.id));
+                       await new Promise((resolve) => setTimeout(resolve, 50));
+                     }
+                     throw new Error("the options page did not open on install");
+                   }"""
+            )
+
+    def configure(self, **changes) -> dict:
+        """Change settings as the options page does; wait until the content script registration follows."""
+        settings = self.worker.evaluate("(changes) => realcheck.saveSettings(changes)", changes)
+        wanted = sorted({"127.0.0.1", "localhost"} & set(settings["sites"])) if settings["autoMode"] else []
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            registered = self.worker.evaluate(
+                "async () => (await chrome.scripting.getRegisteredContentScripts()).flatMap((s) => s.matches)"
+            )
+            if all(f"http://{host}/*" in registered for host in wanted):
+                return settings
+            time.sleep(0.1)
+        raise AssertionError(f"content script not registered for {wanted}")
+
+    def settings(self) -> dict:
+        return self.worker.evaluate("realcheck.getSettings()")
+
+    def page(self, url: str | None = None):
+        page = self.context.new_page()
+        page.add_init_script(RECORDER)
+        if url:
+            page.goto(url)
+        return page
+
+    def tab_id(self, url: str) -> int:
+        tabs = self.worker.evaluate("async () => (await chrome.tabs.query({})).map((t) => [t.id, t.url])")
+        return next(tab_id for tab_id, tab_url in tabs if tab_url == url)
+
+    def extension_page(self, path: str):
+        page = self.context.new_page()
+        page.goto(f"chrome-extension://{self.extension_id}/{path}")
+        return page
+
+    def right_click(self, page_url: str, image_url: str) -> None:
+        """The context menu's "Check image with RealCheck", dispatched as the browser would."""
+        tab_id = self.tab_id(page_url)
+        self.worker.evaluate(
+            """([tabId, srcUrl, pageUrl]) => chrome.contextMenus.onClicked.dispatch(
+                 {menuItemId: "realcheck-check-image", srcUrl, pageUrl, frameId: 0, editable: false},
+                 {id: tabId, url: pageUrl, index: 0, windowId: 1, active: true})""",
+            [tab_id, image_url, page_url],
+        )
+
+
+@contextmanager
+def launched(playwright, profile: Path):
+    browser = Browser(playwright, profile)
+    try:
+        yield browser
+    finally:
+        browser.context.close()
+
+
+def badges(page, ids=ALL_IDS) -> list[dict]:
+    return page.evaluate(BADGES, list(ids))
+
+
+def wait_for_badges(page, ids, state: str = "done", where=lambda badge: True) -> dict[str, dict]:
+    """Wait until each of `ids` carries a visible badge in `state` (and `where`); returns them by id."""
+    deadline = time.monotonic() + WAIT_S
+    found: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        found = {}
+        for badge in badges(page):
+            for owner in badge["owners"]:
+                if badge["state"] == state and where(badge):
+                    found[owner] = badge
+        if set(ids) <= set(found):
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"badges never reached {state!r} on {sorted(set(ids) - set(found))}: {badges(page)}")
+
+
+def screenshot(page, name: str) -> None:
+    ARTEFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / name))
+
+
+def check_verdicts(
+    found: dict[str, dict], mapping: dict[str, str], model: ExtensionModel, version: str
+) -> None:
+    for element_id, path in mapping.items():
+        badge = found[element_id]
+        expected = model.verdict(path)
+        percent = f"{round(model.score(path) * 100)}%"
+        assert badge["verdict"] == expected, (element_id, badge)
+        assert percent in badge["label"], (element_id, badge["label"])
+        # Screen readers get a sentence: what, verdict, score and the model that said so.
+        assert badge["role"] == "img" and badge["aria"].startswith("RealCheck: "), badge
+        assert percent in badge["aria"] and f"realcheck-tiny {version}" in badge["aria"], badge["aria"]
+
+
+# ---- static checks and worker modules ---------------------------------------------------------------
+
+
+def test_manifest_asks_for_little_and_loads_in_chromium_and_firefox():
+    manifest = json.loads((EXTENSION / "manifest.json").read_text())
+    assert manifest["manifest_version"] == 3
+    assert sorted(manifest["permissions"]) == ["activeTab", "contextMenus", "scripting", "storage"]
+    # Install-time host access: the default server (any port) only; sites and images are asked for at run time.
+    assert manifest["host_permissions"] == ["http://127.0.0.1/*", "http://localhost/*"]
+    assert manifest["optional_host_permissions"] == ["*://*/*"]
+    assert "content_scripts" not in manifest  # registered per site at run time
+    background = manifest["background"]
+    assert background["service_worker"] == background["scripts"][0] and background["type"] == "module"
+    assert manifest["browser_specific_settings"]["gecko"]["id"]
+    files = [
+        background["service_worker"],
+        manifest["action"]["default_popup"],
+        manifest["options_ui"]["page"],
+        *manifest["icons"].values(),
+    ]
+    for relative in files:
+        assert (EXTENSION / relative).is_file(), relative
+    sites = (EXTENSION / "background" / "sites.js").read_text()
+    for script in re.findall(r'"(content/[\w-]+\.js)"', sites):
+        assert (EXTENSION / script).is_file(), script
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_worker_modules_under_node(tmp_path):
+    """Queue, cache, client, image and settings modules, with real encoder output for the header parsers."""
+    from PIL import Image
+
+    picture = newspage.picture("ai", 5, (321, 123))
+    for fmt, suffix in [("JPEG", "jpg"), ("PNG", "png"), ("GIF", "gif"), ("WEBP", "webp"), ("BMP", "bmp")]:
+        (tmp_path / f"sample.{suffix}").write_bytes(newspage.encode(picture, fmt))
+    picture.save(tmp_path / "sample-lossless.webp", format="WEBP", lossless=True)
+    picture.save(tmp_path / "sample-progressive.jpg", format="JPEG", progressive=True)
+    Image.new("RGBA", (321, 123)).save(tmp_path / "sample-alpha.webp", format="WEBP")
+    (tmp_path / "sample.tiff").write_bytes(newspage.encode(picture, "TIFF"))
+    result = subprocess.run(
+        [NODE, "--test", str(ROOT / "tests" / "js")],
+        env=os.environ | {"REALCHECK_SAMPLES": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+
+
+# ---- in Chromium ------------------------------------------------------------------------------------
+
+
+@needs_chromium
+def test_news_page_badges_exactly_the_right_images_and_sends_each_image_once(
+    playwright_instance, news_site, ext_server, extension_model, tmp_path
+):
+    site, _ = news_site
+    site.hits.clear()
+    with launched(playwright_instance, tmp_path / "profile") as browser:
+        browser.configure(serverUrl=ext_server.url, sites=["127.0.0.1"])
+        before = metrics(ext_server)
+        page = browser.page(site.url())
+
+        found = wait_for_badges(page, newspage.TOP_BADGED)
+        time.sleep(1.5)  # anything extra (a tiny image, a duplicate) would have arrived by now
+        shown = badges(page)
+        assert sorted(owner for badge in shown for owner in badge["owners"]) == sorted(newspage.TOP_BADGED)
+        assert all(len(badge["owners"]) == 1 for badge in shown), shown
+        check_verdicts(found, newspage.TOP_BADGED, extension_model, "ext-1")
+        assert {badge["verdict"] for badge in found.values()} == {"ai", "real", "uncertain"}
+        top = delta(metrics(ext_server), before)
+        # One image per distinct picture: duplicates (same URL, same bytes) and off-screen images cost nothing.
+        assert top["images"] == len(newspage.TOP_DISTINCT), top
+        # Files the browser did not choose (srcset, <picture>) or that are not candidates were never downloaded
+        # by the extension (the page itself loads some of them once).
+        for name in newspage.NEVER_SENT:
+            assert site.hits[f"/img/{name}"] <= 1, (name, dict(site.hits))
+        assert site.hits["/img/lazy-js.jpg"] == 0
+
+        events = page.evaluate("window.__realcheckLog.events")
+        done = {}
+        for event in events:
+            if event["state"] == "done" and event["shown"]:
+                done.setdefault(event["id"], event["t"])
+        assert len(done) == len(newspage.TOP_BADGED)
+        # Milliseconds since navigation started, like the page's load event.
+        loaded = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
+        timings = {
+            "load_event_ms": round(loaded),
+            "first_badge_ms": round(min(done.values())),
+            "last_visible_badge_ms": round(max(done.values())),
+            "visible_badges": len(newspage.TOP_BADGED),
+            "server_images": top["images"],
+            "server_requests": top["requests"],
+            "model_time_ms": round(top["model_s"] * 1000),
+        }
+        screenshot(page, "extension-news-page.png")
+
+        # Badges follow their images when the layout moves (here: a banner pushes everything down).
+        page.evaluate(
+            """() => { const banner = document.createElement("div"); banner.style.height = "130px";
+                       banner.textContent = "Breaking news"; document.querySelector("main").prepend(banner); }"""
+        )
+        wait_for_badges(page, newspage.TOP_BADGED)
+
+        # Blur flagged images: a veil over each AI image, clicking one shows that image again.
+        browser.configure(blurFlagged=True)
+        flagged = [i for i, path in newspage.TOP_BADGED.items() if extension_model.verdict(path) == "ai"]
+        page.wait_for_function(f"() => ({VEILS})().length === {len(flagged)}")
+        veils = page.evaluate(VEILS)
+        rects = page.evaluate(
+            "(ids) => ids.map((id) => document.getElementById(id).getBoundingClientRect().toJSON())", flagged
+        )
+        assert sorted((round(v["x"]), round(v["y"])) for v in veils) == sorted(
+            (round(r["x"]), round(r["y"])) for r in rects
+        )
+        screenshot(page, "extension-news-page-blurred.png")
+        page.mouse.click(veils[0]["x"] + 40, veils[0]["y"] + 40)
+        page.wait_for_function(f"() => ({VEILS})().length === {len(flagged) - 1}")
+
+        # Compact badges: the verdict word only.
+        browser.configure(blurFlagged=False, badgeStyle="compact")
+        compact = wait_for_badges(page, newspage.TOP_BADGED, where=lambda b: "%" not in b["label"])
+        assert {b["label"] for b in compact.values()} == {"AI", "Real", "?"}
+        browser.configure(badgeStyle="full")
+
+        # Far below: nothing was sent for those images until they came near the viewport.
+        page.evaluate(SCROLL_BELOW)
+        below = wait_for_badges(page, newspage.BELOW_BADGED)
+        check_verdicts(below, newspage.BELOW_BADGED, extension_model, "ext-1")
+        total = delta(metrics(ext_server), before)
+        assert total["images"] == len(newspage.TOP_DISTINCT) + len(newspage.BELOW_DISTINCT), total
+        screenshot(page, "extension-news-page-below.png")
+
+        # Under the sticky header (56 px), a badge moves down to the part of its image that shows.
+        page.evaluate(
+            """() => { const r = document.getElementById("lazy-native").getBoundingClientRect();
+                       window.scrollBy(0, r.top - 30); }"""
+        )
+        page.wait_for_function(
+            f"""() => ({BADGES})(["lazy-native"]).some((b) => b.state === "done" && b.y === 62 &&
+                   Math.abs(b.x - (document.getElementById("lazy-native").getBoundingClientRect().left + 6)) <= 1)"""
+        )
+
+    timings["total_server_images"] = total["images"]
+    timings["total_server_requests"] = total["requests"]
+    (ARTEFACTS / "extension-timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    print(f"\nnews page: {json.dumps(timings)}")
+
+
+@needs_chromium
+def test_right_click_check_shows_waiting_then_the_verdict_and_failures(
+    playwright_instance, news_site, ext_server, extension_model, tmp_path
+):
+    site, _ = news_site
+    page_url = site.url(host="localhost")
+    with launched(playwright_instance, tmp_path / "profile") as browser:
+        browser.configure(serverUrl=ext_server.url, sites=["127.0.0.1"])
+        before = metrics(ext_server)
+        page = browser.page(page_url)
+        page.wait_for_load_state("load")
+        time.sleep(1.5)
+        # Checking is off on this site: nothing is drawn and nothing is sent.
+        assert badges(page) == []
+        assert delta(metrics(ext_server), before)["images"] == 0
+
+        browser.right_click(page_url, site.url("img/linked.png", host="localhost"))
+        found = wait_for_badges(page, ["linked"])
+        badge = found["linked"]
+        path = newspage.TOP_BADGED["linked"]
+        expected = extension_model.verdict(path)
+        assert badge["verdict"] == expected and badge["expanded"]
+        # On the image: score, verdict and the model version, all visible.
+        assert f"{round(extension_model.score(path) * 100)}%" in badge["text"]
+        sentence = {"ai": "likely ai-generated", "real": "likely a real photograph"}.get(
+            expected, "uncertain"
+        )
+        assert sentence in badge["text"].lower()
+        assert "realcheck-tiny ext-1" in badge["text"]
+        states = [e["state"] for e in page.evaluate("window.__realcheckLog.events")]
+        assert "pending" in states and states.index("pending") < states.index("done")
+        assert delta(metrics(ext_server), before)["images"] == 1
+        assert [b["owners"] for b in badges(page)] == [["linked"]]  # only the image asked about
+
+        # An image the server cannot decode: a failed state on the image, with the server's reason.
+        browser.right_click(page_url, site.url("img/corrupt.jpg", host="localhost"))
+        failed = wait_for_badges(page, ["broken"], state="failed")["broken"]
+        assert failed["label"] == "Check failed" and "could not check" in failed["text"]
+        # An image that cannot be downloaded and is not on the page: the answer comes as a panel.
+        browser.right_click(page_url, site.url("img/missing.jpg", host="localhost"))
+        page.wait_for_function(
+            f"() => ({BADGES})([]).some((b) => b.toast && b.state === 'failed' && b.text.includes('HTTP 404'))"
+        )
+        screenshot(page, "extension-right-click.png")
+
+
+class RefusingServer:
+    """Answers every request with 503 and Retry-After: 1, counting them (a server that is up but refusing)."""
+
+    def __init__(self, port: int):
+        self.count = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def refuse(self):
+                outer.count += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                body = b'{"error": {"code": "overloaded", "message": "busy"}}'
+                self.send_response(503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_OPTIONS = refuse
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@needs_chromium
+def test_server_down_gives_unavailable_then_recovery_and_a_new_model_rechecks(
+    playwright_instance, news_site, extension_model, onnx_cache_dir, tmp_path
+):
+    site, _ = news_site
+    port = free_port()
+    server = LiveServer(extension_model.v1, onnx_cache_dir, tmp_path / "v1.log", "--threads", "4", port=port)
+    try:
+        server.wait_ready()
+        with launched(playwright_instance, tmp_path / "profile") as browser:
+            browser.configure(serverUrl=server.url, sites=["127.0.0.1"])
+            page = browser.page(site.url())
+            wait_for_badges(page, newspage.TOP_BADGED)
+            server.stop()
+
+            # Verdicts already known come from the extension's cache, server or not.
+            page.reload()
+            wait_for_badges(page, newspage.TOP_BADGED)
+            # New images while the server is down: a neutral "unavailable" state.
+            page.evaluate(SCROLL_BELOW)
+            new_images = [
+                i for i, path in newspage.BELOW_BADGED.items() if Path(path).name in newspage.BELOW_DISTINCT
+            ]
+            waiting = wait_for_badges(page, new_images, state="unavailable")
+            assert all(
+                b["label"] == "RealCheck unavailable" and "unavailable" in b["aria"] for b in waiting.values()
+            )
+            screenshot(page, "extension-server-unavailable.png")
+
+            # A server that answers 503: retried with backoff, a probe at a time; no storm.
+            refusing = RefusingServer(port)
+            time.sleep(6)
+            refusing.close()
+            assert refusing.count <= 5, refusing.count
+
+            # The server comes back with a new model version: waiting images get verdicts, and every
+            # cached verdict of the old model is checked again.
+            server = LiveServer(
+                extension_model.v2, onnx_cache_dir, tmp_path / "v2.log", "--threads", "4", port=port
+            )
+            server.wait_ready()
+            below = wait_for_badges(page, newspage.BELOW_BADGED, where=lambda b: "ext-2" in b["aria"])
+            assert {b["verdict"] for b in below.values()} == {"ai"}
+            page.evaluate("window.scrollTo(0, 0)")
+            wait_for_badges(page, newspage.TOP_BADGED, where=lambda b: "ext-2" in b["aria"])
+            images = metrics(server)["images"]
+            assert images == len(newspage.TOP_DISTINCT) + len(newspage.BELOW_DISTINCT), images
+    finally:
+        server.stop()
+
+
+@needs_chromium
+def test_options_persist_across_a_restart_and_test_connection_shows_the_model_version(
+    playwright_instance, ext_server, tmp_path
+):
+    profile = tmp_path / "profile"
+    with launched(playwright_instance, profile) as browser:
+        options = browser.extension_page("options/options.html")
+        options.wait_for_selector("body[data-ready]")
+        assert options.input_value("#serverUrl") == "http://127.0.0.1:8000"
+        assert options.is_checked("#autoMode") and "nytimes.com" in options.input_value("#sites")
+        assert "sends images only to the server set above" in options.inner_text("#privacy-statement")
+
+        options.fill("#serverUrl", f"http://127.0.0.1:{free_port()}")
+        options.click("#test-connection")
+        options.wait_for_selector("#connection-status[data-ok='false']")
+        assert "Cannot connect" in options.inner_text("#connection-status")
+
+        options.fill("#serverUrl", ext_server.url + "/")
+        options.fill("#apiKey", "secret-key")
+        options.click("#test-connection")
+        options.wait_for_selector("#connection-status[data-version='ext-1']")
+        assert "model realcheck-tiny version ext-1 (ready" in options.inner_text("#connection-status")
+
+        options.fill("#sites", "example.org\nhttps://www.Example.com/news\n127.0.0.1\nexample.org")
+        options.uncheck("#autoMode")
+        options.check("input[name=badgeStyle][value=compact]")
+        options.check("#blurFlagged")
+        options.click("#save")
+        options.wait_for_selector("#save-status[data-ok='true']")
+        options.screenshot(path=str(ARTEFACTS / "extension-options.png"), full_page=True)
+        assert options.input_value("#sites") == "example.org\nexample.com\n127.0.0.1"
+        # Sites outside the install-time permissions need the user's grant; the page says which.
+        note = options.inner_text("#access-note")
+        assert "2 of these sites" in note and "example.com" in note and "127.0.0.1" not in note
+
+    with launched(playwright_instance, profile) as browser:
+        expected = {
+            "serverUrl": ext_server.url,
+            "apiKey": "secret-key",
+            "autoMode": False,
+            "sites": ["example.org", "example.com", "127.0.0.1"],
+            "badgeStyle": "compact",
+            "blurFlagged": True,
+        }
+        assert browser.settings() == expected
+        options = browser.extension_page("options/options.html")
+        options.wait_for_selector("body[data-ready]")
+        assert options.input_value("#serverUrl") == ext_server.url
+        assert options.input_value("#apiKey") == "secret-key"
+        assert not options.is_checked("#autoMode")
+        assert options.is_checked("input[name=badgeStyle][value=compact]") and options.is_checked(
+            "#blurFlagged"
+        )
+
+
+@needs_chromium
+def test_the_popup_switches_automatic_badges_for_a_site(playwright_instance, news_site, ext_server, tmp_path):
+    site, _ = news_site
+    page_url = site.url(host="localhost")
+    with launched(playwright_instance, tmp_path / "profile") as browser:
+        browser.configure(serverUrl=ext_server.url, sites=["127.0.0.1"])
+        page = browser.page(page_url)
+        page.wait_for_load_state("load")
+        popup = browser.extension_page(f"popup/popup.html?tabId={browser.tab_id(page_url)}")
+        popup.wait_for_function("document.getElementById('host').textContent === 'localhost'")
+        assert not popup.is_checked("#site-toggle")
+        assert badges(page) == []
+
+        popup.click("#site-toggle")  # on: the page gets badges now, without a reload
+        wait_for_badges(page, newspage.TOP_BADGED)
+        popup.wait_for_function("document.getElementById('site-toggle').checked")
+        popup.set_viewport_size({"width": 360, "height": 400})
+        screenshot(popup, "extension-popup.png")
+        assert browser.settings()["sites"] == ["127.0.0.1", "localhost"]
+        page.reload()
+        wait_for_badges(page, newspage.TOP_BADGED)  # and on its next load
+
+        popup.reload()
+        popup.wait_for_function("document.getElementById('site-toggle').checked")
+        popup.click("#site-toggle")  # off: the badges go
+        page.wait_for_function(f"() => ({BADGES})([]).length === 0")
+        assert browser.settings()["sites"] == ["127.0.0.1"]
