@@ -1,10 +1,11 @@
 """A local "news page" for the extension tests: many kinds of images, served over loopback HTTP.
 
 The page holds what real news pages hold: plain images, `srcset` (the browser's choice differs from `src`),
-`<picture>` with a WebP source, an image inside a link, a CSS background on a large element, the same image
-twice (same URL) and the same bytes under another URL, an image the page inserts after load, a native lazy
-image and a script-lazy one far below, and things that must not get badges: icons, a tracking pixel, an SVG,
-a large image shown as a thumbnail, a hidden image and a small element with a background.
+`<picture>` with a WebP source, an image inside a link, a CSS background on a large element, an image in a web
+component's shadow root, the same image twice (same URL) and the same bytes under another URL, an image the
+page inserts after load, a native lazy image and a script-lazy one far below, and things that must not get
+badges: icons, a tracking pixel, an SVG, a large image shown as a thumbnail, a hidden image, a small element
+with a background and a broken image.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ TOP_BADGED = {
     "dup-url": "img/plain.jpg",
     "dup-bytes": "img/copy-of-plain.jpg",
     "dynamic": "img/dynamic.jpg",
+    "shadow-card": "img/shadow.jpg",
 }
 BELOW_BADGED = {
     "lazy-native": "img/lazy-native.jpg",
@@ -38,7 +40,15 @@ BELOW_BADGED = {
 }
 NOT_BADGED = ["logo", "icon", "tracker", "chart", "thumb", "hidden", "small-bg", "broken"]
 # Files whose bytes the server must see exactly once each (copy-of-plain.jpg has plain.jpg's bytes).
-TOP_DISTINCT = ["plain.jpg", "srcset-300.jpg", "picture.webp", "linked.png", "hero.jpg", "dynamic.jpg"]
+TOP_DISTINCT = [
+    "plain.jpg",
+    "srcset-300.jpg",
+    "picture.webp",
+    "linked.png",
+    "hero.jpg",
+    "dynamic.jpg",
+    "shadow.jpg",
+]
 BELOW_DISTINCT = ["lazy-native.jpg", "lazy-js.jpg"]
 # Files that must never be sent: the browser did not choose them, or they are not candidates.
 NEVER_SENT = [
@@ -87,9 +97,10 @@ PAGE = """<!doctype html>
     <figure><img id="dup-url" src="img/plain.jpg" width="300" height="200" alt="The flooded street again"></figure>
     <figure><img id="dup-bytes" src="img/copy-of-plain.jpg" width="300" height="200" alt="Same picture, other address"></figure>
     <figure><img id="thumb" src="img/thumb-source.jpg" width="64" height="64" alt="A thumbnail"></figure>
-    <figure><img id="tracker" src="img/pixel.gif" width="1" height="1" alt=""></figure>
+    <news-card id="shadow-card" src="img/shadow.jpg"></news-card>
     <figure id="dynamic-slot"></figure>
     <figure><img id="chart" src="img/chart.svg" width="300" height="200" alt="A chart"></figure>
+    <figure><img id="tracker" src="img/pixel.gif" width="1" height="1" alt=""></figure>
     <figure><img id="hidden" src="img/hidden.jpg" width="300" height="200" style="display: none" alt=""></figure>
     <div class="small-bg" id="small-bg"></div>
     <figure><img id="broken" src="img/corrupt.jpg" width="300" height="200" alt="A broken picture"></figure>
@@ -110,6 +121,16 @@ PAGE = """<!doctype html>
 
 # The page's own behaviour: an image inserted after load, and a script lazy loader like news sites use.
 SCRIPT = """
+// A web component whose picture lives in its open shadow root.
+customElements.define("news-card", class extends HTMLElement {
+  connectedCallback() {
+    const image = document.createElement("img");
+    image.src = this.getAttribute("src"); image.width = 300; image.height = 200; image.alt = "In a web component";
+    image.style.display = "block";
+    this.style.display = "block";
+    this.attachShadow({ mode: "open" }).append(image);
+  }
+});
 setTimeout(() => {
   const image = document.createElement("img");
   image.id = "dynamic"; image.src = "img/dynamic.jpg"; image.width = 300; image.height = 200;
@@ -173,6 +194,7 @@ def write_site(root: Path) -> dict[str, bytes]:
         "hidden.jpg": ("real", 21, "JPEG"),
         "lazy-native.jpg": ("ai", 22, "JPEG"),
         "lazy-js.jpg": ("real", 23, "JPEG"),
+        "shadow.jpg": ("ai", 24, "JPEG"),
     }
     sizes = {"srcset-900.jpg": (900, 600), "hero.jpg": (640, 320)}
     for name, (label, seed, fmt) in photos.items():

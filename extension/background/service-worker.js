@@ -72,21 +72,20 @@ ext.runtime.onConnect.addListener((port) => {
 ext.contextMenus.onClicked.addListener((info, tab) => {
   if (info.menuItemId !== CHECK_IMAGE_MENU || tab?.id === undefined || !info.srcUrl) return;
   // Ask for the image host now, while the click still counts as a user gesture (Firefox honours that; where
-  // the browser refuses, the popup offers the same). Already granted hosts resolve at once, without a prompt.
-  let granted = Promise.resolve(false);
+  // the browser refuses, the popup offers the same). Granted hosts answer at once, without a prompt, and a new
+  // grant reaches pages through permissions.onAdded, which re-checks what failed for lack of access.
   if (/^https?:/i.test(info.srcUrl)) {
     try {
-      granted = ext.permissions.request({ origins: [originPattern(info.srcUrl)] });
+      ext.permissions.request({ origins: [originPattern(info.srcUrl)] }).catch(() => {});
     } catch {
       // Not a user gesture here.
     }
   }
-  granted = granted.catch(() => false);
-  manualCheck(tab.id, info.frameId ?? 0, info.srcUrl, granted);
+  manualCheck(tab.id, info.frameId ?? 0, info.srcUrl);
 });
 
-async function manualCheck(tabId, frameId, url, granted) {
-  const { checker, sessions } = await state;
+async function manualCheck(tabId, frameId, url) {
+  const { checker } = await state;
   checker.retryNow(); // the user asked: do not make them wait out a backoff
   try {
     await ensureContentScript(tabId, frameId);
@@ -94,7 +93,6 @@ async function manualCheck(tabId, frameId, url, granted) {
   } catch (error) {
     console.warn("RealCheck: cannot show a verdict in this tab", error);
   }
-  if (await granted) sessions.broadcastRecheck("failed");
 }
 
 async function popupState(tabId) {
@@ -147,10 +145,7 @@ async function testConnection(serverUrl, apiKey) {
 
 ext.runtime.onMessage.addListener((message, sender, sendResponse) => {
   // Only the extension's own pages (popup, options) may change settings or probe servers.
-  if (sender.id !== ext.runtime.id || sender.tab?.url?.startsWith("http")) {
-    if (message?.type === "ping") sendResponse({ ok: false });
-    return false;
-  }
+  if (sender.id !== ext.runtime.id || /^https?:/.test(sender.url ?? sender.tab?.url ?? "")) return false;
   const handlers = {
     "popup-state": () => popupState(message.tabId),
     "set-site": () => setSite(message.tabId, normaliseSite(message.site), Boolean(message.on)),
