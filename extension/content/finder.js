@@ -32,7 +32,7 @@
   }
 
   const idle = (callback) =>
-    globalThis.requestIdleCallback ? requestIdleCallback(callback, { timeout: 200 }) : setTimeout(callback, 16);
+    globalThis.requestIdleCallback ? requestIdleCallback(callback, { timeout: 100 }) : setTimeout(callback, 16);
 
   class Finder {
     /**
