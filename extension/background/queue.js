@@ -44,6 +44,7 @@ export class RequestQueue {
     this.requests = 0;
     this.closed = false;
     this.epoch = 0; // counts failures; requests already in flight when one fails do not count again
+    this.lastError = null;
   }
 
   /** Score one image; `key` (its SHA-256) de-duplicates: the same key in the queue shares one answer. */
@@ -61,6 +62,11 @@ export class RequestQueue {
     this.byKey.set(key, entry);
     if (this.pending.length === 0) this.firstQueuedAt = Date.now();
     this.pending.push(entry);
+    if (this.failures > 0 && this.lastError) {
+      // The server is already known to be down: say so now rather than at the next failed probe.
+      const error = this.lastError;
+      queueMicrotask(() => this.onWaiting([key], Math.max(0, this.pausedUntil - Date.now()), error));
+    }
     this.pump();
     return promise;
   }
@@ -155,6 +161,7 @@ export class RequestQueue {
         const jittered = Math.min(this.options.backoffMaxMs, exponential) * (0.8 + 0.4 * this.random());
         const delay = Math.max(jittered, error.retryAfterMs ?? 0);
         this.pausedUntil = Date.now() + delay;
+        this.lastError = error;
         this.pending.unshift(...batch);
         this.onWaiting(
           this.pending.map((entry) => entry.key),

@@ -130,3 +130,18 @@ test("closing the queue fails waiting images as superseded and stops retrying", 
   await sleep(50);
   assert.equal(calls, before);
 });
+
+test("an image queued while the server is known to be down hears so at once", async () => {
+  const waiting = [];
+  const queue = new RequestQueue(async () => {
+    throw retryable(0);
+  }, { maxWaitMs: 0, backoffBaseMs: 10_000 }, { onWaiting: (keys) => waiting.push(keys) });
+  const first = queue.submit("a", { size: 1 });
+  await sleep(20);
+  assert.deepEqual(waiting, [["a"]]);
+  const second = queue.submit("b", { size: 2 });
+  await sleep(5);
+  assert.deepEqual(waiting, [["a"], ["b"]]);
+  queue.close();
+  await Promise.allSettled([first, second]);
+});
