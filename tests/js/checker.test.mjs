@@ -96,3 +96,19 @@ test("a new model version drops cached verdicts and says so", async () => {
   assert.equal(again.model.version, "2");
   assert.equal(uploads.length, 3);
 });
+
+test("an image host the extension may not read is reported as such, so the popup can offer access", async () => {
+  globalThis.fetch = async () => {
+    throw new TypeError("Failed to fetch");
+  };
+  const checker = new Checker({
+    client: { predict: async () => assert.fail("nothing to send") },
+    cache: new ResultCache(),
+    hasAccess: async (url) => !url.includes("cdn.example"),
+  });
+  const blocked = await checker.check("https://cdn.example/photo.jpg");
+  assert.deepEqual([blocked.state, blocked.code], ["failed", "no_access"]);
+  assert.match(blocked.message, /cdn\.example/);
+  const other = await checker.check("https://news.example/photo.jpg");
+  assert.equal(other.code, "fetch_blocked");
+});
