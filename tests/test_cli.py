@@ -471,3 +471,11 @@ def test_evaluate_bad_degradation_flag(capsys, trained_artifact, folder_dataset)
         )
     assert exit_info.value.code == 2
     assert "expected MAX_SIDE:QUALITY" in capsys.readouterr().err
+
+
+def test_cli_choices_match_the_model_package():
+    """The CLI lists choices without importing TensorFlow; they must stay the package's own lists."""
+    from model import architecture, cli
+
+    assert tuple(architecture.BACKBONES) == cli.BACKBONE_NAMES
+    assert cli.INPUT_FILTERS == architecture.INPUT_FILTERS
