@@ -231,6 +231,7 @@ def train(config: TrainConfig) -> TrainResult:
     config.save(run_dir / "config.json")
     train_data, val_data = make_splits_datasets(config, data)
     history: dict[str, dict] = {}
+    source_commit = artifact.git_commit()  # the code that trains, even if the tree moves during a long run
     started = time.perf_counter()
     with strategy.scope():
         head = config.head
@@ -283,6 +284,7 @@ def train(config: TrainConfig) -> TrainResult:
         "precision": policy,
         "device": device_description(),
         "training_seconds": round(training_seconds, 1),
+        "git_commit": source_commit,
     }
     return finish(model, metadata, config, data, history, run_dir)
 
