@@ -39,42 +39,30 @@ def test_training_data_is_shuffled_augmented_and_keeps_labels(folder_dataset):
     )
 
 
+def _only(**settings) -> AugmentConfig:
+    """An augmentation with everything off but `settings`."""
+    off = dict(
+        flip=False,
+        rotation=0,
+        zoom=0,
+        brightness=0,
+        contrast=0,
+        jpeg_probability=0,
+        rescale_probability=0,
+        blur_probability=0,
+    )
+    return AugmentConfig(**(off | settings))
+
+
 def test_each_degradation_changes_the_image_but_not_its_shape():
     import tensorflow as tf
 
     spec = InputSpec(32, "resize")
     image = tf.constant(np.random.default_rng(0).integers(0, 256, (32, 32, 3)), dtype=tf.uint8)
     for config in (
-        AugmentConfig(
-            flip=False,
-            rotation=0,
-            zoom=0,
-            brightness=0,
-            contrast=0,
-            jpeg_probability=1.0,
-            rescale_probability=0,
-            blur_probability=0,
-        ),
-        AugmentConfig(
-            flip=False,
-            rotation=0,
-            zoom=0,
-            brightness=0,
-            contrast=0,
-            jpeg_probability=0,
-            rescale_probability=1.0,
-            blur_probability=0,
-        ),
-        AugmentConfig(
-            flip=False,
-            rotation=0,
-            zoom=0,
-            brightness=0,
-            contrast=0,
-            jpeg_probability=0,
-            rescale_probability=0,
-            blur_probability=1.0,
-        ),
+        _only(jpeg_probability=1.0),
+        _only(rescale_probability=1.0),
+        _only(blur_probability=1.0),
     ):
         out, _ = Augmenter(config, spec)(image, tf.constant(1.0))
         assert out.shape == (32, 32, 3) and out.dtype == tf.uint8
@@ -114,21 +102,6 @@ def test_disk_cache(folder_dataset, tmp_path):
     second = next(iter(dataset))[0].numpy()
     np.testing.assert_array_equal(first, second)
     assert list((tmp_path / "cache").glob("val*"))
-
-
-def _only(**settings) -> AugmentConfig:
-    """An augmentation with everything off but `settings`."""
-    off = dict(
-        flip=False,
-        rotation=0,
-        zoom=0,
-        brightness=0,
-        contrast=0,
-        jpeg_probability=0,
-        rescale_probability=0,
-        blur_probability=0,
-    )
-    return AugmentConfig(**(off | settings))
 
 
 def test_geometric_and_colour_augmentations():
