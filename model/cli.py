@@ -17,7 +17,7 @@ from model import __version__
 from model.errors import RealCheckError
 
 log = logging.getLogger("realcheck")
-BACKBONE_NAMES = ("resnet50", "vgg16", "efficientnetb0")
+BACKBONE_NAMES = ("resnet50", "vgg16", "efficientnetb0", "efficientnet_lite0", "efficientnet_lite2")
 INPUT_FILTERS = ("none", "highpass")  # model.architecture.INPUT_FILTERS, without importing TensorFlow
 
 
@@ -183,17 +183,29 @@ def build_parser() -> argparse.ArgumentParser:
     _training_options(finetune, "runs")
     finetune.set_defaults(handler=command_finetune)
 
-    compare = commands.add_parser("compare", help="resnet50 vs vgg16 vs efficientnetb0 under the same head")
+    compare = commands.add_parser("compare", help="the backbones (resnet50, vgg16, efficientnetb0, efficientnet_lite0/2) under the same head")
     _training_options(compare, "runs")
     compare.add_argument("--backbones", default=",".join(BACKBONE_NAMES), help="comma-separated backbones")
     compare.set_defaults(handler=command_compare)
 
     evaluate = commands.add_parser(
-        "evaluate", help="score a labelled folder or DeepGuardDB tree with an artifact"
+        "evaluate",
+        help="score a labelled folder or DeepGuardDB tree with an artifact, per source",
+        description="Score labelled images and report overall and per source (generator, camera collection). "
+        "A folder may hold one class only: the report then says how many AI images were caught, or how "
+        "many real photographs were called AI.",
     )
-    evaluate.add_argument("--model", required=True, help="artifact folder")
+    evaluate.add_argument("--model", default=None, help="artifact folder (default: the bundled model)")
     evaluate.add_argument(
-        "--data", required=True, help="DeepGuardDB_v1 folder or a folder with real/ and fake/"
+        "--data",
+        required=True,
+        help="DeepGuardDB_v1 folder, a folder with real/ and/or fake/ (any depth), or any folder with --label",
+    )
+    evaluate.add_argument(
+        "--label",
+        choices=("ai", "real"),
+        default=None,
+        help="every image under --data is of this class (no class folders needed); sub-folders name sources",
     )
     evaluate.add_argument(
         "--subset",
@@ -451,13 +463,17 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from model.evaluation import format_report
     from model.folder_evaluation import evaluate_folder
 
+    from model.labels import label_for_folder
+    from server.config import resolve_model_dir
+
     result = evaluate_folder(
-        args.model,
+        resolve_model_dir(args.model),
         args.data,
         subset=args.subset,
         out=args.out,
         batch_size=args.batch_size,
         degradation=args.degrade,
+        label=None if args.label is None else label_for_folder(args.label),
     )
     if args.json:
         print(json.dumps(result, default=float))

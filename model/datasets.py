@@ -6,6 +6,7 @@ generator (or source) and a group id that ties a real image to the fakes generat
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections import Counter
@@ -85,35 +86,43 @@ def summarize(samples: list[Sample]) -> dict:
     }
 
 
-def discover(root: str | Path, verify: bool = True, workers: int = 8) -> Discovery:
+def discover(
+    root: str | Path,
+    verify: bool = True,
+    workers: int = 8,
+    both_classes: bool = True,
+    label: int | None = None,
+) -> Discovery:
     """Find labelled images under `root` (DeepGuardDB or plain class folders) and check they decode.
 
     With `verify`, every image is decoded once; files that fail are left out and listed in `skipped`.
-    Raises DataError when the root is missing, holds no usable image, or holds only one class.
+    `label` (REAL or AI) labels every image under `root` so, class folders or not (one collection to
+    evaluate). Raises DataError when the root is missing or holds no usable image, and, with `both_classes`
+    (training needs them), when it holds only one class.
     """
     root = Path(root).expanduser()
     if not root.exists():
         raise DataError(f"data folder not found: {root}")
     if not root.is_dir():
         raise DataError(f"data path is not a folder: {root}")
-    deepguard_root = find_deepguard_root(root)
+    deepguard_root = find_deepguard_root(root) if label is None else None
     if deepguard_root is not None:
         discovery = discover_deepguard(deepguard_root)
     else:
-        discovery = discover_folders(root)
+        discovery = discover_folders(root, label)
     if verify:
         discovery = verify_samples(discovery, workers=workers)
-    check_usable(discovery)
+    check_usable(discovery, both_classes)
     return discovery
 
 
-def check_usable(discovery: Discovery) -> None:
-    """Raise DataError unless both classes have at least one image."""
+def check_usable(discovery: Discovery, both_classes: bool = True) -> None:
+    """Raise DataError unless there are images (of both classes, with `both_classes`)."""
     counts = Counter(s.label for s in discovery.samples)
     if not discovery.samples:
         raise DataError(f"no usable images under {discovery.root} ({len(discovery.skipped)} skipped)")
     missing = [LABEL_NAMES[c] for c in (REAL, AI) if counts[c] == 0]
-    if missing:
+    if missing and both_classes:
         raise DataError(
             f"only one class under {discovery.root}: no {missing[0]} images found "
             f"({counts[REAL]} real, {counts[AI]} ai). Both classes are needed."
@@ -262,25 +271,57 @@ def discover_deepguard(root: Path) -> Discovery:
 # ---------------------------------------------------------------------------------------------- plain folders
 
 
-def discover_folders(root: Path) -> Discovery:
+def discover_folders(root: Path, label: int | None = None) -> Discovery:
     """Samples from class-named folders anywhere under `root` (real/fake, 0_real/1_fake, nature/ai...).
 
-    The path above a class folder names the generator or source (GenImage's `<generator>/train/ai`), or
-    `unknown` when the class folders sit directly under the root. Each image is its own group.
+    Each image's source (generator, camera collection) is, first found: its row in a `manifest.csv` at
+    the root (columns `relpath` and `source`, `generator` or `generator_or_source`), the path above its class folder (GenImage's
+    `<generator>/train/ai`), the sub-folder inside its class folder (`fake/midjourney/`), else `unknown`.
+    With `label`, the whole of `root` is one class and its sub-folders name the sources. Each image is
+    its own group.
     """
     samples: list[Sample] = []
-    class_dirs = _find_class_dirs(root)
+    class_dirs = [(root, label)] if label is not None else _find_class_dirs(root)
     if not class_dirs:
         raise DataError(
             f"no class folders under {root}. Put real photographs in a folder named `real` (or 0_real, "
-            f"human, nature...) and AI images in one named `fake` (or ai, 1_fake, generated, synthetic...)."
+            f"human, nature...) and AI images in one named `fake` (or ai, 1_fake, generated, synthetic...), "
+            f"or name the class of every image under it with --label ai or --label real."
         )
-    for folder, label in class_dirs:
-        source = _source_name(root, folder)
+    listed = read_source_manifest(root)
+    for folder, folder_label in class_dirs:
+        above = _source_name(root, folder)
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p)):
-            relative = str(path.relative_to(root))
-            samples.append(Sample(path=relative, label=label, generator=source, group=relative))
-    return Discovery(root=root, layout="folders", samples=samples, skipped=[], notes=[])
+            relative = path.relative_to(root).as_posix()
+            inside = path.parent.relative_to(folder).as_posix()
+            source = listed.get(relative) or (above if above != "unknown" or inside == "." else inside)
+            samples.append(Sample(path=relative, label=folder_label, generator=source, group=relative))
+    notes = [f"sources from {SOURCE_MANIFEST}"] if listed else []
+    return Discovery(root=root, layout="folders", samples=samples, skipped=[], notes=notes)
+
+
+SOURCE_MANIFEST = "manifest.csv"
+SOURCE_COLUMNS = ("source", "generator", "generator_or_source")
+
+
+def read_source_manifest(root: Path) -> dict[str, str]:
+    """relpath -> source from `root/manifest.csv` when it has those columns; {} otherwise (never an error)."""
+    path = root / SOURCE_MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            column = next((c for c in SOURCE_COLUMNS if c in (reader.fieldnames or [])), None)
+            if column is None or "relpath" not in (reader.fieldnames or []):
+                return {}
+            return {
+                row["relpath"].strip().replace("\\", "/"): row[column].strip()
+                for row in reader
+                if row.get("relpath") and row.get(column)
+            }
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
 
 
 def _find_class_dirs(root: Path) -> list[tuple[Path, int]]:

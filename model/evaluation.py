@@ -120,8 +120,7 @@ def compute_metrics(
     scores = np.asarray(scores, dtype=np.float64)
     predicted = (scores >= rule.threshold).astype(int)
     both_classes = len(np.unique(labels)) == 2
-    low, high = rule.band
-    uncertain = (scores >= low) & (scores <= high) if high > low else np.zeros(len(scores), dtype=bool)
+    uncertain = _in_band(scores, rule.band)
     confident = ~uncertain
     result = {
         "n": int(len(labels)),
@@ -156,30 +155,41 @@ def compute_metrics(
         "reliability": reliability_curve(labels, scores),
     }
     if generators is not None:
-        result["per_generator"] = per_generator_metrics(labels, scores, predicted, generators)
+        result["per_generator"] = per_generator_metrics(labels, scores, predicted, generators, rule.band)
     return result
 
 
 def per_generator_metrics(
-    labels: np.ndarray, scores: np.ndarray, predicted: np.ndarray, generators: list[str]
+    labels: np.ndarray,
+    scores: np.ndarray,
+    predicted: np.ndarray,
+    generators: list[str],
+    band: tuple[float, float] = (0.5, 0.5),
 ) -> dict:
-    """Accuracy (and ROC AUC where both classes occur) for each generator or source."""
+    """Per generator or source: accuracy, ROC AUC where both classes occur, and what its images were called.
+
+    Most sources hold one class, so the rates that matter are per class: `ai_recall` (AI images caught)
+    and `real_called_ai` (real photographs accused: the false-positive rate). `uncertain` is the fraction
+    whose verdict was "uncertain" (inside the band; they still count as their thresholded class above).
+    """
     generators_array = np.asarray(generators)
+    uncertain = _in_band(scores, band)
     breakdown = {}
     for name in sorted(set(generators)):
         mask = generators_array == name
         group_labels = labels[mask]
+        group_predicted = predicted[mask]
+        is_ai, is_real = group_labels == AI, group_labels == REAL
         entry = {
             "n": int(mask.sum()),
-            "n_real": int(np.sum(group_labels == REAL)),
-            "n_ai": int(np.sum(group_labels == AI)),
-            "accuracy": float(np.mean(predicted[mask] == group_labels)),
-            "ai_recall": float(np.mean(predicted[mask][group_labels == AI] == AI))
-            if np.any(group_labels == AI)
-            else None,
-            "real_recall": float(np.mean(predicted[mask][group_labels == REAL] == REAL))
-            if np.any(group_labels == REAL)
-            else None,
+            "n_real": int(is_real.sum()),
+            "n_ai": int(is_ai.sum()),
+            "accuracy": float(np.mean(group_predicted == group_labels)),
+            "ai_recall": float(np.mean(group_predicted[is_ai] == AI)) if is_ai.any() else None,
+            "real_recall": float(np.mean(group_predicted[is_real] == REAL)) if is_real.any() else None,
+            "real_called_ai": float(np.mean(group_predicted[is_real] == AI)) if is_real.any() else None,
+            "uncertain": float(uncertain[mask].mean()),
+            "mean_score": float(scores[mask].mean()),
         }
         if len(np.unique(group_labels)) == 2:
             entry["roc_auc"] = float(skm.roc_auc_score(group_labels, scores[mask]))
@@ -187,8 +197,13 @@ def per_generator_metrics(
     return breakdown
 
 
+def _in_band(scores: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    low, high = band
+    return (scores >= low) & (scores <= high) if high > low else np.zeros(len(scores), dtype=bool)
+
+
 def format_report(result: dict) -> str:
-    """A short human-readable report: headline metrics, confusion matrix, per-generator lines."""
+    """A short human-readable report: headline metrics, confusion matrix, one line per source."""
 
     def fmt(value):
         return "n/a" if value is None else f"{value:.4f}"
@@ -196,18 +211,48 @@ def format_report(result: dict) -> str:
     (tn, fp), (fn, tp) = result["confusion_matrix"]
     lines = [
         f"images: {result['n']} ({result['n_real']} real, {result['n_ai']} ai)   threshold {result['threshold']:.4f}",
-        f"accuracy {fmt(result['accuracy'])}  balanced accuracy {fmt(result['balanced_accuracy'])}  "
-        f"precision {fmt(result['precision'])}  recall {fmt(result['recall'])}  f1 {fmt(result['f1'])}",
-        f"ROC AUC {fmt(result['roc_auc'])}  average precision {fmt(result['average_precision'])}  "
-        f"ECE {fmt(result['ece'])}  uncertain {result['uncertain_fraction']:.1%}",
+    ]
+    if result["n_real"] and result["n_ai"]:
+        lines += [
+            f"accuracy {fmt(result['accuracy'])}  balanced accuracy {fmt(result['balanced_accuracy'])}  "
+            f"precision {fmt(result['precision'])}  recall {fmt(result['recall'])}  f1 {fmt(result['f1'])}",
+            f"ROC AUC {fmt(result['roc_auc'])}  average precision {fmt(result['average_precision'])}  "
+            f"ECE {fmt(result['ece'])}  uncertain {result['uncertain_fraction']:.1%}",
+        ]
+    else:
+        # One class only: accuracy is that class's rate, and AUC, precision and ECE mean nothing here.
+        lines.append(_one_class_line(result["n_ai"], tp, result["n_real"], fp, result["uncertain_fraction"]))
+    lines += [
         "confusion matrix (rows: true real, true ai; columns: predicted real, predicted ai):",
         f"  real  {tn:6d} {fp:6d}",
         f"  ai    {fn:6d} {tp:6d}",
     ]
-    for name, entry in result.get("per_generator", {}).items():
-        auc = f"  ROC AUC {entry['roc_auc']:.4f}" if "roc_auc" in entry else ""
-        lines.append(f"  {name}: n={entry['n']} accuracy {entry['accuracy']:.4f}{auc}")
+    per_source = result.get("per_generator", {})
+    if len(per_source) > 1:
+        lines.append("per source:")
+        for name, entry in per_source.items():
+            rates = _source_rates(entry)
+            auc = f"  ROC AUC {entry['roc_auc']:.4f}" if "roc_auc" in entry else ""
+            lines.append(f"  {name}: n={entry['n']} {rates}{auc}  uncertain {entry['uncertain']:.1%}")
     return "\n".join(lines)
+
+
+def _one_class_line(n_ai: int, caught: int, n_real: int, accused: int, uncertain: float) -> str:
+    if n_ai:
+        return f"AI images caught (recall): {caught}/{n_ai} = {caught / n_ai:.1%}   uncertain {uncertain:.1%}"
+    return (
+        f"real photographs called AI (false-positive rate): {accused}/{n_real} = {accused / n_real:.1%}"
+        f"   uncertain {uncertain:.1%}"
+    )
+
+
+def _source_rates(entry: dict) -> str:
+    parts = []
+    if entry["ai_recall"] is not None:
+        parts.append(f"AI caught {entry['ai_recall']:.1%} of {entry['n_ai']}")
+    if entry["real_called_ai"] is not None:
+        parts.append(f"real called AI {entry['real_called_ai']:.1%} of {entry['n_real']}")
+    return ", ".join(parts)
 
 
 def save_plots(

@@ -26,15 +26,19 @@ def evaluate_folder(
     out: str | Path | None = None,
     batch_size: int = 32,
     degradation: WebDegradation | None = None,
+    label: int | None = None,
 ) -> dict:
     """Metrics of the artifact on the labelled images under `data`, through the inference path.
 
-    `subset` other than "all" keeps only that split of the artifact's split.csv (for the data it was
-    trained on). `degradation` scores web-degraded copies (made in memory) instead of the files. With
-    `out`, writes evaluation.json, predictions.csv and the plots there.
+    `data` may hold one class only (a folder of one generator's images, or of one camera's photos): the
+    report then gives that class's rate (AI caught, or real photographs called AI). `label` labels every
+    image under `data` (for a folder without class folders). Results are broken down per source (see
+    `discover_folders`). `subset` other than "all" keeps only that split of the artifact's split.csv (for the
+    data it was trained on). `degradation` scores web-degraded copies (made in memory) instead of the
+    files. With `out`, writes evaluation.json, predictions.csv and the plots there.
     """
+    discovery = discover(data, both_classes=False, label=label)
     detector = load_detector(model_dir)
-    discovery = discover(data)
     samples = discovery.samples
     if subset != "all":
         manifest = Path(model_dir) / "split.csv"
@@ -71,7 +75,7 @@ def evaluate_folder(
         )
         with (out / "predictions.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["path", "label", "generator", "score", "verdict"])
+            writer.writerow(["path", "label", "source", "score", "verdict"])
             for sample, prediction in kept:
                 writer.writerow(
                     [

@@ -25,6 +25,8 @@ TARGET_LAYERS = {
     "resnet50": "conv5_block3_out",
     "vgg16": "block5_conv3",
     "efficientnetb0": "top_activation",
+    "efficientnet_lite0": "top_relu6",
+    "efficientnet_lite2": "top_relu6",
 }
 TARGETS = ("ai", "real")
 
