@@ -121,6 +121,38 @@ class HighPassResidual(layers.Layer):
         return x - ops.average_pool(x, pool_size=3, strides=1, padding="same")
 
 
+@keras.saving.register_keras_serializable(package="realcheck")
+class Calibration(layers.Layer):
+    """P(AI) -> sigmoid(scale * logit(P) + bias): Platt scaling fitted on validation data.
+
+    Part of the graph, so every runtime exported from the model gives the same calibrated score.
+    """
+
+    def __init__(self, scale: float = 1.0, bias: float = 0.0, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+        self.bias = float(bias)
+
+    def call(self, inputs):
+        p = ops.clip(ops.cast(inputs, "float32"), 1e-7, 1.0 - 1e-7)
+        return ops.sigmoid(self.scale * (ops.log(p) - ops.log(1.0 - p)) + self.bias)
+
+    def get_config(self):
+        return super().get_config() | {"scale": self.scale, "bias": self.bias}
+
+
+def with_calibration(model: keras.Model, scale: float = 1.0, bias: float = 0.0) -> keras.Model:
+    """The detector with its output calibrated by (scale, bias), replacing any earlier calibration.
+
+    scale 1, bias 0 gives the uncalibrated model back (no calibration layer at all).
+    """
+    output = model.layers[-1].input if isinstance(model.layers[-1], Calibration) else model.output
+    if scale == 1.0 and bias == 0.0:
+        return model if output is model.output else keras.Model(model.input, output, name=model.name)
+    return keras.Model(model.input, Calibration(scale, bias, name="calibration")(output), name=model.name)
+
+
 def build_head(feature_dim: int, params: HeadParams) -> keras.Model:
     """The head as its own small model (features -> P(AI)), shared by training and the head search."""
     regularizer = keras.regularizers.L2(params.l2) if params.l2 > 0 else None

@@ -123,6 +123,26 @@ def _training_options(parser: argparse.ArgumentParser, default_out: str) -> None
     parser.add_argument("--test-fraction", type=_fraction, default=0.15)
     parser.add_argument("--split", default=None, help="reuse a split manifest (split.csv of an earlier run)")
     parser.add_argument(
+        "--split-by",
+        choices=("group", "source"),
+        default="group",
+        help="group: random, pair-aware split; source: whole sources (generators, camera collections) held "
+        "out for validation and test, so threshold, calibration and band are tuned on unseen sources",
+    )
+    parser.add_argument(
+        "--max-uncertain",
+        type=_fraction,
+        default=0.2,
+        help="at most this share of validation images inside the uncertainty band (default 0.2)",
+    )
+    parser.add_argument(
+        "--max-real-called-ai",
+        type=_fraction,
+        default=None,
+        help="raise the band's upper edge (within --max-uncertain) until at most this share of validation "
+        "real photographs is called AI",
+    )
+    parser.add_argument(
         "--limit", type=_positive_int, default=None, help="at most N images per class (quick runs)"
     )
     parser.add_argument("--seed", type=_int, default=42)
@@ -183,7 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     _training_options(finetune, "runs")
     finetune.set_defaults(handler=command_finetune)
 
-    compare = commands.add_parser("compare", help="the backbones (resnet50, vgg16, efficientnetb0, efficientnet_lite0/2) under the same head")
+    compare = commands.add_parser(
+        "compare",
+        help="the backbones (resnet50, vgg16, efficientnetb0, efficientnet_lite0/2) under the same head",
+    )
     _training_options(compare, "runs")
     compare.add_argument("--backbones", default=",".join(BACKBONE_NAMES), help="comma-separated backbones")
     compare.set_defaults(handler=command_compare)
@@ -396,6 +419,9 @@ def make_config(args: argparse.Namespace, **overrides):
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
         split=args.split,
+        split_by=args.split_by,
+        max_uncertain=args.max_uncertain,
+        max_real_called_ai=args.max_real_called_ai,
         limit=args.limit,
         seed=args.seed,
         cache=None if args.cache.lower() == "none" else args.cache,
@@ -462,7 +488,6 @@ def command_compare(args: argparse.Namespace) -> int:
 def command_evaluate(args: argparse.Namespace) -> int:
     from model.evaluation import format_report
     from model.folder_evaluation import evaluate_folder
-
     from model.labels import label_for_folder
     from server.config import resolve_model_dir
 

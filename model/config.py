@@ -11,6 +11,8 @@ from model.errors import RealCheckError
 from model.imaging import InputSpec
 from model.pipeline import AugmentConfig
 
+SPLIT_BY = ("group", "source")
+
 
 @dataclass
 class TrainConfig:
@@ -39,6 +41,12 @@ class TrainConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     split: str | None = None
+    # "group": random, pair-aware; "source": whole sources (generators, camera collections) held out.
+    split_by: str = "group"
+    # The uncertainty band: at most this share of validation images inside it, and its upper edge raised
+    # (within that share) until at most max_real_called_ai of validation real photographs score above it.
+    max_uncertain: float = 0.2
+    max_real_called_ai: float | None = None
     limit: int | None = None
     seed: int = 42
     cache: str | None = "memory"
@@ -86,6 +94,12 @@ class TrainConfig:
             raise RealCheckError(
                 f"--distribute must be auto, none, mirrored or multiworker, got {self.distribute!r}"
             )
+        if self.split_by not in SPLIT_BY:
+            raise RealCheckError(f"--split-by must be one of {', '.join(SPLIT_BY)}, got {self.split_by!r}")
+        if not 0 <= self.max_uncertain < 1:
+            raise RealCheckError(f"--max-uncertain must be in [0, 1), got {self.max_uncertain}")
+        if self.max_real_called_ai is not None and not 0 <= self.max_real_called_ai < 1:
+            raise RealCheckError(f"--max-real-called-ai must be in [0, 1), got {self.max_real_called_ai}")
         if self.mixed_precision not in {"auto", "on", "off"}:
             raise RealCheckError(f"--mixed-precision must be auto, on or off, got {self.mixed_precision!r}")
 

@@ -274,9 +274,10 @@ def discover_deepguard(root: Path) -> Discovery:
 def discover_folders(root: Path, label: int | None = None) -> Discovery:
     """Samples from class-named folders anywhere under `root` (real/fake, 0_real/1_fake, nature/ai...).
 
-    Each image's source (generator, camera collection) is, first found: its row in a `manifest.csv` at
-    the root (columns `relpath` and `source`, `generator` or `generator_or_source`), the path above its class folder (GenImage's
-    `<generator>/train/ai`), the sub-folder inside its class folder (`fake/midjourney/`), else `unknown`.
+    Each image's source (generator, camera collection) is its row in a `manifest.csv` beside its class
+    folder (columns `relpath` and `source`, `generator` or `generator_or_source`), else the path above its
+    class folder (GenImage's `<generator>/train/ai`) joined with the sub-folder inside it (`fake/midjourney/`),
+    else `unknown`.
     With `label`, the whole of `root` is one class and its sub-folders name the sources. Each image is
     its own group.
     """
@@ -288,15 +289,19 @@ def discover_folders(root: Path, label: int | None = None) -> Discovery:
             f"human, nature...) and AI images in one named `fake` (or ai, 1_fake, generated, synthetic...), "
             f"or name the class of every image under it with --label ai or --label real."
         )
-    listed = read_source_manifest(root)
+    manifests: dict[Path, dict[str, str]] = {}
     for folder, folder_label in class_dirs:
+        # A manifest describes the data set holding the class folder (or `root` itself with --label).
+        base = folder if label is not None and (folder / SOURCE_MANIFEST).is_file() else folder.parent
+        listed = manifests.setdefault(base, read_source_manifest(base))
         above = _source_name(root, folder)
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p)):
             relative = path.relative_to(root).as_posix()
             inside = path.parent.relative_to(folder).as_posix()
-            source = listed.get(relative) or (above if above != "unknown" or inside == "." else inside)
+            named = [part for part in (above, inside) if part not in {"unknown", "."}]
+            source = listed.get(path.relative_to(base).as_posix()) or "/".join(named) or "unknown"
             samples.append(Sample(path=relative, label=folder_label, generator=source, group=relative))
-    notes = [f"sources from {SOURCE_MANIFEST}"] if listed else []
+    notes = [f"sources from {SOURCE_MANIFEST}"] if any(manifests.values()) else []
     return Discovery(root=root, layout="folders", samples=samples, skipped=[], notes=notes)
 
 

@@ -48,11 +48,14 @@ def choose_band(
     threshold: float,
     target_accuracy: float = 0.95,
     max_uncertain: float = 0.2,
+    max_real_called_ai: float | None = None,
 ) -> tuple[float, float]:
     """The narrowest band around the threshold outside which verdicts reach `target_accuracy`.
 
     The band never holds more than `max_uncertain` of the (validation) images, so a weak model says
-    "uncertain" for its least confident fifth rather than for everything.
+    "uncertain" for its least confident fifth rather than for everything. With `max_real_called_ai`,
+    the band's upper edge then rises, within that cap, until at most that fraction of the real
+    photographs score above it: accusing a real photograph costs more than missing an AI image.
     """
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
     if len(labels) == 0:
@@ -68,7 +71,47 @@ def choose_band(
         outside = order[inside:]
         if len(outside) == 0 or correct[outside].mean() >= target_accuracy:
             break
-    return (max(0.0, threshold - width), min(1.0, threshold + width))
+    low, high = max(0.0, threshold - width), min(1.0, threshold + width)
+    if max_real_called_ai is not None:
+        high = _raise_for_real(labels, scores, low, high, max_inside, max_real_called_ai)
+    return (low, high)
+
+
+def _raise_for_real(
+    labels: np.ndarray, scores: np.ndarray, low: float, high: float, max_inside: int, max_rate: float
+) -> float:
+    """The band's upper edge raised past real photographs' top scores, never holding over `max_inside`."""
+    real = scores[labels == REAL]
+    allowed = int(np.floor(max_rate * len(real)))
+    for candidate in np.sort(real[real > high]):
+        if np.sum(real > high) <= allowed or np.sum((scores >= low) & (scores <= candidate)) > max_inside:
+            break
+        high = float(candidate)
+    return high
+
+
+def fit_platt(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """(scale, bias) of Platt scaling: sigmoid(scale * logit(score) + bias) fitted by log loss.
+
+    Identity (1, 0) when the data cannot fit it (one class only).
+    """
+    labels, scores = np.asarray(labels, dtype=int), np.asarray(scores, dtype=np.float64)
+    if len(np.unique(labels)) < 2:
+        return 1.0, 0.0
+    from sklearn.linear_model import LogisticRegression
+
+    fit = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(scores)[:, None], labels)
+    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+
+
+def apply_platt(scores: np.ndarray, scale: float, bias: float) -> np.ndarray:
+    """Scores calibrated as the model's Calibration layer does."""
+    return 1.0 / (1.0 + np.exp(-(scale * _logit(np.asarray(scores, dtype=np.float64)) + bias)))
+
+
+def _logit(scores: np.ndarray) -> np.ndarray:
+    p = np.clip(scores, 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
 
 
 def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:

@@ -100,3 +100,87 @@ def load_manifest(path: str | Path, available: list[Sample] | None = None) -> di
     if usable is not None and not any(result.values()):
         raise DataError(f"none of the images in {path} are in this data folder: was it made for other data?")
     return result
+
+
+def source_folds(samples: list[Sample], folds: int, seed: int = 42) -> dict[str, int]:
+    """Assign every source (Sample.generator) to one of `folds` folds, whole, balancing images per class.
+
+    Sources are dealt largest first to the fold with the fewest images of the source's majority class, so
+    each fold holds out some AI and some real sources. The unit of the source-held-out protocol: a model
+    trained without fold k is tested on fold k's sources, none of which it has seen.
+    """
+    if folds < 2:
+        raise DataError(f"source folds need at least 2 folds, got {folds}")
+    sizes = _source_sizes(samples)
+    if len(sizes) < folds:
+        raise DataError(f"{len(sizes)} sources cannot fill {folds} folds: use fewer folds")
+    rng = random.Random(seed)
+    order = sorted(sizes, key=lambda s: (-sum(sizes[s]), s))
+    load = [[0, 0] for _ in range(folds)]
+    assignment: dict[str, int] = {}
+    for source in order:
+        majority = AI if sizes[source][AI] >= sizes[source][REAL] else REAL
+        lightest = min(load[f][majority] for f in range(folds))
+        fold = rng.choice([f for f in range(folds) if load[f][majority] == lightest])
+        assignment[source] = fold
+        load[fold][REAL] += sizes[source][REAL]
+        load[fold][AI] += sizes[source][AI]
+    return assignment
+
+
+def split_by_source(
+    samples: list[Sample],
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 42,
+    test_sources: set[str] | None = None,
+) -> dict[str, list[Sample]]:
+    """Whole sources held out: test (the given `test_sources`, or about `test_fraction` of each class's
+    images, in whole sources) and val (about `val_fraction` of each class from the remaining sources).
+
+    Validation on unseen sources is what makes the threshold, the calibration and the uncertainty band
+    honest for images from anywhere else; a random split would tune them on near-copies of training images.
+    """
+    sizes = _source_sizes(samples)
+    remaining = set(sizes)
+    held: dict[str, set[str]] = {}
+    if test_sources is not None:
+        unknown = set(test_sources) - remaining
+        if unknown:
+            raise DataError(f"unknown test source(s): {', '.join(sorted(unknown))}")
+        held["test"] = set(test_sources)
+        remaining -= held["test"]
+    rng = random.Random(seed)
+    for name, fraction in (("test", test_fraction), ("val", val_fraction)):
+        if name in held:
+            continue
+        held[name] = set()
+        for label in (REAL, AI):
+            total = sum(sizes[s][label] for s in sizes)
+            candidates = sorted(s for s in remaining if sizes[s][label] > sizes[s][1 - label])
+            rng.shuffle(candidates)
+            # Keep at least one source of the class for training; take sources while they fit the share,
+            # else the smallest one, so a split that asked for images gets some.
+            candidates = candidates[: max(0, len(candidates) - 1)]
+            taken = 0
+            for source in candidates:
+                if taken + sizes[source][label] <= fraction * total:
+                    held[name].add(source)
+                    taken += sizes[source][label]
+            if taken == 0 and fraction > 0 and candidates:
+                held[name].add(min(candidates, key=lambda s: (sizes[s][label], s)))
+            remaining -= held[name]
+    result: dict[str, list[Sample]] = {name: [] for name in SPLITS}
+    for sample in samples:
+        name = next((n for n in ("test", "val") if sample.generator in held[n]), "train")
+        result[name].append(sample)
+    for name in SPLITS:
+        result[name].sort(key=lambda s: s.path)
+    return result
+
+
+def _source_sizes(samples: list[Sample]) -> dict[str, list[int]]:
+    sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for sample in samples:
+        sizes[sample.generator][sample.label] += 1
+    return dict(sizes)

@@ -25,7 +25,7 @@ from model.datasets import Discovery, Sample, discover, summarize
 from model.errors import DataError, RealCheckError
 from model.inference import Detector, score_paths
 from model.pipeline import make_dataset
-from model.splitting import SPLITS, load_manifest, save_manifest, split_samples
+from model.splitting import SPLITS, load_manifest, save_manifest, split_by_source, split_samples
 
 log = logging.getLogger("realcheck")
 
@@ -77,6 +77,8 @@ def prepare_data(config: TrainConfig, run_dir: Path) -> PreparedData:
         samples = limit_per_class(samples, config.limit, config.seed)
     if config.split:
         split = load_manifest(config.split, available=samples)
+    elif config.split_by == "source":
+        split = split_by_source(samples, config.val_fraction, config.test_fraction, config.seed)
     else:
         split = split_samples(samples, config.val_fraction, config.test_fraction, config.seed)
     for name in SPLITS:
@@ -294,13 +296,41 @@ def finish(
 ) -> TrainResult:
     """Threshold and band on validation, metrics and plots on test, then write the artifact."""
     metadata = metadata | {"threshold": 0.5, "uncertainty_band": [0.5, 0.5]}
-    detector = Detector(model, metadata)
+    model = architecture.with_calibration(model)  # fine-tuning an artifact: fit its calibration anew
     val = data.split["val"]
     val_labels = np.array([s.label for s in val])
-    val_scores = score_paths(detector, [data.root / s.path for s in val], config.batch_size)
+    raw_val_scores = score_paths(
+        Detector(model, metadata), [data.root / s.path for s in val], config.batch_size
+    )
+    scale, bias = evaluation.fit_platt(val_labels, raw_val_scores)
+    model = architecture.with_calibration(model, scale, bias)
+    val_scores = evaluation.apply_platt(raw_val_scores, scale, bias)
+    calibration = {
+        "method": "platt",
+        "scale": scale,
+        "bias": bias,
+        "fitted_on": "val",
+        "val_ece_before": evaluation.expected_calibration_error(val_labels, raw_val_scores),
+        "val_ece_after": evaluation.expected_calibration_error(val_labels, val_scores),
+    }
+    log.info(
+        "calibration on validation: scale %.3f bias %.3f, ECE %.4f -> %.4f",
+        scale,
+        bias,
+        calibration["val_ece_before"],
+        calibration["val_ece_after"],
+    )
     threshold = evaluation.choose_threshold(val_labels, val_scores)
-    band = evaluation.choose_band(val_labels, val_scores, threshold)
+    band = evaluation.choose_band(
+        val_labels,
+        val_scores,
+        threshold,
+        max_uncertain=config.max_uncertain,
+        max_real_called_ai=config.max_real_called_ai,
+    )
     rule = evaluation.DecisionRule(threshold, band)
+    metadata = metadata | {"calibration": calibration}
+    detector = Detector(model, metadata)
     metrics = {"val": _strip(evaluation.compute_metrics(val_labels, val_scores, rule))}
     plots_dir = run_dir / "plots"
     test = data.split["test"]
