@@ -9,6 +9,7 @@ config.json, split.csv, history.json, evaluation.json, skipped.json   how it was
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import subprocess
@@ -349,6 +350,15 @@ def write_model_card(folder: str | Path) -> None:
     """Regenerate an artifact's README.md from its metadata.json (after the metadata gained results)."""
     folder = Path(folder)
     (folder / CARD_FILE).write_text(model_card(read_metadata(folder), folder), encoding="utf-8")
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in blocks (model files are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def bundled_models_root() -> Path:

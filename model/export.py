@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.artifact import load_artifact, write_json
+from model.artifact import MODEL_FILE, file_sha256, load_artifact, write_json
 from model.errors import RealCheckError
 
 log = logging.getLogger("realcheck")
@@ -61,6 +61,8 @@ def export_artifact(model_dir: str | Path, fmt: str, out: str | Path | None = No
         "max_abs_diff": difference,
         "model": metadata["name"],
         "version": metadata["version"],
+        # Lets a server use an export shipped in the artifact only if it came from this model.keras.
+        "source_sha256": file_sha256(model_dir / MODEL_FILE),
     }
     write_json(
         path.with_name(path.name + ".export.json") if fmt == "onnx" else path.parent / "export.json", record

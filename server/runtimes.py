@@ -7,7 +7,7 @@ so switching runtime changes speed, not scores (they agree within `model.export.
 from __future__ import annotations
 
 import glob
-import hashlib
+import json
 import logging
 import os
 import sys
@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from model.artifact import MODEL_FILE
+from model.artifact import MODEL_FILE, file_sha256
 from model.errors import ArtifactError
 from model.imaging import DEFAULT_MAX_PIXELS
 from model.inference import Detector
@@ -91,15 +91,6 @@ def choose_backend(requested: str) -> str:
     return "tensorflow" if gpu_available() else "onnx"
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, read in blocks (model files are large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ensure_onnx_export(model_dir: str | Path, cache_dir: str | Path, name: str = "model") -> Path:
     """The ONNX export of an artifact, exported (and checked against Keras) only when not cached yet.
 
@@ -114,7 +105,12 @@ def ensure_onnx_export(model_dir: str | Path, cache_dir: str | Path, name: str =
         raise ArtifactError(f"{model_dir} lacks {MODEL_FILE}")
     folder = Path(cache_dir) / "onnx"
     folder.mkdir(parents=True, exist_ok=True)
-    key = file_sha256(model_file)[:KEY_LENGTH]
+    digest = file_sha256(model_file)
+    shipped = shipped_onnx(Path(model_dir), digest)
+    if shipped is not None:
+        log.info("using the artifact's own ONNX export %s", shipped)
+        return shipped
+    key = digest[:KEY_LENGTH]
     target = folder / f"{_safe(name)}-{key}.onnx"
     if target.is_file():
         log.info("using cached ONNX export %s", target)
@@ -129,6 +125,18 @@ def ensure_onnx_export(model_dir: str | Path, cache_dir: str | Path, name: str =
     _remove_stale_exports(folder, _safe(name), target)
     log.info("ONNX export cached at %s (max difference from Keras %.2e)", target, record["max_abs_diff"])
     return target
+
+
+def shipped_onnx(model_dir: Path, model_digest: str) -> Path | None:
+    """The artifact's model.onnx when its export record says it was made from this very model.keras."""
+    path = model_dir / "model.onnx"
+    try:
+        record = json.loads(path.with_name(path.name + ".export.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if path.is_file() and isinstance(record, dict) and record.get("source_sha256") == model_digest:
+        return path
+    return None
 
 
 def _remove_stale_exports(folder: Path, safe_name: str, keep: Path) -> None:
