@@ -7,6 +7,7 @@ unpickler here admits only the handful of names a state dict uses; anything else
 
 from __future__ import annotations
 
+import math
 import pickle
 import struct
 from collections import OrderedDict
@@ -58,7 +59,11 @@ class _TensorRef:
         data = self.storage.data
         if data is None:
             raise WeightsUnavailableError(f"checkpoint has no data for storage {self.storage.key}")
-        count = int(np.prod(self.shape)) if self.shape else 1
+        count = math.prod(self.shape)  # Python ints: a hostile shape cannot overflow to a small count
+        if count * data.itemsize > _MAX_STORAGE_BYTES:
+            raise WeightsUnavailableError(
+                f"checkpoint tensor of implausible shape {self.shape} (damaged file)"
+            )
         last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride)) if count else 0
         if self.offset < 0 or last >= len(data) and count:
             raise WeightsUnavailableError("checkpoint tensor lies outside its storage (damaged file)")
@@ -73,9 +78,13 @@ class _TensorRef:
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
-    return _TensorRef(
-        storage, int(storage_offset), tuple(int(n) for n in size), tuple(int(s) for s in stride)
-    )
+    shape, strides = tuple(int(n) for n in size), tuple(int(s) for s in stride)
+    if not isinstance(storage, _Storage):
+        raise pickle.UnpicklingError("a tensor in the weights file has no storage")
+    # torch never writes negative sizes or strides; a negative stride would read before the storage's start.
+    if len(shape) != len(strides) or min(shape + strides, default=0) < 0:
+        raise pickle.UnpicklingError(f"a tensor in the weights file has shape {shape} and stride {strides}")
+    return _TensorRef(storage, int(storage_offset), shape, strides)
 
 
 class _StateDictUnpickler(pickle.Unpickler):

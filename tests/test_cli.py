@@ -222,14 +222,20 @@ def test_train_with_search_and_weights_file(capsys, folder_dataset, tmp_path):
     assert "search" in history and "finetune" in history
 
 
-def test_compare_three_backbones(capsys, folder_dataset, tmp_path):
+def test_compare_every_backbone(capsys, folder_dataset, tmp_path):
     out_dir = tmp_path / "compare"
     status, out, _ = run_cli(
         capsys, "compare", "--data", str(folder_dataset), "--out", str(out_dir), "--epochs", "1", *TINY
     )
     assert status == 0
     rows = json.loads((out_dir / "comparison.json").read_text())
-    assert [r["backbone"] for r in rows] == ["resnet50", "vgg16", "efficientnetb0"]
+    assert [r["backbone"] for r in rows] == [
+        "resnet50",
+        "vgg16",
+        "efficientnetb0",
+        "efficientnet_lite0",
+        "efficientnet_lite2",
+    ]
     assert all(r["n_test"] == rows[0]["n_test"] for r in rows)
     splits = {(out_dir / r["backbone"] / "split.csv").read_text() for r in rows}
     assert len(splits) == 1  # the same split for every backbone
@@ -479,3 +485,102 @@ def test_cli_choices_match_the_model_package():
 
     assert tuple(architecture.BACKBONES) == cli.BACKBONE_NAMES
     assert cli.INPUT_FILTERS == architecture.INPUT_FILTERS
+
+
+# ------------------------------------------------------------------------- per source, one class, calibration
+
+
+def test_evaluate_one_class_folder_with_label_reports_per_source(capsys, trained_artifact, tmp_path):
+    for index, source in enumerate(["midjourney", "midjourney", "flux"]):
+        imagegen.write_image(tmp_path / "mine" / source / f"{index}.png", "ai", seed=index)
+    status, out, _ = run_cli(
+        capsys,
+        "evaluate",
+        "--model",
+        str(trained_artifact),
+        "--data",
+        str(tmp_path / "mine"),
+        "--label",
+        "ai",
+    )
+    assert status == 0, out
+    assert "AI images caught (recall):" in out and "/3 = " in out
+    assert "midjourney: n=2 AI caught" in out and "flux: n=1 AI caught" in out
+    status, out, _ = run_cli(
+        capsys,
+        "evaluate",
+        "--model",
+        str(trained_artifact),
+        "--data",
+        str(tmp_path / "mine"),
+        "--label",
+        "real",
+        "--json",
+    )
+    result = json.loads(out)
+    assert status == 0 and result["n_real"] == 3 and result["n_ai"] == 0 and result["roc_auc"] is None
+    assert set(result["per_generator"]) == {"midjourney", "flux"}
+
+
+def test_evaluate_a_fake_folder_alone_and_without_model_flag(capsys, tmp_path):
+    for index in range(2):
+        imagegen.write_image(tmp_path / "data" / "fake" / f"{index}.png", "ai", seed=index)
+    status, out, _ = run_cli(capsys, "evaluate", "--data", str(tmp_path / "data"), "--json")
+    assert status == 0  # one class is fine for evaluation, and the bundled model is the default
+    result = json.loads(out)
+    assert result["n_ai"] == 2 and result["model"]["name"].startswith("realcheck-default")
+
+
+def test_evaluate_folder_without_class_folders_asks_for_a_label(capsys, trained_artifact, tmp_path):
+    imagegen.write_image(tmp_path / "loose" / "a.png", "ai")
+    status, _, err = run_cli(
+        capsys, "evaluate", "--model", str(trained_artifact), "--data", str(tmp_path / "loose")
+    )
+    assert status == 2 and "--label" in err and "Traceback" not in err
+
+
+def test_train_split_by_source_calibrates_on_unseen_sources(capsys, tmp_path):
+    data = tmp_path / "data"
+    for source, label in [("a", "real"), ("b", "real"), ("c", "real"), ("x", "ai"), ("y", "ai"), ("z", "ai")]:
+        folder = "real" if label == "real" else "fake"
+        for index in range(8):
+            imagegen.write_image(
+                data / folder / source / f"{index}.png", label, size=40, seed=ord(source) * 10 + index
+            )
+    out_dir = tmp_path / "run"
+    status, out, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out_dir),
+        "--epochs",
+        "1",
+        "--split-by",
+        "source",
+        "--val-fraction",
+        "0.3",
+        "--test-fraction",
+        "0.3",
+        "--max-real-called-ai",
+        "0.1",
+        *TINY,
+    )
+    assert status == 0, err
+    rows = (out_dir / "split.csv").read_text().splitlines()[1:]
+    split_of_source: dict[str, set] = {}
+    for row in rows:
+        path, _, _, _, split = row.split(",")
+        split_of_source.setdefault(path.split("/")[1], set()).add(split)
+    assert all(len(splits) == 1 for splits in split_of_source.values()), "a source straddles splits"
+    assert {"train", "val", "test"} == set().union(*split_of_source.values())
+    metadata = json.loads((out_dir / "metadata.json").read_text())
+    calibration = metadata["calibration"]
+    assert calibration["method"] == "platt" and calibration["fitted_on"] == "val"
+    assert calibration["val_ece_after"] <= calibration["val_ece_before"] + 1e-9
+    from model.artifact import load_artifact
+
+    model, _ = load_artifact(out_dir)
+    assert model.layers[-1].name == "calibration"
+    assert model.layers[-1].scale == pytest.approx(calibration["scale"])

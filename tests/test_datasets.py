@@ -334,3 +334,66 @@ def test_deepguard_unknown_platform_is_noted(deepguard):
     records.append(record | {"platform": "midjourney"})
     path.write_text(json.dumps(records), encoding="utf-8")
     assert "1 JSON records have an unknown platform" in discover(deepguard).notes
+
+
+# ----------------------------------------------------------------------------------- sources and one class
+
+
+def test_sources_come_from_manifest_beside_the_class_folders(tmp_path):
+    collection = tmp_path / "wild"
+    for index, (folder, source) in enumerate([("real", "cameras"), ("real", "scans"), ("fake", "mj")]):
+        write(collection, f"{folder}/{source}_{index}.jpg", seed=index)
+    (collection / "manifest.csv").write_text(
+        "relpath,label,source\nreal/cameras_0.jpg,real,cameras\nreal/scans_1.jpg,real,scans\n"
+        "fake/mj_2.jpg,fake,midjourney\n",
+        encoding="utf-8",
+    )
+    discovery = discover(tmp_path)  # the manifest sits in a data set folder below the root
+    assert {s.path: s.generator for s in discovery.samples} == {
+        "wild/real/cameras_0.jpg": "cameras",
+        "wild/real/scans_1.jpg": "scans",
+        "wild/fake/mj_2.jpg": "midjourney",
+    }
+    assert "sources from manifest.csv" in discovery.notes
+
+
+def test_sub_folders_of_a_class_folder_name_sources(tmp_path):
+    write(tmp_path, "fake/midjourney/a.png")
+    write(tmp_path, "fake/flux/b.png", seed=1)
+    write(tmp_path, "real/c.png", seed=2)
+    write(tmp_path, "gen2/train/fake/sdxl/d.png", seed=3)
+    sources = {s.path: s.generator for s in discover(tmp_path).samples}
+    assert sources["fake/midjourney/a.png"] == "midjourney"
+    assert sources["fake/flux/b.png"] == "flux"
+    assert sources["real/c.png"] == "unknown"
+    assert sources["gen2/train/fake/sdxl/d.png"] == "gen2/sdxl"
+
+
+def test_a_manifest_without_source_columns_is_ignored(tmp_path):
+    imagegen.make_folder_dataset(tmp_path, per_class=2, size=32)
+    (tmp_path / "manifest.csv").write_text("name,size\nx,1\n", encoding="utf-8")
+    assert {s.generator for s in discover(tmp_path).samples} == {"unknown"}
+
+
+def test_one_class_folder_is_refused_for_training_and_allowed_for_evaluation(tmp_path):
+    write(tmp_path, "fake/a.png")
+    write(tmp_path, "fake/b.png", seed=1)
+    with pytest.raises(DataError, match="only one class"):
+        discover(tmp_path)
+    discovery = discover(tmp_path, both_classes=False)
+    assert [s.label for s in discovery.samples] == [AI, AI]
+
+
+@pytest.mark.parametrize("label", [REAL, AI])
+def test_label_names_the_class_of_a_folder_without_class_folders(tmp_path, label):
+    write(tmp_path, "camera_a/1.jpg")
+    write(tmp_path, "camera_b/2.jpg", seed=1)
+    write(tmp_path, "3.jpg", seed=2)
+    with pytest.raises(DataError, match="--label"):
+        discover(tmp_path)
+    discovery = discover(tmp_path, both_classes=False, label=label)
+    assert {s.path: (s.label, s.generator) for s in discovery.samples} == {
+        "camera_a/1.jpg": (label, "camera_a"),
+        "camera_b/2.jpg": (label, "camera_b"),
+        "3.jpg": (label, "unknown"),
+    }

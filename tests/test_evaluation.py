@@ -8,10 +8,12 @@ from PIL import Image
 
 from model.evaluation import (
     DecisionRule,
+    apply_platt,
     choose_band,
     choose_threshold,
     compute_metrics,
     expected_calibration_error,
+    fit_platt,
     format_report,
     save_plots,
 )
@@ -220,7 +222,7 @@ def test_metrics_of_a_single_class_have_no_auc():
     assert result["roc_auc"] is None and result["average_precision"] is None
     assert result["confusion_matrix"] == [[3, 1], [0, 0]]
     assert result["accuracy"] == pytest.approx(0.75)
-    assert "n/a" in format_report(result)
+    assert "real photographs called AI (false-positive rate): 1/4 = 25.0%" in format_report(result)
 
 
 def test_format_report_names_the_headline_numbers():
@@ -255,3 +257,87 @@ def test_save_plots_with_one_class_skips_roc_and_precision_recall(tmp_path):
     names = save_plots(labels, scores, compute_metrics(labels, scores, DecisionRule()), tmp_path)
     assert names == ["confusion_matrix.png", "reliability.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+
+
+# ----------------------------------------------------------------------------- calibration and the real side
+
+
+def overconfident_model(seed=0, n=3000):
+    """A model whose scores are far more extreme than its accuracy warrants (logits 6x too large)."""
+    labels, scores = noisy_model(seed, n)
+    logits = np.log(scores / (1 - scores)) * 6 + 0.8
+    return labels, 1 / (1 + np.exp(-logits))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_platt_scaling_repairs_an_overconfident_model(seed):
+    labels, scores = overconfident_model(seed)
+    scale, bias = fit_platt(labels, scores)
+    # The true posterior logit of noisy_model is 1.78x its logit, so 6x is 3.4x overconfident: 1/3.4.
+    assert 0.2 < scale < 0.4
+    calibrated = apply_platt(scores, scale, bias)
+    assert expected_calibration_error(labels, scores) > 0.05
+    assert expected_calibration_error(labels, calibrated) < 0.03
+    # Monotonic: calibration never reorders images.
+    order = np.argsort(scores)
+    assert np.all(np.diff(calibrated[order]) >= -1e-12)
+
+
+def test_platt_scaling_of_one_class_is_the_identity():
+    assert fit_platt(np.ones(10), np.linspace(0.1, 0.9, 10)) == (1.0, 0.0)
+    np.testing.assert_allclose(apply_platt(np.array([0.2, 0.7]), 1.0, 0.0), [0.2, 0.7])
+
+
+def test_calibration_layer_matches_apply_platt():
+    from model.architecture import Calibration
+
+    scores = np.array([[1e-9], [0.01], [0.3], [0.5], [0.9], [1.0]], dtype=np.float32)
+    layer = Calibration(0.4, -0.3)
+    expected = apply_platt(np.clip(scores[:, 0], 1e-7, 1 - 1e-7), 0.4, -0.3)
+    np.testing.assert_allclose(np.asarray(layer(scores))[:, 0], expected, atol=1e-5)
+    assert Calibration.from_config(layer.get_config()).scale == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_band_keeps_real_photographs_called_ai_under_the_limit(seed):
+    labels, scores = noisy_model(seed)
+    threshold = choose_threshold(labels, scores)
+    plain = choose_band(labels, scores, threshold, max_uncertain=0.3)
+    low, high = choose_band(labels, scores, threshold, max_uncertain=0.3, max_real_called_ai=0.03)
+    real = scores[labels == 0]
+    assert np.mean(real > plain[1]) > 0.03  # the plain band accuses more real photos than allowed
+    assert np.mean(real > high) <= 0.03
+    assert low == plain[0] and high > plain[1]
+    assert inside_band(scores, (low, high)).mean() <= 0.3
+
+
+def test_band_raised_for_real_photos_never_passes_max_uncertain():
+    labels, scores = noisy_model(0)
+    threshold = choose_threshold(labels, scores)
+    band = choose_band(labels, scores, threshold, max_uncertain=0.1, max_real_called_ai=0.0)
+    assert inside_band(scores, band).sum() <= 200  # 10 % of 2000
+    assert np.mean(scores[labels == 0] > band[1]) > 0.0  # the cap, not the target, stopped it
+
+
+def test_per_source_rates_for_one_class_sources():
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0])
+    scores = np.array([0.9, 0.8, 0.52, 0.1, 0.95, 0.2, 0.1, 0.05, 0.51])
+    sources = ["mj"] * 4 + ["phone"] * 5
+    result = compute_metrics(labels, scores, DecisionRule(0.5, (0.45, 0.55)), sources)
+    mj, phone = result["per_generator"]["mj"], result["per_generator"]["phone"]
+    assert mj["ai_recall"] == 0.75 and mj["real_called_ai"] is None and mj["uncertain"] == 0.25
+    assert phone["real_called_ai"] == 0.4 and phone["ai_recall"] is None and phone["uncertain"] == 0.2
+    report = format_report(result)
+    assert "mj: n=4 AI caught 75.0% of 4" in report
+    assert "phone: n=5 real called AI 40.0% of 5" in report
+
+
+@pytest.mark.parametrize(
+    "label,phrase", [(1, "AI images caught (recall): 2/3"), (0, "real photographs called AI")]
+)
+def test_report_of_a_one_class_folder_gives_that_class_rate(label, phrase):
+    labels = np.full(3, label)
+    scores = np.array([0.9, 0.7, 0.2])
+    report = format_report(compute_metrics(labels, scores, DecisionRule(0.5, (0.5, 0.5)), ["x"] * 3))
+    assert phrase in report
+    assert "ROC AUC" not in report  # meaningless on one class

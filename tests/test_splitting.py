@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from model.datasets import Sample, discover
 from model.errors import DataError
 from model.labels import AI, REAL
-from model.splitting import SPLITS, load_manifest, save_manifest, split_samples
+from model.splitting import (
+    SPLITS,
+    load_manifest,
+    save_manifest,
+    source_folds,
+    split_by_source,
+    split_samples,
+)
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +279,68 @@ def test_binary_file_as_manifest_is_a_data_error(tmp_path):
 def test_missing_manifest_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="not found"):
         load_manifest(tmp_path / "nowhere.csv")
+
+
+# ------------------------------------------------------------------------------------ whole sources held out
+
+
+def source_samples():
+    """Sources of one class each, of different sizes, as most real collections are."""
+    sizes = {"mj": (0, 30), "sdxl": (0, 20), "flux": (0, 8), "kolors": (0, 5), "phone": (25, 0)}
+    sizes |= {"dslr": (18, 0), "scans": (9, 0), "stock": (6, 0)}
+    samples = []
+    for source, (n_real, n_ai) in sizes.items():
+        for label, count in ((REAL, n_real), (AI, n_ai)):
+            for index in range(count):
+                path = f"{source}/{label}/{index:03d}.jpg"
+                samples.append(Sample(path=path, label=label, generator=source, group=path))
+    return samples
+
+
+def sources_of(samples):
+    return {sample.generator for sample in samples}
+
+
+@pytest.mark.parametrize("folds", [2, 3, 4])
+def test_source_folds_deal_every_source_to_one_fold_with_both_classes(folds):
+    samples = source_samples()
+    assignment = source_folds(samples, folds, seed=1)
+    assert set(assignment) == sources_of(samples)
+    assert set(assignment.values()) == set(range(folds))
+    for fold in range(folds):
+        held = [s for s in samples if assignment[s.generator] == fold]
+        assert {s.label for s in held} == {REAL, AI}, f"fold {fold} tests one class only"
+
+
+def test_source_folds_are_seeded_and_refuse_too_many_folds():
+    samples = source_samples()
+    assert source_folds(samples, 3, seed=5) == source_folds(list(reversed(samples)), 3, seed=5)
+    with pytest.raises(DataError, match="cannot fill"):
+        source_folds(samples, 9)
+    with pytest.raises(DataError, match="at least 2"):
+        source_folds(samples, 1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_split_by_source_holds_whole_sources_out(seed):
+    samples = source_samples()
+    split = split_by_source(samples, val_fraction=0.2, test_fraction=0.2, seed=seed)
+    assert_partition(samples, split)
+    train, val, test = (sources_of(split[name]) for name in SPLITS)
+    assert not (train & val or train & test or val & test), "a source straddles two splits"
+    for name in SPLITS:
+        assert {s.label for s in split[name]} == {REAL, AI}, f"{name} lacks a class"
+
+
+def test_split_by_source_takes_the_given_test_sources():
+    samples = source_samples()
+    split = split_by_source(samples, 0.2, 0.0, seed=0, test_sources={"mj", "scans"})
+    assert sources_of(split["test"]) == {"mj", "scans"}
+    assert not sources_of(split["val"]) & {"mj", "scans"}
+    with pytest.raises(DataError, match="unknown test source"):
+        split_by_source(samples, 0.2, 0.0, test_sources={"nowhere"})
+
+
+def test_split_by_source_without_test_fraction_has_no_test_split():
+    split = split_by_source(source_samples(), 0.25, 0.0, seed=3)
+    assert split["test"] == [] and split["val"] and split["train"]
