@@ -235,6 +235,12 @@ def model_card(metadata: dict, folder: Path | None = None) -> str:
         f"- Decision: `ai` when P(AI) >= {metadata['threshold']:.4f}; `uncertain` inside "
         f"[{metadata['uncertainty_band'][0]:.4f}, {metadata['uncertainty_band'][1]:.4f}] (both chosen on the "
         "validation split)",
+        *_calibration_lines(metadata.get("calibration")),
+        *(
+            [f"- Compute: {metadata['gflop_per_image']} GFLOP per image"]
+            if metadata.get("gflop_per_image")
+            else []
+        ),
         f"- Seed {metadata.get('seed')}, git commit {metadata.get('git_commit')}, created {metadata.get('created_at')}",
         f"- Command: `{metadata.get('command', '')}`",
         "",
@@ -274,9 +280,14 @@ def model_card(metadata: dict, folder: Path | None = None) -> str:
         ]
         for generator, entry in metrics.get("per_generator", {}).items():
             lines.append(f"- `{generator}`: n={entry['n']}, accuracy {entry['accuracy']:.4f}")
+    elif metadata.get("source_holdout"):
+        lines.append(
+            "No test split: every image served for training or validation; the source-held-out results below are its test."
+        )
     else:
         lines.append("Not evaluated.")
     lines += _held_out_section(metadata)
+    lines += _source_holdout_section(metadata.get("source_holdout"))
     if folder is not None and (folder / "plots").is_dir():
         lines += [
             "",
@@ -311,6 +322,69 @@ def _training_input_note(metadata: dict) -> str:
     return "; " + "; ".join(notes) if notes else ""
 
 
+TIER_TITLES = {
+    "clean": "clean (as stored)",
+    "web_768_q60": "longest side <= 768 px, JPEG q60",
+    "web_512_q40": "longest side <= 512 px, JPEG q40",
+}
+
+
+def _calibration_lines(calibration: dict | None) -> list[str]:
+    if not calibration:
+        return []
+    return [
+        f"- Calibration: {calibration['method']} scaling on the {calibration['fitted_on']} split, "
+        f"P = sigmoid({calibration['scale']:.4f} * logit(p) + {calibration['bias']:.4f}) inside the graph; "
+        f"validation ECE {calibration['val_ece_before']:.4f} before, {calibration['val_ece_after']:.4f} after"
+    ]
+
+
+def _source_holdout_section(protocol: dict | None) -> list[str]:
+    """The source-held-out protocol: pooled numbers per copy, then what each unseen source's images were called."""
+    if not protocol:
+        return []
+    tiers = [tier for tier in TIER_TITLES if tier in protocol]
+    baseline = protocol.get("baseline") or {}
+    lines = [
+        "",
+        "## Source-held-out results",
+        "",
+        f"Every source (a generator, a camera collection) was held out of training in one of "
+        f"{len(protocol.get('folds', {}))} folds and scored by the model trained without it, with that "
+        "model's own threshold, calibration and band (fitted on other held-out sources). `ai` and `uncertain` "
+        "are verdict rates; for an AI source `ai` is the share caught, for a real source the share of real "
+        "photographs accused.",
+        "",
+        "| model | copy | images | ROC AUC | balanced accuracy | ECE | AI caught | real called AI | uncertain |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, results in (("this model", protocol), (baseline.get("name", "previous default"), baseline)):
+        for tier in tiers:
+            entry = results.get(tier)
+            if entry:
+                lines.append(
+                    f"| {name} | {TIER_TITLES[tier]} | {entry['n']} | {entry['roc_auc']:.3f} | "
+                    f"{entry['balanced_accuracy']:.3f} | {entry['ece']:.3f} | {entry['ai_caught']:.1%} | "
+                    f"{entry['real_called_ai']:.1%} | {entry['uncertain']:.1%} |"
+                )
+    header = " | ".join(f"{tier}: ai / uncertain" for tier in tiers)
+    lines += ["", f"| source | class | images | {header} |", "|---|---|---|" + "---|" * len(tiers)]
+    for source, entry in protocol[tiers[0]]["sources"].items():
+        cells = " | ".join(
+            f"{protocol[t]['sources'][source]['verdict_ai']:.0%} / "
+            f"{protocol[t]['sources'][source]['verdict_uncertain']:.0%}"
+            for t in tiers
+        )
+        lines.append(f"| {source} | {entry['label']} | {entry['n']} | {cells} |")
+    if baseline:
+        lines += [
+            "",
+            f"The previous default ({baseline.get('name')}) was scored on the same images; it was trained on part "
+            "of the dhanush-dev sources, so its numbers there are not held out.",
+        ]
+    return lines
+
+
 def _held_out_section(metadata: dict) -> list[str]:
     """Clean vs web-degraded results on the held-out split, and how the stored weights were checked."""
     results = metadata.get("held_out_results")
@@ -322,14 +396,9 @@ def _held_out_section(metadata: dict) -> list[str]:
         "| copy | images | accuracy | balanced accuracy | ROC AUC | ECE | confusion matrix |",
         "|---|---|---|---|---|---|---|",
     ]
-    labels = {
-        "clean": "clean (as stored)",
-        "web_768_q60": "longest side <= 768 px, JPEG q60",
-        "web_512_q40": "longest side <= 512 px, JPEG q40",
-    }
     for key, entry in results.items():
         lines.append(
-            f"| {labels.get(key, key)} | {entry['n']} | {entry['accuracy']:.4f} | {entry['balanced_accuracy']:.4f} "
+            f"| {TIER_TITLES.get(key, key)} | {entry['n']} | {entry['accuracy']:.4f} | {entry['balanced_accuracy']:.4f} "
             f"| {entry['roc_auc']:.4f} | {entry.get('ece', float('nan')):.4f} | {entry['confusion_matrix']} |"
         )
     storage = metadata.get("weights_storage")

@@ -109,6 +109,13 @@ def apply_platt(scores: np.ndarray, scale: float, bias: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(scale * _logit(np.asarray(scores, dtype=np.float64)) + bias)))
 
 
+def log_loss(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Binary cross-entropy of P(AI) scores; None for no data."""
+    if len(labels) == 0:
+        return None
+    return float(skm.log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
+
+
 def _logit(scores: np.ndarray) -> np.ndarray:
     p = np.clip(scores, 1e-7, 1 - 1e-7)
     return np.log(p) - np.log1p(-p)
@@ -178,9 +185,7 @@ def compute_metrics(
         "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
         "roc_auc": float(skm.roc_auc_score(labels, scores)) if both_classes else None,
         "average_precision": float(skm.average_precision_score(labels, scores)) if both_classes else None,
-        "log_loss": float(skm.log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
-        if len(labels)
-        else None,
+        "log_loss": log_loss(labels, scores),
         "ece": expected_calibration_error(labels, scores),
         "confusion_matrix": skm.confusion_matrix(labels, predicted, labels=[REAL, AI]).tolist(),
         "uncertain_fraction": float(uncertain.mean()) if len(labels) else 0.0,

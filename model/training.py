@@ -312,6 +312,9 @@ def finish(
         "fitted_on": "val",
         "val_ece_before": evaluation.expected_calibration_error(val_labels, raw_val_scores),
         "val_ece_after": evaluation.expected_calibration_error(val_labels, val_scores),
+        # What Platt scaling minimises (ECE, binned, can move either way by a little).
+        "val_log_loss_before": evaluation.log_loss(val_labels, raw_val_scores),
+        "val_log_loss_after": evaluation.log_loss(val_labels, val_scores),
     }
     log.info(
         "calibration on validation: scale %.3f bias %.3f, ECE %.4f -> %.4f",

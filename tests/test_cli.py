@@ -578,7 +578,7 @@ def test_train_split_by_source_calibrates_on_unseen_sources(capsys, tmp_path):
     metadata = json.loads((out_dir / "metadata.json").read_text())
     calibration = metadata["calibration"]
     assert calibration["method"] == "platt" and calibration["fitted_on"] == "val"
-    assert calibration["val_ece_after"] <= calibration["val_ece_before"] + 1e-9
+    assert calibration["val_log_loss_after"] <= calibration["val_log_loss_before"] + 1e-9
     from model.artifact import load_artifact
 
     model, _ = load_artifact(out_dir)
