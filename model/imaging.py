@@ -24,6 +24,9 @@ SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 50_000_000  # ~7000 x 7000: larger than any camera photo users check.
 INPUT_MODES = ("resize", "crop")
+# Wider than any panorama: a model input from a 1 x 7000 strip is noise, and upscaling it to a crop would
+# cost gigabytes.
+MAX_ASPECT_RATIO = 16
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def fit_to_input(image: Image.Image, spec: InputSpec) -> Image.Image:
-    """Resize (mode `resize`) or centre-crop at native resolution (mode `crop`) to spec.size square."""
+    """Resize (mode `resize`) or centre-crop at native resolution (mode `crop`) to spec.size square.
+
+    Raises ImageDecodeError for an image too elongated to score (see `check_aspect_ratio`).
+    """
+    check_aspect_ratio(image)
     size = spec.size
     if spec.mode == "resize":
         if image.size == (size, size):
@@ -134,8 +141,18 @@ def fit_to_input(image: Image.Image, spec: InputSpec) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
+def check_aspect_ratio(image: Image.Image) -> None:
+    """Refuse, before any resampling, an image whose long side is over MAX_ASPECT_RATIO times its short side."""
+    width, height = image.size
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageDecodeError(
+            f"image is {width}x{height} pixels: an aspect ratio over {MAX_ASPECT_RATIO}:1 cannot be scored"
+        )
+
+
 def ensure_min_side(image: Image.Image, size: int) -> Image.Image:
     """Upscale so the shorter side is at least `size` (crops need that much image)."""
+    check_aspect_ratio(image)
     short = min(image.size)
     if short >= size:
         return image

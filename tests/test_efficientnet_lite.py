@@ -107,7 +107,9 @@ def lite0_imagenet():
 
 def _layer_outputs(model: keras.Model, image: np.ndarray, *names: str) -> list[np.ndarray]:
     probe = keras.Model(model.input, [model.get_layer(name).output for name in names])
-    return [np.asarray(output)[0] for output in probe(image[None])]
+    outputs = probe(image[None])
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]  # Keras unwraps a single output
+    return [np.asarray(output)[0] for output in outputs]
 
 
 # 33 x 34: one odd and one even side, so stride-2 "SAME" pads symmetrically on one axis and not the other.

@@ -337,3 +337,18 @@ def test_crop_of_a_small_image_upsamples_instead_of_padding():
 def test_ensure_min_side_keeps_the_aspect_ratio():
     assert ensure_min_side(Image.new("RGB", (40, 80)), 64).size == (64, 128)
     assert ensure_min_side(Image.new("RGB", (100, 70)), 64).size == (100, 70)
+
+
+@pytest.mark.parametrize("mode", ["resize", "crop"])
+@pytest.mark.parametrize("width,height", [(1, 7000), (7000, 1), (1, 5_000_000), (100, 1601)])
+def test_strips_are_refused_before_any_resampling(mode, width, height):
+    # A 1 x 7000 PNG is 112 bytes; upscaling it to a 256-px crop would need gigabytes.
+    strip = Image.new("L", (width, height))
+    with pytest.raises(ImageDecodeError, match="aspect ratio over 16:1"):
+        fit_to_input(strip, InputSpec(256, mode))
+    with pytest.raises(ImageDecodeError, match="aspect ratio"):
+        ensure_min_side(strip, 256)
+
+
+def test_a_wide_panorama_within_the_limit_is_scored():
+    assert fit_to_input(Image.new("RGB", (1600, 100)), InputSpec(64, "crop")).size == (64, 64)

@@ -430,3 +430,14 @@ def test_metrics_are_per_app():
 
 def test_imagegen_sanity():
     assert imagegen.image_bytes("ai", 20)[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("size", [(1, 7000), (7000, 1), (1, 5_000_000)])
+def test_a_strip_image_is_a_400_not_a_memory_bomb(client, size):
+    buffer = io.BytesIO()
+    Image.new("L", size).save(buffer, format="PNG", optimize=True)
+    assert len(buffer.getvalue()) < 40_000  # tiny on the wire
+    error = assert_error(
+        client.post("/v1/predict", data=buffer.getvalue(), content_type="image/png"), 400, "invalid_image"
+    )
+    assert "aspect ratio" in error["message"]
