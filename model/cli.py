@@ -52,6 +52,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535 (0: any free port), got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -264,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument(
         "--model", default=None, help="artifact folder (default: $REALCHECK_MODEL, else the bundled model)"
     )
-    app.add_argument("--port", type=_positive_int, default=8501, help="port to listen on (default 8501)")
+    app.add_argument("--port", type=_port, default=8501, help="port to listen on (default 8501)")
     app.add_argument(
         "--address", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)"
     )
@@ -279,7 +286,7 @@ def _serving_commands(commands) -> None:
     serve = commands.add_parser("serve", help="serve a model over HTTP (JSON API, micro-batching, metrics)")
     serve.add_argument("--model", default=None, help="artifact folder to serve (default: the bundled model)")
     serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 for all)")
-    serve.add_argument("--port", type=_non_negative_int, default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     serve.add_argument(
         "--backend",
         choices=("auto", "onnx", "tensorflow"),

@@ -25,7 +25,10 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
 
     Pass `service` to share one loaded model between apps (tests do, to load it once).
     """
-    app = Flask("realcheck")
+    # No static folder: the server answers the API and nothing else (no files from its working directory).
+    app = Flask("realcheck", static_folder=None)
+    # `/v1//predict` is a 404 in JSON, not a 308 redirect with an HTML body.
+    app.url_map.merge_slashes = False
     app.config.update(
         REALCHECK=config,
         MAX_CONTENT_LENGTH=config.max_request_bytes,

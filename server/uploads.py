@@ -71,7 +71,8 @@ def _from_multipart(request: Request) -> list[Upload]:
         for part in request.files.getlist(field):
             uploads.append(Upload(part.read(), part.filename or None))
     if not uploads:
-        fields = ", ".join(sorted(request.form)) or "none"
+        # A part without a name has the key None: names are shown as given, never compared.
+        fields = ", ".join(sorted(str(name) for name in request.form)) or "none"
         raise ApiError(
             f"multipart body has no file parts (form fields: {fields}); send each image as a file part",
             code="no_images",
@@ -84,6 +85,8 @@ def _from_json(body: bytes) -> list[Upload]:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(f"request body is not valid JSON ({error})", code="invalid_json") from None
+    except RecursionError:
+        raise ApiError("request body is JSON nested too deeply", code="invalid_json") from None
     instances = document.get("instances") if isinstance(document, dict) else None
     if not isinstance(instances, list):
         raise ApiError(

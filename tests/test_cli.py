@@ -584,3 +584,12 @@ def test_train_split_by_source_calibrates_on_unseen_sources(capsys, tmp_path):
     model, _ = load_artifact(out_dir)
     assert model.layers[-1].name == "calibration"
     assert model.layers[-1].scale == pytest.approx(calibration["scale"])
+
+
+@pytest.mark.parametrize("command", ["serve", "app"])
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_an_impossible_port_is_refused(capsys, command, port):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--port", port])
+    assert stop.value.code == 2
+    assert "a port is 0-65535" in capsys.readouterr().err

@@ -441,3 +441,28 @@ def test_a_strip_image_is_a_400_not_a_memory_bomb(client, size):
         client.post("/v1/predict", data=buffer.getvalue(), content_type="image/png"), 400, "invalid_image"
     )
     assert "aspect ratio" in error["message"]
+
+
+def test_a_multipart_part_without_a_name_is_a_400(client):
+    body = b"--xx\r\nContent-Disposition: form-data\r\n\r\nhello\r\n--xx--\r\n"
+    response = client.post("/v1/predict", data=body, content_type="multipart/form-data; boundary=xx")
+    assert_error(response, 400, "no_images")
+
+
+def test_deeply_nested_json_is_a_400(client):
+    body = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert_error(client.post("/v1/predict", data=body, content_type="application/json"), 400, "invalid_json")
+
+
+def test_no_static_files_are_served(client, tmp_path, monkeypatch):
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "secret.txt").write_text("do not serve")
+    monkeypatch.chdir(tmp_path)
+    response = client.get("/static/secret.txt")
+    assert response.status_code == 404 and b"do not serve" not in response.data
+    assert response.is_json
+
+
+def test_a_doubled_slash_is_a_json_404_not_a_redirect(client):
+    response = client.post("/v1//predict", data=b"x", content_type="image/jpeg")
+    assert response.status_code == 404 and response.is_json
