@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
+# An absolute path: a slash-separated run of at least two parts (`/home/x/model.keras`, `C:\\models\\x`).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])(?:[A-Za-z]:)?[/\\](?:[^\s/\\'\"]+[/\\])+([^\s/\\'\",:;)]+)")
+
+
+def without_paths(message: str) -> str:
+    """`message` with every absolute path cut to its last part: what a client may see of the server's disk."""
+    return _ABSOLUTE_PATH.sub(lambda match: f".../{match.group(1)}", message)
+
 
 class ApiError(Exception):
     """An error answered as `{"error": {"code", "message"}}` with `status`."""

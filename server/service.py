@@ -21,7 +21,7 @@ from model.errors import ImageDecodeError, RealCheckError
 from server.batching import BatcherStopped, MicroBatcher, Overloaded
 from server.cache import ResultCache
 from server.config import ServerConfig, resolve_model_dir
-from server.errors import ApiError, InvalidImage, NotReady
+from server.errors import ApiError, InvalidImage, NotReady, without_paths
 from server.metrics import Metrics
 
 log = logging.getLogger("realcheck")
@@ -137,8 +137,9 @@ class PredictionService:
             self.load()
         except Exception as error:  # reported by /readyz; the process stays up so operators can see why
             self.state = "failed"
-            self.failure = str(error) if isinstance(error, RealCheckError) else repr(error)
-            log.error("model failed to load: %s", self.failure)
+            detail = str(error) if isinstance(error, RealCheckError) else repr(error)
+            log.error("model failed to load: %s", detail)  # the operator's log keeps the full paths
+            self.failure = without_paths(detail)
 
     def stop(self) -> None:
         """Stop the batcher after it finished the queued images."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 import struct
 import zlib
 
@@ -466,3 +467,28 @@ def test_no_static_files_are_served(client, tmp_path, monkeypatch):
 def test_a_doubled_slash_is_a_json_404_not_a_redirect(client):
     response = client.post("/v1//predict", data=b"x", content_type="image/jpeg")
     assert response.status_code == 404 and response.is_json
+
+
+def test_a_failed_load_shows_no_server_paths(tiny_artifact, onnx_cache_dir, tmp_path):
+    broken = tmp_path / "secret-place" / "model"
+    shutil.copytree(tiny_artifact, broken)
+    (broken / "model.keras").write_bytes(b"not a keras file")
+    (broken / "model.onnx").unlink(missing_ok=True)
+    config = ServerConfig(model_dir=broken, cache_dir=tmp_path / "cache")
+    service = PredictionService(config)
+    service._load_logging_failure()
+    client = create_app(config, service=service).test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["status"] == "failed"
+    assert str(tmp_path) not in ready.get_data(as_text=True)
+    predict = client.post("/v1/predict", data=jpeg_bytes(), content_type="image/jpeg")
+    assert predict.status_code == 503 and str(tmp_path) not in predict.get_data(as_text=True)
+
+
+def test_without_paths_keeps_the_file_name_only():
+    from server.errors import without_paths
+
+    assert (
+        without_paths("cannot read /home/ann/models/x/model.keras: bad") == "cannot read .../model.keras: bad"
+    )
+    assert without_paths("relative runs/x/model.keras stays") == "relative runs/x/model.keras stays"
