@@ -143,6 +143,13 @@ def load_artifact(folder: str | Path):
     model_path = folder / MODEL_FILE
     if not model_path.is_file():
         raise ArtifactError(f"{folder} lacks {MODEL_FILE}")
+    import zipfile
+
+    # Keras reports a damaged archive as "File not found"; say what is wrong instead.
+    if not zipfile.is_zipfile(model_path):
+        raise ArtifactError(
+            f"{model_path} is damaged: not a Keras model archive (copy the artifact again or retrain it)"
+        )
     try:
         model = keras.saving.load_model(model_path, compile=False)
     except Exception as error:  # Keras raises many types for damaged archives.

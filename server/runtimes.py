@@ -166,6 +166,17 @@ def load_runtime(
         detector = load_detector(model_dir, max_pixels=max_pixels)
         return TensorFlowRuntime(detector), detector
     path = ensure_onnx_export(model_dir, cache_dir, metadata["name"])
+    try:
+        runtime = OnnxRuntime(path)
+    except Exception as error:  # ONNX Runtime raises its own types for damaged files
+        if Path(model_dir) in path.parents:
+            raise ArtifactError(
+                f"{path.name} in the artifact cannot be loaded ({error}); delete it"
+            ) from error
+        # A damaged cached export (a full disk, a killed copy) is replaced, not served forever.
+        log.warning("cached ONNX export %s cannot be loaded (%s); exporting again", path, error)
+        path.unlink(missing_ok=True)
+        runtime = OnnxRuntime(ensure_onnx_export(model_dir, cache_dir, metadata["name"]))
     # The ONNX path needs no Keras model: the Detector only decodes and applies the decision rule here.
     detector = Detector(None, metadata, max_pixels=max_pixels)
-    return OnnxRuntime(path), detector
+    return runtime, detector

@@ -79,3 +79,44 @@ def test_model_resolution(tiny_artifact, tmp_path, monkeypatch):
     with pytest.raises(RealCheckError, match="not found"):
         resolve_model_dir(tmp_path / "missing")
     assert read_metadata(tiny_artifact)["name"] == "realcheck-tiny"
+
+
+def test_a_damaged_cached_export_is_replaced(tiny_artifact, onnx_cache_dir, tmp_path):
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(onnx_cache_dir, cache)
+    (cached,) = (cache / "onnx").glob("*.onnx")
+    good = cached.read_bytes()
+    cached.write_bytes(good[: len(good) // 3])  # a copy cut short
+    metadata = read_metadata(tiny_artifact)
+    runtime, _ = runtimes.load_runtime(tiny_artifact, metadata, "onnx", cache)
+    assert runtime.path == cached and cached.read_bytes() != good[: len(good) // 3]
+    assert runtime.scores(np.zeros((1, 32, 32, 3), dtype=np.float32)).shape == (1,)
+
+
+def test_an_artifacts_own_onnx_export_is_used_only_when_it_matches(tiny_artifact, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    artifact = tmp_path / "artifact"
+    shutil.copytree(tiny_artifact, artifact)
+    (artifact / "model.onnx").write_bytes(b"shipped")
+    record = {"source_sha256": model_artifact.file_sha256(artifact / "model.keras")}
+    (artifact / "model.onnx.export.json").write_text(json.dumps(record))
+    monkeypatch.setattr("model.export.export_artifact", lambda *a: pytest.fail("exported although shipped"))
+    assert runtimes.ensure_onnx_export(artifact, tmp_path / "cache", "m") == artifact / "model.onnx"
+    (artifact / "model.onnx.export.json").write_text(json.dumps({"source_sha256": "0" * 64}))
+    assert runtimes.shipped_onnx(artifact, record["source_sha256"]) is None  # made from another model
+
+
+def test_a_damaged_model_file_says_so(tiny_artifact, tmp_path):
+    import shutil
+
+    from model.errors import ArtifactError
+
+    artifact = tmp_path / "artifact"
+    shutil.copytree(tiny_artifact, artifact)
+    (artifact / "model.keras").write_bytes(b"\x00" * 100)
+    with pytest.raises(ArtifactError, match="damaged: not a Keras model archive"):
+        model_artifact.load_artifact(artifact)
