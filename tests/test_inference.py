@@ -68,12 +68,17 @@ def test_reload_and_onnx_give_the_same_scores(trained_artifact, detector, folder
     np.testing.assert_allclose(run_onnx(onnx_path, prepared), before, atol=1e-4)
 
 
-def test_verdicts_follow_threshold_and_band(detector):
-    low, high = detector.rule.band
-    assert detector.verdict(0.0) == "real" or low == 0.0
-    assert detector.verdict(1.0) == "ai" or high == 1.0
-    if high > low:
-        assert detector.verdict((low + high) / 2) == UNCERTAIN
+@pytest.mark.parametrize("band", [(0.3, 0.6), (0.45, 0.45)])
+def test_verdicts_follow_threshold_and_band(trained_artifact, band):
+    from model.artifact import read_metadata
+    from model.inference import Detector
+
+    detector = Detector(None, read_metadata(trained_artifact) | {"threshold": 0.45, "uncertainty_band": band})
+    low, high = band
+    assert detector.verdict(0.0) == "real" and detector.verdict(1.0) == "ai"
+    assert detector.verdict(0.44) == ("uncertain" if high > low else "real")
+    assert detector.verdict(0.46) == ("uncertain" if high > low else "ai")
+    assert detector.verdict(0.29) == "real" and detector.verdict(0.61) == "ai"
 
 
 def test_artifact_holds_weights_without_optimizer_state(trained_artifact):

@@ -114,9 +114,15 @@ def test_geometric_and_colour_augmentations():
     image = tf.constant(pixels)
     label = tf.constant(1.0)
 
-    for seed in range(4):
+    outcomes = set()
+    for seed in range(12):
         flipped, _ = Augmenter(_only(flip=True), spec, seed)(image, label)
-        assert np.array_equal(flipped, pixels) or np.array_equal(flipped, pixels[:, ::-1])
+        if np.array_equal(flipped, pixels[:, ::-1]):
+            outcomes.add("flipped")
+        else:
+            assert np.array_equal(flipped, pixels), "a flip must mirror the image or leave it as it is"
+            outcomes.add("kept")
+    assert outcomes == {"flipped", "kept"}, "over 12 seeds the flip must both fire and not fire"
 
     # Rotation and zoom resample about the centre: at (almost) zero they give the image back unshifted.
     still, _ = Augmenter(_only(rotation=1e-6, zoom=1e-6), spec)(image, label)
