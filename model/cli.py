@@ -532,15 +532,14 @@ def command_app(args: argparse.Namespace) -> int:
     from model.artifact import read_metadata
     from streamlit_app.launch import run_streamlit, streamlit_command
 
-    if args.port > 65535:
-        raise RealCheckError(f"--port must be at most 65535, got {args.port}")
     if importlib.util.find_spec("streamlit") is None:
         raise RealCheckError("streamlit is not installed: pip install streamlit (or reinstall RealCheck)")
     if args.model:
         read_metadata(args.model)  # a wrong folder fails here in a line, not later in the browser
-    command = streamlit_command(args.model, args.port, args.address, open_browser=not args.no_browser)
-    log.info("starting the app on http://%s:%d (Ctrl+C stops it)", args.address, args.port)
-    return run_streamlit(command)
+    command = streamlit_command(args.model, args.port, args.address)
+    url = f"http://{args.address}:{args.port}"
+    log.info("starting the app on %s (Ctrl+C stops it)", url)
+    return run_streamlit(command, open_url=None if args.no_browser else url)
 
 
 def command_serve(args: argparse.Namespace) -> int:

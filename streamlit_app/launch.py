@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
 import sys
 import threading
+import webbrowser
 from pathlib import Path
 
 APP_PATH = Path(__file__).resolve().parent / "app.py"
@@ -17,9 +19,14 @@ def streamlit_command(
     model: str | Path | None = None,
     port: int = DEFAULT_PORT,
     address: str = DEFAULT_ADDRESS,
-    open_browser: bool = True,
 ) -> list[str]:
-    """The `streamlit run` command line for the app; usage statistics are always off."""
+    """The `streamlit run` command line for the app; usage statistics are always off.
+
+    Always headless: Streamlit then never asks for an e-mail address (which makes it exit 255 without a
+    terminal); `run_streamlit` opens the browser itself when asked to.
+    """
+    from streamlit_app.analysis import max_upload_bytes
+
     command = [
         sys.executable,
         "-m",
@@ -30,11 +37,13 @@ def streamlit_command(
         str(port),
         "--server.address",
         address,
-        # Headless means "do not open a browser tab" (and never ask for an e-mail address on first start).
         "--server.headless",
-        "false" if open_browser else "true",
+        "true",
         "--browser.gatherUsageStats",
         "false",
+        # The upload widget states the app's own limit, not Streamlit's 200 MB.
+        "--server.maxUploadSize",
+        str(max(1, math.ceil(max_upload_bytes() / 1_000_000))),
         # People checking images need no "Deploy" button or developer menu.
         "--client.toolbarMode",
         "minimal",
@@ -44,13 +53,17 @@ def streamlit_command(
     return command
 
 
-def run_streamlit(command: list[str]) -> int:
-    """Run the server until it exits and return its exit status.
+def run_streamlit(command: list[str], open_url: str | None = None) -> int:
+    """Run the server until it exits and return its exit status; open `open_url` in a browser once it is up.
 
     Ctrl+C reaches both processes through the terminal; a SIGTERM sent to us alone (a supervisor, `kill`)
     is passed on, so no orphaned server keeps the port.
     """
     process = subprocess.Popen(command)
+    if open_url:
+        opener = threading.Timer(3.0, webbrowser.open, [open_url])
+        opener.daemon = True
+        opener.start()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: process.terminate())

@@ -258,7 +258,7 @@ def test_crop_models_and_a_full_model_card_show_in_the_page(tiny_artifact, tmp_p
 
 def test_realcheck_app_runs_streamlit_on_the_app(tiny_artifact, monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(launch, "run_streamlit", lambda command: calls.append(command) or 0)
+    monkeypatch.setattr(launch, "run_streamlit", lambda command, open_url=None: calls.append(command) or 0)
     assert cli_main(["-q", "app", "--model", str(tiny_artifact), "--port", "8765", "--no-browser"]) == 0
     command = calls[0]
     assert command[:5] == [sys.executable, "-m", "streamlit", "run", str(APP_PATH)]
@@ -267,6 +267,7 @@ def test_realcheck_app_runs_streamlit_on_the_app(tiny_artifact, monkeypatch, cap
     assert command[command.index("--server.headless") + 1] == "true"
     assert command[command.index("--browser.gatherUsageStats") + 1] == "false"
     assert command[command.index("--client.toolbarMode") + 1] == "minimal"
+    assert command[command.index("--server.maxUploadSize") + 1] == "50"  # the app's limit, not 200 MB
     assert command[-3:] == ["--", "--model", str(tiny_artifact.resolve())]
 
     assert cli_main(["app", "--model", str(tiny_artifact.parent / "missing")]) == 2
@@ -348,7 +349,7 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_pa
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "streamlit.log"
-    command = streamlit_command(browser_artifact, port, "127.0.0.1", open_browser=False)
+    command = streamlit_command(browser_artifact, port, "127.0.0.1")
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
     with open(log, "wb") as output:
         process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
