@@ -315,6 +315,7 @@ def main() -> None:
         keep = {
             "model.keras",
             "model.onnx",
+            "model.onnx.export.json",  # what lets a server trust the shipped export (its model's SHA-256)
             "metadata.json",
             "README.md",
             "config.json",
