@@ -569,13 +569,17 @@ def command_serve(args: argparse.Namespace) -> int:
 def command_check(args: argparse.Namespace) -> int:
     from server.queries import check_images, make_checker
 
-    checker = make_checker(args.server, args.model, args.api_key, args.concurrency, args.batch_size)
-    return check_images(args.images, checker, as_json=args.json)
+    return check_images(
+        args.images,
+        lambda: make_checker(args.server, args.model, args.api_key, args.concurrency, args.batch_size),
+        as_json=args.json,
+    )
 
 
 def command_scan(args: argparse.Namespace) -> int:
-    from server.queries import make_checker, scan_folder
+    from server.queries import check_scan_arguments, make_checker, scan_folder
 
+    check_scan_arguments(args.folder, args.out)  # a typo is one line at once, before any model loads
     checker = make_checker(args.server, args.model, args.api_key, args.concurrency, args.batch_size)
     summary, status = scan_folder(args.folder, args.out, checker, progress=not args.quiet)
     print(summary.text(Path(args.out)))

@@ -126,10 +126,19 @@ def make_checker(
     return LocalChecker(model_dir, batch_size=batch_size)
 
 
-def check_images(images: Sequence[str], checker, as_json: bool = False) -> int:
-    """`realcheck check`: print one line (or one JSON list) for the images; 1 when any failed."""
+def check_images(images: Sequence[str], make_checker, as_json: bool = False) -> int:
+    """`realcheck check`: print one line (or one JSON list) for the images; 1 when any failed.
+
+    `make_checker()` gives the checker; it is called only when some image is a file, so a typo is
+    reported at once instead of after loading a model.
+    """
     files = [(image, Path(image)) for image in images]
-    rows = list(checker.check(files))
+    problems = {image: _file_problem(path) for image, path in files}
+    readable = [(image, path) for image, path in files if problems[image] is None]
+    scored = {row["path"]: row for row in make_checker().check(readable)} if readable else {}
+    rows = [
+        scored[image] if problems[image] is None else _row(image, error=problems[image]) for image, _ in files
+    ]
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
@@ -163,6 +172,22 @@ class ScanSummary:
         )
 
 
+def _file_problem(path: Path) -> str | None:
+    if path.is_dir():
+        return "is a folder (use `realcheck scan FOLDER --out results.csv`)"
+    if not path.is_file():
+        return "no such file"
+    return None
+
+
+def check_scan_arguments(folder: str | Path, out: str | Path) -> None:
+    """Raise RealCheckError for a scan that cannot run (checked before any model is loaded)."""
+    if not Path(folder).is_dir():
+        raise RealCheckError(f"not a folder: {folder}")
+    if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise RealCheckError(f"--out must end in .csv or .jsonl, got {Path(out).name}")
+
+
 def image_files(folder: Path) -> list[tuple[str, Path]]:
     """(name relative to `folder`, path) of every image under `folder`, sorted, hidden folders skipped."""
     found = []
@@ -185,10 +210,7 @@ def scan_folder(
     Returns the summary and the exit status (1 when any image failed).
     """
     folder, out = Path(folder), Path(out)
-    if not folder.is_dir():
-        raise RealCheckError(f"not a folder: {folder}")
-    if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise RealCheckError(f"--out must end in .csv or .jsonl, got {out.name}")
+    check_scan_arguments(folder, out)
     done = _resume(out)
     files = image_files(folder)
     todo = [(name, path) for name, path in files if name not in done]

@@ -114,3 +114,25 @@ def test_clear_errors(capsys, tmp_path, live_server, monkeypatch):
     assert status == 2 and "not both" in err
     status, _, err = run_cli(capsys, "serve", "--model", str(tmp_path), "--backend", "onnx")
     assert status == 2 and "not a RealCheck artifact" in err
+
+
+def test_check_reports_missing_files_and_folders_without_loading_a_model(capsys, tmp_path, monkeypatch):
+    from server import queries
+
+    monkeypatch.setattr(queries, "make_checker", lambda *a, **k: pytest.fail("a model was loaded"))
+    status, out, _ = run_cli(capsys, "check", str(tmp_path / "nope.jpg"), str(tmp_path))
+    assert status == 1
+    assert f"{tmp_path / 'nope.jpg'}: error: no such file" in out
+    assert f"{tmp_path}: error: is a folder" in out
+
+
+@pytest.mark.parametrize("case", ["missing folder", "bad suffix"])
+def test_scan_argument_errors_come_before_loading_a_model(capsys, tmp_path, monkeypatch, case):
+    from server import queries
+
+    monkeypatch.setattr(queries, "make_checker", lambda *a, **k: pytest.fail("a model was loaded"))
+    folder = tmp_path / ("nope" if case == "missing folder" else "")
+    out = tmp_path / ("r.csv" if case == "missing folder" else "r.txt")
+    status, _, err = run_cli(capsys, "scan", str(folder), "--out", str(out))
+    assert status == 2
+    assert ("not a folder" if case == "missing folder" else "must end in .csv or .jsonl") in err
