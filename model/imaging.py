@@ -57,7 +57,7 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
     if isinstance(source, Image.Image):
         image = source
     else:
-        image = _open(source)
+        image = _open(source, max_pixels)
         if image.format not in SUPPORTED_FORMATS:
             raise ImageDecodeError(
                 f"unsupported image format {image.format}; use one of {', '.join(sorted(SUPPORTED_FORMATS))}"
@@ -67,7 +67,7 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
         raise ImageDecodeError("image has no pixels")
     if width * height > max_pixels:
         raise ImageDecodeError(
-            f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}"
+            f"image has too many pixels: {width}x{height} = {width * height:,}, over the limit of {max_pixels:,}"
         )
     try:
         if getattr(image, "is_animated", False):
@@ -87,20 +87,26 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
         raise ImageDecodeError(f"corrupt or truncated image data ({error})") from error
 
 
-def _open(source: ImageSource) -> Image.Image:
+def _open(source: ImageSource, max_pixels: int) -> Image.Image:
     try:
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            if len(source) == 0:
-                raise ImageDecodeError("empty file: no image data")
-            return Image.open(io.BytesIO(bytes(source)))
-        path = Path(source)
-        if not path.is_file():
-            raise ImageDecodeError(f"no such file: {path}")
-        return Image.open(path)
+        # Pillow warns on stderr above its own limit; RealCheck's lower limit is checked right after.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                if len(source) == 0:
+                    raise ImageDecodeError("empty file: no image data")
+                return Image.open(io.BytesIO(bytes(source)))
+            path = Path(source)
+            if not path.is_file():
+                raise ImageDecodeError(f"no such file: {path}")
+            return Image.open(path)
     except UnidentifiedImageError as error:
         raise ImageDecodeError("not an image, or an image format Pillow cannot identify") from error
     except Image.DecompressionBombError as error:
-        raise ImageDecodeError(f"image has too many pixels ({error})") from error
+        # The same wording as RealCheck's own check, whichever limit fired first.
+        raise ImageDecodeError(
+            f"image has too many pixels: more than {2 * Image.MAX_IMAGE_PIXELS:,}, over the limit of {max_pixels:,}"
+        ) from error
     except ImageDecodeError:
         raise
     except Exception as error:  # OSError, and ValueError from a damaged header ("Truncated IHDR chunk")

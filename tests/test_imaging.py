@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 
 import imagegen
 import numpy as np
@@ -356,3 +357,15 @@ def test_strips_are_refused_before_any_resampling(mode, width, height):
 
 def test_a_wide_panorama_within_the_limit_is_scored():
     assert fit_to_input(Image.new("RGB", (1600, 100)), InputSpec(64, "crop")).size == (64, 64)
+
+
+@pytest.mark.parametrize("side", [9000, 20000])  # under and over Pillow's own bomb limit (179 MP)
+def test_every_bomb_gets_the_same_message_and_no_raw_warning(side):
+    data = encode(Image.new("1", (side, side)), "PNG", compress_level=9)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(
+            ImageDecodeError, match=r"image has too many pixels: .*over the limit of 50,000,000"
+        ):
+            open_rgb(data)
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
