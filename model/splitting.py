@@ -134,9 +134,11 @@ def split_by_source(
     test_fraction: float = 0.15,
     seed: int = 42,
     test_sources: set[str] | None = None,
+    val_sources: set[str] | None = None,
 ) -> dict[str, list[Sample]]:
     """Whole sources held out: test (the given `test_sources`, or about `test_fraction` of each class's
-    images, in whole sources) and val (about `val_fraction` of each class from the remaining sources).
+    images, in whole sources) and val (the given `val_sources`, or about `val_fraction` of each class from
+    the remaining sources).
 
     Validation on unseen sources is what makes the threshold, the calibration and the uncertainty band
     honest for images from anywhere else; a random split would tune them on near-copies of training images.
@@ -144,12 +146,13 @@ def split_by_source(
     sizes = _source_sizes(samples)
     remaining = set(sizes)
     held: dict[str, set[str]] = {}
-    if test_sources is not None:
-        unknown = set(test_sources) - remaining
-        if unknown:
-            raise DataError(f"unknown test source(s): {', '.join(sorted(unknown))}")
-        held["test"] = set(test_sources)
-        remaining -= held["test"]
+    for name, given in (("test", test_sources), ("val", val_sources)):
+        if given is not None:
+            unknown = set(given) - remaining
+            if unknown:
+                raise DataError(f"unknown or already held-out {name} source(s): {', '.join(sorted(unknown))}")
+            held[name] = set(given)
+            remaining -= held[name]
     rng = random.Random(seed)
     for name, fraction in (("test", test_fraction), ("val", val_fraction)):
         if name in held:

@@ -337,8 +337,16 @@ def test_split_by_source_takes_the_given_test_sources():
     split = split_by_source(samples, 0.2, 0.0, seed=0, test_sources={"mj", "scans"})
     assert sources_of(split["test"]) == {"mj", "scans"}
     assert not sources_of(split["val"]) & {"mj", "scans"}
-    with pytest.raises(DataError, match="unknown test source"):
+    with pytest.raises(DataError, match="unknown or already held-out test source"):
         split_by_source(samples, 0.2, 0.0, test_sources={"nowhere"})
+
+
+def test_split_by_source_takes_the_given_val_sources():
+    samples = source_samples()
+    split = split_by_source(samples, 0.5, 0.0, seed=0, val_sources={"flux", "dslr"})
+    assert sources_of(split["val"]) == {"flux", "dslr"} and split["test"] == []
+    with pytest.raises(DataError, match="already held-out val source"):
+        split_by_source(samples, 0.2, 0.0, test_sources={"mj"}, val_sources={"mj"})
 
 
 def test_split_by_source_without_test_fraction_has_no_test_split():
