@@ -120,3 +120,17 @@ def test_a_damaged_model_file_says_so(tiny_artifact, tmp_path):
     (artifact / "model.keras").write_bytes(b"\x00" * 100)
     with pytest.raises(ArtifactError, match="damaged: not a Keras model archive"):
         model_artifact.load_artifact(artifact)
+
+
+def test_the_bundled_model_ships_its_checked_onnx_export_and_its_protocol():
+    bundled = bundled_model_dir()
+    metadata = read_metadata(bundled)
+    # Serving the bundled model never exports in the serving process: its own export matches its weights.
+    digest = model_artifact.file_sha256(bundled / "model.keras")
+    assert runtimes.shipped_onnx(bundled, digest) == bundled / "model.onnx"
+    assert metadata["calibration"]["method"] == "platt"
+    low, high = metadata["uncertainty_band"]
+    assert low < metadata["threshold"] < high, "the band has width: `uncertain` can happen"
+    protocol = metadata["source_holdout"]
+    assert {"clean", "web_768_q60", "web_512_q40", "baseline"} <= set(protocol)
+    assert "Source-held-out results" in (bundled / "README.md").read_text(encoding="utf-8")
