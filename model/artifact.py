@@ -368,19 +368,23 @@ def _source_holdout_section(protocol: dict | None) -> list[str]:
     for name, results in (("this model", protocol), (baseline.get("name", "previous default"), baseline)):
         for tier in tiers:
             entry = results.get(tier)
-            if entry:
+            if entry and "roc_auc" in entry:
                 lines.append(
                     f"| {name} | {TIER_TITLES[tier]} | {entry['n']} | {entry['roc_auc']:.3f} | "
                     f"{entry['balanced_accuracy']:.3f} | {entry['ece']:.3f} | {entry['ai_caught']:.1%} | "
                     f"{entry['real_called_ai']:.1%} | {entry['uncertain']:.1%} |"
                 )
     header = " | ".join(f"{tier}: ai / uncertain" for tier in tiers)
-    lines += ["", f"| source | class | images | {header} |", "|---|---|---|" + "---|" * len(tiers)]
+    previous = (baseline.get("clean") or {}).get("sources", {})
+    header += " | previous default, clean: ai / uncertain" if previous else ""
+    columns = len(tiers) + (1 if previous else 0)
+    lines += ["", f"| source | class | images | {header} |", "|---|---|---|" + "---|" * columns]
     for source, entry in protocol[tiers[0]]["sources"].items():
+        rates = [protocol[t]["sources"][source] for t in tiers]
+        if previous:
+            rates.append(previous.get(source))
         cells = " | ".join(
-            f"{protocol[t]['sources'][source]['verdict_ai']:.0%} / "
-            f"{protocol[t]['sources'][source]['verdict_uncertain']:.0%}"
-            for t in tiers
+            f"{rate['verdict_ai']:.0%} / {rate['verdict_uncertain']:.0%}" if rate else "-" for rate in rates
         )
         lines.append(f"| {source} | {entry['label']} | {entry['n']} | {cells} |")
     if baseline:

@@ -66,7 +66,7 @@ def main() -> None:
     wanted = [r.strip() for r in args.runtimes.split(",") if r.strip()]
 
     peak = benchlib.fp32_peak_gflops()
-    gflop = benchlib.resnet50_gflop_per_image(size) if metadata["backbone"] == "resnet50" else None
+    gflop = benchlib.backbone_gflop_per_image(metadata["backbone"], size)
     limit = peak / gflop if gflop else None
     rng = np.random.default_rng(0)
     inputs = {b: rng.uniform(0, 255, (b, size, size, 3)).astype(np.float32) for b in batches}

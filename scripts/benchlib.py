@@ -75,14 +75,21 @@ def fp32_peak_gflops(n: int = 4096, seconds: float = 3.0) -> float:
     return best
 
 
-def resnet50_gflop_per_image(size: int = 224) -> float:
-    """Multiply-adds x 2 of ResNet-50's convolutions and dense layers at `size` px, counted from Keras."""
+def backbone_gflop_per_image(backbone: str = "resnet50", size: int = 224) -> float:
+    """Multiply-adds x 2 of a RealCheck backbone's convolutions at `size` px, counted from Keras (the head is
+    negligible)."""
     import keras
 
-    model = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(size, size, 3))
+    from model.architecture import build_backbone
+
+    model = build_backbone(backbone, size, "none")
     flops = 0
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            _, height, width, channels = layer.output.shape
+            kernel_h, kernel_w = layer.kernel_size
+            flops += 2 * kernel_h * kernel_w * channels * height * width
+        elif isinstance(layer, keras.layers.Conv2D):
             _, height, width, channels_out = layer.output.shape
             kernel_h, kernel_w = layer.kernel_size
             channels_in = layer.input.shape[-1]
