@@ -365,7 +365,11 @@ def _source_holdout_section(protocol: dict | None) -> list[str]:
         "| model | copy | images | ROC AUC | balanced accuracy | ECE | AI caught | real called AI | uncertain |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, results in (("this model", protocol), (baseline.get("name", "previous default"), baseline)):
+    rows = [("this model", protocol)]
+    if baseline:
+        rows += [("this model, the previous default's images", baseline.get("this_model", {}))]
+        rows += [(baseline.get("name", "previous default"), baseline)]
+    for name, results in rows:
         for tier in tiers:
             entry = results.get(tier)
             if entry and "roc_auc" in entry:

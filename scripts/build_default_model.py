@@ -234,6 +234,21 @@ def protocol_plots(predictions_file: Path, metadata: dict, folder: Path) -> list
     return evaluation.save_plots(labels, scores, result, folder, title="source-held-out")
 
 
+def same_images(predictions_file: Path, subfolder: str) -> dict:
+    """The protocol's per-copy summary restricted to the images under `subfolder` of the linked data."""
+    prefix = "" if subfolder in {"", "."} else subfolder.rstrip("/") + "/"
+    rules = {}
+    with predictions_file.open(newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["path"].startswith(prefix)]
+    for row in rows:
+        if row["fold"] not in rules:
+            metadata_file = predictions_file.parent / f"fold{row['fold']}" / "run" / "metadata.json"
+            metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+            rules[row["fold"]] = {"threshold": metadata["threshold"], "band": metadata["uncertainty_band"]}
+        row |= rules[row["fold"]]
+    return {tier: summarize([row for row in rows if row["tier"] == tier]) for tier in TIERS}
+
+
 def measure_speed(model_dir: Path, out: Path) -> dict:
     """Images/s through ONNX Runtime (the server's CPU runtime) against the FP32 limit, same run."""
     report_file = out / "speed.json"
@@ -323,6 +338,8 @@ def main() -> None:
         protocol["baseline"] = baseline(
             Path(args.baseline), data / args.baseline_data, out, args.baseline_tiers
         )
+        # This model's held-out predictions on exactly the images the previous default was scored on.
+        protocol["baseline"]["this_model"] = same_images(out / "protocol-predictions.csv", args.baseline_data)
         write_json(protocol_file, protocol)
     protocol_plots(out / "protocol-predictions.csv", read_metadata(run_dir), run_dir / "plots")
     realcheck("export", "--model", str(run_dir), "--format", "onnx")
