@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from model import evaluation
-from model.artifact import write_json
+from model.artifact import read_metadata, write_json
 from model.datasets import discover
 from model.errors import DataError, ImageDecodeError
 from model.imaging import WebDegradation
@@ -37,6 +37,7 @@ def evaluate_folder(
     data it was trained on). `degradation` scores web-degraded copies (made in memory) instead of the
     files. With `out`, writes evaluation.json, predictions.csv and the plots there.
     """
+    read_metadata(model_dir)  # a wrong --model fails in a line, before the images are read
     discovery = discover(data, both_classes=False, label=label)
     detector = load_detector(model_dir)
     samples = discovery.samples

@@ -104,13 +104,15 @@ def test_clear_errors(capsys, tmp_path, live_server, monkeypatch):
     from model import artifact
 
     monkeypatch.setattr(artifact, "bundled_models_root", lambda: tmp_path / "no-bundled-model")
+    photo = tmp_path / "x.jpg"
+    photo.write_bytes(jpeg_bytes("real", 40))
     status, _, err = run_cli(capsys, "serve")
     assert status == 2 and "pass --model DIR" in err
-    status, _, err = run_cli(capsys, "check", "x.jpg")
+    status, _, err = run_cli(capsys, "check", str(photo))
     assert status == 2 and "pass --model DIR" in err
     status, _, err = run_cli(capsys, "scan", str(tmp_path), "--server", live_server.url, "--out", "x.txt")
     assert status == 2 and ".csv or .jsonl" in err
-    status, _, err = run_cli(capsys, "check", "x.jpg", "--server", "http://127.0.0.1:9", "--model", "m")
+    status, _, err = run_cli(capsys, "check", str(photo), "--server", "http://127.0.0.1:9", "--model", "m")
     assert status == 2 and "not both" in err
     status, _, err = run_cli(capsys, "serve", "--model", str(tmp_path), "--backend", "onnx")
     assert status == 2 and "not a RealCheck artifact" in err
