@@ -294,7 +294,7 @@ def train(config: TrainConfig) -> TrainResult:
 def finish(
     model, metadata: dict, config: TrainConfig, data: PreparedData, history: dict, run_dir: Path
 ) -> TrainResult:
-    """Threshold and band on validation, metrics and plots on test, then write the artifact."""
+    """Calibration, threshold and band on validation, metrics and plots on test, then write the artifact."""
     metadata = metadata | {"threshold": 0.5, "uncertainty_band": [0.5, 0.5]}
     model = architecture.with_calibration(model)  # fine-tuning an artifact: fit its calibration anew
     val = data.split["val"]
@@ -302,27 +302,7 @@ def finish(
     raw_val_scores = score_paths(
         Detector(model, metadata), [data.root / s.path for s in val], config.batch_size
     )
-    scale, bias = evaluation.fit_platt(val_labels, raw_val_scores)
-    model = architecture.with_calibration(model, scale, bias)
-    val_scores = evaluation.apply_platt(raw_val_scores, scale, bias)
-    calibration = {
-        "method": "platt",
-        "scale": scale,
-        "bias": bias,
-        "fitted_on": "val",
-        "val_ece_before": evaluation.expected_calibration_error(val_labels, raw_val_scores),
-        "val_ece_after": evaluation.expected_calibration_error(val_labels, val_scores),
-        # What Platt scaling minimises (ECE, binned, can move either way by a little).
-        "val_log_loss_before": evaluation.log_loss(val_labels, raw_val_scores),
-        "val_log_loss_after": evaluation.log_loss(val_labels, val_scores),
-    }
-    log.info(
-        "calibration on validation: scale %.3f bias %.3f, ECE %.4f -> %.4f",
-        scale,
-        bias,
-        calibration["val_ece_before"],
-        calibration["val_ece_after"],
-    )
+    model, val_scores, calibration = calibrate(model, val_labels, raw_val_scores)
     threshold = evaluation.choose_threshold(val_labels, val_scores)
     band = evaluation.choose_band(
         val_labels,
@@ -362,6 +342,31 @@ def finish(
     )
     artifact.save_artifact(run_dir, model, metadata)
     return TrainResult(run_dir, metadata, history)
+
+
+def calibrate(model, labels: np.ndarray, raw_scores: np.ndarray) -> tuple[keras.Model, np.ndarray, dict]:
+    """Platt scaling fitted on (validation) scores: the calibrated model, its scores and the record of it."""
+    scale, bias = evaluation.fit_platt(labels, raw_scores)
+    scores = evaluation.apply_platt(raw_scores, scale, bias)
+    record = {
+        "method": "platt",
+        "scale": scale,
+        "bias": bias,
+        "fitted_on": "val",
+        "val_ece_before": evaluation.expected_calibration_error(labels, raw_scores),
+        "val_ece_after": evaluation.expected_calibration_error(labels, scores),
+        # What Platt scaling minimises (ECE, binned, can move either way by a little).
+        "val_log_loss_before": evaluation.log_loss(labels, raw_scores),
+        "val_log_loss_after": evaluation.log_loss(labels, scores),
+    }
+    log.info(
+        "calibration on validation: scale %.3f bias %.3f, ECE %.4f -> %.4f",
+        scale,
+        bias,
+        record["val_ece_before"],
+        record["val_ece_after"],
+    )
+    return architecture.with_calibration(model, scale, bias), scores, record
 
 
 def _strip(metrics: dict) -> dict:
