@@ -96,8 +96,8 @@ def discover(
     """Find labelled images under `root` (DeepGuardDB or plain class folders) and check they decode.
 
     With `verify`, every image is decoded once; files that fail are left out and listed in `skipped`.
-    `label` (REAL or AI) labels every image under `root` so, class folders or not (one collection to
-    evaluate). Raises DataError when the root is missing or holds no usable image, and, with `both_classes`
+    `label` (REAL or AI) gives every image under `root` that class, class folders or not (one collection
+    to evaluate). Raises DataError when the root is missing or holds no usable image, and, with `both_classes`
     (training needs them), when it holds only one class.
     """
     root = Path(root).expanduser()
@@ -293,7 +293,9 @@ def discover_folders(root: Path, label: int | None = None) -> Discovery:
     for folder, folder_label in class_dirs:
         # A manifest describes the data set holding the class folder (or `root` itself with --label).
         base = folder if label is not None and (folder / SOURCE_MANIFEST).is_file() else folder.parent
-        listed = manifests.setdefault(base, read_source_manifest(base))
+        if base not in manifests:  # several class folders share their data set's manifest: read it once
+            manifests[base] = read_source_manifest(base)
+        listed = manifests[base]
         above = _source_name(root, folder)
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p)):
             relative = path.relative_to(root).as_posix()

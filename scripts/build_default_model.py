@@ -134,9 +134,14 @@ def run_protocol(args: argparse.Namespace, data: Path, out: Path) -> dict:
     }
 
 
+def decision_rule(model_dir: Path) -> dict:
+    """The threshold and band a model's verdicts used, from its metadata."""
+    metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+    return {"threshold": metadata["threshold"], "band": metadata["uncertainty_band"]}
+
+
 def read_predictions(eval_dir: Path, run_dir: Path, fold: int) -> list[dict]:
-    metadata = json.loads((run_dir / "metadata.json").read_text(encoding="utf-8"))
-    rule = {"threshold": metadata["threshold"], "band": metadata["uncertainty_band"]}
+    rule = decision_rule(run_dir)
     with (eval_dir / "predictions.csv").open(newline="", encoding="utf-8") as handle:
         return [row | {"fold": fold} | rule for row in csv.DictReader(handle)]
 
@@ -206,18 +211,16 @@ def baseline(model_dir: Path, data: Path, out: Path, tiers: list[str]) -> dict:
 
     An evaluation already in `out` is reused (the previous default scores about 4 images/s here).
     """
-    results = {}
+    rule = decision_rule(model_dir)
+    results = {"name": json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))["name"]}
     for tier in tiers:
         evaluation_dir = out / f"baseline-{tier}"
         if not (evaluation_dir / "predictions.csv").is_file():
             evaluate(model_dir, data, evaluation_dir, "all", TIERS[tier])
         with (evaluation_dir / "predictions.csv").open(newline="", encoding="utf-8") as handle:
-            metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
-            rule = {"threshold": metadata["threshold"], "band": metadata["uncertainty_band"]}
             rows = [row | {"fold": "-"} | rule for row in csv.DictReader(handle)]
         results[tier] = summarize(rows)
-    name = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))["name"]
-    return {"name": name} | results
+    return results
 
 
 def protocol_plots(predictions_file: Path, metadata: dict, folder: Path) -> list[str]:
@@ -242,9 +245,7 @@ def same_images(predictions_file: Path, subfolder: str) -> dict:
         rows = [row for row in csv.DictReader(handle) if row["path"].startswith(prefix)]
     for row in rows:
         if row["fold"] not in rules:
-            metadata_file = predictions_file.parent / f"fold{row['fold']}" / "run" / "metadata.json"
-            metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
-            rules[row["fold"]] = {"threshold": metadata["threshold"], "band": metadata["uncertainty_band"]}
+            rules[row["fold"]] = decision_rule(predictions_file.parent / f"fold{row['fold']}" / "run")
         row |= rules[row["fold"]]
     return {tier: summarize([row for row in rows if row["tier"] == tier]) for tier in TIERS}
 
