@@ -179,6 +179,17 @@ def _training_options(parser: argparse.ArgumentParser, default_out: str) -> None
     )
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, unless its text already names it or there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, [], argparse.SUPPRESS) and action.option_strings
+        if shown and "default" not in text and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="realcheck", description="Tell real photographs from AI-generated images."
@@ -260,9 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", help="export an artifact to ONNX or SavedModel (checked against Keras)"
     )
-    export.add_argument("--model", required=True, help="artifact folder")
+    export.add_argument("--model", default=None, help="artifact folder (default: the bundled model)")
     export.add_argument("--format", required=True, choices=("onnx", "savedmodel"))
-    export.add_argument("--out", default=None, help="output path (default: inside the artifact folder)")
+    export.add_argument(
+        "--out",
+        default=None,
+        help="output path (default: inside the artifact folder; for the bundled model, in the current folder)",
+    )
     export.set_defaults(handler=command_export)
 
     app = commands.add_parser(
@@ -278,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     app.set_defaults(handler=command_app)
     _serving_commands(commands)
+    for command in commands.choices.values():
+        command.formatter_class = DefaultsHelpFormatter
     return parser
 
 
@@ -326,6 +343,15 @@ def _serving_commands(commands) -> None:
     )
     serve.add_argument(
         "--rate-limit", type=_non_negative_int, default=0, help="requests a minute per client (0: no limit)"
+    )
+    serve.add_argument(
+        "--request-timeout",
+        type=_positive_float,
+        default=20.0,
+        help="seconds a request may take to arrive, plus 1 s per 64 KiB of it (slow clients get a 408)",
+    )
+    serve.add_argument(
+        "--connection-limit", type=_positive_int, default=200, help="most open connections at once"
     )
     serve.set_defaults(handler=command_serve)
 
@@ -517,9 +543,17 @@ def command_evaluate(args: argparse.Namespace) -> int:
 
 
 def command_export(args: argparse.Namespace) -> int:
+    from model.artifact import read_metadata
     from model.export import export_artifact
+    from server.config import resolve_model_dir
 
-    record = export_artifact(args.model, args.format, args.out)
+    model_dir = resolve_model_dir(args.model)
+    out = args.out
+    if out is None and args.model is None:
+        # The installed package is not the place for files a user makes: the bundled model exports here.
+        name = read_metadata(model_dir)["name"]
+        out = Path(f"{name}.onnx") if args.format == "onnx" else Path(f"{name}-savedmodel") / "1"
+    record = export_artifact(model_dir, args.format, out)
     print(
         f"exported {record['format']} to {record['path']} (max difference from Keras {record['max_abs_diff']:.2e})"
     )
@@ -562,6 +596,8 @@ def command_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         threads=args.threads,
+        request_timeout_s=args.request_timeout,
+        connection_limit=args.connection_limit,
     )
     return run_server(config)
 

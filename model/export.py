@@ -5,8 +5,13 @@ Every export is checked against the Keras model on sample inputs before it is re
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +103,45 @@ def run_savedmodel(path: str | Path, inputs: np.ndarray) -> np.ndarray:
 
     loaded = tf.saved_model.load(str(path))
     return np.asarray(loaded.serve(tf.constant(inputs))).reshape(-1)
+
+
+def export_onnx_in_child(model_dir: str | Path, out: str | Path) -> dict:
+    """`export_artifact(model_dir, "onnx", out)` in a child process; returns its record.
+
+    The exporter (tf2onnx) needs several GB for a big graph and keeps much of it: in a child, a server or a
+    test session gets all of it back when the child exits, and never imports TensorFlow for it.
+    """
+    command = [sys.executable, "-m", "model.export", str(model_dir), str(out)]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        lines = [line for line in completed.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {completed.returncode}"
+        raise RealCheckError(f"ONNX export of {model_dir} failed: {reason}")
+    return json.loads(Path(str(out) + ".export.json").read_text(encoding="utf-8"))
+
+
+def _die_with_parent() -> None:
+    # Linux: the kernel sends SIGTERM when the process that started this one exits (a killed server or
+    # test run leaves no orphaned exporter behind).
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m model.export MODEL_DIR OUT.onnx`: the child process of `export_onnx_in_child`."""
+    _die_with_parent()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    model_dir, out = argv if argv is not None else sys.argv[1:]
+    try:
+        export_artifact(model_dir, "onnx", out)
+    except RealCheckError as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -50,20 +50,28 @@ def predict():
     return jsonify(
         model={"name": service.metadata["name"], "version": service.metadata["version"]},
         decision={"threshold": threshold, "uncertainty_band": list(service.detector.rule.band)},
-        predictions=[
-            {
-                "score": result.score,
-                "verdict": result.verdict,
-                "threshold": threshold,
-                "sha256": result.sha256,
-                "cached": result.cached,
-                "time_ms": result.time_ms,
-                "filename": upload.filename,
-            }
-            for upload, result in zip(uploads, results)
-        ],
+        predictions=[_prediction(upload, result, threshold) for upload, result in zip(uploads, results)],
         time_ms=round((time.perf_counter() - started) * 1000.0, 3),
     )
+
+
+def _prediction(upload, result, threshold: float) -> dict:
+    if not result.ok:
+        # One bad image of several: its own error in its slot, the others are scored.
+        return {
+            "error": {"code": "invalid_image", "message": result.error},
+            "sha256": result.sha256,
+            "filename": upload.filename,
+        }
+    return {
+        "score": result.score,
+        "verdict": result.verdict,
+        "threshold": threshold,
+        "sha256": result.sha256,
+        "cached": result.cached,
+        "time_ms": result.time_ms,
+        "filename": upload.filename,
+    }
 
 
 @api.get("/models")

@@ -48,7 +48,9 @@ class RealCheckClient:
     def check(self, images: ImageInput | Iterable[ImageInput]) -> list[dict]:
         """Score one image or several (paths or bytes) in one request; one result dict per image, in order.
 
-        Each result has score (P(AI)), verdict, threshold, sha256, cached, time_ms, plus model and version.
+        Each result has score (P(AI)), verdict, threshold, sha256, cached, time_ms, plus model and version;
+        in a call with several images, one the server cannot decode has `error` ({code, message}) instead
+        of a score (a single bad image raises ClientError).
         """
         items = (
             [images] if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)) else list(images)

@@ -73,6 +73,8 @@ class ServerConfig:
     threads: int = 16
     connection_limit: int = 200
     channel_timeout_s: int = 30
+    # A request must arrive within this many seconds plus 1 s per 64 KiB of it (slow-client guard).
+    request_timeout_s: float = 20.0
     # Load and warm up the model in a background thread so /healthz answers during start-up.
     load_in_background: bool = False
     warmup: bool = True
@@ -85,6 +87,8 @@ class ServerConfig:
                 raise RealCheckError(f"{name.replace('_', '-')} must be at least 1")
         if self.max_images_per_request < 1 or self.threads < 1:
             raise RealCheckError("max-images-per-request and threads must be at least 1")
+        if self.request_timeout_s <= 0:
+            raise RealCheckError("request-timeout must be above 0 seconds")
         if self.max_wait_ms < 0 or self.result_cache_size < 0 or self.rate_limit_per_minute < 0:
             raise RealCheckError("max-wait-ms, cache size and rate limit must not be negative")
         for origin in self.cors_origins:

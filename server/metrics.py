@@ -44,6 +44,11 @@ class Metrics:
         self.cache_misses = Counter(
             "realcheck_cache_misses", "Images that needed the model", registry=self.registry
         )
+        self.invalid_images = Counter(
+            "realcheck_invalid_images",
+            "Images of multi-image requests that could not be decoded",
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "realcheck_batch_size",
             "Images per model call",

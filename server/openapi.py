@@ -21,8 +21,8 @@ def openapi_document(config: ServerConfig) -> dict:
     secured = [{"ApiKey": []}] if config.api_key else []
     errors = {
         "400": _error(
-            "Bad input: empty body, invalid JSON or base64, not an image, truncated or corrupt image, "
-            "unsupported format, too many pixels (decompression bomb)"
+            "Bad input: empty body, invalid JSON or base64; or, for a request of one image, not an image, "
+            "truncated or corrupt image, unsupported format, too many pixels (decompression bomb)"
         ),
         "401": _error("Missing or wrong API key (only when the server requires one)"),
         "413": _error(
@@ -149,19 +149,18 @@ def openapi_document(config: ServerConfig) -> dict:
         "components": {
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
             "schemas": {
+                "ErrorDetail": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "example": "invalid_image"},
+                        "message": {"type": "string"},
+                    },
+                },
                 "Error": {
                     "type": "object",
                     "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string", "example": "invalid_image"},
-                                "message": {"type": "string"},
-                            },
-                        }
-                    },
+                    "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}},
                 },
                 "PredictRequest": {
                     "type": "object",
@@ -199,6 +198,16 @@ def openapi_document(config: ServerConfig) -> dict:
                         "filename": {"type": "string", "nullable": True},
                     },
                 },
+                "ImageError": {
+                    "type": "object",
+                    "description": "an image of a multi-image request that could not be decoded",
+                    "required": ["error", "sha256"],
+                    "properties": {
+                        "error": {"$ref": "#/components/schemas/ErrorDetail"},
+                        "sha256": {"type": "string", "description": "SHA-256 of the image bytes (hex)"},
+                        "filename": {"type": "string", "nullable": True},
+                    },
+                },
                 "ModelRef": {
                     "type": "object",
                     "required": ["name", "version"],
@@ -218,7 +227,14 @@ def openapi_document(config: ServerConfig) -> dict:
                         },
                         "predictions": {
                             "type": "array",
-                            "items": {"$ref": "#/components/schemas/Prediction"},
+                            "description": "one entry per image, in request order; in a request of several "
+                            "images, one that cannot be decoded gets an ImageError and the others are scored",
+                            "items": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/Prediction"},
+                                    {"$ref": "#/components/schemas/ImageError"},
+                                ]
+                            },
                         },
                         "time_ms": {"type": "number"},
                     },

@@ -98,7 +98,7 @@ def ensure_onnx_export(model_dir: str | Path, cache_dir: str | Path, name: str =
     re-exported and a stale export can never be served. Exports are written under a temporary name and
     renamed, so concurrent servers never load half a file.
     """
-    from model.export import export_artifact
+    from model.export import export_onnx_in_child
 
     model_file = Path(model_dir) / MODEL_FILE
     if not model_file.is_file():
@@ -115,9 +115,11 @@ def ensure_onnx_export(model_dir: str | Path, cache_dir: str | Path, name: str =
     if target.is_file():
         log.info("using cached ONNX export %s", target)
         return target
-    log.info("exporting %s to ONNX (once per model version; checked against Keras)", model_dir)
+    log.info(
+        "exporting %s to ONNX in a child process (once per model version; checked against Keras)", model_dir
+    )
     temporary = folder / f".{target.stem}.{os.getpid()}.tmp.onnx"
-    record = export_artifact(model_dir, "onnx", temporary)
+    record = export_onnx_in_child(model_dir, temporary)
     os.replace(temporary, target)
     sidecar = temporary.with_name(temporary.name + ".export.json")
     if sidecar.is_file():

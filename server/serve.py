@@ -1,15 +1,18 @@
 """`realcheck serve`: the app on waitress, a production WSGI server (never Flask's development server).
 
 Waitress reads every request completely on its I/O thread before a worker thread sees it, so slow clients
-(slow uploads, idle keep-alive connections) tie up buffers, not the workers that run predictions; idle or
-stalled connections are closed after `channel_timeout_s`.
+(slow uploads, idle keep-alive connections) tie up buffers, not the workers that run predictions; idle
+connections are closed after `channel_timeout_s`, and a request that takes too long to arrive gets a 408
+(`server.transport`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
+import sys
 
 from server.config import ServerConfig
 
@@ -21,6 +24,7 @@ def make_server(config: ServerConfig):
     from waitress import create_server
 
     from server.app import create_app
+    from server.transport import ArrivalDeadline, enforce_arrival_deadline
 
     config = dataclasses.replace(config, load_in_background=True)
     app = create_app(config)
@@ -31,10 +35,12 @@ def make_server(config: ServerConfig):
         threads=config.threads,
         connection_limit=config.connection_limit,
         channel_timeout=config.channel_timeout_s,
+        cleanup_interval=1,  # how often deadlines are checked (cheap: one pass over open connections)
         max_request_body_size=config.transport_body_limit,
         ident="realcheck",
         clear_untrusted_proxy_headers=True,
     )
+    enforce_arrival_deadline(server, ArrivalDeadline(config.request_timeout_s))
     return app, server
 
 
@@ -65,4 +71,13 @@ def run_server(config: ServerConfig) -> int:
     finally:
         server.close()
         service.stop()
+    if service.loading:
+        # The loader thread is inside ONNX Runtime or TensorFlow, whose native threads abort the process
+        # (SIGABRT, "terminate called without an active exception") if the interpreter finalises under
+        # them: stop here, cleanly, without finalising. An export child dies with this process.
+        log.info("stopped while the model was still loading")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

@@ -30,13 +30,18 @@ RESULT_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class ImageResult:
-    """The answer for one image."""
+    """The answer for one image: a score and verdict, or (in a request of several images) an error."""
 
-    score: float
-    verdict: str
     sha256: str
-    cached: bool
-    time_ms: float
+    score: float | None = None
+    verdict: str | None = None
+    cached: bool = False
+    time_ms: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,11 @@ class PredictionService:
     @property
     def ready(self) -> bool:
         return self.state == "ready"
+
+    @property
+    def loading(self) -> bool:
+        """True while the background loader is still at work."""
+        return self._loader is not None and self._loader.is_alive()
 
     def start(self) -> PredictionService:
         """Read the artifact's metadata now (a bad folder fails at once), then load and warm up the model.
@@ -156,7 +166,11 @@ class PredictionService:
         }
 
     def predict(self, uploads: list[Upload]) -> list[ImageResult]:
-        """Score every upload; raises InvalidImage (naming the image) before any model time is spent."""
+        """Score every upload, in order.
+
+        An image that cannot be decoded gets its own error result and costs no model time; the others are
+        scored. A request of one image that cannot be decoded raises InvalidImage instead (a 400).
+        """
         if not self.ready:
             raise NotReady(
                 f"model failed to load: {self.failure}"
@@ -170,6 +184,7 @@ class PredictionService:
         cached = [False] * count
         started = [0.0] * count
         elapsed = [0.0] * count
+        errors: list[str | None] = [None] * count
         waiting: list[int] = []
         with self.batcher.incoming(count) as ticket:
             arrays = []
@@ -184,7 +199,10 @@ class PredictionService:
                 try:
                     arrays.append(self.detector.prepare(upload.data))
                 except ImageDecodeError as error:
-                    raise InvalidImage(f"{upload.describe(index)}: {error}") from None
+                    if count == 1:
+                        raise InvalidImage(f"{upload.describe(index)}: {error}") from None
+                    errors[index] = f"{upload.describe(index)}: {error}"
+                    continue
                 waiting.append(index)
             try:
                 futures = ticket.submit(arrays) if arrays else []
@@ -199,14 +217,17 @@ class PredictionService:
             scores[index] = score
             elapsed[index] = time.perf_counter() - started[index]
             self.cache.put(hashes[index], score)
-        self.metrics.images.inc(count)
+        self.metrics.images.inc(len(waiting) + sum(cached))
         self.metrics.cache_hits.inc(sum(cached))
-        self.metrics.cache_misses.inc(count - sum(cached))
+        self.metrics.cache_misses.inc(len(waiting))
+        self.metrics.invalid_images.inc(count - len(waiting) - sum(cached))
         return [
-            ImageResult(
+            ImageResult(sha256=hashes[i], error=errors[i])
+            if errors[i] is not None
+            else ImageResult(
+                sha256=hashes[i],
                 score=float(scores[i]),
                 verdict=self.detector.verdict(float(scores[i])),
-                sha256=hashes[i],
                 cached=cached[i],
                 time_ms=round(elapsed[i] * 1000.0, 3),
             )

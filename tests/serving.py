@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import imagegen
+import processes
 from PIL import Image
 
 STARTUP_TIMEOUT_S = 180
@@ -56,21 +56,29 @@ class LiveServer:
             *extra,
         ]
         env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.process = processes.spawn(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def wait_healthy(self) -> None:
+        """Until /healthz answers (the model may still be loading)."""
+        self._wait_for("/healthz")
 
     def wait_ready(self) -> None:
+        """Until /readyz answers 200 (model loaded and warmed up)."""
+        self._wait_for("/readyz")
+
+    def _wait_for(self, path: str) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}: {self.log()}")
             try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=5) as response:
+                with urllib.request.urlopen(self.url + path, timeout=5) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"server not ready after {STARTUP_TIMEOUT_S} s: {self.log()}")
+        raise RuntimeError(f"no 200 from {path} after {STARTUP_TIMEOUT_S} s: {self.log()}")
 
     def get_json(self, path: str) -> tuple[int, dict]:
         try:
@@ -84,19 +92,15 @@ class LiveServer:
             return response.read().decode()
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """SIGTERM (a clean shutdown), SIGKILL after 30 s; the exit status."""
+        status = processes.stop(self.process)
         self._log.close()
-        return self.process.returncode
+        return status
 
 
 def jpeg_bytes(label: str = "real", size: int = 64, seed: int = 0, quality: int = 90) -> bytes:

@@ -12,7 +12,7 @@ from pathlib import Path
 import imagegen
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, TINY_BACKBONE
 from PIL import Image
 
 from model.cli import main
@@ -50,7 +50,7 @@ def test_train_writes_a_complete_artifact(trained_artifact):
     ):
         assert (trained_artifact / name).is_file(), name
     metadata = json.loads((trained_artifact / "metadata.json").read_text())
-    assert metadata["backbone"] == "resnet50"
+    assert metadata["backbone"] == TINY_BACKBONE
     assert metadata["labels"] == {"0": "real", "1": "ai"}
     assert metadata["input_size"] == 32
     low, high = metadata["uncertainty_band"]
@@ -117,15 +117,22 @@ def test_evaluate_text_report(capsys, trained_artifact, folder_dataset):
     assert "balanced accuracy" in out and "confusion matrix" in out
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "savedmodel"])
-def test_export_matches_keras(capsys, trained_artifact, tmp_path, fmt):
-    target = tmp_path / ("model.onnx" if fmt == "onnx" else "savedmodel")
-    status, out, _ = run_cli(
-        capsys, "export", "--model", str(trained_artifact), "--format", fmt, "--out", str(target)
+def run_cli_process(*args: str) -> subprocess.CompletedProcess:
+    """The installed `realcheck` in its own process: exporters keep gigabytes the test session never gets back."""
+    from serving import realcheck_command
+
+    return subprocess.run(
+        [*realcheck_command(), "-q", *args], capture_output=True, text=True, timeout=300, check=False
     )
-    assert status == 0, out
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "savedmodel"])
+def test_export_matches_keras(trained_artifact, tmp_path, fmt):
+    target = tmp_path / ("model.onnx" if fmt == "onnx" else "savedmodel")
+    done = run_cli_process("export", "--model", str(trained_artifact), "--format", fmt, "--out", str(target))
+    assert done.returncode == 0, done.stderr
     assert target.exists()
-    assert "max difference from Keras" in out
+    assert "max difference from Keras" in done.stdout
 
 
 def test_finetune_continues_from_an_artifact(capsys, trained_artifact, folder_dataset, tmp_path):
@@ -416,8 +423,8 @@ def test_train_on_crops_with_highpass_scores_a_larger_window(capsys, folder_data
     # The same weights score any window: the 48-px one the artifact uses and a 64-px one.
     pixels = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
     assert np.isfinite(model.predict(pixels, verbose=0)).all()
-    status, _, err = run_cli(capsys, "export", "--model", str(out), "--format", "onnx")
-    assert status == 0, err
+    done = run_cli_process("export", "--model", str(out), "--format", "onnx")
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize(
@@ -576,8 +583,6 @@ def test_train_split_by_source_calibrates_on_unseen_sources(capsys, tmp_path):
         "--max-real-called-ai",
         "0.1",
         *TINY,
-        "--backbone",
-        "efficientnet_lite0",  # the smallest network builds fastest; the split and calibration are the point
     )
     assert status == 0, err
     rows = (out_dir / "split.csv").read_text().splitlines()[1:]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from serving import jpeg_bytes, varied_images
+from serving import LiveServer, jpeg_bytes, varied_images
 
 from server.client import RealCheckClient
 
@@ -86,3 +88,61 @@ def test_errors_over_the_wire_are_json(live_server):
         except urllib.error.HTTPError as error:
             assert error.code == status
             assert set(json.loads(error.read())["error"]) == {"code", "message"}
+
+
+def test_sigterm_while_the_model_loads_exits_cleanly(tiny_artifact, onnx_cache_dir, tmp_path):
+    # The TensorFlow backend loads for seconds (import, model file, warm-up): SIGTERM lands mid-load.
+    for attempt in range(2):
+        server = LiveServer(
+            tiny_artifact, onnx_cache_dir, tmp_path / f"serve-{attempt}.log", "--backend", "tensorflow"
+        )
+        server.wait_healthy()
+        status, body = server.get_json("/readyz")
+        assert status == 503, "the model was already loaded: the test did not stop it mid-load"
+        assert server.stop() == 0, server.log()
+        assert (
+            "terminate called" not in server.log()
+            and "stopped while the model was still loading" in server.log()
+        )
+
+
+def test_a_request_that_trickles_in_gets_a_408_and_frees_its_connection(
+    tiny_artifact, onnx_cache_dir, tmp_path
+):
+    server = LiveServer(
+        tiny_artifact,
+        onnx_cache_dir,
+        tmp_path / "serve.log",
+        "--request-timeout",
+        "2",
+        "--connection-limit",
+        "30",
+        "--threads",
+        "2",
+    )
+    try:
+        server.wait_ready()
+        # More tricklers than the connection limit allows: each sends a byte now and then, never finishing.
+        tricklers = [socket.create_connection(("127.0.0.1", server.port), timeout=20) for _ in range(40)]
+        for connection in tricklers:
+            connection.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
+        answers = []
+        for _ in range(6):  # 6 s of trickling, three times the deadline
+            for connection in tricklers:
+                with contextlib.suppress(OSError):  # closed by the server: that is the point
+                    connection.sendall(b"X")
+            time.sleep(1)
+        for connection in tricklers:
+            try:
+                answers.append(connection.recv(4096))
+            except OSError:
+                answers.append(b"")
+            connection.close()
+        refused = [answer for answer in answers if answer.startswith(b"HTTP/1.1 408")]
+        assert len(refused) >= 30, answers[:3]
+        body = json.loads(refused[0].split(b"\r\n\r\n", 1)[1])
+        assert body["error"]["code"] == "request_timeout"
+        # Normal clients are served again.
+        assert RealCheckClient(server.url, timeout=30).check_one(jpeg_bytes(seed=77))["verdict"]
+    finally:
+        server.stop()

@@ -47,13 +47,13 @@ def test_onnx_export_is_cached_and_redone_when_the_model_changes(tmp_path, monke
     (artifact / "model.keras").write_bytes(b"model version 1")
     exports = []
 
-    def fake_export(model_dir, fmt, out):
+    def fake_export(model_dir, out):
         exports.append(out)
         out.write_bytes(b"onnx of " + (artifact / "model.keras").read_bytes())
         out.with_name(out.name + ".export.json").write_text("{}")
         return {"max_abs_diff": 0.0}
 
-    monkeypatch.setattr("model.export.export_artifact", fake_export)
+    monkeypatch.setattr("model.export.export_onnx_in_child", fake_export)
     cache = tmp_path / "cache"
     first = runtimes.ensure_onnx_export(artifact, cache, "my model")
     assert runtimes.ensure_onnx_export(artifact, cache, "my model") == first
@@ -91,13 +91,13 @@ def test_a_damaged_cached_export_is_replaced(tiny_artifact, onnx_cache_dir, tmp_
     cached.write_bytes(good[: len(good) // 3])  # a copy cut short
     exports = []
 
-    def export_again(model_dir, fmt, out):
+    def export_again(model_dir, out):
         # Stands in for tf2onnx (gigabytes and a minute): the export the fixture made once, written anew.
         exports.append(out)
         out.write_bytes(good)
         return {"max_abs_diff": 0.0}
 
-    monkeypatch.setattr("model.export.export_artifact", export_again)
+    monkeypatch.setattr("model.export.export_onnx_in_child", export_again)
     runtime, _ = runtimes.load_runtime(tiny_artifact, read_metadata(tiny_artifact), "onnx", cache)
     assert len(exports) == 1 and runtime.path == cached and cached.read_bytes() == good
     assert runtime.scores(np.zeros((1, 32, 32, 3), dtype=np.float32)).shape == (1,)
@@ -112,10 +112,29 @@ def test_an_artifacts_own_onnx_export_is_used_only_when_it_matches(tiny_artifact
     (artifact / "model.onnx").write_bytes(b"shipped")
     record = {"source_sha256": model_artifact.file_sha256(artifact / "model.keras")}
     (artifact / "model.onnx.export.json").write_text(json.dumps(record))
-    monkeypatch.setattr("model.export.export_artifact", lambda *a: pytest.fail("exported although shipped"))
+    monkeypatch.setattr(
+        "model.export.export_onnx_in_child", lambda *a: pytest.fail("exported although shipped")
+    )
     assert runtimes.ensure_onnx_export(artifact, tmp_path / "cache", "m") == artifact / "model.onnx"
     (artifact / "model.onnx.export.json").write_text(json.dumps({"source_sha256": "0" * 64}))
     assert runtimes.shipped_onnx(artifact, record["source_sha256"]) is None  # made from another model
+
+
+def test_the_export_runs_in_a_child_process_and_its_failure_says_why(tiny_artifact, onnx_cache_dir, tmp_path):
+    import shutil
+
+    from model.errors import RealCheckError
+
+    # The fixture exported through the child process; here the child fails and says why.
+    assert list((onnx_cache_dir / "onnx").glob("*.onnx"))
+    artifact = tmp_path / "artifact"
+    shutil.copytree(tiny_artifact, artifact)
+    (artifact / "model.keras").write_bytes(b"\x00" * 100)
+    with pytest.raises(
+        RealCheckError, match="ONNX export of .* failed: .*damaged: not a Keras model archive"
+    ):
+        runtimes.ensure_onnx_export(artifact, tmp_path / "cache", "m")
+    assert not list((tmp_path / "cache" / "onnx").iterdir()), "nothing half-written is left"
 
 
 def test_a_damaged_model_file_says_so(tiny_artifact, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import shutil
@@ -159,7 +160,7 @@ def test_models_and_one_model(client):
         "training_data",
     ):
         assert key in model
-    assert model["backbone"] == "resnet50" and model["input_size"] == 32
+    assert model["backbone"] == "efficientnet_lite0" and model["input_size"] == 32
     assert "metrics" in model and model["state"] == "ready"
     assert client.get("/v1/models/realcheck-tiny").get_json()["version"] == "0.0.1-test"
     assert_error(client.get("/v1/models/other"), 404, "model_not_found")
@@ -295,13 +296,34 @@ def test_bad_image_bytes_are_400_with_the_reason(client, data, says):
         assert_error(response, 400, "invalid_image", says)
 
 
-def test_bad_image_among_good_ones_names_the_image_and_costs_no_model_time(client, service):
+def test_bad_image_among_good_ones_gets_its_own_error_and_the_others_are_scored(client, service):
+    good = [jpeg_bytes(seed=91), jpeg_bytes("ai", seed=92)]
+    alone = [client.post("/v1/predict", **multipart(image)).get_json()["predictions"][0] for image in good]
     before = service.metrics.batch_size._sum.get()
+    invalid_before = service.metrics.invalid_images._value.get()
+    bomb = bomb_png(9000, 9000)
     response = client.post(
-        "/v1/predict", **multipart(jpeg_bytes(seed=91), b"nope", names=["ok.jpg", "bad.png"])
+        "/v1/predict",
+        **multipart(good[0], b"nope", bomb, good[1], names=["ok.jpg", "bad.png", "bomb.png", "ok2.jpg"]),
     )
-    assert "image 1 (bad.png)" in assert_error(response, 400, "invalid_image")["message"]
+    assert response.status_code == 200
+    first, bad, bombed, last = response.get_json()["predictions"]
+    assert [first["score"], last["score"]] == [alone[0]["score"], alone[1]["score"]]
+    assert bad["error"]["code"] == bombed["error"]["code"] == "invalid_image"
+    assert bad["filename"] == "bad.png" and "image 1 (bad.png)" in bad["error"]["message"]
+    assert "image 2 (bomb.png)" in bombed["error"]["message"] and "pixels" in bombed["error"]["message"]
+    assert bad["sha256"] == hashlib.sha256(b"nope").hexdigest()
+    assert "score" not in bad and "verdict" not in bad
+    # The good images were cache hits, so the bad ones cost no model time either.
     assert service.metrics.batch_size._sum.get() == before
+    assert service.metrics.invalid_images._value.get() == invalid_before + 2
+    assert "realcheck_invalid_images_total" in client.get("/metrics").get_data(as_text=True)
+
+
+def test_a_request_of_only_bad_images_answers_each(client):
+    response = client.post("/v1/predict", **multipart(b"nope", b"", names=["a.png", "b.png"]))
+    assert response.status_code == 200
+    assert [p["error"]["code"] for p in response.get_json()["predictions"]] == ["invalid_image"] * 2
 
 
 @pytest.mark.parametrize(

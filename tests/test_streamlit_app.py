@@ -16,6 +16,7 @@ from pathlib import Path
 
 import imagegen
 import numpy as np
+import processes
 import pytest
 import streamlit
 from PIL import Image
@@ -352,7 +353,7 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_pa
     command = streamlit_command(browser_artifact, port, "127.0.0.1")
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
     with open(log, "wb") as output:
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = processes.spawn(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_until_healthy(url, process, log)
         with sync_playwright() as playwright:
@@ -391,9 +392,4 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_pa
             finally:
                 browser.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        processes.stop(process)
