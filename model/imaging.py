@@ -77,14 +77,35 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
+        cut_short = _looks_cut_short(image)
         image = ImageOps.exif_transpose(image)
-        return _to_rgb(image)
+        rgb = _to_rgb(image)
     except ImageDecodeError:
         raise
     except Exception as error:
         # Pillow's format plugins raise more than OSError on damaged data (a truncated animated GIF gives
         # IndexError or struct.error), and no damaged file may escape as anything but ImageDecodeError.
         raise ImageDecodeError(f"corrupt or truncated image data ({error})") from error
+    if cut_short:
+        raise ImageDecodeError(
+            "truncated JPEG: its last rows are flat grey, what libjpeg fills in when the data ends early"
+        )
+    return rgb
+
+
+# Rows at the bottom of a baseline JPEG that, all flat mid-grey, mean the data ended early: libjpeg fills
+# every block it has no data for with zero coefficients (grey 128) and only warns, even when an end
+# marker was appended to hide the cut. A real photo has noise in every row.
+CUT_SHORT_GREY_ROWS = 4
+
+
+def _looks_cut_short(image: Image.Image) -> bool:
+    if image.format not in {"JPEG", "MPO"} or image.info.get("progressive") or image.info.get("progression"):
+        return False
+    if image.height < 2 * CUT_SHORT_GREY_ROWS:
+        return False
+    bottom = np.asarray(image.crop((0, image.height - CUT_SHORT_GREY_ROWS, image.width, image.height)))
+    return bool(np.all(np.abs(bottom.astype(np.int16) - 128) <= 1))
 
 
 def _open(source: ImageSource, max_pixels: int) -> Image.Image:

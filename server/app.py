@@ -34,6 +34,9 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
         MAX_CONTENT_LENGTH=config.max_request_bytes,
         # Multipart: every image is a part; a few more for form fields.
         MAX_FORM_PARTS=config.max_images_per_request + 16,
+        # Text fields are ignored, and bounded by the body limit like a JSON body: Werkzeug's own 500 KB
+        # cap would raise the same 413 as too many parts, and the client would be told the wrong reason.
+        MAX_FORM_MEMORY_SIZE=config.max_request_bytes,
         JSON_SORT_KEYS=False,
     )
     if service is None:

@@ -223,6 +223,27 @@ def test_every_truncation_raises_only_image_decode_error(fmt):
     assert refused >= 0.9 * len(range(1, len(data) - 16, step))
 
 
+@pytest.mark.parametrize("subsampling", [0, 2], ids=["4:4:4", "4:2:0"])
+@pytest.mark.parametrize("kept", [0.3, 0.6, 0.9])
+def test_a_cut_jpeg_with_an_end_marker_appended_is_refused_not_scored_half_grey(subsampling, kept):
+    buffer = io.BytesIO()
+    Image.fromarray(imagegen.make_array("real", 200, seed=3)).save(
+        buffer, format="JPEG", quality=90, subsampling=subsampling
+    )
+    data = buffer.getvalue()
+    cut = data[: int(len(data) * kept)] + b"\xff\xd9"  # EOI: the file looks complete to Pillow
+    with pytest.raises(ImageDecodeError, match="truncated JPEG"):
+        open_rgb(cut)
+    assert open_rgb(data).size == (200, 200)
+
+
+def test_a_photo_with_a_grey_band_that_is_not_flat_still_decodes():
+    # Mid-grey with sensor noise at the bottom is a picture, not missing data.
+    array = imagegen.make_array("real", 64, seed=4)
+    array[-16:] = np.clip(128 + np.random.default_rng(0).normal(0, 4, array[-16:].shape), 0, 255)
+    assert open_rgb(encode(Image.fromarray(array.astype(np.uint8)), "JPEG")).size == (64, 64)
+
+
 def test_damaged_png_header_is_an_image_decode_error():
     data = bytearray(encode(noisy_image(16), "PNG"))
     data[8:12] = (4).to_bytes(4, "big")  # IHDR chunk claims 4 bytes instead of 13

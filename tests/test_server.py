@@ -320,6 +320,13 @@ def test_bad_image_among_good_ones_gets_its_own_error_and_the_others_are_scored(
     assert "realcheck_invalid_images_total" in client.get("/metrics").get_data(as_text=True)
 
 
+def test_a_large_text_field_beside_an_image_is_ignored_not_called_too_many_images(client):
+    data = {"note": "x" * 600_000, "image": (io.BytesIO(jpeg_bytes(seed=93)), "a.jpg")}
+    response = client.post("/v1/predict", data=data, content_type="multipart/form-data")
+    assert response.status_code == 200, response.get_json()
+    assert [p["filename"] for p in response.get_json()["predictions"]] == ["a.jpg"]
+
+
 def test_a_request_of_only_bad_images_answers_each(client):
     response = client.post("/v1/predict", **multipart(b"nope", b"", names=["a.png", "b.png"]))
     assert response.status_code == 200
