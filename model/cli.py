@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from model import __version__
+from model import __version__, quiet_import
 from model.errors import RealCheckError
 
 log = logging.getLogger("realcheck")
@@ -632,6 +632,7 @@ def configure_logging(quiet: bool) -> None:
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     # TensorFlow's C++ start-up chatter drowns the useful lines; set before TF is first imported.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_import.install()
 
 
 def main(argv: list[str] | None = None) -> int:

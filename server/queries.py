@@ -10,7 +10,9 @@ import csv
 import hashlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -25,6 +27,10 @@ ROW_FIELDS = ("path", "score", "verdict", "threshold", "sha256", "model", "versi
 OUTPUT_SUFFIXES = (".csv", ".jsonl")
 
 
+def _never() -> bool:
+    return False
+
+
 class RemoteChecker:
     """Checks files through a RealCheck server, `concurrency` requests at a time."""
 
@@ -37,11 +43,16 @@ class RemoteChecker:
             # One clear error instead of one failed row per file.
             raise RealCheckError(f"no ready RealCheck server at {url} (is `realcheck serve` running?)")
 
-    def check(self, files: Sequence[tuple[str, Path]]) -> Iterator[dict]:
-        """Rows for (name, path) pairs, in input order, with a bounded number of requests in flight."""
+    def check(self, files: Sequence[tuple[str, Path]], stop_requested=_never) -> Iterator[dict]:
+        """Rows for (name, path) pairs, in input order, with a bounded number of requests in flight.
+
+        Once `stop_requested()` is true no new request starts; the ones in flight are finished and yielded.
+        """
         window: deque = deque()
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             for name, path in files:
+                if stop_requested():
+                    break
                 window.append((name, pool.submit(self._check_file, name, path)))
                 if len(window) >= 2 * self.concurrency:
                     yield window.popleft()[1].result()
@@ -76,9 +87,14 @@ class LocalChecker:
         self.detector = load_detector(resolve_model_dir(model_dir))
         self.batch_size = max(1, batch_size)
 
-    def check(self, files: Sequence[tuple[str, Path]]) -> Iterator[dict]:
-        """Rows for (name, path) pairs, in input order, a batch at a time."""
+    def check(self, files: Sequence[tuple[str, Path]], stop_requested=_never) -> Iterator[dict]:
+        """Rows for (name, path) pairs, in input order, a batch at a time.
+
+        Once `stop_requested()` is true no new batch starts; the one being scored is finished and yielded.
+        """
         for start in range(0, len(files), self.batch_size):
+            if stop_requested():
+                break
             chunk = files[start : start + self.batch_size]
             # Bytes for readable files, the reason for the others.
             contents: list[bytes | str] = []
@@ -162,14 +178,18 @@ class ScanSummary:
     failed: int = 0
     verdicts: dict = field(default_factory=dict)
     seconds: float = 0.0
+    interrupted: bool = False
 
     def text(self, out: Path) -> str:
         counts = ", ".join(f"{count} {verdict}" for verdict, count in sorted(self.verdicts.items())) or "none"
         rate = self.checked / self.seconds if self.seconds > 0 else 0.0
-        return (
+        text = (
             f"scanned {self.checked} of {self.total} images in {self.seconds:.1f} s ({rate:.1f} images/s): "
             f"{counts}; {self.failed} failed; {self.skipped} skipped (already in {out}); results in {out}"
         )
+        if self.interrupted:
+            text += "; interrupted: run the same command again to check the rest"
+        return text
 
 
 def _file_problem(path: Path) -> str | None:
@@ -217,8 +237,12 @@ def scan_folder(
     summary = ScanSummary(total=len(files), skipped=len(files) - len(todo))
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _RowWriter(out) as writer, _Progress(len(todo), enabled=progress) as bar:
-        for row in checker.check(todo):
+    with (
+        _RowWriter(out) as writer,
+        _Progress(len(todo), enabled=progress) as bar,
+        _GracefulInterrupt() as interrupt,
+    ):
+        for row in checker.check(todo, stop_requested=interrupt.requested):
             writer.write(row)
             summary.checked += 1
             if row["error"]:
@@ -227,7 +251,44 @@ def scan_folder(
                 summary.verdicts[row["verdict"]] = summary.verdicts.get(row["verdict"], 0) + 1
             bar.update(summary.checked, summary.failed)
     summary.seconds = time.perf_counter() - started
+    if interrupt.requested():
+        summary.interrupted = True
+        return summary, INTERRUPTED_STATUS
     return summary, 1 if summary.failed else 0
+
+
+INTERRUPTED_STATUS = 130  # what a shell reports for a command stopped by Ctrl-C
+
+
+class _GracefulInterrupt:
+    """The first Ctrl-C asks the scan to finish the images in flight and stop; a second one stops at once."""
+
+    def __init__(self):
+        self._requested = False
+        self._previous = None
+
+    def requested(self) -> bool:
+        return self._requested
+
+    def _handle(self, signum, frame) -> None:
+        if self._requested:
+            raise KeyboardInterrupt
+        self._requested = True
+        print(
+            "\nrealcheck: finishing the images in flight, then stopping (Ctrl-C again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __enter__(self):
+        # Signal handlers can only be set from the main thread; elsewhere Ctrl-C keeps its default.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _resume(out: Path) -> set[str]:
@@ -312,6 +373,7 @@ class _Progress:
             print(line, file=sys.stderr, flush=True)
 
     def __enter__(self):
+        self.update(0, 0)  # at once: the first batch (and a model warming up) can take a while
         return self
 
     def __exit__(self, *exc):

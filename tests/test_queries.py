@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 
 import imagegen
 import pytest
@@ -138,3 +140,34 @@ def test_scan_argument_errors_come_before_loading_a_model(capsys, tmp_path, monk
     status, _, err = run_cli(capsys, "scan", str(folder), "--out", str(out))
     assert status == 2
     assert ("not a folder" if case == "missing folder" else "must end in .csv or .jsonl") in err
+
+
+def test_ctrl_c_during_a_scan_finishes_the_batch_in_flight_then_resumes(
+    capsys, tiny_artifact, tmp_path, monkeypatch
+):
+    from server.queries import LocalChecker, scan_folder
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for index in range(12):
+        (folder / f"{index:02d}.jpg").write_bytes(jpeg_bytes("real" if index % 2 else "ai", 48, seed=index))
+    checker = LocalChecker(tiny_artifact, batch_size=4)
+    score = checker.detector.scores
+    batches = []
+
+    def scores_with_ctrl_c(batch):
+        batches.append(len(batch))
+        if len(batches) == 2:  # Ctrl-C while the second batch is being scored
+            os.kill(os.getpid(), signal.SIGINT)
+        return score(batch)
+
+    monkeypatch.setattr(checker.detector, "scores", scores_with_ctrl_c)
+    out = tmp_path / "scan.csv"
+    summary, status = scan_folder(folder, out, checker, progress=False)
+    assert status == 130 and summary.interrupted and summary.checked == 8
+    assert "finishing the images in flight" in capsys.readouterr().err
+    with open(out, newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 8, "both batches started were written"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "Ctrl-C is itself again"
+    summary, status = scan_folder(folder, out, checker, progress=False)
+    assert status == 0 and summary.checked == 4 and summary.skipped == 8
