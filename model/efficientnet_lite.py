@@ -104,8 +104,22 @@ def scaled_stages(variant: LiteVariant) -> list[Stage]:
     return stages
 
 
+def _conv_init():
+    # EfficientNet's He-style initialiser (as keras.applications uses). Keras' default Glorot shrinks the
+    # signal through 16 depthwise blocks until a network trained from scratch outputs one constant.
+    return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="truncated_normal")
+
+
 def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, activation: bool = True):
-    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.Conv2D(
+        filters,
+        kernel,
+        strides=stride,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=_conv_init(),
+        name=f"{name}_conv",
+    )(x)
     x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     return layers.ReLU(6.0, name=f"{name}_relu6")(x) if activation else x
 
@@ -117,7 +131,12 @@ def _mbconv(x, stage: Stage, stride: int, out_channels: int, name: str):
     if stage.expand != 1:
         x = _conv_bn(x, in_channels * stage.expand, 1, 1, f"{name}_expand")
     x = layers.DepthwiseConv2D(
-        stage.kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_dwconv"
+        stage.kernel,
+        strides=stride,
+        padding="same",
+        use_bias=False,
+        depthwise_initializer=_conv_init(),
+        name=f"{name}_dwconv",
     )(x)
     x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_dwconv_bn")(x)
     x = layers.ReLU(6.0, name=f"{name}_dwconv_relu6")(x)

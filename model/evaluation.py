@@ -93,7 +93,9 @@ def _raise_for_real(
 def fit_platt(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """(scale, bias) of Platt scaling: sigmoid(scale * logit(score) + bias) fitted by log loss.
 
-    Identity (1, 0) when the data cannot fit it (one class only).
+    Identity (1, 0) when the data cannot fit it: one class only, or a fitted scale that is not positive. A
+    scale <= 0 (validation scores that rank no better than chance) would flatten every score to one value
+    or reverse the ranking; the model's own scores are kept instead, and the metrics say how weak they are.
     """
     labels, scores = np.asarray(labels, dtype=int), np.asarray(scores, dtype=np.float64)
     if len(np.unique(labels)) < 2:
@@ -101,7 +103,10 @@ def fit_platt(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     from sklearn.linear_model import LogisticRegression
 
     fit = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(scores)[:, None], labels)
-    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    scale, bias = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    if not scale > 0:
+        return 1.0, 0.0
+    return scale, bias
 
 
 def apply_platt(scores: np.ndarray, scale: float, bias: float) -> np.ndarray:

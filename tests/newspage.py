@@ -50,6 +50,12 @@ TOP_DISTINCT = [
     "shadow.jpg",
 ]
 BELOW_DISTINCT = ["lazy-native.jpg", "lazy-js.jpg"]
+# batch.html: pictures found together, and one the browser shows but the server cannot decode (a JPEG cut short).
+BATCH_GOOD = {"b-plain": "img/plain.jpg", "b-linked": "img/linked.png", "b-srcset": "img/srcset-300.jpg"}
+BATCH_BAD = "b-truncated"
+# cdn.html: one picture from the site itself, the others from an image host (a news site's CDN).
+CDN_OWN = {"c-own": "img/srcset-300.jpg"}
+CDN_IMAGES = {"c-plain": "img/plain.jpg", "c-linked": "img/linked.png", "c-hero": "img/hero.jpg"}
 # Files that must never be sent: the browser did not choose them, or they are not candidates.
 NEVER_SENT = [
     "srcset-900.jpg",
@@ -145,6 +151,38 @@ const lazy = new IntersectionObserver((entries) => {
 document.querySelectorAll(".js-lazy").forEach((image) => lazy.observe(image));
 """
 
+BATCH_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Four pictures</title>
+<style> body { margin: 0; display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; } img { display: block; } </style>
+</head><body>
+<img id="b-plain" src="img/plain.jpg" width="300" height="200" alt="One">
+<img id="b-truncated" src="img/truncated.jpg" width="300" height="200" alt="Cut short">
+<img id="b-linked" src="img/linked.png" width="300" height="200" alt="Two">
+<img id="b-srcset" src="img/srcset-300.jpg" width="300" height="200" alt="Three">
+</body></html>
+"""
+
+
+def cdn_page(image_base: str) -> str:
+    """A page whose pictures but one come from `image_base` (another host, like a news site's image CDN)."""
+    images = "\n".join(
+        f'<img id="{element_id}" src="{image_base}{path}" width="300" height="200" alt="">'
+        for element_id, path in CDN_IMAGES.items()
+    )
+    own = "\n".join(
+        f'<img id="{element_id}" src="{path}" width="300" height="200" alt="">'
+        for element_id, path in CDN_OWN.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Pictures from elsewhere</title>
+<style> body {{ margin: 0; display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }} img {{ display: block; }} </style>
+</head><body>
+{own}
+{images}
+</body></html>
+"""
+
+
 SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="300" height="200" viewBox="0 0 300 200">
 <rect width="300" height="200" fill="#eef"/><polyline points="0,180 60,120 120,140 180,60 240,90 300,20"
 fill="none" stroke="#36c" stroke-width="6"/></svg>
@@ -172,6 +210,7 @@ def write_site(root: Path) -> dict[str, bytes]:
     """Write the page, its script and every image under `root`; returns {relative path: bytes}."""
     files: dict[str, bytes] = {
         "index.html": PAGE.encode(),
+        "batch.html": BATCH_PAGE.encode(),
         "article.html": b"<!doctype html><title>Article</title><p>An article.</p>",
         "page.js": SCRIPT.encode(),
         "img/logo.svg": LOGO.encode(),
@@ -200,6 +239,9 @@ def write_site(root: Path) -> dict[str, bytes]:
     for name, (label, seed, fmt) in photos.items():
         files[f"img/{name}"] = encode(picture(label, seed, sizes.get(name, (300, 200))), fmt)
     files["img/copy-of-plain.jpg"] = files["img/plain.jpg"]
+    # The first two thirds of a JPEG: the browser draws the top of it, the server refuses it as truncated.
+    whole = encode(picture("real", 31), "JPEG")
+    files["img/truncated.jpg"] = whole[: len(whole) * 2 // 3]
     # A JPEG signature and nothing decodable: the browser shows a broken image, the server answers a JSON 400.
     files["img/corrupt.jpg"] = b"\xff\xd8\xff\xe0" + b"this is not really a JPEG " * 20
     for relative, data in files.items():

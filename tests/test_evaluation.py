@@ -288,6 +288,16 @@ def test_platt_scaling_of_one_class_is_the_identity():
     np.testing.assert_allclose(apply_platt(np.array([0.2, 0.7]), 1.0, 0.0), [0.2, 0.7])
 
 
+@pytest.mark.parametrize("case", ["reversed", "flat"])
+def test_platt_scaling_never_flattens_or_reverses_the_ranking(case):
+    labels = np.array([0, 1] * 20)
+    if case == "reversed":  # a model that ranks backwards on validation
+        scores = np.where(labels == 1, 0.3, 0.7) + np.linspace(0, 0.01, 40)
+    else:  # one score for everything (a collapsed model)
+        scores = np.full(40, 0.5)
+    assert fit_platt(labels, scores) == (1.0, 0.0)
+
+
 def test_calibration_layer_matches_apply_platt():
     from model.architecture import Calibration
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ApiError, ServerClient } from "../../extension/background/api.js";
+import { ApiError, predictionError, ServerClient } from "../../extension/background/api.js";
 
 function fakeFetch(respond) {
   const calls = [];
@@ -61,4 +61,17 @@ test("no answer at all is 'unreachable' and retryable; a plain-text error keeps 
 test("a wrong number of predictions is an error", async () => {
   const { fetchImpl } = fakeFetch(() => json(200, { predictions: [] }));
   await assert.rejects(new ServerClient({ serverUrl: "http://s", fetchImpl }).predict([new Blob(["a"])]), /wrong number/);
+});
+
+test("in an answer for several images, an image the server could not decode has its error in its own slot", async () => {
+  const bad = { error: { code: "invalid_image", message: "image 2 (image-1): cannot identify image file" }, sha256: "ab", filename: "image-1" };
+  const good = { score: 0.8, verdict: "ai", threshold: 0.5, sha256: "cd", cached: false, time_ms: 3, filename: "image-0" };
+  const { fetchImpl } = fakeFetch(() => json(200, { model: { name: "m", version: "v" }, predictions: [good, bad] }));
+  const answer = await new ServerClient({ serverUrl: "http://s", fetchImpl }).predict([new Blob(["a"]), new Blob(["b"])]);
+  assert.equal(predictionError(answer.predictions[0]), null);
+  const error = predictionError(answer.predictions[1]);
+  // The same error the image gets when it is sent alone (HTTP 400): not retried, the server's own words.
+  assert.ok(error instanceof ApiError);
+  assert.deepEqual([error.status, error.code, error.message, error.retryable], [400, "invalid_image", bad.error.message, false]);
+  assert.equal(predictionError(undefined).code, "bad_response");
 });

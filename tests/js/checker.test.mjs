@@ -112,3 +112,34 @@ test("an image host the extension may not read is reported as such, so the popup
   const other = await checker.check("https://news.example/photo.jpg");
   assert.equal(other.code, "fetch_blocked");
 });
+
+test("an image the server cannot decode fails alone with the server's reason; the images sent with it get verdicts", async () => {
+  const files = { "https://a/1.png": png(300, 200, 90), "https://a/bad.png": png(300, 200, 0), "https://a/2.png": png(300, 200, 20) };
+  globalThis.fetch = async (url) => new Response(files[url], { headers: { "Content-Type": "image/png" } });
+  const requests = [];
+  const client = {
+    predict: async (blobs) => {
+      const salts = await Promise.all(blobs.map(async (b) => new Uint8Array(await b.arrayBuffer())[39]));
+      requests.push(salts);
+      return {
+        model: { name: "m", version: "1" },
+        decision: { threshold: 0.5, uncertainty_band: [0.45, 0.55] },
+        predictions: salts.map((salt, i) =>
+          salt === 0
+            ? { error: { code: "invalid_image", message: `image ${i + 1} (image-${i}): cannot identify image file` }, sha256: "x", filename: `image-${i}` }
+            : { score: salt / 100, verdict: salt >= 50 ? "ai" : "real", sha256: "y", threshold: 0.5 },
+        ),
+      };
+    },
+  };
+  const checker = new Checker({ client, cache: new ResultCache(), queueOptions: { maxWaitMs: 30 } });
+  const [first, bad, second] = await Promise.all(Object.keys(files).map((url) => checker.check(url)));
+  assert.equal(requests.length, 1, `one request for the three images: ${JSON.stringify(requests)}`);
+  assert.deepEqual([first.state, first.verdict, second.state, second.verdict], ["done", "ai", "done", "real"]);
+  assert.deepEqual([bad.state, bad.code], ["failed", "invalid_image"]);
+  assert.match(bad.message, /^the server could not check this image: image \d \(image-\d\): cannot identify image file$/);
+  // Not cached as a verdict: asking again sends it again (alone, this time).
+  const again = await checker.check("https://a/bad.png");
+  assert.equal(again.state, "failed");
+  assert.equal(requests.length, 2);
+});

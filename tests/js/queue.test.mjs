@@ -1,7 +1,8 @@
-// The request queue: batching, the concurrency limit, backoff without storms, splitting on a bad image.
+// The request queue: batching, the concurrency limit, backoff without storms, one answer per image.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { ApiError } from "../../extension/background/api.js";
 import { RequestQueue } from "../../extension/background/queue.js";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -90,19 +91,50 @@ test("Retry-After is honoured", async () => {
   assert.ok(attempts[1] - attempts[0] >= 110, `waited ${attempts[1] - attempts[0]} ms`);
 });
 
-test("a batch refused for one bad image is retried image by image; the others still score", async () => {
+// The server's answer to a request of several images: a score per image, or its own error in its slot.
+const answerWithErrors = (blobs) => ({
+  model: { name: "m", version: "1" },
+  predictions: blobs.map((b, i) =>
+    b.size === 0
+      ? { error: { code: "invalid_image", message: `image ${i + 1} (image-${i}): cannot identify image file` }, sha256: "e", filename: `image-${i}` }
+      : { score: b.size, sha256: "s", filename: `image-${i}` },
+  ),
+});
+
+test("one undecodable image of a request fails alone, with the server's reason; the others score; nothing is resent", async () => {
   const calls = [];
-  const queue = new RequestQueue(
-    async (blobs) => {
-      calls.push(blobs.map((b) => b.size));
-      if (blobs.some((b) => b.size === 0)) throw Object.assign(new Error("not an image"), { status: 400 });
-      return answer(blobs);
-    },
-    { maxBatch: 3, maxWaitMs: 5 },
-  );
+  const queue = new RequestQueue(async (blobs) => (calls.push(blobs.map((b) => b.size)), answerWithErrors(blobs)), {
+    maxBatch: 3,
+    maxWaitMs: 5,
+  });
   const results = await Promise.allSettled([1, 0, 2].map((n) => queue.submit(`k${n}`, { size: n })));
-  assert.deepEqual(calls, [[1, 0, 2], [1], [0], [2]]);
+  assert.deepEqual(calls, [[1, 0, 2]]);
   assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+  assert.deepEqual([results[0].value.prediction.score, results[2].value.prediction.score], [1, 2]);
+  const error = results[1].reason;
+  assert.ok(error instanceof ApiError);
+  assert.deepEqual([error.status, error.code, error.retryable], [400, "invalid_image", false]);
+  assert.equal(error.message, "image 2 (image-1): cannot identify image file");
+  assert.equal(queue.unavailable, false, "a bad image says nothing about the server");
+  // Settled for good: the same bytes asked again make a new request, the failed one is not kept waiting.
+  await assert.rejects(queue.submit("k0", { size: 0 }), /cannot identify/);
+  assert.deepEqual(calls, [[1, 0, 2], [0]]);
+});
+
+test("an image sent alone that the server refuses (HTTP 400) fails once; a whole request refused fails once too", async () => {
+  const calls = [];
+  const refuse = (blobs) => {
+    calls.push(blobs.length);
+    throw new ApiError(400, "invalid_image", "image 1 (image-0): cannot identify image file");
+  };
+  const alone = new RequestQueue(async (blobs) => refuse(blobs), { maxWaitMs: 0 });
+  await assert.rejects(alone.submit("bad", { size: 0 }), (error) => error.code === "invalid_image");
+  // A server that still refuses a whole request for one bad image: every image in it fails, none is resent.
+  const whole = new RequestQueue(async (blobs) => refuse(blobs), { maxBatch: 2, maxWaitMs: 5 });
+  const results = await Promise.allSettled([whole.submit("a", { size: 1 }), whole.submit("b", { size: 0 })]);
+  assert.deepEqual(results.map((r) => r.status), ["rejected", "rejected"]);
+  await sleep(30);
+  assert.deepEqual(calls, [1, 2]);
 });
 
 test("errors that will not go away fail at once, without retries", async () => {

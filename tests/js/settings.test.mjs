@@ -3,7 +3,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  accessOrigins,
+  DEFAULT_IMAGE_HOSTS,
+  DEFAULT_SITES,
   DEFAULTS,
+  imageHostsFor,
   normaliseServerUrl,
   normaliseSite,
   originPattern,
@@ -45,4 +49,20 @@ test("permission patterns: the site and its subdomains; addresses alone", () => 
   assert.deepEqual(sitePatterns("127.0.0.1"), ["*://127.0.0.1/*"]);
   assert.deepEqual(sitePatterns("localhost"), ["*://localhost/*"]);
   assert.equal(originPattern("https://cdn.example.com:8443/a/b.jpg?x=1"), "https://cdn.example.com/*");
+});
+
+test("the news sites' image hosts: other domains than the sites', and asked for with them in one list", () => {
+  for (const [site, hosts] of Object.entries(DEFAULT_IMAGE_HOSTS)) {
+    assert.ok(DEFAULT_SITES.includes(site), site);
+    // A subdomain of the site itself is covered by the site's own access: listing it would only add noise.
+    for (const host of hosts) assert.equal(siteForHost(host, [site]), null, `${host} is part of ${site}`);
+  }
+  assert.deepEqual(imageHostsFor(["bbc.com", "bbc.co.uk", "reuters.com"]), ["ichef.bbci.co.uk"]);
+  const origins = accessOrigins(DEFAULT_SITES);
+  assert.equal(new Set(origins).size, origins.length, "no duplicates");
+  for (const site of DEFAULT_SITES) for (const pattern of sitePatterns(site)) assert.ok(origins.includes(pattern), pattern);
+  for (const host of ["static01.nyt.com", "ichef.bbci.co.uk", "i.guim.co.uk", "images.wsj.net"]) {
+    assert.ok(origins.includes(`*://${host}/*`), host);
+  }
+  assert.deepEqual(accessOrigins(["news.example"]), ["*://news.example/*", "*://*.news.example/*"]);
 });
