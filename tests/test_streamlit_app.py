@@ -321,10 +321,10 @@ def browser_artifact(tmp_path_factory) -> Path:
     """Like tiny_artifact but at 128 px, so the heatmap has a 4x4 grid worth looking at."""
     from model import architecture, artifact
 
-    out = tmp_path_factory.mktemp("browser") / "resnet50-128"
-    model = architecture.build_model("resnet50", image_size=128, weights="none")
+    out = tmp_path_factory.mktemp("browser") / "lite0-128"
+    model = architecture.build_model("efficientnet_lite0", image_size=128, weights="none")
     metadata = artifact.base_metadata("realcheck-browser-test", "0.0.2-test") | {
-        "backbone": "resnet50",
+        "backbone": "efficientnet_lite0",
         "weights": "none",
         "head": architecture.HeadParams().to_dict(),
         "input_size": 128,
