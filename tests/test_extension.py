@@ -727,10 +727,11 @@ def test_the_popup_switches_automatic_badges_for_a_site(playwright_instance, new
 
 
 # The browser's permission prompt cannot be answered in headless Chromium: where a test must see what a button
-# asks for, the page's permissions.request is replaced by one that records the request and declines it.
-RECORD_PERMISSION_REQUESTS = """() => {
+# asks for, the page's permissions.request is replaced by one that records the request and answers for the
+# user (true: "Allow", which changes no real grant; false: "Deny").
+RECORD_PERMISSION_REQUESTS = """(answer) => {
   window.__asked = [];
-  chrome.permissions.request = async (permissions) => (window.__asked.push(permissions), false);
+  chrome.permissions.request = async (permissions) => (window.__asked.push(permissions), answer);
 }"""
 
 
@@ -744,12 +745,12 @@ def test_install_opens_a_welcome_page_that_says_what_is_sent_and_asks_once_for_s
         welcome.wait_for_selector("body[data-ready]")
         sent = welcome.inner_text("#what-is-sent")
         assert "http://127.0.0.1:8000" in sent and "a server on this computer" in sent
-        assert "image bytes and nothing else" in sent
+        assert "the image bytes under a generic name" in sent and "nothing about the page" in sent
         assert "Not sent: the address of the page or of the image, your cookies" in sent
         screenshot(welcome, "extension-welcome.png")
 
         # One request covers every listed news site and the hosts their pictures come from.
-        welcome.evaluate(RECORD_PERMISSION_REQUESTS)
+        welcome.evaluate(RECORD_PERMISSION_REQUESTS, False)
         welcome.click("#grant-news")
         welcome.wait_for_selector("#grant-status[data-ok='false']")
         asked = welcome.evaluate("window.__asked")
@@ -767,12 +768,13 @@ def test_install_opens_a_welcome_page_that_says_what_is_sent_and_asks_once_for_s
         welcome.wait_for_function("window.__asked.length === 2")
         assert welcome.evaluate("window.__asked[1]") == {"origins": ["*://*/*"]}
 
-        # Sites the browser already lets RealCheck read (the test's own, granted at install) need no prompt:
-        # the real request succeeds at once, and the page says what is now on.
+        # After a yes, the page has the worker apply the grants and says what is on: here the test's own
+        # sites, which the browser lets RealCheck read (over http) since the install.
         browser.configure(sites=["127.0.0.1", "localhost"])
         welcome.reload()
         welcome.wait_for_selector("body[data-ready]")
         assert "already read every listed site" in welcome.inner_text("#grant-status")
+        welcome.evaluate(RECORD_PERMISSION_REQUESTS, True)
         welcome.click("#grant-news")
         welcome.wait_for_selector("body[data-granted]")
         assert "automatic badges are on for 2 of the 2 listed sites" in welcome.inner_text("#grant-status")
@@ -836,7 +838,7 @@ def test_the_popup_says_which_images_lack_access_and_asks_for_exactly_that(
         assert popup.inner_text("#grant-missing") == f"Allow {CDN_HOST}"
         popup.set_viewport_size({"width": 360, "height": 420})
         screenshot(popup, "extension-popup-missing-access.png")
-        popup.evaluate(RECORD_PERMISSION_REQUESTS)
+        popup.evaluate(RECORD_PERMISSION_REQUESTS, False)
         popup.click("#grant-missing")
         popup.wait_for_function("window.__asked.length === 1")
         # Exactly what is missing: that host (the page's own site is granted, and named nowhere).

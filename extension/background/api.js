@@ -22,6 +22,20 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The error of one image in a multi-image answer ({"error": {"code", "message"}} in its slot), or null when
+ * the image was scored. It reads like the HTTP 400 the same image gets when sent alone, so an undecodable
+ * image fails the same way whether it travelled alone or with others.
+ */
+export function predictionError(prediction) {
+  if (!prediction || typeof prediction !== "object") {
+    return new ApiError(200, "bad_response", "the server's answer holds no result for this image");
+  }
+  if (!prediction.error) return null;
+  const { code = "invalid_image", message = "the server could not read this image" } = prediction.error;
+  return new ApiError(400, code, message);
+}
+
 function retryAfterMs(response) {
   const header = response.headers.get("Retry-After");
   if (!header) return null;
@@ -88,7 +102,10 @@ export class ServerClient {
     return payload;
   }
 
-  /** Score images (Blobs) in one multipart request; returns the server's JSON (`predictions` in order). */
+  /**
+   * Score images (Blobs) in one multipart request; returns the server's JSON (`predictions` in order). In a
+   * request of several images, a slot may hold that image's error instead of a score (see predictionError).
+   */
   async predict(blobs) {
     const form = new FormData();
     blobs.forEach((blob, index) => form.append("image", blob, `image-${index}`));

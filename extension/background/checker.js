@@ -130,7 +130,7 @@ export class Checker {
       if (error instanceof ImageError && error.code === "fetch_blocked" && !(await this.hasAccess(url))) {
         throw new ImageError(
           "no_access",
-          `RealCheck may not read images from ${new URL(url).host}: allow it from the toolbar button`,
+          `RealCheck may not read images from ${new URL(url).hostname}: allow it from the toolbar button`,
         );
       }
       throw error;

@@ -6,11 +6,15 @@ import { autoCheckOn } from "./sites.js";
 export const PAGE_PORT = "realcheck-page";
 
 export class PageSessions {
-  /** `checker` scores URLs; `settings()` returns the current settings; `onBlocked(tabId, url)` notes no-access. */
-  constructor({ checker, settings, onBlocked = () => {} }) {
+  /**
+   * `checker` scores URLs; `settings()` returns the current settings; `onBlocked(tabId, pageUrl, imageUrl)`
+   * notes an image the extension may not read; `onNewPage(tabId)` hears that a tab shows a new page.
+   */
+  constructor({ checker, settings, onBlocked = () => {}, onNewPage = () => {} }) {
     this.checker = checker;
     this.settings = settings;
     this.onBlocked = onBlocked;
+    this.onNewPage = onNewPage;
     this.ports = new Set();
     this.flagged = new Map(); // tabId -> number of images flagged as AI on its page
   }
@@ -36,6 +40,9 @@ export class PageSessions {
 
   async receive(port, message) {
     if (message?.type === "hello") {
+      // A page's first hello (not a reconnection after the worker was stopped) starts a new page in its tab.
+      const tabId = port.sender?.tab?.id;
+      if (message.fresh && tabId !== undefined && port.sender?.frameId === 0) this.onNewPage(tabId);
       port.postMessage(this.configFor(port, await this.settings()));
     } else if (message?.type === "check" && Array.isArray(message.items)) {
       for (const item of message.items) this.checkOne(port, String(item.url), Boolean(item.manual));
@@ -58,7 +65,8 @@ export class PageSessions {
     const result = await this.checker.check(url, { manual, onUpdate: send });
     // Settings changed while it waited: the page is asked to check again with the new server.
     if (result.code === "superseded") return;
-    if (result.code === "no_access") this.onBlocked(port.sender?.tab?.id, url);
+    const tab = port.sender?.tab;
+    if (result.code === "no_access" && tab?.id !== undefined) this.onBlocked(tab.id, tab.url ?? port.sender.url, url);
     send(result);
   }
 

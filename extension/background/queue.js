@@ -1,10 +1,14 @@
 // Batching, a concurrency limit and backoff for prediction requests.
 //
+// Each image of a request gets its own answer: the server scores the images it can decode and puts an error in
+// the slot of one it cannot (see predictionError), so one bad image fails alone and nothing is sent twice.
+//
 // Images wait a few milliseconds so that those found together travel in one request; at most
 // `concurrency` requests are in flight. When the server is down, loading or refusing, the batch goes back to
 // the front of the queue and the queue pauses (exponential backoff with jitter, at least the server's
 // Retry-After); after a pause only one probe request goes out until one succeeds, so a down server never
 // sees a storm, whatever the number of images waiting.
+import { predictionError } from "./api.js";
 
 export const QUEUE_DEFAULTS = Object.freeze({
   maxBatch: 8,
@@ -58,7 +62,7 @@ export class RequestQueue {
       resolve = ok;
       reject = fail;
     });
-    const entry = { key, blob, resolve, reject, promise, solo: false };
+    const entry = { key, blob, resolve, reject, promise };
     this.byKey.set(key, entry);
     if (this.pending.length === 0) this.firstQueuedAt = Date.now();
     this.pending.push(entry);
@@ -114,24 +118,15 @@ export class RequestQueue {
     // After a failure, one probe at a time until the server answers again.
     const limit = this.failures > 0 ? 1 : this.options.concurrency;
     while (this.inFlight < limit && this.pending.length > 0) {
-      const head = this.pending[0];
       const waited = Date.now() - this.firstQueuedAt;
-      if (!head.solo && this.pending.length < this.options.maxBatch && waited < this.options.maxWaitMs) {
+      if (this.pending.length < this.options.maxBatch && waited < this.options.maxWaitMs) {
         this.schedule(this.options.maxWaitMs - waited);
         return;
       }
-      const batch = head.solo ? this.pending.splice(0, 1) : this.takeBatch();
+      const batch = this.pending.splice(0, this.options.maxBatch);
       this.firstQueuedAt = Date.now();
       this.dispatch(batch);
     }
-  }
-
-  takeBatch() {
-    const batch = [];
-    while (batch.length < this.options.maxBatch && this.pending.length > 0 && !this.pending[0].solo) {
-      batch.push(this.pending.shift());
-    }
-    return batch;
   }
 
   async dispatch(batch) {
@@ -145,7 +140,10 @@ export class RequestQueue {
       this.pausedUntil = 0;
       batch.forEach((entry, index) => {
         this.byKey.delete(entry.key);
-        entry.resolve({ answer, prediction: answer.predictions[index] });
+        const prediction = answer.predictions[index];
+        const failed = predictionError(prediction);
+        if (failed) entry.reject(failed);
+        else entry.resolve({ answer, prediction });
       });
       if (recovered) this.onRecovered();
     } catch (error) {
@@ -168,11 +166,8 @@ export class RequestQueue {
           delay,
           error,
         );
-      } else if (batch.length > 1 && error?.status === 400) {
-        // One undecodable image fails the whole request: send each alone to find it, the rest still score.
-        for (const entry of batch) entry.solo = true;
-        this.pending.unshift(...batch);
       } else {
+        // Not worth retrying (a refused key, the one image of a request that cannot be decoded): fail them.
         for (const entry of batch) {
           this.byKey.delete(entry.key);
           entry.reject(error);

@@ -1,6 +1,7 @@
 // RealCheck's background: the only place that talks to the network (image downloads and the RealCheck
 // server). Listeners are registered synchronously at the top level, as MV3 requires for a worker that is
 // started by the event it must handle; state that outlives the worker lives in chrome.storage.
+import { blockedFor, forgetBlocked, missingAccess, noteBlocked } from "./access.js";
 import { ServerClient } from "./api.js";
 import { ext } from "./browser.js";
 import { ResultCache } from "./cache.js";
@@ -8,9 +9,16 @@ import { Checker } from "./checker.js";
 import { CHECK_IMAGE_MENU, createMenus } from "./menus.js";
 import { PAGE_PORT, PageSessions } from "./pages.js";
 import { getSettings, onSettingsChanged, originPattern, saveSettings, siteForHost, normaliseSite } from "./settings.js";
-import { autoCheckOn, ensureContentScript, pageHost, siteAccess, syncContentScripts } from "./sites.js";
+import {
+  autoCheckOn,
+  ensureContentScript,
+  pageHost,
+  siteAccess,
+  startInOpenTabs,
+  syncContentScripts,
+} from "./sites.js";
 
-const blockedByTab = new Map(); // tabId -> Set of origin patterns whose images could not be read
+const WELCOME_PAGE = "welcome/welcome.html";
 
 async function hasAccess(url) {
   try {
@@ -32,28 +40,35 @@ const state = (async () => {
   const sessions = new PageSessions({
     checker,
     settings: getSettings,
-    onBlocked: (tabId, url) => {
-      if (tabId === undefined) return;
-      const origins = blockedByTab.get(tabId) ?? new Set();
-      origins.add(originPattern(url));
-      blockedByTab.set(tabId, origins);
-    },
+    onBlocked: (tabId, pageUrl, imageUrl) => noteBlocked(tabId, pageUrl, imageUrl),
+    onNewPage: (tabId) => forgetBlocked(tabId),
   });
   return { checker, sessions, cache };
 })();
 
 // Expose the running state to the browser's devtools and to the tests (which drive the worker directly).
-globalThis.realcheck = { state, getSettings, saveSettings };
+globalThis.realcheck = { state, getSettings, saveSettings, applyAccess };
+
+/**
+ * Bring the content script's registration in line with the settings and the grants, then start it in the tabs
+ * already open on those sites (a page may have loaded before the grant, or while the registration was made).
+ */
+async function applyAccess() {
+  const { matches } = await syncContentScripts();
+  const started = await startInOpenTabs(matches);
+  return { matches, started };
+}
 
 ext.runtime.onInstalled.addListener(async (details) => {
+  // The first run: a page that says what is sent where and asks, once, for the sites and their image hosts.
+  if (details.reason === "install") ext.tabs.create({ url: ext.runtime.getURL(WELCOME_PAGE) }).catch(() => {});
   await createMenus();
-  await syncContentScripts(await getSettings());
-  if (details.reason === "install") ext.runtime.openOptionsPage().catch(() => {});
+  await applyAccess();
 });
 
 ext.runtime.onStartup.addListener(async () => {
   await createMenus();
-  await syncContentScripts(await getSettings());
+  await applyAccess();
 });
 
 ext.runtime.onConnect.addListener((port) => {
@@ -101,14 +116,18 @@ async function popupState(tabId) {
   const tab = tabId === undefined ? null : await ext.tabs.get(tabId).catch(() => null);
   const host = pageHost(tab?.url ?? "");
   const listed = host ? siteForHost(host, settings.sites) : null;
+  const site = listed ?? (host ? normaliseSite(host) : "");
+  const blocked = tabId === undefined ? [] : await blockedFor(tabId, tab?.url ?? "");
+  const contains = (permissions) => ext.permissions.contains(permissions);
   return {
     host,
-    site: listed ?? (host ? normaliseSite(host) : ""),
+    site,
     listed: Boolean(listed),
     autoMode: settings.autoMode,
     auto: autoCheckOn(tab?.url ?? "", settings),
-    access: host ? await siteAccess(listed ?? normaliseSite(host)) : false,
-    blocked: [...(blockedByTab.get(tabId) ?? [])],
+    access: host ? await siteAccess(site) : false,
+    // Why this page shows no badges, if access is why: what is missing, and the one request that grants it.
+    missing: host ? await missingAccess({ host, settings, blocked, contains }) : null,
     serverUrl: settings.serverUrl,
     serverUnavailable: checker.serverUnavailable,
   };
@@ -119,6 +138,7 @@ async function setSite(tabId, site, on) {
   const sites = settings.sites.filter((entry) => entry !== site);
   if (on) sites.push(site);
   await saveSettings({ sites, ...(on ? { autoMode: true } : {}) });
+  await applyAccess();
   if (on && tabId !== undefined) {
     // The popup's click granted activeTab: start on this page now, not at its next load.
     await ensureContentScript(tabId, 0).catch(() => {});
@@ -151,6 +171,13 @@ ext.runtime.onMessage.addListener((message, sender, sendResponse) => {
     "set-site": () => setSite(message.tabId, normaliseSite(message.site), Boolean(message.on)),
     "test-connection": () => testConnection(message.serverUrl, message.apiKey ?? ""),
     "retry-now": async () => (await state).checker.retryNow(),
+    // After a grant from the welcome page or the popup (permissions.onAdded does the same, but a page that
+    // asks can wait for it and say what changed).
+    "apply-access": async () => {
+      const applied = await applyAccess();
+      (await state).sessions.broadcastRecheck("failed");
+      return applied;
+    },
   };
   const handler = handlers[message?.type];
   if (!handler) return false;
@@ -164,15 +191,15 @@ onSettingsChanged(async (settings, previous) => {
     checker.setClient(new ServerClient(settings));
     sessions.broadcastRecheck("failed");
   }
-  await syncContentScripts(settings);
+  await applyAccess();
   await sessions.broadcastConfig();
 });
 
 ext.permissions.onAdded.addListener(async () => {
-  await syncContentScripts(await getSettings());
+  await applyAccess();
   (await state).sessions.broadcastRecheck("failed");
 });
 
-ext.permissions.onRemoved.addListener(async () => syncContentScripts(await getSettings()));
+ext.permissions.onRemoved.addListener(() => syncContentScripts());
 
-ext.tabs.onRemoved.addListener((tabId) => blockedByTab.delete(tabId));
+ext.tabs.onRemoved.addListener((tabId) => forgetBlocked(tabId));

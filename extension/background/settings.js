@@ -33,6 +33,23 @@ export const DEFAULT_SITES = Object.freeze([
   "elpais.com",
 ]);
 
+// Where the default news sites' pictures come from, when that is not the site itself or a subdomain of it
+// (those the site's own access covers): without these hosts, a site's page shows no badges at all.
+export const DEFAULT_IMAGE_HOSTS = Object.freeze({
+  "bbc.com": ["ichef.bbci.co.uk"],
+  "bbc.co.uk": ["ichef.bbci.co.uk"],
+  "nytimes.com": ["static01.nyt.com"],
+  "wsj.com": ["images.wsj.net"],
+  "theguardian.com": ["i.guim.co.uk"],
+  "nbcnews.com": ["media-cldnry.s-nbcnews.com"],
+  "cbsnews.com": ["cbsnewsstatic.com"],
+  "abcnews.go.com": ["s.abcnews.com", "i.abcnewsfe.com"],
+  "npr.org": ["npr.brightspotcdn.com"],
+  "usatoday.com": ["gannett-cdn.com"],
+  "bloomberg.com": ["assets.bwbx.io"],
+  "lemonde.fr": ["img.lemde.fr"],
+});
+
 export const BADGE_STYLES = Object.freeze(["full", "compact"]);
 
 export const DEFAULTS = Object.freeze({
@@ -101,6 +118,16 @@ function isAddress(host) {
 export function sitePatterns(site) {
   if (isAddress(site)) return [`*://${site.includes(":") ? `[${site}]` : site}/*`];
   return [`*://${site}/*`, `*://*.${site}/*`];
+}
+
+/** The image hosts known for `sites` (see DEFAULT_IMAGE_HOSTS), de-duplicated. */
+export function imageHostsFor(sites) {
+  return [...new Set(sites.flatMap((site) => DEFAULT_IMAGE_HOSTS[site] ?? []))];
+}
+
+/** Everything automatic badges on `sites` need, as one list of match patterns: the sites and their image hosts. */
+export function accessOrigins(sites) {
+  return [...new Set([...sites, ...imageHostsFor(sites)].flatMap(sitePatterns))];
 }
 
 /** The match pattern that grants access to one origin (scheme and host; ports always match). */

@@ -49,6 +49,11 @@
       this.near = new Set();
       this.pendingScan = [];
       this.dirty = new Set();
+      this.shadowRoots = new WeakSet();
+      this.onLoad = (event) => {
+        const target = event.target;
+        if (target instanceof HTMLImageElement && this.near.has(target)) this.evaluate(target);
+      };
     }
 
     start() {
@@ -63,10 +68,6 @@
         this.flushSoon();
       });
       this.mutationObserver = new MutationObserver((records) => this.onMutations(records));
-      this.onLoad = (event) => {
-        const target = event.target;
-        if (target instanceof HTMLImageElement && this.near.has(target)) this.evaluate(target);
-      };
       document.addEventListener("load", this.onLoad, true);
       this.observeRoot(document);
       this.scan(document.documentElement);
@@ -86,6 +87,12 @@
     }
 
     observeRoot(root) {
+      if (root !== document && !this.shadowRoots.has(root)) {
+        // Load events do not leave a shadow root: an image there that was still loading when first seen
+        // would otherwise never be looked at again. (The listener stays: it does nothing while stopped.)
+        this.shadowRoots.add(root);
+        root.addEventListener("load", this.onLoad, true);
+      }
       this.mutationObserver.observe(root, {
         subtree: true,
         childList: true,

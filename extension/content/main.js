@@ -47,7 +47,7 @@
 
   // ---- talking to the worker -------------------------------------------------------------------------
 
-  function connect() {
+  function connect(fresh = false) {
     try {
       port = ext.runtime.connect({ name: PORT_NAME });
     } catch {
@@ -72,7 +72,8 @@
         flush();
       }, 500);
     });
-    post({ type: "hello" });
+    // `fresh`: this is a new page (the worker forgets what the tab's previous page could not read).
+    post({ type: "hello", fresh });
   }
 
   function post(message) {
@@ -438,5 +439,5 @@
   addEventListener("resize", scheduleLayout, { passive: true });
   document.addEventListener("contextmenu", onContextMenu, true);
   ext.runtime.onMessage.addListener(onRuntimeMessage);
-  connect();
+  connect(true);
 })();

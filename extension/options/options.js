@@ -1,13 +1,13 @@
 // The options page: server, API key, sites, automatic mode, badge style, blur, and a connection test.
 import { ext } from "../background/browser.js";
 import {
+  accessOrigins,
   DEFAULTS,
   getSettings,
   normaliseServerUrl,
   originPattern,
   parseSites,
   saveSettings,
-  sitePatterns,
 } from "../background/settings.js";
 import { siteAccess } from "../background/sites.js";
 
@@ -103,7 +103,8 @@ $("defaults").addEventListener("click", () => {
 
 $("allow-sites").addEventListener("click", async () => {
   const sites = parseSites($("sites").value);
-  await ext.permissions.request({ origins: sites.flatMap(sitePatterns) }).catch(() => false);
+  // The sites and the hosts their pictures come from, in one request.
+  await ext.permissions.request({ origins: accessOrigins(sites) }).catch(() => false);
   await showAccess(sites);
 });
 
