@@ -363,6 +363,28 @@ def test_export_unknown_format_is_refused(capsys, trained_artifact):
     assert "invalid choice" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "savedmodel"])
+def test_export_without_model_exports_the_bundled_one_into_the_current_folder(
+    capsys, tmp_path, monkeypatch, fmt
+):
+    from model.artifact import bundled_model_dir, read_metadata
+
+    calls = []
+
+    def record(model_dir, fmt, out):  # the exporter itself is tested above; here, what it is given
+        calls.append((Path(model_dir), fmt, out))
+        return {"format": fmt, "path": str(out), "max_abs_diff": 0.0}
+
+    monkeypatch.setattr("model.export.export_artifact", record)
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run_cli(capsys, "export", "--format", fmt)
+    bundled = bundled_model_dir()
+    name = read_metadata(bundled)["name"]
+    expected = Path(f"{name}.onnx") if fmt == "onnx" else Path(f"{name}-savedmodel") / "1"
+    assert status == 0 and calls == [(bundled, fmt, expected)]
+    assert str(expected) in out
+
+
 def test_console_script_runs(tmp_path):
     """The installed `realcheck` entry point (not just main()) starts and reports a user error cleanly."""
     script = Path(sys.executable).with_name("realcheck")

@@ -27,6 +27,7 @@ def test_ready_and_logs_device_and_runtime(live_server):
     assert body["runtime"]["runtime"] == "onnxruntime"
     log = live_server.log()
     assert "ready on CPUExecutionProvider via onnxruntime" in log
+    assert "Warning" not in log and ".tmp.onnx" not in log, "start-up prints only RealCheck's own lines"
     assert live_server.get_json("/healthz") == (200, {"status": "ok"})
 
 
