@@ -403,6 +403,39 @@ def test_console_script_runs(tmp_path):
     assert "is not a RealCheck artifact" in failing.stderr and "Traceback" not in failing.stderr
 
 
+def test_a_command_that_loads_tensorflow_prints_only_its_own_lines(tiny_artifact, tmp_path):
+    picture = tmp_path / "photo.png"
+    picture.write_bytes(imagegen.image_bytes("real", 40, seed=5))
+    # No TF_CPP_MIN_LOG_LEVEL from outside: the CLI itself must keep TensorFlow's start-up lines away.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("realcheck")),
+            "check",
+            str(picture),
+            "--model",
+            str(tiny_artifact),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "photo.png: " in done.stdout
+    for noise in ("oneDNN", "absl::InitializeLog", "cpu_feature_guard"):
+        assert noise not in done.stderr, done.stderr
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "request worker threads (default: 16)" in text
+    assert "most open connections at once (default: 200)" in text
+    assert "(default: None)" not in text
+
+
 def test_train_on_crops_with_highpass_scores_a_larger_window(capsys, folder_dataset, tmp_path):
     """Crop mode is fully convolutional: trained on 32-px crops, the artifact scores a 48-px window."""
     augment = tmp_path / "augment.json"
