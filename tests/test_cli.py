@@ -654,8 +654,13 @@ def test_train_split_by_source_calibrates_on_unseen_sources(capsys, tmp_path):
     from model.artifact import load_artifact
 
     model, _ = load_artifact(out_dir)
-    assert model.layers[-1].name == "calibration"
-    assert model.layers[-1].scale == pytest.approx(calibration["scale"])
+    # A one-epoch model may rank validation no better than chance; Platt scaling then keeps its scores
+    # (identity, no layer). Either way the saved model must be the calibration the metadata records.
+    if (calibration["scale"], calibration["bias"]) == (1.0, 0.0):
+        assert model.layers[-1].name != "calibration"
+    else:
+        assert model.layers[-1].name == "calibration"
+        assert model.layers[-1].scale == pytest.approx(calibration["scale"])
 
 
 @pytest.mark.parametrize("command", ["serve", "app"])
