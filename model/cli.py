@@ -353,6 +353,7 @@ def _serving_commands(commands) -> None:
     serve.add_argument(
         "--connection-limit", type=_positive_int, default=200, help="most open connections at once"
     )
+    _add_trust_anchors_flag(serve)
     serve.set_defaults(handler=command_serve)
 
     for name, text in (
@@ -386,6 +387,17 @@ def _serving_commands(commands) -> None:
             help="requests in flight with --server (default 4)",
         )
         query.add_argument("--batch-size", type=_positive_int, default=32, help="batch size in-process")
+        _add_trust_anchors_flag(query)
+
+
+def _add_trust_anchors_flag(command) -> None:
+    command.add_argument(
+        "--c2pa-trust-anchors",
+        metavar="PEM",
+        default=None,
+        help="root certificates (PEM) whose Content Credentials signers count as trusted "
+        "(e.g. the C2PA trust list; none: intact manifests are reported as valid, signer unverified)",
+    )
 
 
 def augment_config(args: argparse.Namespace):
@@ -598,7 +610,9 @@ def command_serve(args: argparse.Namespace) -> int:
         threads=args.threads,
         request_timeout_s=args.request_timeout,
         connection_limit=args.connection_limit,
+        c2pa_trust_anchors=args.c2pa_trust_anchors,
     )
+    config.provenance_reader()  # a bad trust anchors file is one line now, before the model loads
     return run_server(config)
 
 
@@ -607,7 +621,9 @@ def command_check(args: argparse.Namespace) -> int:
 
     return check_images(
         args.images,
-        lambda: make_checker(args.server, args.model, args.api_key, args.concurrency, args.batch_size),
+        lambda: make_checker(
+            args.server, args.model, args.api_key, args.concurrency, args.batch_size, args.c2pa_trust_anchors
+        ),
         as_json=args.json,
     )
 
@@ -616,7 +632,9 @@ def command_scan(args: argparse.Namespace) -> int:
     from server.queries import check_scan_arguments, make_checker, scan_folder
 
     check_scan_arguments(args.folder, args.out)  # a typo is one line at once, before any model loads
-    checker = make_checker(args.server, args.model, args.api_key, args.concurrency, args.batch_size)
+    checker = make_checker(
+        args.server, args.model, args.api_key, args.concurrency, args.batch_size, args.c2pa_trust_anchors
+    )
     summary, status = scan_folder(args.folder, args.out, checker, progress=not args.quiet)
     print(summary.text(Path(args.out)))
     return status

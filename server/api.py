@@ -66,6 +66,9 @@ def _prediction(upload, result, threshold: float) -> dict:
     return {
         "score": result.score,
         "verdict": result.verdict,
+        "basis": result.basis,
+        "model_verdict": result.model_verdict,
+        "provenance": result.provenance.to_dict(),
         "threshold": threshold,
         "sha256": result.sha256,
         "cached": result.cached,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from model.artifact import bundled_model_dir, bundled_models_root
 from model.errors import RealCheckError
+from model.provenance import ProvenanceReader
 
 BACKENDS = ("auto", "onnx", "tensorflow")
 EXTENSION_ORIGIN_PREFIXES = ("chrome-extension://", "moz-extension://")
@@ -78,6 +79,8 @@ class ServerConfig:
     # Load and warm up the model in a background thread so /healthz answers during start-up.
     load_in_background: bool = False
     warmup: bool = True
+    # PEM file of root certificates whose C2PA signers count as `trusted` (none: intact manifests are `valid`).
+    c2pa_trust_anchors: str | Path | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -96,6 +99,10 @@ class ServerConfig:
                 raise RealCheckError(
                     f"CORS origin {origin!r} must be a full origin such as https://example.org (no wildcards)"
                 )
+
+    def provenance_reader(self) -> ProvenanceReader:
+        """The provenance reader for served images (reads the trust anchors file; a bad one fails here)."""
+        return ProvenanceReader.from_trust_anchors_file(self.c2pa_trust_anchors)
 
     @property
     def resolved_cache_dir(self) -> Path:

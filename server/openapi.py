@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from model import __version__
+from model.provenance import C2PA_STATES
 from server.config import ServerConfig
 
 OPENAPI_VERSION = "3.0.3"
@@ -187,10 +188,37 @@ def openapi_document(config: ServerConfig) -> dict:
                 },
                 "Prediction": {
                     "type": "object",
-                    "required": ["score", "verdict", "threshold", "sha256", "cached", "time_ms"],
+                    "required": [
+                        "score",
+                        "verdict",
+                        "basis",
+                        "model_verdict",
+                        "provenance",
+                        "threshold",
+                        "sha256",
+                        "cached",
+                        "time_ms",
+                    ],
                     "properties": {
-                        "score": {"type": "number", "minimum": 0, "maximum": 1, "description": "P(AI)"},
-                        "verdict": {"type": "string", "enum": ["ai", "real", "uncertain"]},
+                        "score": {
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": 1,
+                            "description": "P(AI) from the pixels (the model's, whatever the basis)",
+                        },
+                        "verdict": {
+                            "type": "string",
+                            "enum": ["ai", "real", "uncertain"],
+                            "description": "the decision, resting on `basis`",
+                        },
+                        "basis": {
+                            "type": "string",
+                            "enum": ["model", "provenance"],
+                            "description": "`provenance` when an intact C2PA manifest or an explicit metadata "
+                            "declaration says the image is AI-generated; otherwise `model`",
+                        },
+                        "model_verdict": {"type": "string", "enum": ["ai", "real", "uncertain"]},
+                        "provenance": {"$ref": "#/components/schemas/Provenance"},
                         "threshold": {"type": "number"},
                         "sha256": {"type": "string", "description": "SHA-256 of the image bytes (hex)"},
                         "cached": {"type": "boolean"},
@@ -198,6 +226,7 @@ def openapi_document(config: ServerConfig) -> dict:
                         "filename": {"type": "string", "nullable": True},
                     },
                 },
+                **provenance_schemas(),
                 "ImageError": {
                     "type": "object",
                     "description": "an image of a multi-image request that could not be decoded",
@@ -281,6 +310,66 @@ def openapi_document(config: ServerConfig) -> dict:
                         "message": {"type": "string"},
                     },
                 },
+            },
+        },
+    }
+
+
+def provenance_schemas() -> dict:
+    """Provenance, Evidence and C2paManifest, with their enums taken from `model.provenance`."""
+    text = {"type": "string"}
+    nullable = {"type": "string", "nullable": True}
+    return {
+        "Provenance": {
+            "type": "object",
+            "description": "what the image's own bytes declare about its origin (never fetched from elsewhere)",
+            "required": ["declares_ai", "signed_capture", "summary", "evidence", "c2pa"],
+            "properties": {
+                "declares_ai": {"type": "boolean", "description": "the evidence that decides `ai`"},
+                "signed_capture": {
+                    "type": "boolean",
+                    "description": "an intact C2PA manifest says a camera captured it (shown, never decisive)",
+                },
+                "summary": text,
+                "evidence": {"type": "array", "items": {"$ref": "#/components/schemas/Evidence"}},
+                "c2pa": {"allOf": [{"$ref": "#/components/schemas/C2paManifest"}], "nullable": True},
+            },
+        },
+        "Evidence": {
+            "type": "object",
+            "required": ["kind", "says", "trust", "source", "detail"],
+            "properties": {
+                "kind": {"type": "string", "enum": ["c2pa", "digital_source_type", "generator", "camera"]},
+                "says": {"type": "string", "enum": ["ai", "capture", "edited", "unknown", "hint"]},
+                "trust": {"type": "string", "enum": [*C2PA_STATES, "declared", "hint"]},
+                "source": text,
+                "detail": text,
+            },
+        },
+        "C2paManifest": {
+            "type": "object",
+            "required": ["state"],
+            "properties": {
+                "state": {"type": "string", "enum": list(C2PA_STATES)},
+                "claim_generator": nullable,
+                "signer": nullable,
+                "issuer": nullable,
+                "signed_at": nullable,
+                "actions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "action": text,
+                            "digital_source_type": nullable,
+                            "software_agent": nullable,
+                        },
+                    },
+                },
+                "ingredients": {"type": "array", "items": text},
+                "failures": {"type": "array", "items": text, "description": "C2PA validation failure codes"},
+                "remote_url": {**nullable, "description": "a remote manifest's address, not fetched"},
+                "message": nullable,
             },
         },
     }

@@ -1,7 +1,8 @@
 """Scripted queries behind `realcheck check` and `realcheck scan`: through a server, or in-process.
 
-Both produce the same rows (path, score, verdict, threshold, sha256, model, version, error), so a scan made
-against a server and one made with the model loaded locally are interchangeable.
+Both produce the same rows (path, verdict, basis, score, model verdict, threshold, sha256, model, version,
+provenance columns, error), so a scan made against a server and one made with the model loaded locally are
+interchangeable.
 """
 
 from __future__ import annotations
@@ -22,8 +23,24 @@ from pathlib import Path
 
 from model.errors import RealCheckError
 from model.imaging import is_image_file
+from model.provenance import NO_PROVENANCE, decide
 
-ROW_FIELDS = ("path", "score", "verdict", "threshold", "sha256", "model", "version", "error")
+# `verdict` is the decision and `basis` what it rests on (`provenance` or `model`); `score` and
+# `model_verdict` are always the model's own. The provenance columns flatten the API's provenance object.
+PROVENANCE_FIELDS = ("provenance", "c2pa_state", "c2pa_signer", "declares_ai", "signed_capture")
+ROW_FIELDS = (
+    "path",
+    "verdict",
+    "basis",
+    "score",
+    "model_verdict",
+    "threshold",
+    "sha256",
+    "model",
+    "version",
+    *PROVENANCE_FIELDS,
+    "error",
+)
 OUTPUT_SUFFIXES = (".csv", ".jsonl")
 
 
@@ -70,20 +87,27 @@ class RemoteChecker:
             name,
             score=result["score"],
             verdict=result["verdict"],
+            basis=result.get("basis", "model"),
+            model_verdict=result.get("model_verdict", result["verdict"]),
             threshold=result["threshold"],
             sha256=result["sha256"],
             model=result.get("model"),
             version=result.get("version"),
+            **provenance_columns(result.get("provenance")),
         )
 
 
 class LocalChecker:
     """Checks files with the model loaded in this process (the Detector: the one inference path)."""
 
-    def __init__(self, model_dir: str | Path | None, batch_size: int = 32):
+    def __init__(
+        self, model_dir: str | Path | None, batch_size: int = 32, trust_anchors: str | Path | None = None
+    ):
         from model.inference import load_detector
+        from model.provenance import ProvenanceReader
         from server.config import resolve_model_dir
 
+        self.provenance = ProvenanceReader.from_trust_anchors_file(trust_anchors)
         self.detector = load_detector(resolve_model_dir(model_dir))
         self.batch_size = max(1, batch_size)
 
@@ -114,10 +138,15 @@ class LocalChecker:
                 if not prediction.ok:
                     yield _row(name, error=prediction.error)
                     continue
+                provenance = self.provenance.read(contents[index])
+                decision = decide(prediction.verdict, provenance)
                 yield _row(
                     name,
                     score=prediction.score,
-                    verdict=prediction.verdict,
+                    verdict=decision.verdict,
+                    basis=decision.basis,
+                    model_verdict=prediction.verdict,
+                    **provenance_columns(provenance.to_dict()),
                     threshold=self.detector.rule.threshold,
                     sha256=hashlib.sha256(contents[index]).hexdigest(),
                     model=self.detector.name,
@@ -125,21 +154,53 @@ class LocalChecker:
                 )
 
 
+def _check_line(row: dict) -> str:
+    model_part = f"P(AI) {row['score']:.3f}, threshold {row['threshold']:.3f}"
+    if row.get("basis") == "provenance":
+        return f"{row['path']}: {row['verdict']} by provenance: {row['provenance']} (the model: {row['model_verdict']}, {model_part})"
+    line = f"{row['path']}: {row['verdict']} ({model_part})"
+    if row.get("provenance") and row["provenance"] != NO_PROVENANCE.summary:
+        line += f"; {row['provenance']}"
+    return line
+
+
+def provenance_columns(provenance: dict | None) -> dict:
+    """The flat provenance columns of a row, from the API's provenance object."""
+    provenance = provenance or {}
+    c2pa = provenance.get("c2pa") or {}
+    return {
+        "provenance": provenance.get("summary"),
+        "c2pa_state": c2pa.get("state"),
+        "c2pa_signer": c2pa.get("signer"),
+        "declares_ai": provenance.get("declares_ai"),
+        "signed_capture": provenance.get("signed_capture"),
+    }
+
+
 def _row(path: str, **values) -> dict:
     return {key: values.get(key) for key in ROW_FIELDS} | {"path": path}
 
 
 def make_checker(
-    server: str | None, model_dir: str | None, api_key: str | None, concurrency: int, batch_size: int
+    server: str | None,
+    model_dir: str | None,
+    api_key: str | None,
+    concurrency: int,
+    batch_size: int,
+    trust_anchors: str | None = None,
 ):
     """A RemoteChecker with `server`, else a LocalChecker on `model_dir` (or the default model)."""
     if server and model_dir:
         raise RealCheckError(
             "give --server (check through a running server) or --model (in-process), not both"
         )
+    if server and trust_anchors:
+        raise RealCheckError(
+            "--c2pa-trust-anchors applies in-process; with --server, start the server with it"
+        )
     if server:
         return RemoteChecker(server, api_key=api_key, concurrency=concurrency)
-    return LocalChecker(model_dir, batch_size=batch_size)
+    return LocalChecker(model_dir, batch_size=batch_size, trust_anchors=trust_anchors)
 
 
 def check_images(images: Sequence[str], make_checker, as_json: bool = False) -> int:
@@ -162,9 +223,7 @@ def check_images(images: Sequence[str], make_checker, as_json: bool = False) -> 
             if row["error"]:
                 print(f"{row['path']}: error: {row['error']}")
             else:
-                print(
-                    f"{row['path']}: {row['verdict']} (P(AI) {row['score']:.3f}, threshold {row['threshold']:.3f})"
-                )
+                print(_check_line(row))
     return 1 if any(row["error"] for row in rows) else 0
 
 
@@ -297,7 +356,8 @@ def _resume(out: Path) -> set[str]:
         return set()
     rows = _read_rows(out)
     good = [row for row in rows if not row.get("error") and row.get("score") not in (None, "")]
-    if len(good) != len(rows):
+    # A CSV from an older RealCheck has other columns: rewrite it under today's header before appending.
+    if len(good) != len(rows) or not _has_current_header(out):
         temporary = out.with_name(f".{out.stem}.resume{out.suffix}")  # same suffix: same format
         with _RowWriter(temporary, append=False) as writer:
             for row in good:
@@ -321,6 +381,13 @@ def _read_rows(path: Path) -> list[dict]:
         return rows
     except OSError as error:
         raise RealCheckError(f"cannot read {path} to resume: {error}") from None
+
+
+def _has_current_header(path: Path) -> bool:
+    if path.suffix.lower() != ".csv":
+        return True
+    with open(path, newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle), None) == list(ROW_FIELDS)
 
 
 class _RowWriter:

@@ -18,6 +18,7 @@ import numpy as np
 
 from model.artifact import read_metadata
 from model.errors import ImageDecodeError, RealCheckError
+from model.provenance import NO_PROVENANCE, Provenance, decide
 from server.batching import BatcherStopped, MicroBatcher, Overloaded
 from server.cache import ResultCache
 from server.config import ServerConfig, resolve_model_dir
@@ -30,7 +31,11 @@ RESULT_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class ImageResult:
-    """The answer for one image: a score and verdict, or (in a request of several images) an error."""
+    """The answer for one image: a score and verdict, or (in a request of several images) an error.
+
+    `verdict` is the decision; `model_verdict` the model's own, and `basis` says which one decided
+    (`provenance` when the file declares itself AI-generated, else `model`).
+    """
 
     sha256: str
     score: float | None = None
@@ -38,6 +43,9 @@ class ImageResult:
     cached: bool = False
     time_ms: float = 0.0
     error: str | None = None
+    model_verdict: str | None = None
+    basis: str = "model"
+    provenance: Provenance = NO_PROVENANCE
 
     @property
     def ok(self) -> bool:
@@ -69,6 +77,7 @@ class PredictionService:
         self.detector = None
         self.batcher: MicroBatcher | None = None
         self.cache = ResultCache(config.result_cache_size)
+        self.provenance = config.provenance_reader()
         self._loader: threading.Thread | None = None
 
     @property
@@ -181,6 +190,7 @@ class PredictionService:
         count = len(uploads)
         hashes: list[str] = [""] * count
         scores: list[float | None] = [None] * count
+        provenances: list[Provenance] = [NO_PROVENANCE] * count
         cached = [False] * count
         started = [0.0] * count
         elapsed = [0.0] * count
@@ -193,7 +203,7 @@ class PredictionService:
                 hashes[index] = hashlib.sha256(upload.data).hexdigest()
                 hit = self.cache.get(hashes[index])
                 if hit is not None:
-                    scores[index], cached[index] = hit, True
+                    (scores[index], provenances[index]), cached[index] = hit, True
                     elapsed[index] = time.perf_counter() - started[index]
                     continue
                 try:
@@ -203,6 +213,7 @@ class PredictionService:
                         raise InvalidImage(f"{upload.describe(index)}: {error}") from None
                     errors[index] = f"{upload.describe(index)}: {error}"
                     continue
+                provenances[index] = self.provenance.read(upload.data)
                 waiting.append(index)
             try:
                 futures = ticket.submit(arrays) if arrays else []
@@ -216,7 +227,7 @@ class PredictionService:
             score = future.result(timeout=RESULT_TIMEOUT_S)
             scores[index] = score
             elapsed[index] = time.perf_counter() - started[index]
-            self.cache.put(hashes[index], score)
+            self.cache.put(hashes[index], (score, provenances[index]))
         self.metrics.images.inc(len(waiting) + sum(cached))
         self.metrics.cache_hits.inc(sum(cached))
         self.metrics.cache_misses.inc(len(waiting))
@@ -224,12 +235,22 @@ class PredictionService:
         return [
             ImageResult(sha256=hashes[i], error=errors[i])
             if errors[i] is not None
-            else ImageResult(
-                sha256=hashes[i],
-                score=float(scores[i]),
-                verdict=self.detector.verdict(float(scores[i])),
-                cached=cached[i],
-                time_ms=round(elapsed[i] * 1000.0, 3),
-            )
+            else self._result(hashes[i], float(scores[i]), provenances[i], cached[i], elapsed[i])
             for i in range(count)
         ]
+
+    def _result(
+        self, sha256: str, score: float, provenance: Provenance, cached: bool, elapsed_s: float
+    ) -> ImageResult:
+        model_verdict = self.detector.verdict(score)
+        decision = decide(model_verdict, provenance)
+        return ImageResult(
+            sha256=sha256,
+            score=score,
+            verdict=decision.verdict,
+            cached=cached,
+            time_ms=round(elapsed_s * 1000.0, 3),
+            model_verdict=model_verdict,
+            basis=decision.basis,
+            provenance=provenance,
+        )
