@@ -332,7 +332,7 @@ def provenance_schemas() -> dict:
                 },
                 "summary": text,
                 "evidence": {"type": "array", "items": {"$ref": "#/components/schemas/Evidence"}},
-                "c2pa": {"allOf": [{"$ref": "#/components/schemas/C2paManifest"}], "nullable": True},
+                "c2pa": {"$ref": "#/components/schemas/C2paManifest"},
             },
         },
         "Evidence": {
@@ -348,6 +348,8 @@ def provenance_schemas() -> dict:
         },
         "C2paManifest": {
             "type": "object",
+            "nullable": True,
+            "description": "the active C2PA manifest; null when the file carries none",
             "required": ["state"],
             "properties": {
                 "state": {"type": "string", "enum": list(C2PA_STATES)},

@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import imagegen  # noqa: E402
+import provenancegen  # noqa: E402
 
 # EfficientNet-Lite0 (the bundled model's backbone): a quarter of ResNet-50's weights, so the tiny trainings
 # and ONNX exports of the suite take half the time and a fraction of the memory.
@@ -100,3 +101,11 @@ def live_server(tmp_path_factory, tiny_artifact, onnx_cache_dir):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener on 127.0.0.1 counting connections: proof that nothing fetched a URL."""
+    counter = provenancegen.ConnectionCounter()
+    yield counter
+    counter.close()

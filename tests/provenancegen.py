@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import datetime
 import io
+import socket
+import threading
 from dataclasses import dataclass
 from functools import cache
 
-from PIL import Image, PngImagePlugin
-
 import imagegen
+from PIL import Image, PngImagePlugin
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 EXIF_IFD, MAKE, MODEL, SOFTWARE, USER_COMMENT = 0x8769, 0x010F, 0x0110, 0x0131, 0x9286
@@ -132,13 +133,19 @@ def signed(
                 "label": "c2pa.actions",
                 "data": {
                     "actions": [
-                        {"action": action, "softwareAgent": {"name": agent}, "digitalSourceType": IPTC + source_type}
+                        {
+                            "action": action,
+                            "softwareAgent": {"name": agent},
+                            "digitalSourceType": IPTC + source_type,
+                        }
                     ]
                 },
             }
         ],
     }
-    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, issuer.chain_pem.encode(), issuer.key_pem.encode(), None)
+    info = c2pa.C2paSignerInfo(
+        c2pa.C2paSigningAlg.ES256, issuer.chain_pem.encode(), issuer.key_pem.encode(), None
+    )
     context = c2pa.Context(c2pa.Settings.from_dict({"builder": {"thumbnail": {"enabled": False}}}))
     with c2pa.Signer.from_info(info) as signer, c2pa.Builder(manifest, context=context) as builder:
         if remote_url:
@@ -195,3 +202,30 @@ def with_exif(fmt: str = "JPEG", user_comment: bytes | None = None, **tags: str)
     if user_comment is not None:
         exif.get_ifd(EXIF_IFD)[USER_COMMENT] = user_comment
     return picture(fmt, exif=exif.tobytes())
+
+
+class ConnectionCounter:
+    """A TCP listener on 127.0.0.1 that counts the connections made to it."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.socket.settimeout(0.2)
+        self.port = self.socket.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            connection.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.socket.close()

@@ -11,6 +11,7 @@ import struct
 import zlib
 
 import imagegen
+import provenancegen
 import pytest
 from PIL import Image
 from serving import jpeg_bytes, varied_images
@@ -521,3 +522,78 @@ def test_without_paths_keeps_the_file_name_only():
         without_paths("cannot read /home/ann/models/x/model.keras: bad") == "cannot read .../model.keras: bad"
     )
     assert without_paths("relative runs/x/model.keras stays") == "relative runs/x/model.keras stays"
+
+
+# --- provenance -----------------------------------------------------------------------------------------
+
+
+def test_a_signed_ai_image_is_ai_by_provenance_with_the_model_score_beside_it(client):
+    data = provenancegen.signed("trainedAlgorithmicMedia")
+    first = client.post("/v1/predict", data=data, content_type="image/jpeg").get_json()["predictions"][0]
+    assert (first["verdict"], first["basis"]) == ("ai", "provenance")
+    assert first["model_verdict"] in {"ai", "real", "uncertain"} and 0.0 <= first["score"] <= 1.0
+    provenance = first["provenance"]
+    assert provenance["declares_ai"] is True and provenance["signed_capture"] is False
+    assert provenance["c2pa"]["state"] == "valid" and provenance["c2pa"]["signer"] == "Test Generator"
+    assert provenance["summary"].startswith("AI · Content Credentials: Imaginary Diffusion 3")
+    again = client.post("/v1/predict", data=data, content_type="image/jpeg").get_json()["predictions"][0]
+    assert again["cached"] is True
+    assert {key: again[key] for key in ("verdict", "basis", "provenance", "score")} == {
+        key: first[key] for key in ("verdict", "basis", "provenance", "score")
+    }
+
+
+def test_without_metadata_the_model_decides_and_a_capture_is_only_shown(client):
+    plain, capture = provenancegen.picture(), provenancegen.signed("digitalCapture", agent="Test Camera")
+    body = client.post("/v1/predict", **multipart(plain, capture, names=["a.jpg", "b.jpg"])).get_json()
+    for prediction in body["predictions"]:
+        assert prediction["basis"] == "model" and prediction["verdict"] == prediction["model_verdict"]
+    first, second = body["predictions"]
+    assert first["provenance"]["evidence"] == [] and first["provenance"]["c2pa"] is None
+    assert second["provenance"]["signed_capture"] is True
+    assert second["provenance"]["evidence"][0]["says"] == "capture"
+
+
+def test_predictions_match_the_openapi_schema(client):
+    from openapi_schema_validator import OAS30Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+
+    document = client.get("/openapi.json").get_json()
+    registry = Registry().with_resource("urn:realcheck", Resource.from_contents(document, DRAFT4))
+    schema = {"$ref": "urn:realcheck#/components/schemas/PredictResponse"}
+    validator = OAS30Validator(schema, registry=registry)
+    images = [
+        provenancegen.signed(),
+        provenancegen.tampered(provenancegen.signed()),
+        provenancegen.png_with_text(parameters=provenancegen.A1111_PARAMETERS),
+        provenancegen.with_exif(make="Canon", model="EOS R5"),
+        b"not an image",
+    ]
+    body = client.post("/v1/predict", **multipart(*images)).get_json()
+    validator.validate(body)
+    assert [p.get("basis") for p in body["predictions"]] == [
+        "provenance",
+        "model",
+        "provenance",
+        "model",
+        None,
+    ]
+    broken = json.loads(json.dumps(body))
+    broken["predictions"][0]["provenance"]["evidence"][0]["trust"] = "very"
+    with pytest.raises(Exception, match="very"):
+        validator.validate(broken)
+
+
+def test_the_server_never_fetches_a_remote_manifest(client, listener):
+    data = provenancegen.signed(remote_url=f"http://127.0.0.1:{listener.port}/m.c2pa")
+    prediction = client.post("/v1/predict", data=data, content_type="image/jpeg").get_json()["predictions"][0]
+    assert prediction["provenance"]["c2pa"]["state"] == "remote" and prediction["basis"] == "model"
+    assert listener.connections == 0
+
+
+def test_trust_anchors_flow_from_the_config_to_the_reader(tiny_artifact, tmp_path):
+    anchors = tmp_path / "roots.pem"
+    anchors.write_text(provenancegen.authority().root_pem)
+    service = PredictionService(ServerConfig(model_dir=tiny_artifact, c2pa_trust_anchors=anchors))
+    assert service.provenance.read(provenancegen.signed()).c2pa.state == "trusted"
