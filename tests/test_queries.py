@@ -8,10 +8,12 @@ import os
 import signal
 
 import imagegen
+import provenancegen
 import pytest
 from serving import jpeg_bytes
 
 from model.cli import main
+from server.queries import ROW_FIELDS
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -172,3 +174,103 @@ def test_ctrl_c_during_a_scan_finishes_the_batch_in_flight_then_resumes(
     assert signal.getsignal(signal.SIGINT) == handler_before, "Ctrl-C is itself again"
     summary, status = scan_folder(folder, out, checker, progress=False)
     assert status == 0 and summary.checked == 4 and summary.skipped == 8
+
+
+@pytest.fixture
+def evidence_photos(tmp_path):
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    (folder / "signed.jpg").write_bytes(provenancegen.signed("trainedAlgorithmicMedia"))
+    (folder / "a1111.png").write_bytes(provenancegen.png_with_text(parameters=provenancegen.A1111_PARAMETERS))
+    (folder / "camera.jpg").write_bytes(provenancegen.with_exif(make="Canon", model="EOS R5"))
+    (folder / "plain.jpg").write_bytes(provenancegen.picture())
+    return folder
+
+
+def test_scan_rows_carry_provenance_the_same_in_process_and_through_the_server(
+    capsys, tiny_artifact, live_server, evidence_photos, tmp_path
+):
+    tables = {}
+    for where, flag in (
+        ("local", ["--model", str(tiny_artifact)]),
+        ("remote", ["--server", live_server.url]),
+    ):
+        out_file = tmp_path / f"{where}.csv"
+        status, _, err = run_cli(capsys, "scan", str(evidence_photos), *flag, "--out", str(out_file))
+        assert status == 0, err
+        with out_file.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            assert tuple(reader.fieldnames) == ROW_FIELDS
+            tables[where] = {row["path"]: row for row in reader}
+    local, remote = tables["local"], tables["remote"]
+    for path, row in local.items():
+        assert {k: v for k, v in row.items() if k != "score"} == {
+            k: v for k, v in remote[path].items() if k != "score"
+        }
+    signed = local["signed.jpg"]
+    assert (signed["verdict"], signed["basis"], signed["c2pa_state"], signed["declares_ai"]) == (
+        "ai",
+        "provenance",
+        "valid",
+        "True",
+    )
+    assert signed["c2pa_signer"] == "Test Generator" and signed["provenance"].startswith("AI · Content")
+    assert local["a1111.png"]["basis"] == "provenance"
+    for path in ("camera.jpg", "plain.jpg"):
+        assert local[path]["basis"] == "model" and local[path]["verdict"] == local[path]["model_verdict"]
+    assert local["camera.jpg"]["provenance"].startswith("Camera named in EXIF: Canon EOS R5")
+    assert (
+        local["plain.jpg"]["provenance"] == "no provenance metadata" and not local["plain.jpg"]["c2pa_state"]
+    )
+
+
+def test_check_says_when_provenance_decided(capsys, tiny_artifact, evidence_photos):
+    status, out, _ = run_cli(
+        capsys, "check", str(evidence_photos / "signed.jpg"), str(evidence_photos / "plain.jpg"),
+        "--model", str(tiny_artifact),
+    )  # fmt: skip
+    signed, plain = out.splitlines()
+    assert status == 0
+    assert " ai by provenance: AI · Content Credentials: Imaginary Diffusion 3" in signed
+    assert "(the model: " in signed and "P(AI)" in signed
+    assert "by provenance" not in plain and "provenance" not in plain
+
+
+def test_a_scan_resumed_on_an_older_csv_rewrites_it_under_todays_columns(
+    capsys, tiny_artifact, photos, tmp_path
+):
+    out_file = tmp_path / "old.csv"
+    old_fields = ["path", "score", "verdict", "threshold", "sha256", "model", "version", "error"]
+    with out_file.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=old_fields)
+        writer.writeheader()
+        writer.writerow({"path": "a.jpg", "score": "0.25", "verdict": "real", "threshold": "0.5"})
+    status, out, _ = run_cli(
+        capsys, "scan", str(photos), "--model", str(tiny_artifact), "--out", str(out_file)
+    )
+    assert status == 0 and "scanned 1 of 2" in out
+    with out_file.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == ROW_FIELDS
+        rows = {row["path"]: row for row in reader}
+    assert rows["a.jpg"]["score"] == "0.25" and rows["a.jpg"]["verdict"] == "real"
+    assert rows["nested/b.png"]["basis"] == "model"
+
+
+def test_trust_anchor_mistakes_are_one_line_before_any_model_loads(capsys, photos, tmp_path, monkeypatch):
+    import model.inference
+
+    monkeypatch.setattr(model.inference, "load_detector", lambda *a, **k: pytest.fail("model loaded"))
+    image = str(photos / "a.jpg")
+    status, _, err = run_cli(capsys, "check", image, "--c2pa-trust-anchors", str(tmp_path / "none.pem"))
+    assert status == 2 and "cannot read C2PA trust anchors" in err
+    status, _, err = run_cli(
+        capsys,
+        "check",
+        image,
+        "--server",
+        "http://127.0.0.1:9",
+        "--c2pa-trust-anchors",
+        str(tmp_path / "x.pem"),
+    )
+    assert status == 2 and "start the server with it" in err
