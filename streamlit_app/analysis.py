@@ -1,7 +1,8 @@
 """The app's logic without Streamlit: which model to load, scoring uploads, the results table and CSV.
 
 Scores come from `model.inference.Detector.predict` on the uploaded bytes, the same call the server and
-`realcheck evaluate` make, so a file gets the same score here as everywhere else.
+`realcheck evaluate` make, so a file gets the same score here as everywhere else; provenance comes from
+`model.provenance`, the reader and decision rule the server and `check` use.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from model.artifact import bundled_model_dir
 from model.inference import Detector
+from model.provenance import NO_PROVENANCE, Provenance, ProvenanceReader, decide
 
 MODEL_ENV = "REALCHECK_MODEL"
 MAX_UPLOAD_ENV = "REALCHECK_MAX_UPLOAD_MB"
@@ -26,6 +28,8 @@ UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
 CSV_COLUMNS = (
     "file",
     "verdict",
+    "basis",
+    "model_verdict",
     "p_ai",
     "threshold",
     "uncertain_low",
@@ -34,6 +38,8 @@ CSV_COLUMNS = (
     "model_version",
     "bytes",
     "sha256",
+    "provenance",
+    "c2pa_state",
     "error",
 )
 
@@ -52,7 +58,10 @@ class Upload:
 
 @dataclass(frozen=True)
 class ImageResult:
-    """The outcome for one upload: a score and verdict, or the reason it could not be scored."""
+    """The outcome for one upload: a score and verdict, or the reason it could not be scored.
+
+    `verdict` is the decision, `model_verdict` the model's own and `basis` which of the two decided.
+    """
 
     name: str
     size_bytes: int
@@ -60,6 +69,9 @@ class ImageResult:
     score: float | None = None
     verdict: str | None = None
     error: str | None = None
+    model_verdict: str | None = None
+    basis: str = "model"
+    provenance: Provenance = NO_PROVENANCE
 
     @property
     def ok(self) -> bool:
@@ -104,8 +116,14 @@ def max_upload_bytes(environ: Mapping[str, str] | None = None) -> int:
     return int(megabytes * 1_000_000)
 
 
-def analyse(detector: Detector, uploads: Sequence[Upload], max_bytes: int) -> list[ImageResult]:
+def analyse(
+    detector: Detector,
+    uploads: Sequence[Upload],
+    max_bytes: int,
+    provenance_reader: ProvenanceReader | None = None,
+) -> list[ImageResult]:
     """Score every upload in one batch through the inference path; oversized files are refused unread."""
+    provenance_reader = provenance_reader or ProvenanceReader()
     results: list[ImageResult | None] = [None] * len(uploads)
     to_score: list[int] = []
     for index, upload in enumerate(uploads):
@@ -121,13 +139,20 @@ def analyse(detector: Detector, uploads: Sequence[Upload], max_bytes: int) -> li
     predictions = detector.predict([uploads[i].data for i in to_score]) if to_score else []
     for index, prediction in zip(to_score, predictions):
         upload = uploads[index]
+        if not prediction.ok:
+            results[index] = ImageResult(upload.name, len(upload.data), upload.sha256, error=prediction.error)
+            continue
+        provenance = provenance_reader.read(upload.data)
+        decision = decide(prediction.verdict, provenance)
         results[index] = ImageResult(
             upload.name,
             len(upload.data),
             upload.sha256,
             score=prediction.score,
-            verdict=prediction.verdict,
-            error=prediction.error,
+            verdict=decision.verdict,
+            model_verdict=prediction.verdict,
+            basis=decision.basis,
+            provenance=provenance,
         )
     return [result for result in results if result is not None]
 
@@ -139,6 +164,8 @@ def result_rows(results: Sequence[ImageResult], metadata: Mapping) -> list[dict]
         {
             "file": result.name,
             "verdict": result.verdict or "error",
+            "basis": result.basis if result.ok else None,
+            "model_verdict": result.model_verdict,
             "p_ai": None if result.score is None else round(result.score, 6),
             "threshold": float(metadata["threshold"]),
             "uncertain_low": low,
@@ -147,6 +174,8 @@ def result_rows(results: Sequence[ImageResult], metadata: Mapping) -> list[dict]
             "model_version": metadata["version"],
             "bytes": result.size_bytes,
             "sha256": result.sha256,
+            "provenance": result.provenance.summary if result.ok else None,
+            "c2pa_state": result.provenance.c2pa.state if result.provenance.c2pa else None,
             "error": result.error or "",
         }
         for result in results

@@ -19,6 +19,7 @@ from model.errors import RealCheckError
 from model.gradcam import GradCam, overlay
 from model.imaging import fit_to_input, open_rgb
 from model.inference import Detector, load_detector
+from model.provenance import Provenance
 from streamlit_app.analysis import (
     MODEL_ENV,
     UPLOAD_TYPES,
@@ -181,7 +182,7 @@ def show_table(rows: list[dict]) -> None:
     st.dataframe(
         rows,
         hide_index=True,
-        column_order=("file", "verdict", "p_ai", "threshold", "error"),
+        column_order=("file", "verdict", "basis", "p_ai", "threshold", "provenance", "error"),
         column_config={
             "p_ai": st.column_config.ProgressColumn("P(AI)", min_value=0.0, max_value=1.0, format="%.3f"),
             "threshold": st.column_config.NumberColumn("threshold", format="%.3f"),
@@ -221,13 +222,47 @@ def show_verdict(result: ImageResult, detector: Detector) -> None:
     """Verdict badge, the score as a bar, and the numbers behind it."""
     label, colour = VERDICTS[result.verdict]
     st.badge(label, color=colour)
-    st.markdown(f"Verdict: **{result.verdict}**")
+    if result.basis == "provenance":
+        st.markdown(f"Verdict: **{result.verdict}**, decided by the file's provenance")
+        st.markdown(f"The model alone says **{result.model_verdict}**:")
+    else:
+        st.markdown(f"Verdict: **{result.verdict}**")
     band = detector.rule.band
     st.markdown(score_bar(result.score, detector.rule.threshold, band), unsafe_allow_html=True)
     st.markdown(
         f"P(AI) = **{result.score:.3f}** · threshold {detector.rule.threshold:.3f} · "
         f"uncertain between {band[0]:.3f} and {band[1]:.3f}"
     )
+
+
+def show_provenance(provenance: Provenance) -> None:
+    """What the file itself declares: each piece of evidence, and the C2PA manifest in detail."""
+    st.markdown("**Provenance**")
+    if not provenance.evidence:
+        st.caption(
+            "The file declares nothing about its origin (no Content Credentials, no generator or camera "
+            "metadata). That is no evidence either way: most sites strip metadata."
+        )
+        return
+    if provenance.signed_capture:
+        st.badge("Signed capture", icon=":material/photo_camera:", color="blue")
+    st.markdown(_escape(provenance.summary))
+    lines = [
+        f"- {_escape(item.source)}: {_escape(item.detail)} (says *{item.says}*, trust *{item.trust}*)"
+        for item in provenance.evidence
+    ]
+    manifest = provenance.c2pa
+    if manifest is not None:
+        for action in manifest.actions:
+            what = ", ".join(
+                _escape(part) for part in (action.digital_source_type, action.software_agent) if part
+            )
+            lines.append(f"- C2PA action {_escape(action.action)}" + (f": {what}" if what else ""))
+        if manifest.ingredients:
+            lines.append("- C2PA ingredients: " + ", ".join(_escape(name) for name in manifest.ingredients))
+        if manifest.failures:
+            lines.append("- C2PA validation: " + ", ".join(_escape(code) for code in manifest.failures))
+    st.markdown("\n".join(lines))
 
 
 def heatmap_picture(
@@ -264,6 +299,7 @@ def show_result(path: str, detector: Detector, result: ImageResult, data: bytes,
                 st.image(image, caption=caption, width="stretch")
         with columns[-1]:
             show_verdict(result, detector)
+            show_provenance(result.provenance)
 
 
 def _shrunk(picture: Image.Image) -> Image.Image:

@@ -17,6 +17,7 @@ from pathlib import Path
 import imagegen
 import numpy as np
 import processes
+import provenancegen
 import pytest
 import streamlit
 from PIL import Image
@@ -112,6 +113,10 @@ def test_csv_has_a_fixed_header_and_defuses_spreadsheet_formulas():
         "model_version": "1",
         "bytes": "3",
         "sha256": "",
+        "basis": "",
+        "model_verdict": "",
+        "provenance": "",
+        "c2pa_state": "",
         "error": "not an image",
     }
 
@@ -221,6 +226,32 @@ def test_bad_files_get_a_message_and_the_rest_of_the_batch_still_works(
     for row in rows:
         if row["file"] in bad:
             assert row["verdict"] == "error" and row["p_ai"] == "" and row["error"]
+
+
+def test_each_image_shows_its_provenance_and_what_decided(app, tiny_artifact, captured_downloads):
+    signed = provenancegen.signed("trainedAlgorithmicMedia", agent="Imaginary *Diffusion* 3")
+    capture = provenancegen.signed("digitalCapture", agent="Test Camera")
+    plain = provenancegen.picture()
+    names = ["signed.jpg", "capture.jpg", "plain.jpg"]
+    run_with(app, [(name, data, "image/jpeg") for name, data in zip(names, (signed, capture, plain))])
+    model = load_detector(tiny_artifact).predict([signed, capture, plain])
+    texts = [m.value for m in app.markdown]
+    assert "Verdict: **ai**, decided by the file's provenance" in texts
+    assert f"The model alone says **{model[0].verdict}**:" in texts
+    # The generator's name comes from the file: shown as text, its Markdown escaped.
+    assert any(t.startswith("AI · Content Credentials: Imaginary \\*Diffusion\\* 3") for t in texts)
+    assert any("C2PA action c2pa\\.created: trainedAlgorithmicMedia" in t for t in texts)
+    assert sum("Signed capture" in t for t in texts) == 1  # the badge, for the capture only
+    assert any(c.value.startswith("The file declares nothing about its origin") for c in app.caption)
+
+    rows = {row["file"]: row for row in csv.DictReader(io.StringIO(captured_downloads[-1]["data"]))}
+    assert (rows["signed.jpg"]["verdict"], rows["signed.jpg"]["basis"]) == ("ai", "provenance")
+    assert (
+        rows["signed.jpg"]["model_verdict"] == model[0].verdict
+        and rows["signed.jpg"]["c2pa_state"] == "valid"
+    )
+    assert rows["capture.jpg"]["basis"] == "model" and rows["capture.jpg"]["verdict"] == model[1].verdict
+    assert rows["plain.jpg"]["provenance"] == "no provenance metadata"
 
 
 def test_crop_models_and_a_full_model_card_show_in_the_page(tiny_artifact, tmp_path, monkeypatch):
