@@ -116,6 +116,7 @@ def signed(
     agent: str = "Imaginary Diffusion 3",
     remote_url: str | None = None,
     action: str = "c2pa.created",
+    size: int = 64,
 ) -> bytes:
     """A picture with a C2PA manifest whose action declares `source_type`, signed by the test authority.
 
@@ -152,7 +153,7 @@ def signed(
             builder.set_no_embed()
             builder.set_remote_url(remote_url)
         out = io.BytesIO()
-        builder.sign(signer, mime, io.BytesIO(picture(fmt)), out)
+        builder.sign(signer, mime, io.BytesIO(picture(fmt, size=size)), out)
     return out.getvalue()
 
 

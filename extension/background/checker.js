@@ -36,6 +36,32 @@ export function resultFromPrediction(answer, prediction) {
     band: answer.decision?.uncertainty_band ?? null,
     sha256: prediction.sha256,
     model: { name: answer.model?.name ?? "unknown", version: answer.model?.version ?? "unknown" },
+    // What decided (`provenance` when the file itself declares AI, else `model`), and the model's own verdict.
+    basis: prediction.basis ?? "model",
+    modelVerdict: prediction.model_verdict ?? prediction.verdict,
+    provenance: provenanceFromPrediction(prediction.provenance),
+  };
+}
+
+const MAX_EVIDENCE = 8;
+
+/** The part of the server's provenance object a badge shows (kept small: results are cached in storage). */
+export function provenanceFromPrediction(provenance) {
+  if (!provenance || typeof provenance !== "object") return null;
+  const text = (value) => (typeof value === "string" ? value.slice(0, 200) : null);
+  const c2pa = provenance.c2pa;
+  return {
+    summary: text(provenance.summary) ?? "",
+    declaresAi: provenance.declares_ai === true,
+    signedCapture: provenance.signed_capture === true,
+    evidence: (Array.isArray(provenance.evidence) ? provenance.evidence : []).slice(0, MAX_EVIDENCE).map((item) => ({
+      kind: text(item?.kind),
+      says: text(item?.says),
+      trust: text(item?.trust),
+      source: text(item?.source),
+      detail: text(item?.detail),
+    })),
+    c2pa: c2pa ? { state: text(c2pa.state), signer: text(c2pa.signer), issuer: text(c2pa.issuer) } : null,
   };
 }
 

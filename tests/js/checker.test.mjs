@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { ResultCache } from "../../extension/background/cache.js";
-import { Checker } from "../../extension/background/checker.js";
+import { Checker, resultFromPrediction } from "../../extension/background/checker.js";
 
 function png(width, height, salt) {
   const bytes = new Uint8Array(40);
@@ -142,4 +142,33 @@ test("an image the server cannot decode fails alone with the server's reason; th
   const again = await checker.check("https://a/bad.png");
   assert.equal(again.state, "failed");
   assert.equal(requests.length, 2);
+});
+
+test("a prediction's basis, model verdict and provenance reach the result, bounded", () => {
+  const result = resultFromPrediction(
+    { model: { name: "m", version: "1" }, decision: { threshold: 0.5 } },
+    {
+      score: 0.1,
+      verdict: "ai",
+      basis: "provenance",
+      model_verdict: "real",
+      sha256: "x",
+      provenance: {
+        summary: "AI · declared in XMP: trainedAlgorithmicMedia (unsigned)",
+        declares_ai: true,
+        signed_capture: false,
+        evidence: Array.from({ length: 20 }, () => ({ kind: "generator", says: "ai", trust: "declared", source: "XMP", detail: "y".repeat(500) })),
+        c2pa: null,
+      },
+    },
+  );
+  assert.equal(result.basis, "provenance");
+  assert.equal(result.modelVerdict, "real");
+  assert.equal(result.provenance.declaresAi, true);
+  assert.equal(result.provenance.evidence.length, 8);
+  assert.equal(result.provenance.evidence[0].detail.length, 200);
+  const old = resultFromPrediction({ model: {} }, { score: 0.7, verdict: "ai", sha256: "x" });
+  assert.equal(old.basis, "model");
+  assert.equal(old.modelVerdict, "ai");
+  assert.equal(old.provenance, null);
 });
