@@ -303,6 +303,13 @@ def model_card(metadata: dict, folder: Path | None = None) -> str:
         ]
     lines += [
         "",
+        "## Provenance beside the score",
+        "- The score above is this model's guess from pixels alone. Every RealCheck face also reads what the "
+        "file declares (`model/provenance.py`): an intact C2PA manifest or an explicit metadata declaration "
+        "(IPTC DigitalSourceType, generator settings) that the image is AI-generated makes the verdict `ai` "
+        "with basis `provenance`, this model's score reported beside it. Nothing else overrides the model: a "
+        "signed camera capture is shown, never decisive, and missing metadata is no evidence of anything.",
+        "",
         "## Limitations",
         "- Scores are only as general as the training data: generators, image sources and post-processing not "
         "seen in training can be misjudged. Check the per-source numbers above before relying on a verdict.",
