@@ -199,3 +199,14 @@ def test_huge_and_deeply_nested_metadata_is_bounded(reader):
     assert time.perf_counter() - started < 5.0
     many_actions = reader.read(gen.signed(agent="x" * 5000))
     assert len(many_actions.c2pa.actions[0].software_agent) <= 200
+
+
+def test_concurrent_reads_give_the_same_answers(reader):
+    """The server reads provenance in its request threads: the C2PA library must hold up to that."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [gen.signed(), gen.tampered(gen.signed()), gen.signed("digitalCapture"), gen.picture()]
+    expected = [reader.read(data) for data in files]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(reader.read, files * 50))
+    assert answers == expected * 50

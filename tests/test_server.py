@@ -597,3 +597,24 @@ def test_trust_anchors_flow_from_the_config_to_the_reader(tiny_artifact, tmp_pat
     anchors.write_text(provenancegen.authority().root_pem)
     service = PredictionService(ServerConfig(model_dir=tiny_artifact, c2pa_trust_anchors=anchors))
     assert service.provenance.read(provenancegen.signed()).c2pa.state == "trusted"
+
+
+def test_hostile_manifests_through_the_api_never_give_a_5xx(client):
+    import random
+
+    signed = provenancegen.signed()
+    rng = random.Random(11)
+    damaged = []
+    for _ in range(40):
+        copy = bytearray(signed)
+        for _ in range(rng.randint(1, 5)):
+            copy[rng.randrange(20, signed.find(b"\xff\xdb"))] = rng.randrange(256)
+        damaged.append(bytes(copy))
+    body = client.post("/v1/predict", **multipart(*damaged[:20]))
+    assert body.status_code == 200
+    for data in damaged[20:]:
+        response = client.post("/v1/predict", data=data, content_type="image/jpeg")
+        assert response.status_code in (200, 400), response.get_data(as_text=True)
+        if response.status_code == 200:
+            prediction = response.get_json()["predictions"][0]
+            assert prediction["basis"] in {"model", "provenance"}
