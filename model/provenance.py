@@ -21,6 +21,7 @@ metadata is never evidence of anything.
 from __future__ import annotations
 
 import io
+import json
 import re
 import struct
 import warnings
@@ -129,13 +130,17 @@ class C2paManifest:
     signed_at: str | None = None
     actions: tuple[C2paAction, ...] = ()
     ingredients: tuple[str, ...] = ()
+    # Digital source types that the ingredients' own manifests declare (an edit of a generated image).
+    ingredient_source_types: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
     remote_url: str | None = None
     message: str | None = None
 
     @property
     def source_types(self) -> set[str]:
-        return {action.digital_source_type for action in self.actions if action.digital_source_type}
+        """The digital source types this manifest's actions and its ingredients' manifests declare."""
+        own = {action.digital_source_type for action in self.actions if action.digital_source_type}
+        return own | set(self.ingredient_source_types)
 
 
 @dataclass(frozen=True)
@@ -287,7 +292,9 @@ def _c2pa_failure(message: str) -> C2paManifest:
 
 
 def _manifest_from_reader(reader) -> C2paManifest:
-    active = reader.get_active_manifest() or {}
+    store = json.loads(reader.json())
+    manifests = store.get("manifests") if isinstance(store.get("manifests"), dict) else {}
+    active = manifests.get(store.get("active_manifest")) or {}
     results = (reader.get_validation_results() or {}).get("activeManifest") or {}
     failures = tuple(str(item.get("code")) for item in results.get("failure", []) if isinstance(item, dict))
     state = {"Trusted": "trusted", "Valid": "valid"}.get(str(reader.get_validation_state()), "tampered")
@@ -304,8 +311,22 @@ def _manifest_from_reader(reader) -> C2paManifest:
             for item in active.get("ingredients", [])[:20]
             if isinstance(item, dict)
         ),
+        ingredient_source_types=tuple(sorted(_ingredient_source_types(active, manifests))),
         failures=failures[:20],
     )
+
+
+def _ingredient_source_types(manifest: dict, manifests: dict, depth: int = 0) -> set[str]:
+    """Source types declared along the ingredient chain (bounded: a store may nest or loop its references)."""
+    found: set[str] = set()
+    if depth >= 8:
+        return found
+    for item in manifest.get("ingredients", [])[:20]:
+        parent = manifests.get(item.get("active_manifest")) if isinstance(item, dict) else None
+        if isinstance(parent, dict) and parent is not manifest:
+            found |= {action.digital_source_type for action in _actions(parent) if action.digital_source_type}
+            found |= _ingredient_source_types(parent, manifests, depth + 1)
+    return found
 
 
 def _claim_generator(manifest: dict) -> str | None:
@@ -334,10 +355,12 @@ def _actions(manifest: dict):
 
 
 def _c2pa_evidence(manifest: C2paManifest) -> Evidence:
-    types = manifest.source_types
-    if types & GENERATED_SOURCE_TYPES:
+    own = {action.digital_source_type for action in manifest.actions}
+    # Generated anywhere in the chain makes it AI; a capture counts only as this manifest's own action (an
+    # edit of a signed capture is an edit, not a capture).
+    if manifest.source_types & GENERATED_SOURCE_TYPES:
         says = "ai"
-    elif types & CAPTURE_SOURCE_TYPES:
+    elif own & CAPTURE_SOURCE_TYPES:
         says = "capture"
     elif manifest.actions:
         says = "edited"
@@ -418,6 +441,8 @@ def _camera_evidence(exif) -> list[Evidence]:
     ]
     if not parts:
         return []
+    if len(parts) == 2 and parts[1].lower().startswith(parts[0].lower()):
+        parts = parts[1:]  # "Canon" + "Canon EOS R5": the model name already says the make
     return [Evidence("camera", "hint", "hint", "EXIF Make/Model", _bounded(" ".join(parts)))]
 
 
@@ -512,6 +537,9 @@ def _describe_c2pa(item: Evidence, manifest: C2paManifest) -> str:
         return f"Content Credentials present but unreadable ({manifest.message})"
     generator = next((a.software_agent for a in manifest.actions if a.software_agent), None)
     text = f"{lead}Content Credentials: {generator or manifest.claim_generator or 'unknown generator'}"
+    own = {action.digital_source_type for action in manifest.actions}
+    if item.says == "ai" and not own & GENERATED_SOURCE_TYPES:
+        text += " (edited from an AI-generated ingredient)"
     if manifest.signer:
         text += f", signed by {manifest.signer}" + (f" ({manifest.issuer})" if manifest.issuer else "")
     trust = {

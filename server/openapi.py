@@ -369,6 +369,11 @@ def provenance_schemas() -> dict:
                     },
                 },
                 "ingredients": {"type": "array", "items": text},
+                "ingredient_source_types": {
+                    "type": "array",
+                    "items": text,
+                    "description": "digital source types the ingredients' own manifests declare",
+                },
                 "failures": {"type": "array", "items": text, "description": "C2PA validation failure codes"},
                 "remote_url": {**nullable, "description": "a remote manifest's address, not fetched"},
                 "message": nullable,

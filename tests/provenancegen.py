@@ -157,6 +157,39 @@ def signed(
     return out.getvalue()
 
 
+def edited_from(parent: bytes, extra_assertions: list | None = None) -> bytes:
+    """A new picture whose manifest records an edit of `parent` (its manifest kept as the ingredient's)."""
+    import c2pa
+
+    issuer = authority()
+    manifest = {
+        "claim_generator_info": [{"name": "RealCheck test editor", "version": "2.0"}],
+        "title": "edit.jpg",
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {
+                    "actions": [
+                        {"action": "c2pa.opened", "parameters": {"ingredientIds": ["parent-1"]}},
+                        {"action": "c2pa.edited", "softwareAgent": {"name": "Test Editor"}},
+                    ]
+                },
+            },
+            *(extra_assertions or []),
+        ],
+    }
+    info = c2pa.C2paSignerInfo(
+        c2pa.C2paSigningAlg.ES256, issuer.chain_pem.encode(), issuer.key_pem.encode(), None
+    )
+    context = c2pa.Context(c2pa.Settings.from_dict({"builder": {"thumbnail": {"enabled": False}}}))
+    with c2pa.Signer.from_info(info) as signer, c2pa.Builder(manifest, context=context) as builder:
+        ingredient = {"title": "parent.jpg", "relationship": "parentOf", "label": "parent-1"}
+        builder.add_ingredient(ingredient, "image/jpeg", io.BytesIO(parent))
+        out = io.BytesIO()
+        builder.sign(signer, "image/jpeg", io.BytesIO(picture(seed=9)), out)
+    return out.getvalue()
+
+
 def tampered(data: bytes) -> bytes:
     """The signed file with one byte of its pixel data changed: the manifest no longer matches."""
     changed = bytearray(data)

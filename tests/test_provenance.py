@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 import time
 
@@ -57,6 +58,28 @@ def test_a_bad_trust_anchors_file_is_one_clear_error(tmp_path):
     text.write_text("hello")
     with pytest.raises(RealCheckError, match="holds no PEM certificate"):
         ProvenanceReader.from_trust_anchors_file(text)
+
+
+def test_an_edit_of_a_generated_image_declares_ai_through_its_ingredient(reader):
+    edit = reader.read(gen.edited_from(gen.signed("trainedAlgorithmicMedia")))
+    assert edit.c2pa.state == "valid" and edit.c2pa.ingredients == ("parent.jpg",)
+    assert edit.c2pa.ingredient_source_types == ("trainedAlgorithmicMedia",)
+    assert edit.declares_ai and "(edited from an AI-generated ingredient)" in edit.summary
+    of_a_capture = reader.read(gen.edited_from(gen.signed("digitalCapture")))
+    assert not of_a_capture.declares_ai and not of_a_capture.signed_capture
+    assert of_a_capture.evidence[0].says == "edited"
+
+
+def test_deeply_nested_and_huge_assertions_read_cleanly(reader):
+    nested = json.loads('{"a":' * 120 + "1" + "}" * 120)
+    assertions = [
+        {"label": "org.realcheck.deep", "data": nested},
+        {"label": "org.realcheck.huge", "data": {"blob": "x" * 1_000_000}},
+    ]
+    started = time.perf_counter()
+    provenance = reader.read(gen.edited_from(gen.signed(), assertions))
+    assert time.perf_counter() - started < 5.0
+    assert provenance.c2pa.state == "valid" and provenance.declares_ai
 
 
 def test_a_tampered_copy_is_reported_and_decides_nothing(reader):
