@@ -45,9 +45,14 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
     limiter = RateLimiter(config.rate_limit_per_minute) if config.rate_limit_per_minute else None
 
     from server.api import api
+    from server.feedback import feedback
+    from server.feedback_store import FeedbackStore
     from server.ops import ops
 
+    # Parsed now (a bad URL fails at start-up), opened on the first report.
+    app.extensions["realcheck_feedback"] = FeedbackStore(config.feedback_db)
     app.register_blueprint(api)
+    app.register_blueprint(feedback)
     app.register_blueprint(ops)
 
     @app.before_request

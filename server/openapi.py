@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from model import __version__
 from server.config import ServerConfig
+from server.feedback_openapi import feedback_paths, feedback_schemas
 
 OPENAPI_VERSION = "3.0.3"
 
@@ -100,6 +101,7 @@ def openapi_document(config: ServerConfig) -> dict:
                     },
                 }
             },
+            **feedback_paths(config, errors, secured),
             "/healthz": {
                 "get": {
                     "summary": "Liveness: the process answers",
@@ -271,6 +273,7 @@ def openapi_document(config: ServerConfig) -> dict:
                         "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}
                     },
                 },
+                **feedback_schemas(config),
                 "Status": {
                     "type": "object",
                     "required": ["status"],
