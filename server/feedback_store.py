@@ -444,8 +444,10 @@ class _Guarded:
 
 def _stored(row) -> StoredReport:
     created = row.created_at
-    if created.tzinfo is None:  # SQLite keeps no zone: every time stored is UTC
-        created = created.replace(tzinfo=timezone.utc)
+    # SQLite keeps no zone (every time stored is UTC); PostgreSQL answers in the session's zone.
+    created = (
+        created.replace(tzinfo=timezone.utc) if created.tzinfo is None else created.astimezone(timezone.utc)
+    )
     return StoredReport(
         id=row.id,
         created_at=created,
