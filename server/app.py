@@ -39,6 +39,10 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
         MAX_FORM_MEMORY_SIZE=config.max_request_bytes,
         JSON_SORT_KEYS=False,
     )
+    from server.feedback_store import FeedbackStore
+
+    # Parsed before the model starts loading (a bad URL fails at once), opened on the first report.
+    app.extensions["realcheck_feedback"] = FeedbackStore(config.feedback_db)
     if service is None:
         service = PredictionService(config, Metrics()).start()
     app.extensions["realcheck"] = service
@@ -46,11 +50,8 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
 
     from server.api import api
     from server.feedback import feedback
-    from server.feedback_store import FeedbackStore
     from server.ops import ops
 
-    # Parsed now (a bad URL fails at start-up), opened on the first report.
-    app.extensions["realcheck_feedback"] = FeedbackStore(config.feedback_db)
     app.register_blueprint(api)
     app.register_blueprint(feedback)
     app.register_blueprint(ops)

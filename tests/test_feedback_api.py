@@ -121,7 +121,9 @@ BAD_REPORTS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "request_args", "status", "code"), BAD_REPORTS, ids=[c[0] for c in BAD_REPORTS])
+@pytest.mark.parametrize(
+    ("name", "request_args", "status", "code"), BAD_REPORTS, ids=[c[0] for c in BAD_REPORTS]
+)
 def test_bad_reports_get_a_clear_4xx_and_store_nothing(make_client, name, request_args, status, code):
     client = make_client()
     assert_error(client.post("/v1/feedback", **request_args), status, code)
@@ -196,7 +198,23 @@ def test_hostile_report_bodies_never_get_a_5xx(make_client):
     client = make_client()
     rng = random.Random(13)
     png = imagegen.image_bytes("real", 40, seed=4)
-    values = [None, True, 0, -1, 1e308, "", "ai", "real", "x" * 3000, [], {}, [1], {"a": None}, "\u0000", "é" * 50]
+    values = [
+        None,
+        True,
+        0,
+        -1,
+        1e308,
+        "",
+        "ai",
+        "real",
+        "x" * 3000,
+        [],
+        {},
+        [1],
+        {"a": None},
+        "\u0000",
+        "é" * 50,
+    ]
     accepted = 0
     for _ in range(300):
         document = body(png if rng.random() < 0.3 else None)
