@@ -204,6 +204,7 @@ def extension_model(tiny_artifact, onnx_cache_dir, tmp_path_factory, news_site) 
 
 @pytest.fixture(scope="module")
 def ext_server(tmp_path_factory, extension_model, onnx_cache_dir):
+    feedback_db = tmp_path_factory.mktemp("ext-feedback") / "feedback.sqlite3"
     server = LiveServer(
         extension_model.v1,
         onnx_cache_dir,
@@ -212,7 +213,10 @@ def ext_server(tmp_path_factory, extension_model, onnx_cache_dir):
         "4",
         "--max-batch-size",
         "8",
+        "--feedback-db",
+        str(feedback_db),
     )
+    server.feedback_db = feedback_db
     try:
         server.wait_ready()
         yield server
@@ -408,7 +412,7 @@ def test_worker_modules_under_node(tmp_path):
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     # Each JS test counts: a runner that found none (or fewer) must not pass as one green test.
     passed = re.search(r"^# pass (\d+)$", result.stdout, re.MULTILINE)
-    assert passed and int(passed.group(1)) >= 44, result.stdout[-3000:]
+    assert passed and int(passed.group(1)) >= 48, result.stdout[-3000:]
 
 
 # ---- in Chromium ------------------------------------------------------------------------------------
@@ -877,3 +881,79 @@ def test_an_undecodable_image_fails_alone_and_the_images_sent_with_it_get_verdic
         assert (sent["requests"], sent["images"], sent["invalid_images"], sent["refused"]) == (1, 3, 1, 0), (
             sent
         )
+
+
+# The index of the badge drawn on element `id` among all of the overlay's badges (for a Playwright locator).
+BADGE_INDEX = """
+(id) => {
+  const host = document.querySelector("realcheck-overlay");
+  const r = document.getElementById(id).getBoundingClientRect();
+  return [...host.shadowRoot.querySelectorAll(".badge")].findIndex((badge) => {
+    const m = /translate\\((-?[\\d.]+)px, (-?[\\d.]+)px\\)/.exec(badge.style.transform);
+    return !badge.hidden && m && Math.abs(Math.max(r.left, 0) + 6 - Number(m[1])) <= 1
+      && Math.abs(Math.max(r.top, 0) + 6 - Number(m[2])) <= 1;
+  });
+}
+"""
+
+
+@needs_chromium
+def test_wrong_verdict_reports_reach_the_server_and_the_users_label_stands_for_the_image(
+    playwright_instance, news_site, ext_server, extension_model, tmp_path
+):
+    import hashlib
+
+    site, files = news_site
+    candidates = ["hero", "linked", "srcset", "picture", "dynamic"]
+    flagged = next(i for i in candidates if extension_model.verdict(newspage.TOP_BADGED[i]) == "ai")
+    passed = next(i for i in candidates if extension_model.verdict(newspage.TOP_BADGED[i]) == "real")
+    _, before = ext_server.get_json("/v1/feedback?limit=1000")
+    with launched(playwright_instance, tmp_path / "profile") as browser:
+        browser.configure(serverUrl=ext_server.url, sites=["127.0.0.1"])
+        page = browser.page(site.url())
+        wait_for_badges(page, newspage.TOP_BADGED)
+
+        def report(element_id: str, button: str, share: bool) -> None:
+            badge = page.locator("realcheck-overlay .badge").nth(page.evaluate(BADGE_INDEX, element_id))
+            badge.click(position={"x": 8, "y": 8})  # open the details
+            assert not badge.locator(".share").is_checked(), (
+                "sharing the image is off until the user ticks it"
+            )
+            if share:
+                badge.locator(".share").check()
+            badge.locator(button).click()
+            badge.locator(".feedback-status", has_text="your report was sent").wait_for()
+
+        # An image the model flags, shared: "Wrong? It's real".
+        report(flagged, ".report-real", share=True)
+        mine = wait_for_badges(page, [flagged], where=lambda b: "your report" in b["label"])[flagged]
+        assert mine["verdict"] == "real" and "you reported" in mine["aria"].lower(), mine
+        screenshot(page, "extension-feedback.png")
+        # An image the model passes, not shared: "Wrong? It's AI".
+        report(passed, ".report-ai", share=False)
+        wait_for_badges(page, [passed], where=lambda b: b["verdict"] == "ai" and "your report" in b["label"])
+
+        _, after = ext_server.get_json("/v1/feedback?limit=1000")
+        new = after["reports"][len(before["reports"]) :]
+        assert [(r["label"], r["image_shared"], r["client"]) for r in new] == [
+            ("real", True, "extension"),
+            ("ai", False, "extension"),
+        ]
+        for report_, element_id in zip(new, (flagged, passed)):
+            path = newspage.TOP_BADGED[element_id]
+            assert report_["sha256"] == hashlib.sha256(files[path]).hexdigest()
+            assert report_["model"] == {"name": "realcheck-tiny", "version": "ext-1"}
+            assert report_["score"] == pytest.approx(extension_model.score(path))
+        # Nothing about where the image was seen: no page or image address, no host.
+        assert "127.0.0.1" not in json.dumps(new) and "img/" not in json.dumps(new)
+        from server.feedback_store import FeedbackStore
+
+        assert (
+            FeedbackStore(ext_server.feedback_db).image(new[0]["sha256"]).data
+            == files[newspage.TOP_BADGED[flagged]]
+        )
+
+        # Another visit: the user's answers still stand for those images, marked as theirs.
+        page.reload()
+        again = wait_for_badges(page, [flagged, passed], where=lambda b: "your report" in b["label"])
+        assert (again[flagged]["verdict"], again[passed]["verdict"]) == ("real", "ai")

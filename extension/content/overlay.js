@@ -44,6 +44,14 @@
       font: 600 13px/1.3 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; color: #fff;
       background: rgba(0, 0, 0, 0.72); padding: 5px 10px; border-radius: 6px; text-align: center;
     }
+    .feedback { display: none; margin-top: 4px; font-weight: 400; white-space: normal; cursor: default; }
+    .badge.expanded[data-state="done"] .feedback { display: block; }
+    .feedback button {
+      font: inherit; font-size: 11px; margin: 2px 4px 2px 0; padding: 1px 6px; color: #fff; cursor: pointer;
+      background: rgba(0, 0, 0, 0.3); border: 1px solid rgba(255, 255, 255, 0.85); border-radius: 4px;
+    }
+    .feedback label { display: block; font-size: 11px; cursor: pointer; }
+    .badge[data-reported] { border-style: dashed; }
     .toast { position: fixed; top: 12px; right: 12px; left: auto; max-width: 320px; }
     .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
   `;
@@ -63,6 +71,7 @@
   }
 
   const percent = (value) => `${Math.round(Number(value) * 100)}%`;
+  const REPORTED = { ai: "AI-generated", real: "a real photograph" };
 
   /** Visible label, longer details and a screen-reader sentence for a result. */
   function describe(result, subject) {
@@ -75,6 +84,16 @@
       const threshold = result.threshold === undefined ? "" : ` (threshold ${Number(result.threshold).toFixed(2)})`;
       const sentence = SENTENCES[result.verdict] ?? result.verdict;
       const details = `${sentence[0].toUpperCase()}${sentence.slice(1)}: P(AI) = ${score}${threshold}. Model ${model}.`;
+      if (result.userLabel) {
+        // The user's own report stands for this image; the model's verdict stays visible beside it.
+        const mine = REPORTED[result.userLabel];
+        return {
+          label: `${WORDS[result.userLabel]} (your report)`,
+          short: `${WORDS[result.userLabel]}*`,
+          details: `You reported this image as ${mine}. The model said: ${details}`,
+          spoken: `RealCheck: you reported ${subject} as ${mine}; the model said ${sentence}, P(AI) ${percent(result.score)}, model ${model}.`,
+        };
+      }
       return {
         label,
         short: result.verdict === "uncertain" ? "?" : word,
@@ -105,6 +124,31 @@
       details: "Waiting for the RealCheck server.",
       spoken: `RealCheck is checking ${subject}.`,
     };
+  }
+
+  /** "Wrong? It's real" / "Wrong? It's AI" and the box that shares the image; `onFeedback(label, share)`. */
+  function feedbackControls(onFeedback) {
+    const box = element("div", "feedback");
+    const share = document.createElement("input");
+    share.type = "checkbox";
+    share.className = "share";
+    const shareLabel = element("label");
+    shareLabel.append(share, " Send the image too (to help retrain the model)");
+    const buttons = [
+      ["real", "Wrong? It's real"],
+      ["ai", "Wrong? It's AI"],
+    ].map(([label, text]) => {
+      const button = element("button", `report-${label}`, text);
+      button.type = "button";
+      button.addEventListener("click", () => onFeedback(label, share.checked));
+      return button;
+    });
+    const status = element("div", "feedback-status");
+    status.setAttribute("role", "status");
+    box.append(...buttons, shareLabel, status);
+    // A click in here is an answer, not a click on the badge (which would fold it).
+    box.addEventListener("click", (event) => event.stopPropagation());
+    return box;
   }
 
   class Overlay {
@@ -150,13 +194,14 @@
       setTimeout(() => (this.live.textContent = text), 50);
     }
 
-    /** A new badge element (hidden until placed). */
-    createBadge(onClick) {
+    /** A new badge element (hidden until placed); with `onFeedback`, its details offer the report buttons. */
+    createBadge(onClick, onFeedback = null) {
       const badge = document.createElement("div");
       badge.className = "badge";
       badge.setAttribute("role", "img");
       badge.hidden = true;
       badge.append(element("div", "line"), element("div", "details"));
+      if (onFeedback) badge.append(feedbackControls(onFeedback));
       badge.addEventListener("click", (event) => {
         event.preventDefault();
         event.stopPropagation();
@@ -171,8 +216,10 @@
       const text = describe(result, subject);
       const state = result?.state ?? "pending";
       badge.dataset.state = state;
-      if (state === "done") badge.dataset.verdict = result.verdict;
+      if (state === "done") badge.dataset.verdict = result.userLabel ?? result.verdict;
       else delete badge.dataset.verdict;
+      if (state === "done" && result.userLabel) badge.dataset.reported = "true";
+      else delete badge.dataset.reported;
       badge.classList.toggle("compact", compact);
       badge.classList.toggle("expanded", expanded);
       const line = badge.querySelector(".line");
@@ -184,6 +231,12 @@
       badge.title = `${text.label}. ${text.details}`;
       badge.setAttribute("aria-label", text.spoken);
       return text;
+    }
+
+    /** Say how a report from this badge went. */
+    feedbackStatus(badge, text) {
+      const status = badge.querySelector(".feedback-status");
+      if (status) status.textContent = text;
     }
 
     /** A veil that blurs what lies under it until clicked. */
