@@ -11,7 +11,7 @@ def _json(schema: str, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": schema}}}}
 
 
-def feedback_paths(config: ServerConfig, errors: dict, secured: list) -> dict:
+def feedback_paths(errors: dict, secured: list) -> dict:
     """The paths object entries for POST and GET /v1/feedback; `errors` are the shared error responses."""
     unavailable = _json("#/components/schemas/Error", "The feedback database cannot be reached; retry later")
     return {

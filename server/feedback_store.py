@@ -17,6 +17,7 @@ check that the migrations build exactly `metadata`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -362,7 +363,7 @@ class FeedbackStore:
             "client": report.client,
             "image_shared": report.image is not None,
         }
-        with self._writing() as connection:
+        with self._connection(write=True) as connection:
             if report.image is not None:
                 image = report.image
                 connection.execute(
@@ -383,18 +384,18 @@ class FeedbackStore:
         query = sa.select(reports_table).where(reports_table.c.id > after).order_by(reports_table.c.id)
         if limit is not None:
             query = query.limit(limit)
-        with self._reading() as connection:
+        with self._connection(write=False) as connection:
             return [_stored(row) for row in connection.execute(query)]
 
     def count(self) -> int:
         """How many reports are stored."""
-        with self._reading() as connection:
+        with self._connection(write=False) as connection:
             return connection.execute(sa.select(sa.func.count()).select_from(reports_table)).scalar_one()
 
     def image(self, sha256: str) -> SharedImage | None:
         """The shared image with this SHA-256, or None."""
         query = sa.select(images_table).where(images_table.c.sha256 == sha256)
-        with self._reading() as connection:
+        with self._connection(write=False) as connection:
             row = connection.execute(query).first()
         if row is None:
             return None
@@ -402,7 +403,7 @@ class FeedbackStore:
 
     def shared_hashes(self) -> set[str]:
         """SHA-256 of every stored image."""
-        with self._reading() as connection:
+        with self._connection(write=False) as connection:
             return set(connection.execute(sa.select(images_table.c.sha256)).scalars())
 
     def iter_reports(self, batch: int = 1000) -> Iterator[StoredReport]:
@@ -415,29 +416,14 @@ class FeedbackStore:
                 return
             after = chunk[-1].id
 
-    def _writing(self):
-        return _Guarded(self, lambda engine: engine.begin())
-
-    def _reading(self):
-        return _Guarded(self, lambda engine: engine.connect())
-
-
-class _Guarded:
-    """A connection context that turns "the database is down" into FeedbackUnavailable."""
-
-    def __init__(self, store: FeedbackStore, enter):
-        self.store, self.enter, self.context = store, enter, None
-
-    def __enter__(self):
+    @contextlib.contextmanager
+    def _connection(self, write: bool) -> Iterator[sa.Connection]:
+        """A connection (in a transaction committed on exit when `write`); a database that is down or
+        refuses becomes FeedbackUnavailable."""
+        engine = self.engine()
         try:
-            self.context = self.enter(self.store.engine())
-            return self.context.__enter__()
-        except sa.exc.OperationalError as error:
-            raise FeedbackUnavailable(f"feedback database unavailable: {error.orig}") from None
-
-    def __exit__(self, *exc):
-        try:
-            return self.context.__exit__(*exc)
+            with engine.begin() if write else engine.connect() as connection:
+                yield connection
         except sa.exc.OperationalError as error:
             raise FeedbackUnavailable(f"feedback database unavailable: {error.orig}") from None
 

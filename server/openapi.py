@@ -101,7 +101,7 @@ def openapi_document(config: ServerConfig) -> dict:
                     },
                 }
             },
-            **feedback_paths(config, errors, secured),
+            **feedback_paths(errors, secured),
             "/healthz": {
                 "get": {
                     "summary": "Liveness: the process answers",

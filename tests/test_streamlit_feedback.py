@@ -26,7 +26,10 @@ def test_each_image_can_be_reported_and_the_image_goes_only_when_ticked(tiny_art
     app = AppTest.from_file(str(APP_PATH), default_timeout=300)
     app.run()
     app.toggle[0].set_value(False)  # no Grad-CAM: not what this test is about
-    shared, kept = imagegen.image_bytes("real", 48, seed=1), imagegen.image_bytes("ai", 48, seed=2, fmt="JPEG")
+    shared, kept = (
+        imagegen.image_bytes("real", 48, seed=1),
+        imagegen.image_bytes("ai", 48, seed=2, fmt="JPEG"),
+    )
     app.file_uploader[0].set_value([("mine.png", shared, "image/png"), ("other.jpg", kept, "image/jpeg")])
     app.run()
     assert not app.exception, [e.value for e in app.exception]
@@ -51,7 +54,9 @@ def test_each_image_can_be_reported_and_the_image_goes_only_when_ticked(tiny_art
     assert FeedbackStore(database).image(reports[1].sha256) is None
     # The user's answers stand on the page, marked as theirs.
     text = " ".join(element.value for element in app.caption)
-    assert "You said this image is a real photograph" in text and "You said this image is AI-generated" in text
+    assert (
+        "You said this image is a real photograph" in text and "You said this image is AI-generated" in text
+    )
 
 
 def test_realcheck_app_passes_the_feedback_database_on():
