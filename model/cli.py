@@ -656,10 +656,18 @@ def command_scan(args: argparse.Namespace) -> int:
     return status
 
 
-def command_feedback_list(args: argparse.Namespace) -> int:
+def _existing_feedback_store(location: str | None):
+    """The store at `location`; a SQLite file that does not exist is an error here, not a new empty database."""
     from server.feedback_store import FeedbackStore
 
-    store = FeedbackStore(args.feedback_db)
+    store = FeedbackStore(location)
+    if store.url.get_backend_name() == "sqlite" and not Path(store.url.database).is_file():
+        raise RealCheckError(f"no feedback database at {store.url.database} (no report was stored there yet)")
+    return store
+
+
+def command_feedback_list(args: argparse.Namespace) -> int:
+    store = _existing_feedback_store(args.feedback_db)
     reports = list(store.iter_reports())
     if args.limit is not None:
         reports = reports[-args.limit :]
@@ -681,9 +689,8 @@ def command_feedback_list(args: argparse.Namespace) -> int:
 
 def command_feedback_export(args: argparse.Namespace) -> int:
     from server.feedback_export import export_feedback
-    from server.feedback_store import FeedbackStore
 
-    summary = export_feedback(FeedbackStore(args.feedback_db), args.out)
+    summary = export_feedback(_existing_feedback_store(args.feedback_db), args.out)
     print(summary.text(Path(args.out)))
     return 0
 

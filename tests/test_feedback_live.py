@@ -233,3 +233,14 @@ def test_serve_refuses_a_bad_feedback_database_in_one_line(bad, capsys):
     assert cli_main(["-q", "serve", "--feedback-db", bad, "--port", "0"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("realcheck: error:") and "Traceback" not in error
+
+
+def test_feedback_commands_refuse_a_database_that_does_not_exist(tmp_path, capsys):
+    missing = tmp_path / "none.sqlite3"
+    assert cli_main(["-q", "feedback", "list", "--feedback-db", str(missing)]) == 2
+    assert (
+        cli_main(["-q", "feedback", "export", "--feedback-db", str(missing), "--out", str(tmp_path / "x")])
+        == 2
+    )
+    assert capsys.readouterr().err.count("no feedback database") == 2
+    assert not missing.exists()
