@@ -139,8 +139,12 @@ class FeedbackReport:
         )
         if isinstance(self.score, bool) or not isinstance(self.score, int | float):
             raise InvalidFeedback("score must be a number (the P(AI) the model gave)", "invalid_score")
-        if not (math.isfinite(self.score) and 0.0 <= self.score <= 1.0):
-            raise InvalidFeedback(f"score must be between 0 and 1, got {self.score}", "invalid_score")
+        try:
+            score = float(self.score)
+        except OverflowError:  # a JSON integer of hundreds of digits
+            score = math.inf
+        if not (math.isfinite(score) and 0.0 <= score <= 1.0):
+            raise InvalidFeedback(f"score must be between 0 and 1, got {score:g}", "invalid_score")
         if self.verdict is not None and self.verdict not in VERDICTS:
             raise InvalidFeedback(f"verdict must be one of {', '.join(VERDICTS)}", "invalid_verdict")
         note = None
@@ -164,7 +168,7 @@ class FeedbackReport:
             label=self.label,
             model_name=name,
             model_version=version,
-            score=float(self.score),
+            score=score,
             verdict=self.verdict,
             note=note,
             client=self.client,

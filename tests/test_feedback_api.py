@@ -115,6 +115,12 @@ BAD_REPORTS = [
     ("sha number", {"json": body(sha256=12)}, 400, "invalid_sha256"),
     ("label", {"json": body(label="fake")}, 400, "invalid_label"),
     ("score", {"json": body(score=-0.1)}, 400, "invalid_score"),
+    (
+        "huge score",
+        {"data": json.dumps(body(score=10**400)), "content_type": "application/json"},
+        400,
+        "invalid_score",
+    ),
     ("note", {"json": body(note="n" * 1001)}, 400, "note_too_long"),
     ("base64", {"json": body(image_b64="not base64!")}, 400, "invalid_base64"),
     ("base64 number", {"json": body(image_b64=5)}, 400, "invalid_base64"),
