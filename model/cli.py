@@ -1,6 +1,6 @@
 """`realcheck`: the one command line of RealCheck.
 
-Subcommands: train, tune, finetune, compare, evaluate, export, app, serve, check, scan. Errors a user can
+Subcommands: train, tune, finetune, compare, evaluate, export, app, serve, check, scan, feedback. Errors a user can
 fix print one line and exit with status 2; nothing prints a traceback for them.
 """
 
@@ -291,8 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--address", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)"
     )
     app.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    _feedback_db_option(app)
     app.set_defaults(handler=command_app)
     _serving_commands(commands)
+    _feedback_commands(commands)
     for command in commands.choices.values():
         command.formatter_class = DefaultsHelpFormatter
     return parser
@@ -354,6 +356,7 @@ def _serving_commands(commands) -> None:
         "--connection-limit", type=_positive_int, default=200, help="most open connections at once"
     )
     _add_trust_anchors_flag(serve)
+    _feedback_db_option(serve)
     serve.set_defaults(handler=command_serve)
 
     for name, text in (
@@ -398,6 +401,36 @@ def _add_trust_anchors_flag(command) -> None:
         help="root certificates (PEM) whose Content Credentials signers count as trusted "
         "(e.g. the C2PA trust list; none: intact manifests are reported as valid, signer unverified)",
     )
+
+
+def _feedback_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--feedback-db",
+        default=None,
+        metavar="PATH_OR_URL",
+        help="where wrong-verdict reports are kept: a SQLite file, sqlite:///FILE or postgresql://USER:PASS@HOST/DB "
+        "(default: $REALCHECK_FEEDBACK_DB, else ~/.local/share/realcheck/feedback.sqlite3)",
+    )
+
+
+def _feedback_commands(commands) -> None:
+    """`feedback list` and `feedback export`: the reports users sent, for the operator and for retraining."""
+    feedback = commands.add_parser("feedback", help="list or export the wrong-verdict reports users sent")
+    actions = feedback.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="print the reports, oldest first")
+    listing.add_argument("--limit", type=_positive_int, default=None, help="at most N reports (the newest)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=command_feedback_list)
+    export = actions.add_parser(
+        "export", help="real/ and fake/ folders of the shared images plus manifest.csv of every report"
+    )
+    export.add_argument(
+        "--out", required=True, help="a new (or empty) folder; `realcheck finetune --data` reads it"
+    )
+    export.set_defaults(handler=command_feedback_export)
+    for action in (listing, export):
+        _feedback_db_option(action)
+        action.formatter_class = DefaultsHelpFormatter
 
 
 def augment_config(args: argparse.Namespace):
@@ -582,7 +615,7 @@ def command_app(args: argparse.Namespace) -> int:
         raise RealCheckError("streamlit is not installed: pip install streamlit (or reinstall RealCheck)")
     if args.model:
         read_metadata(args.model)  # a wrong folder fails here in a line, not later in the browser
-    command = streamlit_command(args.model, args.port, args.address)
+    command = streamlit_command(args.model, args.port, args.address, args.feedback_db)
     url = f"http://{args.address}:{args.port}"
     log.info("starting the app on %s (Ctrl+C stops it)", url)
     return run_streamlit(command, open_url=None if args.no_browser else url)
@@ -611,6 +644,7 @@ def command_serve(args: argparse.Namespace) -> int:
         request_timeout_s=args.request_timeout,
         connection_limit=args.connection_limit,
         c2pa_trust_anchors=args.c2pa_trust_anchors,
+        feedback_db=args.feedback_db,
     )
     config.provenance_reader()  # a bad trust anchors file is one line now, before the model loads
     return run_server(config)
@@ -638,6 +672,45 @@ def command_scan(args: argparse.Namespace) -> int:
     summary, status = scan_folder(args.folder, args.out, checker, progress=not args.quiet)
     print(summary.text(Path(args.out)))
     return status
+
+
+def _existing_feedback_store(location: str | None):
+    """The store at `location`; a SQLite file that does not exist is an error here, not a new empty database."""
+    from server.feedback_store import FeedbackStore
+
+    store = FeedbackStore(location)
+    if store.url.get_backend_name() == "sqlite" and not Path(store.url.database).is_file():
+        raise RealCheckError(f"no feedback database at {store.url.database} (no report was stored there yet)")
+    return store
+
+
+def command_feedback_list(args: argparse.Namespace) -> int:
+    store = _existing_feedback_store(args.feedback_db)
+    reports = list(store.iter_reports())
+    if args.limit is not None:
+        reports = reports[-args.limit :]
+    for report in reports:
+        if args.json:
+            print(json.dumps(report.to_dict()))
+        else:
+            said = f"{report.verdict or '?'} {report.score:.3f}"
+            note = f"  {report.note!r}" if report.note else ""
+            print(
+                f"{report.id:>6}  {report.to_dict()['created_at']}  {report.sha256[:12]}  {report.label:<4}  "
+                f"(model {report.model_name} {report.model_version} said {said})"
+                f"{'  image' if report.image_shared else ''}{note}"
+            )
+    if not args.json:
+        print(f"{len(reports)} of {store.count()} reports in {store.location}", file=sys.stderr)
+    return 0
+
+
+def command_feedback_export(args: argparse.Namespace) -> int:
+    from server.feedback_export import export_feedback
+
+    summary = export_feedback(_existing_feedback_store(args.feedback_db), args.out)
+    print(summary.text(Path(args.out)))
+    return 0
 
 
 def configure_logging(quiet: bool) -> None:

@@ -22,4 +22,14 @@ if [ ! -x /usr/bin/chromium ]; then
       "install it with: sudo apt-get install -y chromium" >&2
   fi
 fi
+# The feedback tests start a throwaway PostgreSQL server of their own (Debian's package; never the system's
+# cluster): install it where we can.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql
+  else
+    echo "test: PostgreSQL is missing, so the PostgreSQL feedback tests will be skipped;" \
+      "install it with: sudo apt-get install -y postgresql" >&2
+  fi
+fi
 .venv/bin/python -m pytest "$@"

@@ -39,15 +39,21 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
         MAX_FORM_MEMORY_SIZE=config.max_request_bytes,
         JSON_SORT_KEYS=False,
     )
+    from server.feedback_store import FeedbackStore
+
+    # Parsed before the model starts loading (a bad URL fails at once), opened on the first report.
+    app.extensions["realcheck_feedback"] = FeedbackStore(config.feedback_db)
     if service is None:
         service = PredictionService(config, Metrics()).start()
     app.extensions["realcheck"] = service
     limiter = RateLimiter(config.rate_limit_per_minute) if config.rate_limit_per_minute else None
 
     from server.api import api
+    from server.feedback import feedback
     from server.ops import ops
 
     app.register_blueprint(api)
+    app.register_blueprint(feedback)
     app.register_blueprint(ops)
 
     @app.before_request

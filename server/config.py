@@ -68,6 +68,9 @@ class ServerConfig:
     cors_origins: list[str] = field(default_factory=list)
     api_key: str | None = None
     rate_limit_per_minute: int = 0  # 0: no limit
+    # "This verdict is wrong" reports: a SQLite file path, sqlite:///FILE or postgresql://...; None is
+    # $REALCHECK_FEEDBACK_DB, else a file in the user's data folder (server.feedback_store). Opened on first use.
+    feedback_db: str | Path | None = None
     # Production server (waitress).
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT

@@ -5,6 +5,7 @@ from __future__ import annotations
 from model import __version__
 from model.provenance import C2PA_STATES
 from server.config import ServerConfig
+from server.feedback_openapi import feedback_paths, feedback_schemas
 
 OPENAPI_VERSION = "3.0.3"
 
@@ -101,6 +102,7 @@ def openapi_document(config: ServerConfig) -> dict:
                     },
                 }
             },
+            **feedback_paths(errors, secured),
             "/healthz": {
                 "get": {
                     "summary": "Liveness: the process answers",
@@ -300,6 +302,7 @@ def openapi_document(config: ServerConfig) -> dict:
                         "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}
                     },
                 },
+                **feedback_schemas(config),
                 "Status": {
                     "type": "object",
                     "required": ["status"],

@@ -57,6 +57,10 @@ def run_server(config: ServerConfig) -> int:
         port,
         config.threads,
     )
+    log.info(
+        "feedback reports go to %s (created on the first report)",
+        app.extensions["realcheck_feedback"].location,
+    )
     if config.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         log.warning("listening beyond loopback without an API key: anyone who can reach this port can use it")
 
@@ -71,6 +75,7 @@ def run_server(config: ServerConfig) -> int:
     finally:
         server.close()
         service.stop()
+        app.extensions["realcheck_feedback"].close()
     if service.loading:
         # The loader thread is inside ONNX Runtime or TensorFlow, whose native threads abort the process
         # (SIGABRT, "terminate called without an active exception") if the interpreter finalises under

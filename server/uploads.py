@@ -101,14 +101,15 @@ def _from_json(body: bytes) -> list[Upload]:
             )
         uploads.append(
             Upload(
-                _decode_base64(encoded, index),
+                decode_base64(encoded, f"instance {index}"),
                 instance.get("name") if isinstance(instance.get("name"), str) else None,
             )
         )
     return uploads
 
 
-def _decode_base64(encoded: str, index: int) -> bytes:
+def decode_base64(encoded: str, what: str) -> bytes:
+    """Base64 (or a data URL) -> bytes; an ApiError naming `what` when it is not valid base64."""
     # Browsers produce data URLs (canvas.toDataURL, FileReader): accept them as plain base64.
     if encoded.startswith("data:") and "," in encoded:
         encoded = encoded.split(",", 1)[1]
@@ -116,4 +117,4 @@ def _decode_base64(encoded: str, index: int) -> bytes:
     try:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as error:
-        raise ApiError(f"instance {index}: invalid base64 ({error})", code="invalid_base64") from None
+        raise ApiError(f"{what}: invalid base64 ({error})", code="invalid_base64") from None

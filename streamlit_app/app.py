@@ -27,10 +27,12 @@ from streamlit_app.analysis import (
     Upload,
     analyse,
     max_upload_bytes,
+    parse_app_args,
     resolve_model_path,
     result_rows,
     results_csv,
 )
+from streamlit_app.feedback import show_feedback
 
 DISPLAY_SIZE = 640  # longest side of the pictures shown; the model sees its own input size regardless
 MAX_GRADCAM_IMAGES = 24  # Grad-CAM costs a forward and a backward pass per image: cap it per page
@@ -300,6 +302,7 @@ def show_result(path: str, detector: Detector, result: ImageResult, data: bytes,
         with columns[-1]:
             show_verdict(result, detector)
             show_provenance(result.provenance)
+            show_feedback(parse_app_args(sys.argv[1:]).feedback_db, result, data, detector.metadata)
 
 
 def _shrunk(picture: Image.Image) -> Image.Image:

@@ -19,6 +19,7 @@ def streamlit_command(
     model: str | Path | None = None,
     port: int = DEFAULT_PORT,
     address: str = DEFAULT_ADDRESS,
+    feedback_db: str | None = None,
 ) -> list[str]:
     """The `streamlit run` command line for the app; usage statistics are always off.
 
@@ -48,9 +49,12 @@ def streamlit_command(
         "--client.toolbarMode",
         "minimal",
     ]
+    app_args = []
     if model is not None:
-        command += ["--", "--model", str(Path(model).expanduser().resolve())]
-    return command
+        app_args += ["--model", str(Path(model).expanduser().resolve())]
+    if feedback_db is not None:
+        app_args += ["--feedback-db", feedback_db]
+    return command + (["--", *app_args] if app_args else [])
 
 
 def run_streamlit(command: list[str], open_url: str | None = None) -> int:

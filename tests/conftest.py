@@ -109,3 +109,36 @@ def listener():
     counter = provenancegen.ConnectionCounter()
     yield counter
     counter.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_data_home(tmp_path_factory):
+    """Nothing a test runs writes to the user's data folder (the default feedback database lives there)."""
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data-home"))
+    os.environ.pop("REALCHECK_FEEDBACK_DB", None)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A real PostgreSQL server of the tests' own (tests/databases.py), started on first use."""
+    from databases import PostgresCluster, postgres_bin_dir
+
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip(
+            "PostgreSQL is not installed, so the PostgreSQL feedback tests are skipped: "
+            "apt-get install -y postgresql (scripts/test.sh does it when run as root)"
+        )
+    cluster = PostgresCluster(bin_dir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def feedback_db(request, tmp_path) -> str:
+    """A fresh, empty feedback database: a SQLite file, or a new database in the test PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return str(tmp_path / "feedback" / "reports.sqlite3")
+    return request.getfixturevalue("postgres_cluster").new_database()

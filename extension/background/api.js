@@ -54,8 +54,9 @@ export class ServerClient {
     this.fetch = fetchImpl ?? ((...args) => globalThis.fetch(...args));
   }
 
-  async request(path, { method = "GET", body = undefined } = {}) {
+  async request(path, { method = "GET", body = undefined, contentType = null } = {}) {
     const headers = { Accept: "application/json" };
+    if (contentType) headers["Content-Type"] = contentType;
     if (this.apiKey) headers["X-API-Key"] = this.apiKey;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
@@ -114,6 +115,12 @@ export class ServerClient {
       throw new ApiError(200, "bad_response", "the server answered with the wrong number of predictions");
     }
     return answer;
+  }
+
+  /** Send one "this verdict is wrong" report (see background/feedback.js); returns the stored report. */
+  async feedback(report) {
+    const body = JSON.stringify(report);
+    return (await this.request("/v1/feedback", { method: "POST", body, contentType: "application/json" })).report;
   }
 
   /** The served model's metadata (name, version, threshold, runtime, ...). */

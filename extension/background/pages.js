@@ -8,10 +8,14 @@ export const PAGE_PORT = "realcheck-page";
 export class PageSessions {
   /**
    * `checker` scores URLs; `settings()` returns the current settings; `onBlocked(tabId, pageUrl, imageUrl)`
-   * notes an image the extension may not read; `onNewPage(tabId)` hears that a tab shows a new page.
+   * notes an image the extension may not read; `onNewPage(tabId)` hears that a tab shows a new page;
+   * `labels` (a UserLabels) adds the user's own label to results; `onFeedback({url, label, share, result})`
+   * sends a "this verdict is wrong" report.
    */
-  constructor({ checker, settings, onBlocked = () => {}, onNewPage = () => {} }) {
+  constructor({ checker, settings, onBlocked = () => {}, onNewPage = () => {}, labels = null, onFeedback = null }) {
     this.checker = checker;
+    this.labels = labels;
+    this.onFeedback = onFeedback;
     this.settings = settings;
     this.onBlocked = onBlocked;
     this.onNewPage = onNewPage;
@@ -49,6 +53,8 @@ export class PageSessions {
     } else if (message?.type === "flagged") {
       const tabId = port.sender?.tab?.id;
       if (tabId !== undefined && port.sender?.frameId === 0) this.setFlagged(tabId, Number(message.count) || 0);
+    } else if (message?.type === "feedback" && this.onFeedback) {
+      this.feedback(port, message);
     }
     // "keepalive" needs no answer: receiving it is what keeps the worker awake while images wait.
   }
@@ -67,7 +73,19 @@ export class PageSessions {
     if (result.code === "superseded") return;
     const tab = port.sender?.tab;
     if (result.code === "no_access" && tab?.id !== undefined) this.onBlocked(tab.id, tab.url ?? port.sender.url, url);
-    send(result);
+    send(this.labels ? await this.labels.decorate(result) : result);
+  }
+
+  /** A page's "Wrong? It's ..." click: report it, then tell the page whether it was stored. */
+  async feedback(port, { url, label, share, result }) {
+    let answer;
+    try {
+      await this.onFeedback({ url: String(url), label, share: Boolean(share), result });
+      answer = { type: "feedback-done", url, label };
+    } catch (error) {
+      answer = { type: "feedback-failed", url, message: String(error?.message ?? error) };
+    }
+    this.post(port, answer);
   }
 
   setFlagged(tabId, count) {

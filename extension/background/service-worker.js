@@ -6,6 +6,7 @@ import { ServerClient } from "./api.js";
 import { ext } from "./browser.js";
 import { ResultCache } from "./cache.js";
 import { Checker } from "./checker.js";
+import { reportFeedback, UserLabels } from "./feedback.js";
 import { CHECK_IMAGE_MENU, createMenus } from "./menus.js";
 import { PAGE_PORT, PageSessions } from "./pages.js";
 import { getSettings, onSettingsChanged, originPattern, saveSettings, siteForHost, normaliseSite } from "./settings.js";
@@ -31,6 +32,7 @@ async function hasAccess(url) {
 const state = (async () => {
   const settings = await getSettings();
   const cache = await new ResultCache(ext.storage.session ?? null).load();
+  const labels = new UserLabels(ext.storage.local);
   const checker = new Checker({
     client: new ServerClient(settings),
     cache,
@@ -42,6 +44,8 @@ const state = (async () => {
     settings: getSettings,
     onBlocked: (tabId, pageUrl, imageUrl) => noteBlocked(tabId, pageUrl, imageUrl),
     onNewPage: (tabId) => forgetBlocked(tabId),
+    labels,
+    onFeedback: (report) => reportFeedback({ client: checker.client, labels, ...report }),
   });
   return { checker, sessions, cache };
 })();

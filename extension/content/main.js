@@ -110,6 +110,42 @@
     if (message?.type === "config") applyConfig(message);
     else if (message?.type === "result") onResult(message.url, message.manual, message.result);
     else if (message?.type === "recheck") recheck(message.what);
+    else if (message?.type === "feedback-done" || message?.type === "feedback-failed") onFeedbackAnswer(message);
+  }
+
+  // ---- "Wrong? It's real" / "Wrong? It's AI" ------------------------------------------------------------
+
+  function sendFeedback(target, label, share) {
+    const result = resultFor(urls.get(target.url), target.manual);
+    if (result?.state !== "done") return;
+    overlay.feedbackStatus(target.badge, share ? "Sending your report and the image…" : "Sending your report…");
+    const { sha256, model, score, verdict } = result;
+    post({ type: "feedback", url: target.url, label, share, result: { state: "done", sha256, model, score, verdict } });
+  }
+
+  function onFeedbackAnswer(message) {
+    const entry = urls.get(message.url);
+    if (!entry) return;
+    if (message.type === "feedback-done") {
+      // The user's label now stands for this image (the worker keeps it for later visits too).
+      for (const mode of ["auto", "manual"]) {
+        if (entry[mode]?.state === "done") entry[mode] = { ...entry[mode], userLabel: message.label };
+      }
+    }
+    for (const target of targets.values()) {
+      if (target.url !== message.url || !target.badge) continue;
+      render(target);
+      overlay.feedbackStatus(
+        target.badge,
+        message.type === "feedback-done" ? "Thank you: your report was sent." : `Not sent: ${message.message}`,
+      );
+    }
+    reportFlagged();
+  }
+
+  /** The verdict a badge stands for: the user's own report over the model's. */
+  function shownVerdict(result) {
+    return result?.userLabel ?? result?.verdict;
   }
 
   function onResult(url, manual, result) {
@@ -153,7 +189,7 @@
     let count = 0;
     for (const target of targets.values()) {
       const result = resultFor(urls.get(target.url), target.manual);
-      if (result?.state === "done" && result.verdict === "ai") count += 1;
+      if (result?.state === "done" && shownVerdict(result) === "ai") count += 1;
     }
     if (count !== flaggedSent) {
       flaggedSent = count;
@@ -231,10 +267,13 @@
       return;
     }
     if (!target.badge) {
-      target.badge = overlay.createBadge(() => {
-        target.expanded = !target.expanded;
-        render(target);
-      });
+      target.badge = overlay.createBadge(
+        () => {
+          target.expanded = !target.expanded;
+          render(target);
+        },
+        (label, share) => sendFeedback(target, label, share),
+      );
     }
     const narrow = target.el.getBoundingClientRect().width < NARROW;
     // Automatic badges stay small while they wait; a check the user asked for says what is happening.
@@ -244,7 +283,7 @@
       expanded: target.expanded,
       subject: subjectOf(target),
     });
-    const blur = config.blurFlagged && state === "done" && result.verdict === "ai" && !target.revealed;
+    const blur = config.blurFlagged && state === "done" && shownVerdict(result) === "ai" && !target.revealed;
     if (blur && !target.veil) {
       target.veil = overlay.createVeil(() => {
         target.revealed = true;

@@ -1,0 +1,147 @@
+"""The `/v1/feedback` blueprint: users report a wrong verdict; the operator lists the reports.
+
+POST takes one JSON report (see `REPORT_FIELDS` and the OpenAPI document); GET lists them, oldest first, in
+pages (`?after=ID&limit=N`). Both sit behind the API key and the rate limit like every `/v1` path. A 201
+means the report is committed to the database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+
+from model.imaging import DEFAULT_MAX_PIXELS
+from server.errors import ApiError
+from server.feedback_store import FeedbackReport, FeedbackStore, FeedbackUnavailable, InvalidFeedback
+from server.uploads import decode_base64
+
+log = logging.getLogger("realcheck")
+feedback = Blueprint("feedback", __name__, url_prefix="/v1")
+
+REQUIRED_FIELDS = ("sha256", "label", "model", "score")
+# Anything else (a page URL, a user id) is refused rather than silently dropped: the client learns at once
+# that this server stores nothing more.
+REPORT_FIELDS = frozenset({*REQUIRED_FIELDS, "verdict", "note", "client", "image_b64"})
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+def feedback_store() -> FeedbackStore:
+    """The app's store (created with the app, opened on first use)."""
+    return current_app.extensions["realcheck_feedback"]
+
+
+@feedback.post("/feedback")
+def post_feedback():
+    """Store one report: 201 with the stored report, or a JSON 4xx saying what is wrong."""
+    config = current_app.config["REALCHECK"]
+    report = report_from_json(_json_body(config.max_request_bytes))
+    try:
+        stored = feedback_store().add(
+            report.checked(config.max_image_bytes, config.max_pixels or DEFAULT_MAX_PIXELS)
+        )
+    except InvalidFeedback as error:
+        raise ApiError(str(error), status=error.status, code=error.code) from None
+    except FeedbackUnavailable as error:
+        raise _unavailable(error) from None
+    return jsonify(report=stored.to_dict()), 201
+
+
+@feedback.get("/feedback")
+def list_feedback():
+    """A page of reports, oldest first: `after` (an id) and `limit` (1-1000) page through them."""
+    after = _int_argument("after", 0, 0)
+    limit = _int_argument("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    store = feedback_store()
+    try:
+        reports = store.reports(after=after, limit=limit)
+        total = store.count()
+    except FeedbackUnavailable as error:
+        raise _unavailable(error) from None
+    following = reports[-1].id if len(reports) == limit else None
+    return jsonify(reports=[report.to_dict() for report in reports], total=total, next_after=following)
+
+
+def report_from_json(document) -> FeedbackReport:
+    """The report in a parsed JSON body; raises ApiError for a wrong shape (values are checked later)."""
+    if not isinstance(document, dict):
+        raise ApiError("feedback must be a JSON object", code="invalid_json")
+    unknown = sorted(set(document) - REPORT_FIELDS)
+    if unknown:
+        raise ApiError(
+            f"unknown field(s) {', '.join(unknown)}: a report holds only {', '.join(sorted(REPORT_FIELDS))}",
+            code="unknown_field",
+        )
+    missing = [name for name in REQUIRED_FIELDS if document.get(name) is None]
+    if missing:
+        raise ApiError(f"missing field(s): {', '.join(missing)}", code="missing_field")
+    model = document["model"]
+    if not isinstance(model, dict) or set(model) - {"name", "version"}:
+        raise ApiError(
+            'model must be {"name": ..., "version": ...} as the prediction named it', code="invalid_model"
+        )
+    encoded = document.get("image_b64")
+    if encoded is not None and not isinstance(encoded, str):
+        raise ApiError("image_b64 must be a base64 string", code="invalid_base64")
+    return FeedbackReport(
+        sha256=document["sha256"] if isinstance(document["sha256"], str) else "",
+        label=document["label"],
+        model_name=model.get("name"),
+        model_version=model.get("version"),
+        score=document["score"],
+        verdict=document.get("verdict"),
+        note=document.get("note"),
+        client=document.get("client"),
+        image=None if encoded is None else decode_base64(encoded, "image_b64"),
+    )
+
+
+def _json_body(max_bytes: int):
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise ApiError(
+            f"request body is {declared:,} bytes, over the limit of {max_bytes:,}",
+            status=413,
+            code="request_too_large",
+        )
+    if request.mimetype != "application/json":
+        raise ApiError(
+            f"unsupported content type {request.mimetype or '(none)'!r}: send the report as application/json",
+            status=415,
+            code="unsupported_media_type",
+        )
+    body = request.get_data(cache=False)
+    if not body:
+        raise ApiError("empty request body: send the report as a JSON object", code="empty_body")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(f"request body is not valid JSON ({error})", code="invalid_json") from None
+    except RecursionError:
+        raise ApiError("request body is JSON nested too deeply", code="invalid_json") from None
+
+
+def _int_argument(name: str, default: int, low: int, high: int | None = None) -> int:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"{low}-{high}" if high is not None else f"at least {low}"
+        raise ApiError(f"{name} must be a whole number, {bounds}; got {text!r}", code="invalid_parameter")
+    return value
+
+
+def _unavailable(error: FeedbackUnavailable) -> ApiError:
+    log.error("%s", error)  # the operator sees the database's own words; the client a plain retry
+    return ApiError(
+        "feedback storage is unavailable; nothing was stored, retry later",
+        status=503,
+        code="feedback_unavailable",
+        headers={"Retry-After": "5"},
+    )

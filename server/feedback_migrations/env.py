@@ -1,0 +1,15 @@
+"""Alembic's entry point: runs the migrations on the connection `server.feedback_store.migrate` passes in."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from server.feedback_store import metadata
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run the feedback migrations through server.feedback_store.migrate(engine)")
+# Batch mode: SQLite alters tables by copying them, and later migrations then work on both databases.
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

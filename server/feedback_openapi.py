@@ -1,0 +1,146 @@
+"""The OpenAPI description of `/v1/feedback` (merged into the document of server/openapi.py)."""
+
+from __future__ import annotations
+
+from server.config import ServerConfig
+from server.feedback import DEFAULT_PAGE, MAX_PAGE
+from server.feedback_store import MAX_MODEL_NAME_CHARS, MAX_MODEL_VERSION_CHARS, MAX_NOTE_CHARS
+
+
+def _json(schema: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": schema}}}}
+
+
+def feedback_paths(errors: dict, secured: list) -> dict:
+    """The paths object entries for POST and GET /v1/feedback; `errors` are the shared error responses."""
+    unavailable = _json("#/components/schemas/Error", "The feedback database cannot be reached; retry later")
+    return {
+        "/v1/feedback": {
+            "post": {
+                "summary": "Report a wrong verdict",
+                "description": (
+                    "Stores what a user says is the right label for an image, with the model and score they "
+                    "saw. image_b64 (only when the user agreed to share the image) must hash to sha256 and "
+                    "pass the same decode checks as predict. A 201 means the report is committed. No page "
+                    "URL, cookie or identity is taken: unknown fields are refused."
+                ),
+                "operationId": "postFeedback",
+                "security": secured,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/FeedbackRequest"}}
+                    },
+                },
+                "responses": {
+                    "201": _json("#/components/schemas/FeedbackCreated", "Stored"),
+                    "400": _json(
+                        "#/components/schemas/Error",
+                        "Bad report: invalid JSON, unknown or missing field, bad label, sha256, score or note; "
+                        "image bytes that are not an image or do not hash to sha256",
+                    ),
+                    **{status: errors[status] for status in ("401", "413", "415", "429")},
+                    "503": unavailable,
+                },
+            },
+            "get": {
+                "summary": "List reports (for the operator)",
+                "operationId": "listFeedback",
+                "security": secured,
+                "parameters": [
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "description": "only reports with a larger id (the previous page's next_after)",
+                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_PAGE,
+                            "default": DEFAULT_PAGE,
+                        },
+                    },
+                ],
+                "responses": {
+                    "200": _json("#/components/schemas/FeedbackList", "Reports, oldest first"),
+                    "400": _json("#/components/schemas/Error", "Bad after or limit"),
+                    **{status: errors[status] for status in ("401", "429")},
+                    "503": unavailable,
+                },
+            },
+        }
+    }
+
+
+def feedback_schemas(config: ServerConfig) -> dict:
+    """The component schemas the feedback paths use."""
+    sha256 = {
+        "type": "string",
+        "pattern": "^[0-9a-fA-F]{64}$",
+        "description": "SHA-256 of the image bytes (hex)",
+    }
+    model = {
+        "type": "object",
+        "required": ["name", "version"],
+        "properties": {
+            "name": {"type": "string", "maxLength": MAX_MODEL_NAME_CHARS},
+            "version": {"type": "string", "maxLength": MAX_MODEL_VERSION_CHARS},
+        },
+    }
+    common = {
+        "sha256": sha256,
+        "label": {"type": "string", "enum": ["ai", "real"], "description": "what the user says the image is"},
+        "model": model,
+        "score": {"type": "number", "minimum": 0, "maximum": 1, "description": "the P(AI) the user saw"},
+        "verdict": {"type": "string", "enum": ["ai", "real", "uncertain"], "nullable": True},
+        "note": {"type": "string", "maxLength": MAX_NOTE_CHARS, "nullable": True},
+        "client": {"type": "string", "pattern": "^[A-Za-z0-9._/-]{1,40}$", "nullable": True},
+    }
+    return {
+        "FeedbackRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["sha256", "label", "model", "score"],
+            "properties": common
+            | {
+                "image_b64": {
+                    "type": "string",
+                    "format": "byte",
+                    "description": f"the image bytes, base64 (at most {config.max_image_bytes:,} bytes decoded); "
+                    "only when the user agreed to share them",
+                }
+            },
+        },
+        "FeedbackReport": {
+            "type": "object",
+            "required": ["id", "created_at", "sha256", "label", "model", "score", "image_shared"],
+            "properties": common
+            | {
+                "id": {"type": "integer"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "image_shared": {"type": "boolean", "description": "this report came with the image bytes"},
+            },
+        },
+        "FeedbackCreated": {
+            "type": "object",
+            "required": ["report"],
+            "properties": {"report": {"$ref": "#/components/schemas/FeedbackReport"}},
+        },
+        "FeedbackList": {
+            "type": "object",
+            "required": ["reports", "total"],
+            "properties": {
+                "reports": {"type": "array", "items": {"$ref": "#/components/schemas/FeedbackReport"}},
+                "total": {"type": "integer", "description": "reports stored in all"},
+                "next_after": {
+                    "type": "integer",
+                    "nullable": True,
+                    "description": "pass as after for the next page; null on the last page",
+                },
+            },
+        },
+    }

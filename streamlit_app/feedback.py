@@ -1,0 +1,66 @@
+""" "Wrong? It's real" / "Wrong? It's AI" under each verdict: the report goes to the feedback database.
+
+The same store and checks as the server's `POST /v1/feedback` (server.feedback_store). The image itself is
+stored only when the user ticks the box for that image; the user's report then stands for the image in this
+session, shown as theirs next to what the model said.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from model.errors import RealCheckError
+from server.feedback_store import FeedbackReport, FeedbackStore
+from streamlit_app.analysis import max_upload_bytes
+
+CLIENT = "app"
+WORDS = {"ai": "AI-generated", "real": "a real photograph"}
+
+
+@st.cache_resource(show_spinner=False)
+def feedback_store(location: str | None) -> FeedbackStore:
+    """One store per database for the whole process (it opens the database on the first report)."""
+    return FeedbackStore(location)
+
+
+def show_feedback(location: str | None, result, data: bytes, model: dict) -> None:
+    """The report buttons for one scored image (`result` is a streamlit_app.analysis.ImageResult)."""
+    key = f"feedback-{result.sha256}"
+    reported = st.session_state.get(key)
+    if reported:
+        st.badge(f"Your report: {WORDS[reported]}", color="violet", icon=":material/person:")
+        st.caption(f"You said this image is {WORDS[reported]}; the model said {result.verdict}.")
+    share = st.checkbox(
+        "Share this image with the report",
+        value=False,
+        key=f"{key}-share",
+        help="Off: only the image's SHA-256, your label, the model's name, version and score (and your note) "
+        "are stored. On: the image file too, so it can be used to retrain the model.",
+    )
+    note = st.text_input("Note (optional)", key=f"{key}-note", max_chars=1000)
+    left, right = st.columns(2)
+    label = None
+    if left.button("Wrong? It's real", key=f"{key}-real", icon=":material/photo_camera:"):
+        label = "real"
+    if right.button("Wrong? It's AI", key=f"{key}-ai", icon=":material/smart_toy:"):
+        label = "ai"
+    if label is None:
+        return
+    report = FeedbackReport(
+        sha256=result.sha256,
+        label=label,
+        model_name=model["name"],
+        model_version=model["version"],
+        score=result.score,
+        verdict=result.verdict,
+        note=note or None,
+        client=CLIENT,
+        image=data if share else None,
+    )
+    try:
+        feedback_store(location).add(report.checked(max_image_bytes=max_upload_bytes()))
+    except RealCheckError as error:
+        st.error(f"Your report could not be stored: {error}")
+        return
+    st.session_state[key] = label
+    st.rerun()

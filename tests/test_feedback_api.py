@@ -1,0 +1,237 @@
+"""POST and GET /v1/feedback (server/feedback.py) through Flask's test client, on real databases."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import random
+
+import imagegen
+import pytest
+from PIL import Image
+from serving import free_port
+from test_server import assert_error, bomb_png
+
+from server.app import create_app
+from server.config import ServerConfig
+from server.feedback_store import FeedbackStore
+from server.service import PredictionService
+
+
+@pytest.fixture(scope="module")
+def service(tiny_artifact, onnx_cache_dir):
+    loaded = PredictionService(
+        ServerConfig(model_dir=tiny_artifact, backend="onnx", cache_dir=onnx_cache_dir)
+    ).start()
+    yield loaded
+    loaded.stop()
+
+
+@pytest.fixture
+def make_client(service, tiny_artifact, onnx_cache_dir, tmp_path):
+    """A test client for an app with these config overrides (its own SQLite file unless told otherwise)."""
+
+    def make(**overrides):
+        values = {"feedback_db": str(tmp_path / "feedback.sqlite3")} | overrides
+        config = ServerConfig(model_dir=tiny_artifact, backend="onnx", cache_dir=onnx_cache_dir, **values)
+        return create_app(config, service=service).test_client()
+
+    return make
+
+
+def body(data: bytes | None = None, **changes) -> dict:
+    """A valid report; with `data`, about those bytes and sharing them."""
+    data_for_hash = data if data is not None else b"an image not shared"
+    document = {
+        "sha256": hashlib.sha256(data_for_hash).hexdigest(),
+        "label": "real",
+        "model": {"name": "realcheck-tiny", "version": "0.0.1-test"},
+        "score": 0.91,
+        "verdict": "ai",
+    }
+    if data is not None:
+        document["image_b64"] = base64.b64encode(data).decode()
+    return document | changes
+
+
+def stored(client) -> list[dict]:
+    response = client.get("/v1/feedback?limit=1000")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["reports"]
+
+
+def test_a_report_is_stored_and_listed(make_client, feedback_db):
+    client = make_client(feedback_db=feedback_db)
+    png = imagegen.image_bytes("real", 48, seed=1)
+    response = client.post("/v1/feedback", json=body(png, note="my own photo", client="extension"))
+    assert response.status_code == 201, response.get_data(as_text=True)
+    report = response.get_json()["report"]
+    assert report["image_shared"] and report["label"] == "real" and report["note"] == "my own photo"
+    assert report["model"] == {"name": "realcheck-tiny", "version": "0.0.1-test"}
+    plain = client.post("/v1/feedback", json=body(label="ai", verdict=None)).get_json()["report"]
+    assert not plain["image_shared"] and plain["verdict"] is None
+    # A data URL (what a browser's FileReader makes) is accepted as base64.
+    data_url = body(png, label="real")
+    data_url["image_b64"] = "data:image/png;base64," + data_url["image_b64"]
+    assert client.post("/v1/feedback", json=data_url).status_code == 201
+    listing = client.get("/v1/feedback").get_json()
+    assert listing["total"] == 3 and listing["next_after"] is None
+    assert [r["id"] for r in listing["reports"]] == sorted(r["id"] for r in listing["reports"])
+    assert listing["reports"][0] == report
+    assert FeedbackStore(feedback_db).image(report["sha256"]).data == png
+
+
+def test_pages_of_reports(make_client):
+    client = make_client()
+    for index in range(5):
+        assert client.post("/v1/feedback", json=body(note=str(index))).status_code == 201
+    first = client.get("/v1/feedback?limit=2").get_json()
+    assert [r["note"] for r in first["reports"]] == ["0", "1"] and first["total"] == 5
+    second = client.get(f"/v1/feedback?limit=2&after={first['next_after']}").get_json()
+    assert [r["note"] for r in second["reports"]] == ["2", "3"]
+    last = client.get(f"/v1/feedback?limit=2&after={second['next_after']}").get_json()
+    assert [r["note"] for r in last["reports"]] == ["4"] and last["next_after"] is None
+    for query in ("limit=0", "limit=1001", "limit=x", "after=-1", "after=1.5"):
+        assert_error(client.get(f"/v1/feedback?{query}"), 400, "invalid_parameter")
+
+
+BAD_REPORTS = [
+    # (name, request keyword arguments, status, code)
+    ("form body", {"data": {"sha256": "x"}}, 415, "unsupported_media_type"),
+    ("image body", {"data": b"\x89PNG", "content_type": "image/png"}, 415, "unsupported_media_type"),
+    ("empty", {"data": b"", "content_type": "application/json"}, 400, "empty_body"),
+    ("not json", {"data": b"{label: real", "content_type": "application/json"}, 400, "invalid_json"),
+    ("array", {"json": [body()]}, 400, "invalid_json"),
+    ("deep", {"data": b"[" * 100_000, "content_type": "application/json"}, 400, "invalid_json"),
+    ("page url", {"json": body(page_url="https://news.example/story")}, 400, "unknown_field"),
+    ("user", {"json": body(user="alice")}, 400, "unknown_field"),
+    ("no sha", {"json": {k: v for k, v in body().items() if k != "sha256"}}, 400, "missing_field"),
+    ("no score", {"json": body(score=None)}, 400, "missing_field"),
+    ("model string", {"json": body(model="realcheck-tiny")}, 400, "invalid_model"),
+    ("model extra", {"json": body(model={"name": "m", "version": "1", "url": "x"})}, 400, "invalid_model"),
+    ("model no version", {"json": body(model={"name": "m"})}, 400, "invalid_model"),
+    ("sha number", {"json": body(sha256=12)}, 400, "invalid_sha256"),
+    ("label", {"json": body(label="fake")}, 400, "invalid_label"),
+    ("score", {"json": body(score=-0.1)}, 400, "invalid_score"),
+    (
+        "huge score",
+        {"data": json.dumps(body(score=10**400)), "content_type": "application/json"},
+        400,
+        "invalid_score",
+    ),
+    ("note", {"json": body(note="n" * 1001)}, 400, "note_too_long"),
+    ("base64", {"json": body(image_b64="not base64!")}, 400, "invalid_base64"),
+    ("base64 number", {"json": body(image_b64=5)}, 400, "invalid_base64"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "request_args", "status", "code"), BAD_REPORTS, ids=[c[0] for c in BAD_REPORTS]
+)
+def test_bad_reports_get_a_clear_4xx_and_store_nothing(make_client, name, request_args, status, code):
+    client = make_client()
+    assert_error(client.post("/v1/feedback", **request_args), status, code)
+    assert stored(client) == []
+
+
+def test_shared_bytes_pass_the_same_checks_as_predict(make_client):
+    client = make_client(max_image_bytes=20_000)
+    png = imagegen.image_bytes("ai", 48, seed=2)
+    mismatch = body(png) | {"sha256": hashlib.sha256(b"another image").hexdigest()}
+    assert_error(client.post("/v1/feedback", json=mismatch), 400, "sha256_mismatch")
+    assert_error(client.post("/v1/feedback", json=body(b"GIF89a" + b"\0" * 40)), 400, "invalid_image")
+    truncated = imagegen.image_bytes("ai", 200, seed=2, fmt="JPEG")[:600]
+    assert_error(client.post("/v1/feedback", json=body(truncated)), 400, "invalid_image")
+    assert_error(client.post("/v1/feedback", json=body(bomb_png())), 400, "invalid_image", "too many pixels")
+    strip = io.BytesIO()
+    Image.new("RGB", (1700, 100)).save(strip, format="PNG")  # more elongated than 16:1
+    assert_error(client.post("/v1/feedback", json=body(strip.getvalue())), 400, "invalid_image")
+    large = imagegen.image_bytes("ai", 400, seed=3)
+    assert len(large) > 20_000
+    assert_error(client.post("/v1/feedback", json=body(large)), 413, "image_too_large")
+    assert stored(client) == []
+    assert client.post("/v1/feedback", json=body(png)).status_code == 201
+
+
+def test_request_size_limit(make_client):
+    client = make_client(max_request_bytes=10_000)
+    response = client.post("/v1/feedback", json=body(note="x" * 20_000))
+    assert_error(response, 413, "request_too_large")
+    assert stored(client) == []
+
+
+def test_api_key_and_rate_limit_cover_feedback(make_client):
+    locked = make_client(api_key="s3cret")
+    assert_error(locked.post("/v1/feedback", json=body()), 401, "unauthorized")
+    assert_error(locked.get("/v1/feedback"), 401, "unauthorized")
+    assert locked.post("/v1/feedback", json=body(), headers={"X-API-Key": "s3cret"}).status_code == 201
+    assert locked.get("/v1/feedback", headers={"X-API-Key": "s3cret"}).get_json()["total"] == 1
+    limited = make_client(rate_limit_per_minute=2)
+    assert limited.post("/v1/feedback", json=body()).status_code == 201
+    assert limited.post("/v1/feedback", json=body()).status_code == 201
+    response = limited.post("/v1/feedback", json=body())
+    assert_error(response, 429, "rate_limited")
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_an_unreachable_database_is_a_503_that_says_retry(make_client):
+    client = make_client(feedback_db=f"postgresql://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2")
+    response = client.post("/v1/feedback", json=body())
+    assert_error(response, 503, "feedback_unavailable", "nothing was stored")
+    assert response.headers["Retry-After"] == "5"
+    assert_error(client.get("/v1/feedback"), 503, "feedback_unavailable")
+
+
+def test_openapi_describes_feedback(make_client):
+    from openapi_spec_validator import validate
+
+    document = make_client().get("/openapi.json").get_json()
+    validate(document)
+    operations = document["paths"]["/v1/feedback"]
+    assert {"post", "get"} <= set(operations)
+    request_schema = document["components"]["schemas"]["FeedbackRequest"]
+    # The document names exactly the fields the server takes.
+    from server.feedback import REPORT_FIELDS
+
+    assert set(request_schema["properties"]) == REPORT_FIELDS
+    assert request_schema["additionalProperties"] is False
+
+
+def test_hostile_report_bodies_never_get_a_5xx(make_client):
+    """A seeded corpus of mutated reports: each gets JSON below 500, and only valid ones are stored."""
+    client = make_client()
+    rng = random.Random(13)
+    png = imagegen.image_bytes("real", 40, seed=4)
+    values = [
+        None,
+        True,
+        0,
+        -1,
+        1e308,
+        "",
+        "ai",
+        "real",
+        "x" * 3000,
+        [],
+        {},
+        [1],
+        {"a": None},
+        "\u0000",
+        "é" * 50,
+    ]
+    accepted = 0
+    for _ in range(300):
+        document = body(png if rng.random() < 0.3 else None)
+        for _ in range(rng.randint(1, 3)):
+            key = rng.choice([*document, "extra"])
+            document[key] = rng.choice(values)
+        response = client.post("/v1/feedback", data=json.dumps(document), content_type="application/json")
+        assert response.status_code < 500, (document, response.get_data(as_text=True))
+        assert response.mimetype == "application/json"
+        if response.status_code == 201:
+            accepted += 1
+        else:
+            assert set(response.get_json()["error"]) == {"code", "message"}
+    assert client.get("/v1/feedback").get_json()["total"] == accepted
