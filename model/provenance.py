@@ -24,7 +24,6 @@ import io
 import json
 import re
 import struct
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -174,18 +173,12 @@ class Provenance:
 
     def to_dict(self) -> dict:
         """The JSON form the API, `check --json` and `scan` share."""
-        c2pa = None
-        if self.c2pa is not None:
-            c2pa = asdict(self.c2pa)
-            c2pa["actions"] = [asdict(action) for action in self.c2pa.actions]
-            c2pa["ingredients"] = list(self.c2pa.ingredients)
-            c2pa["failures"] = list(self.c2pa.failures)
         return {
             "declares_ai": self.declares_ai,
             "signed_capture": self.signed_capture,
             "summary": self.summary,
             "evidence": [asdict(item) for item in self.evidence],
-            "c2pa": c2pa,
+            "c2pa": None if self.c2pa is None else asdict(self.c2pa),
         }
 
 
@@ -239,11 +232,11 @@ class ProvenanceReader:
 
     def read(self, data: bytes) -> Provenance:
         """The provenance of one image's bytes (empty for non-images and files that declare nothing)."""
+        # No warnings.catch_warnings here: it swaps process-wide filters, which races in the server's request
+        # threads. Callers read provenance after the decode path accepted the image, so its header is sane.
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                image = Image.open(io.BytesIO(data))  # the header only: no pixel is decoded here
-                return self._read(data, image)
+            image = Image.open(io.BytesIO(data))  # the header only: no pixel is decoded here
+            return self._read(data, image)
         except Exception:  # an undecodable file has no provenance; the decode path reports why
             return NO_PROVENANCE
 
