@@ -96,8 +96,14 @@ _SOURCE_TYPE_IN_XMP = re.compile(
 )
 _CHECKPOINT_IN_SETTINGS = re.compile(r"(?:^|[,\n]\s*)Model:\s*([^,\n]{1,100})")
 _CREATOR_TOOL_IN_XMP = re.compile(r"CreatorTool\s*(?:=\s*[\"']|>\s*)([^\"'<]{1,300})")
-_C2PA_MIME = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-_C2PA_MIME |= {"TIFF": "image/tiff", "GIF": "image/gif"}
+_C2PA_MIME = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "TIFF": "image/tiff",
+    "GIF": "image/gif",
+}
 
 
 @dataclass(frozen=True)

@@ -284,7 +284,14 @@ def heatmap_picture(
     return overlay(picture, heat), f"Grad-CAM: evidence for {target} ({seen})"
 
 
-def show_result(path: str, detector: Detector, result: ImageResult, data: bytes, with_heatmap: bool) -> None:
+def show_result(
+    path: str,
+    detector: Detector,
+    result: ImageResult,
+    data: bytes,
+    with_heatmap: bool,
+    feedback_db: str | None,
+) -> None:
     """One image: picture, optional heatmap, verdict; or why it could not be checked."""
     with st.container(border=True):
         st.markdown(f"**{_escape(result.name)}**")
@@ -302,7 +309,7 @@ def show_result(path: str, detector: Detector, result: ImageResult, data: bytes,
         with columns[-1]:
             show_verdict(result, detector)
             show_provenance(result.provenance)
-            show_feedback(parse_app_args(sys.argv[1:]).feedback_db, result, data, detector.metadata)
+            show_feedback(feedback_db, result, data, detector.metadata)
 
 
 def _shrunk(picture: Image.Image) -> Image.Image:
@@ -346,11 +353,12 @@ def main() -> None:
     st.subheader("Images")
     if with_heatmaps and sum(r.ok for r in results) > MAX_GRADCAM_IMAGES:
         st.caption(f"Grad-CAM is shown for the first {MAX_GRADCAM_IMAGES} images that could be checked.")
+    feedback_db = parse_app_args(sys.argv[1:]).feedback_db  # read once per run, not once per image
     explained = 0
     for result, upload in zip(results, uploads):
         heatmap = with_heatmaps and result.ok and explained < MAX_GRADCAM_IMAGES
         explained += int(heatmap)
-        show_result(str(model_path), detector, result, upload.data, heatmap)
+        show_result(str(model_path), detector, result, upload.data, heatmap, feedback_db)
 
 
 def _escape(text: str) -> str:
