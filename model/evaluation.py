@@ -5,24 +5,13 @@ Works on plain arrays of labels and scores (P(AI)), whoever produced them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sklearn import metrics as skm
 
+from model.decision import DecisionRule
 from model.labels import AI, LABEL_NAMES, REAL
-
-
-@dataclass(frozen=True)
-class DecisionRule:
-    """Threshold on P(AI) and the band around it in which the verdict is "uncertain"."""
-
-    threshold: float = 0.5
-    band: tuple[float, float] = (0.5, 0.5)
-
-    def to_dict(self) -> dict:
-        return {"threshold": self.threshold, "uncertainty_band": list(self.band)}
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -1,30 +1,48 @@
-"""The one inference path: any image source -> decoded, fitted pixels -> batched model -> score and verdict.
+"""The scoring core: any image source -> bytes -> fitted pixels and provenance -> runtime -> score -> verdict.
 
-Training-time evaluation, `realcheck evaluate`, the server and the Streamlit app all go through `Detector`,
-so the same file gets the same score everywhere.
+Every face scores through `Detector`: training-time evaluation, `realcheck evaluate`, `check`/`scan`, the
+server (which adds only its cache and micro-batcher around `examine`, `scores` and `judge`) and the Streamlit
+app, so the same file gets the same score and the same decision everywhere. The runtime that runs the model
+(Keras/TensorFlow or ONNX Runtime, `model.runtimes`) is a plug-in.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from model.decision import DecisionRule
 from model.errors import ImageDecodeError
-from model.evaluation import DecisionRule
 from model.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, load_model_input
-from model.labels import verdict_for_score
+from model.provenance import NO_PROVENANCE, Provenance, ProvenanceReader, decide
+from model.runtimes import KerasRuntime, Runtime
+
+# Bytes per pixel an image file may take: 16-bit RGBA uncompressed. A larger file cannot hold an image within
+# the pixel limit, so it is refused before it is read into memory.
+MAX_FILE_BYTES_PER_PIXEL = 8
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """The result for one image: P(AI) and verdict, or the reason it could not be scored."""
+    """What the core says about one image: P(AI), the model's verdict and the decision, or why it failed.
 
-    score: float | None
-    verdict: str | None
+    `verdict` is the decision; `model_verdict` the model's own, and `basis` says which one decided
+    (`provenance` when the file declares itself AI-generated, else `model`). `sha256` names the image's
+    bytes (None for an in-memory picture).
+    """
+
+    sha256: str | None = None
+    score: float | None = None
+    model_verdict: str | None = None
+    verdict: str | None = None
+    basis: str = "model"
+    provenance: Provenance = NO_PROVENANCE
     error: str | None = None
 
     @property
@@ -32,20 +50,35 @@ class Prediction:
         return self.error is None
 
 
-class Detector:
-    """A loaded model with its input spec and decision rule.
+@dataclass(frozen=True)
+class PreparedImage:
+    """One decoded image waiting for the model: its input pixels, its bytes' SHA-256 and its provenance."""
 
-    `predict` takes paths, bytes or PIL images of any size, decodes them in parallel threads and runs the
-    model in batches.
+    pixels: np.ndarray
+    sha256: str | None
+    provenance: Provenance
+
+
+class Detector:
+    """An artifact's model on a runtime, with its input spec, decision rule and (optionally) provenance reader.
+
+    Without a provenance reader every decision is the model's (training and evaluation measure the model);
+    with one, a file that declares itself AI-generated is decided by its provenance.
     """
 
-    def __init__(self, model, metadata: dict, max_pixels: int = DEFAULT_MAX_PIXELS):
-        self.model = model
+    def __init__(
+        self,
+        runtime: Runtime,
+        metadata: dict,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        provenance: ProvenanceReader | None = None,
+    ):
+        self.runtime = runtime
         self.metadata = metadata
         self.spec = InputSpec(size=int(metadata["input_size"]), mode=metadata.get("input_mode", "resize"))
-        self.rule = DecisionRule(float(metadata["threshold"]), tuple(metadata["uncertainty_band"]))
+        self.rule = DecisionRule.from_metadata(metadata)
         self.max_pixels = max_pixels
-        self._forward = None
+        self.provenance = provenance
 
     @property
     def name(self) -> str:
@@ -59,16 +92,36 @@ class Detector:
         """Decode one image into the model's input array (raises ImageDecodeError)."""
         return load_model_input(source, self.spec, self.max_pixels)
 
+    def examine(self, source: ImageSource, sha256: str | None = None) -> PreparedImage:
+        """Read, hash, decode and read the provenance of one image (raises ImageDecodeError).
+
+        `sha256` is the bytes' digest when the caller has it already (the server hashes for its cache).
+        """
+        data = self._read(source)
+        if isinstance(data, Image.Image):
+            return PreparedImage(self.prepare(data), None, NO_PROVENANCE)
+        pixels = self.prepare(data)
+        provenance = self.provenance.read(data) if self.provenance is not None else NO_PROVENANCE
+        return PreparedImage(pixels, sha256 or hashlib.sha256(data).hexdigest(), provenance)
+
     def scores(self, batch: np.ndarray) -> np.ndarray:
         """P(AI) for a batch of prepared inputs of shape (n, size, size, 3)."""
         if len(batch) == 0:
             return np.zeros((0,), dtype=np.float32)
-        if self._forward is None:
-            self._forward = _compile(self.model, self.spec.size)
-        return np.asarray(self._forward(np.asarray(batch, dtype=np.float32))).reshape(-1)
+        return np.asarray(self.runtime.scores(np.asarray(batch))).reshape(-1)
 
-    def verdict(self, score: float) -> str:
-        return verdict_for_score(score, self.rule.threshold, self.rule.band)
+    def judge(self, image: PreparedImage, score: float) -> Prediction:
+        """The verdicts for a scored image: the model's by the decision rule, then the decision."""
+        model_verdict = self.rule.verdict(score)
+        decision = decide(model_verdict, image.provenance)
+        return Prediction(
+            sha256=image.sha256,
+            score=score,
+            model_verdict=model_verdict,
+            verdict=decision.verdict,
+            basis=decision.basis,
+            provenance=image.provenance,
+        )
 
     def predict(
         self, images: Iterable[ImageSource], batch_size: int = 32, workers: int = 4
@@ -79,36 +132,46 @@ class Detector:
     def iter_predict(
         self, images: Iterable[ImageSource], batch_size: int = 32, workers: int = 4
     ) -> Iterator[tuple[int, Prediction]]:
-        """Yield (index, Prediction) in input order, a batch at a time, so huge folders stream."""
+        """Yield (index, Prediction) in input order, a batch at a time, so huge folders stream.
+
+        Images are taken from `images` only as batches fill, so a lazy iterable can stop the run early.
+        """
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for start, chunk in _chunks(images, batch_size):
-                prepared = list(pool.map(self._try_prepare, chunk))
-                good = [i for i, item in enumerate(prepared) if isinstance(item, np.ndarray)]
-                batch_scores = self.scores(np.stack([prepared[i] for i in good])) if good else []
-                by_position = dict(zip(good, batch_scores))
-                for offset, item in enumerate(prepared):
-                    if offset in by_position:
-                        score = float(by_position[offset])
-                        yield start + offset, Prediction(score, self.verdict(score))
-                    else:
-                        yield start + offset, Prediction(None, None, item)
+            for start, chunk in _chunks(images, max(1, batch_size)):
+                examined = list(pool.map(self._try_examine, chunk))
+                ready = [item for item in examined if isinstance(item, PreparedImage)]
+                scores = iter(self.scores(np.stack([item.pixels for item in ready])) if ready else ())
+                for offset, item in enumerate(examined):
+                    yield (
+                        start + offset,
+                        (self.judge(item, float(next(scores))) if isinstance(item, PreparedImage) else item),
+                    )
 
-    def _try_prepare(self, source: ImageSource):
+    def _try_examine(self, source: ImageSource) -> PreparedImage | Prediction:
         try:
-            return self.prepare(source)
+            return self.examine(source)
         except ImageDecodeError as error:
-            return str(error)
+            return Prediction(error=str(error))
 
-
-def _compile(model, size: int):
-    import tensorflow as tf
-
-    # One trace for every batch size: the fastest Keras path at small batches on CPU.
-    signature = [tf.TensorSpec([None, size, size, 3], tf.float32)]
-    forward = tf.function(
-        lambda x: model(x, training=False), input_signature=signature, reduce_retracing=True
-    )
-    return lambda batch: forward(tf.convert_to_tensor(batch)).numpy()
+    def _read(self, source: ImageSource) -> bytes | Image.Image:
+        if isinstance(source, Image.Image):
+            return source
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return bytes(source)
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+            if not path.is_file():
+                raise ImageDecodeError(f"not a file: {path}")
+            if size > MAX_FILE_BYTES_PER_PIXEL * self.max_pixels:
+                raise ImageDecodeError(
+                    f"file too large to hold an image within the pixel limit: {size:,} bytes ({path})"
+                )
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ImageDecodeError(f"no such file: {path}") from None
+        except OSError as error:
+            raise ImageDecodeError(f"cannot read {path}: {error.strerror or error}") from None
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[tuple[int, list]]:
@@ -124,12 +187,21 @@ def _chunks(items: Iterable, size: int) -> Iterator[tuple[int, list]]:
         yield start, chunk
 
 
-def load_detector(folder: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Detector:
-    """Load an artifact folder into a ready Detector."""
+def keras_detector(
+    model, metadata: dict, max_pixels: int = DEFAULT_MAX_PIXELS, provenance: ProvenanceReader | None = None
+) -> Detector:
+    """A Detector that runs an in-memory Keras model (training, evaluation, the TensorFlow serving path)."""
+    return Detector(KerasRuntime(model, int(metadata["input_size"])), metadata, max_pixels, provenance)
+
+
+def load_detector(
+    folder: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, provenance: ProvenanceReader | None = None
+) -> Detector:
+    """Load an artifact folder's Keras model into a ready Detector."""
     from model.artifact import load_artifact
 
     model, metadata = load_artifact(folder)
-    return Detector(model, metadata, max_pixels=max_pixels)
+    return keras_detector(model, metadata, max_pixels, provenance)
 
 
 def score_paths(detector: Detector, paths: Sequence[str | Path], batch_size: int = 32) -> np.ndarray:

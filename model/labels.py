@@ -57,11 +57,3 @@ def label_for_folder(name: str) -> int | None:
     if key in AI_FOLDER_NAMES:
         return AI
     return None
-
-
-def verdict_for_score(score: float, threshold: float, band: tuple[float, float]) -> str:
-    """Verdict for P(AI): "uncertain" inside the band [low, high], else "ai" at or above the threshold."""
-    low, high = band
-    if low <= score <= high and low < high:
-        return UNCERTAIN
-    return LABEL_NAMES[AI] if score >= threshold else LABEL_NAMES[REAL]

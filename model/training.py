@@ -22,8 +22,9 @@ import tensorflow as tf
 from model import architecture, artifact, evaluation
 from model.config import TrainConfig
 from model.datasets import Discovery, Sample, discover, summarize
+from model.decision import DecisionRule
 from model.errors import DataError, RealCheckError
-from model.inference import Detector, score_paths
+from model.inference import keras_detector, score_paths
 from model.pipeline import make_dataset
 from model.splitting import SPLITS, load_manifest, save_manifest, split_by_source, split_samples
 
@@ -300,7 +301,7 @@ def finish(
     val = data.split["val"]
     val_labels = np.array([s.label for s in val])
     raw_val_scores = score_paths(
-        Detector(model, metadata), [data.root / s.path for s in val], config.batch_size
+        keras_detector(model, metadata), [data.root / s.path for s in val], config.batch_size
     )
     model, val_scores, calibration = calibrate(model, val_labels, raw_val_scores)
     threshold = evaluation.choose_threshold(val_labels, val_scores)
@@ -311,9 +312,9 @@ def finish(
         max_uncertain=config.max_uncertain,
         max_real_called_ai=config.max_real_called_ai,
     )
-    rule = evaluation.DecisionRule(threshold, band)
+    rule = DecisionRule(threshold, band)
     metadata = metadata | {"calibration": calibration}
-    detector = Detector(model, metadata)
+    detector = keras_detector(model, metadata)
     metrics = {"val": _strip(evaluation.compute_metrics(val_labels, val_scores, rule))}
     plots_dir = run_dir / "plots"
     test = data.split["test"]

@@ -56,8 +56,9 @@ def main() -> None:
 
     from model.artifact import read_metadata
     from model.inference import load_detector
+    from model.runtimes import OnnxRuntime
+    from server.backends import ensure_onnx_export
     from server.config import ServerConfig
-    from server.runtimes import OnnxRuntime, ensure_onnx_export
 
     model_dir = Path(args.model) if args.model else benchlib.ensure_artifact()
     metadata = read_metadata(model_dir)
@@ -80,7 +81,7 @@ def main() -> None:
         if "tensorflow" in wanted:
             runners["tensorflow"] = detector.scores
         if "keras-predict" in wanted:
-            runners["keras-predict"] = lambda batch: detector.model.predict(batch, verbose=0)
+            runners["keras-predict"] = lambda batch: detector.runtime.model.predict(batch, verbose=0)
 
     results = {}
     for name, run in runners.items():

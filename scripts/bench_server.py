@@ -166,13 +166,13 @@ def in_process(
     import numpy as np
 
     from model.artifact import read_metadata
+    from model.inference import Detector
+    from server.backends import load_runtime
     from server.config import ServerConfig
-    from server.runtimes import load_runtime
 
     metadata = read_metadata(model_dir)
-    runtime, detector = load_runtime(
-        model_dir, metadata, backend, ServerConfig(cache_dir=cache_dir).resolved_cache_dir
-    )
+    runtime = load_runtime(model_dir, metadata, backend, ServerConfig(cache_dir=cache_dir).resolved_cache_dir)
+    detector = Detector(runtime, metadata)
     prepared = np.stack([detector.prepare(images[i % len(images)]) for i in range(batch)])
     runtime.scores(prepared)
     count, started = 0, time.perf_counter()
@@ -189,9 +189,9 @@ def in_process(
         detector.prepare(data)
     result["decode_ms_per_image"] = round((time.perf_counter() - decode_started) / 16 * 1000, 2)
     if naive:
-        from model.inference import load_detector
+        from model.artifact import load_artifact
 
-        keras_model = load_detector(model_dir).model
+        keras_model, _ = load_artifact(model_dir)
         keras_model.predict(prepared[:1].astype("float32"), verbose=0)
         count, started = 0, time.perf_counter()
         while count < 10_000 and (count < 2 or time.perf_counter() - started < seconds):

@@ -227,12 +227,13 @@ def protocol_plots(predictions_file: Path, metadata: dict, folder: Path) -> list
     """ROC, precision-recall, reliability and confusion matrix of the pooled clean held-out predictions, at the
     bundled model's threshold (each fold model had its own; these are the scores' plots)."""
     from model import evaluation
+    from model.decision import DecisionRule
 
     with predictions_file.open(newline="", encoding="utf-8") as handle:
         rows = [row for row in csv.DictReader(handle) if row["tier"] == "clean"]
     labels = np.array([1 if row["label"] == "ai" else 0 for row in rows])
     scores = np.array([float(row["score"]) for row in rows])
-    rule = evaluation.DecisionRule(metadata["threshold"], tuple(metadata["uncertainty_band"]))
+    rule = DecisionRule.from_metadata(metadata)
     result = evaluation.compute_metrics(labels, scores, rule)
     return evaluation.save_plots(labels, scores, result, folder, title="source-held-out")
 

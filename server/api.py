@@ -56,21 +56,22 @@ def predict():
 
 
 def _prediction(upload, result, threshold: float) -> dict:
-    if not result.ok:
+    prediction = result.prediction
+    if not prediction.ok:
         # One bad image of several: its own error in its slot, the others are scored.
         return {
-            "error": {"code": "invalid_image", "message": result.error},
-            "sha256": result.sha256,
+            "error": {"code": "invalid_image", "message": prediction.error},
+            "sha256": prediction.sha256,
             "filename": upload.filename,
         }
     return {
-        "score": result.score,
-        "verdict": result.verdict,
-        "basis": result.basis,
-        "model_verdict": result.model_verdict,
-        "provenance": result.provenance.to_dict(),
+        "score": prediction.score,
+        "verdict": prediction.verdict,
+        "basis": prediction.basis,
+        "model_verdict": prediction.model_verdict,
+        "provenance": prediction.provenance.to_dict(),
         "threshold": threshold,
-        "sha256": result.sha256,
+        "sha256": prediction.sha256,
         "cached": result.cached,
         "time_ms": result.time_ms,
         "filename": upload.filename,

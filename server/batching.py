@@ -73,10 +73,6 @@ class MicroBatcher:
             self._thread.join(timeout)
             self._thread = None
 
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
     @contextmanager
     def incoming(self, count: int) -> Iterator[_Ticket]:
         """Announce `count` images that are being decoded, so the open batch waits for them.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from model.artifact import bundled_model_dir, bundled_models_root
 from model.errors import RealCheckError
+from model.imaging import DEFAULT_MAX_PIXELS
 from model.provenance import ProvenanceReader
 
 BACKENDS = ("auto", "onnx", "tensorflow")
@@ -62,7 +63,7 @@ class ServerConfig:
     max_request_bytes: int = 64 * MIB
     max_image_bytes: int = 25 * MIB
     max_images_per_request: int = 64
-    max_pixels: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
     # Access control: CORS for the extension's origins (when enabled) and explicitly listed origins.
     allow_extension_origins: bool = False
     cors_origins: list[str] = field(default_factory=list)

@@ -28,9 +28,6 @@ class ApiError(Exception):
             self.code = code
         self.headers = dict(headers or {})
 
-    def to_dict(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
-
 
 class InvalidImage(ApiError):
     """One of the request's images cannot be scored (not an image, truncated, bomb, unsupported)."""

@@ -12,7 +12,6 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
-from model.imaging import DEFAULT_MAX_PIXELS
 from server.errors import ApiError
 from server.feedback_store import FeedbackReport, FeedbackStore, FeedbackUnavailable, InvalidFeedback
 from server.uploads import decode_base64
@@ -40,7 +39,7 @@ def post_feedback():
     report = report_from_json(_json_body(config.max_request_bytes))
     try:
         stored = feedback_store().add(
-            report.checked(config.max_image_bytes, config.max_pixels or DEFAULT_MAX_PIXELS)
+            report.checked(config.max_image_bytes, config.max_pixels)
         )
     except InvalidFeedback as error:
         raise ApiError(str(error), status=error.status, code=error.code) from None

@@ -8,7 +8,7 @@ interchangeable.
 from __future__ import annotations
 
 import csv
-import hashlib
+import itertools
 import json
 import os
 import signal
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from model.errors import RealCheckError
 from model.imaging import is_image_file
-from model.provenance import NO_PROVENANCE, decide
+from model.provenance import NO_PROVENANCE
 
 # `verdict` is the decision and `basis` what it rests on (`provenance` or `model`); `score` and
 # `model_verdict` are always the model's own. The provenance columns flatten the API's provenance object.
@@ -98,7 +98,7 @@ class RemoteChecker:
 
 
 class LocalChecker:
-    """Checks files with the model loaded in this process (the Detector: the one inference path)."""
+    """Checks files with the model loaded in this process, through the scoring core (`Detector`)."""
 
     def __init__(
         self, model_dir: str | Path | None, batch_size: int = 32, trust_anchors: str | Path | None = None
@@ -107,51 +107,33 @@ class LocalChecker:
         from model.provenance import ProvenanceReader
         from server.config import resolve_model_dir
 
-        self.provenance = ProvenanceReader.from_trust_anchors_file(trust_anchors)
-        self.detector = load_detector(resolve_model_dir(model_dir))
+        provenance = ProvenanceReader.from_trust_anchors_file(trust_anchors)
+        self.detector = load_detector(resolve_model_dir(model_dir), provenance=provenance)
         self.batch_size = max(1, batch_size)
 
     def check(self, files: Sequence[tuple[str, Path]], stop_requested=_never) -> Iterator[dict]:
         """Rows for (name, path) pairs, in input order, a batch at a time.
 
-        Once `stop_requested()` is true no new batch starts; the one being scored is finished and yielded.
+        Once `stop_requested()` is true no new file is taken; the batch being filled is scored and yielded.
         """
-        for start in range(0, len(files), self.batch_size):
-            if stop_requested():
-                break
-            chunk = files[start : start + self.batch_size]
-            # Bytes for readable files, the reason for the others.
-            contents: list[bytes | str] = []
-            for _, path in chunk:
-                try:
-                    contents.append(path.read_bytes())
-                except OSError as error:
-                    contents.append(f"cannot read {path}: {error.strerror or error}")
-            readable = [i for i, data in enumerate(contents) if isinstance(data, bytes)]
-            predictions = self.detector.predict([contents[i] for i in readable], batch_size=self.batch_size)
-            by_index = dict(zip(readable, predictions))
-            for index, (name, _) in enumerate(chunk):
-                if index not in by_index:
-                    yield _row(name, error=contents[index])
-                    continue
-                prediction = by_index[index]
-                if not prediction.ok:
-                    yield _row(name, error=prediction.error)
-                    continue
-                provenance = self.provenance.read(contents[index])
-                decision = decide(prediction.verdict, provenance)
-                yield _row(
-                    name,
-                    score=prediction.score,
-                    verdict=decision.verdict,
-                    basis=decision.basis,
-                    model_verdict=prediction.verdict,
-                    **provenance_columns(provenance.to_dict()),
-                    threshold=self.detector.rule.threshold,
-                    sha256=hashlib.sha256(contents[index]).hexdigest(),
-                    model=self.detector.name,
-                    version=self.detector.version,
-                )
+        paths = (path for _, path in itertools.takewhile(lambda _: not stop_requested(), files))
+        for index, prediction in self.detector.iter_predict(paths, batch_size=self.batch_size):
+            name = files[index][0]
+            if not prediction.ok:
+                yield _row(name, error=prediction.error)
+                continue
+            yield _row(
+                name,
+                score=prediction.score,
+                verdict=prediction.verdict,
+                basis=prediction.basis,
+                model_verdict=prediction.model_verdict,
+                **provenance_columns(prediction.provenance.to_dict()),
+                threshold=self.detector.rule.threshold,
+                sha256=prediction.sha256,
+                model=self.detector.name,
+                version=self.detector.version,
+            )
 
 
 def _check_line(row: dict) -> str:

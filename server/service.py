@@ -1,8 +1,8 @@
 """The prediction service behind the API: artifact, runtime, micro-batcher and result cache.
 
-Request threads call `predict`: they hash and decode their own images (decoding is the one decode path in
-`model/imaging.py`, reached through `Detector.prepare`) and hand the arrays to the batcher thread, which is
-the only thread that runs the model.
+Request threads call `predict`: they hash their images, look them up in the cache, and examine the others
+through the scoring core (`Detector.examine`: decode and provenance); the batcher thread, the only one that
+runs the model, scores them (`Detector.scores`), and the core judges the scores (`Detector.judge`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import numpy as np
 
 from model.artifact import read_metadata
 from model.errors import ImageDecodeError, RealCheckError
-from model.provenance import NO_PROVENANCE, Provenance, decide
+from model.inference import Detector, Prediction, PreparedImage
+from model.provenance import ProvenanceReader
 from server.batching import BatcherStopped, MicroBatcher, Overloaded
 from server.cache import ResultCache
 from server.config import ServerConfig, resolve_model_dir
@@ -31,25 +32,11 @@ RESULT_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class ImageResult:
-    """The answer for one image: a score and verdict, or (in a request of several images) an error.
+    """The answer for one image: the core's Prediction, whether it came from the cache, and how long it took."""
 
-    `verdict` is the decision; `model_verdict` the model's own, and `basis` says which one decided
-    (`provenance` when the file declares itself AI-generated, else `model`).
-    """
-
-    sha256: str
-    score: float | None = None
-    verdict: str | None = None
+    prediction: Prediction
     cached: bool = False
     time_ms: float = 0.0
-    error: str | None = None
-    model_verdict: str | None = None
-    basis: str = "model"
-    provenance: Provenance = NO_PROVENANCE
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 @dataclass(frozen=True)
@@ -73,11 +60,10 @@ class PredictionService:
         self.metadata: dict = {}
         self.state = "starting"
         self.failure: str | None = None
-        self.runtime = None
-        self.detector = None
+        self.detector: Detector | None = None
         self.batcher: MicroBatcher | None = None
         self.cache = ResultCache(config.result_cache_size)
-        self.provenance = config.provenance_reader()
+        self.provenance: ProvenanceReader = config.provenance_reader()
         self._loader: threading.Thread | None = None
 
     @property
@@ -106,32 +92,23 @@ class PredictionService:
             self.load()
         return self
 
-    def wait_until_loaded(self, timeout: float | None = None) -> bool:
-        """Block until loading finished (ready or failed); True when ready."""
-        if self._loader is not None:
-            self._loader.join(timeout)
-        return self.ready
-
     def load(self) -> None:
         """Load the runtime, warm it up at batch 1 and at the largest batch, start the batcher."""
-        from server.runtimes import load_runtime
+        from server.backends import load_runtime
 
         self.state = "loading"
         started = time.perf_counter()
-        self.runtime, self.detector = load_runtime(
-            self.model_dir,
-            self.metadata,
-            self.config.backend,
-            self.config.resolved_cache_dir,
-            self.config.max_pixels,
+        runtime = load_runtime(
+            self.model_dir, self.metadata, self.config.backend, self.config.resolved_cache_dir
         )
+        self.detector = Detector(runtime, self.metadata, self.config.max_pixels, self.provenance)
         if self.config.warmup:
             self.state = "warming_up"
             size = self.detector.spec.size
             for batch in sorted({1, self.config.max_batch_size}):
-                self.runtime.scores(np.zeros((batch, size, size, 3), dtype=np.uint8))
+                self.detector.scores(np.zeros((batch, size, size, 3), dtype=np.uint8))
         self.batcher = MicroBatcher(
-            self.runtime.scores,
+            self.detector.scores,
             max_batch_size=self.config.max_batch_size,
             max_wait_s=self.config.max_wait_ms / 1000.0,
             max_queue=self.config.max_queue,
@@ -143,8 +120,8 @@ class PredictionService:
             "model %s %s ready on %s via %s (%s) in %.1f s; batches up to %d, wait up to %.1f ms",
             self.metadata["name"],
             self.metadata["version"],
-            self.runtime.device,
-            self.runtime.name,
+            runtime.device,
+            runtime.name,
             self.model_dir,
             time.perf_counter() - started,
             self.config.max_batch_size,
@@ -167,9 +144,10 @@ class PredictionService:
 
     def describe_runtime(self) -> dict:
         """Runtime, device and batching settings, for /v1/models and /readyz."""
+        runtime = self.detector.runtime if self.detector is not None else None
         return {
-            "runtime": getattr(self.runtime, "name", None),
-            "device": getattr(self.runtime, "device", None),
+            "runtime": getattr(runtime, "name", None),
+            "device": getattr(runtime, "device", None),
             "max_batch_size": self.config.max_batch_size,
             "max_wait_ms": self.config.max_wait_ms,
         }
@@ -188,69 +166,43 @@ class PredictionService:
                 headers={"Retry-After": "2"},
             )
         count = len(uploads)
-        hashes: list[str] = [""] * count
-        scores: list[float | None] = [None] * count
-        provenances: list[Provenance] = [NO_PROVENANCE] * count
-        cached = [False] * count
-        started = [0.0] * count
-        elapsed = [0.0] * count
-        errors: list[str | None] = [None] * count
-        waiting: list[int] = []
+        results: list[ImageResult | None] = [None] * count
+        waiting: list[tuple[int, PreparedImage, float]] = []
         with self.batcher.incoming(count) as ticket:
-            arrays = []
             for index, upload in enumerate(uploads):
-                started[index] = time.perf_counter()
-                hashes[index] = hashlib.sha256(upload.data).hexdigest()
-                hit = self.cache.get(hashes[index])
+                started = time.perf_counter()
+                sha256 = hashlib.sha256(upload.data).hexdigest()
+                hit = self.cache.get(sha256)
                 if hit is not None:
-                    (scores[index], provenances[index]), cached[index] = hit, True
-                    elapsed[index] = time.perf_counter() - started[index]
+                    results[index] = ImageResult(hit, cached=True, time_ms=_ms_since(started))
                     continue
                 try:
-                    arrays.append(self.detector.prepare(upload.data))
+                    waiting.append((index, self.detector.examine(upload.data, sha256), started))
                 except ImageDecodeError as error:
                     if count == 1:
                         raise InvalidImage(f"{upload.describe(index)}: {error}") from None
-                    errors[index] = f"{upload.describe(index)}: {error}"
-                    continue
-                provenances[index] = self.provenance.read(upload.data)
-                waiting.append(index)
+                    results[index] = ImageResult(
+                        Prediction(sha256, error=f"{upload.describe(index)}: {error}")
+                    )
             try:
-                futures = ticket.submit(arrays) if arrays else []
+                futures = ticket.submit([image.pixels for _, image, _ in waiting]) if waiting else []
             except Overloaded as error:
                 raise ApiError(
                     f"server overloaded: {error}", status=503, code="overloaded", headers={"Retry-After": "1"}
                 ) from None
             except BatcherStopped as error:
                 raise NotReady(str(error)) from None
-        for index, future in zip(waiting, futures):
-            score = future.result(timeout=RESULT_TIMEOUT_S)
-            scores[index] = score
-            elapsed[index] = time.perf_counter() - started[index]
-            self.cache.put(hashes[index], (score, provenances[index]))
-        self.metrics.images.inc(len(waiting) + sum(cached))
-        self.metrics.cache_hits.inc(sum(cached))
+        for (index, image, started), future in zip(waiting, futures):
+            prediction = self.detector.judge(image, future.result(timeout=RESULT_TIMEOUT_S))
+            self.cache.put(image.sha256, prediction)
+            results[index] = ImageResult(prediction, time_ms=_ms_since(started))
+        hits = sum(result is not None and result.cached for result in results)
+        self.metrics.images.inc(len(waiting) + hits)
+        self.metrics.cache_hits.inc(hits)
         self.metrics.cache_misses.inc(len(waiting))
-        self.metrics.invalid_images.inc(count - len(waiting) - sum(cached))
-        return [
-            ImageResult(sha256=hashes[i], error=errors[i])
-            if errors[i] is not None
-            else self._result(hashes[i], float(scores[i]), provenances[i], cached[i], elapsed[i])
-            for i in range(count)
-        ]
+        self.metrics.invalid_images.inc(count - len(waiting) - hits)
+        return results
 
-    def _result(
-        self, sha256: str, score: float, provenance: Provenance, cached: bool, elapsed_s: float
-    ) -> ImageResult:
-        model_verdict = self.detector.verdict(score)
-        decision = decide(model_verdict, provenance)
-        return ImageResult(
-            sha256=sha256,
-            score=score,
-            verdict=decision.verdict,
-            cached=cached,
-            time_ms=round(elapsed_s * 1000.0, 3),
-            model_verdict=model_verdict,
-            basis=decision.basis,
-            provenance=provenance,
-        )
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 3)

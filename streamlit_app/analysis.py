@@ -1,8 +1,8 @@
 """The app's logic without Streamlit: which model to load, scoring uploads, the results table and CSV.
 
-Scores come from `model.inference.Detector.predict` on the uploaded bytes, the same call the server and
-`realcheck evaluate` make, so a file gets the same score here as everywhere else; provenance comes from
-`model.provenance`, the reader and decision rule the server and `check` use.
+Scores and decisions come from the scoring core (`model.inference.Detector`, with a provenance reader) on
+the uploaded bytes, the path the server, `check` and `realcheck evaluate` take, so a file gets the same
+score and verdict here as everywhere else.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.artifact import bundled_model_dir
-from model.inference import Detector
-from model.provenance import NO_PROVENANCE, Provenance, ProvenanceReader, decide
+from model.inference import Detector, Prediction
 
 MODEL_ENV = "REALCHECK_MODEL"
 MAX_UPLOAD_ENV = "REALCHECK_MAX_UPLOAD_MB"
@@ -54,28 +53,6 @@ class Upload:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    """The outcome for one upload: a score and verdict, or the reason it could not be scored.
-
-    `verdict` is the decision, `model_verdict` the model's own and `basis` which of the two decided.
-    """
-
-    name: str
-    size_bytes: int
-    sha256: str
-    score: float | None = None
-    verdict: str | None = None
-    error: str | None = None
-    model_verdict: str | None = None
-    basis: str = "model"
-    provenance: Provenance = NO_PROVENANCE
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 def parse_app_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -119,69 +96,47 @@ def max_upload_bytes(environ: Mapping[str, str] | None = None) -> int:
     return int(megabytes * 1_000_000)
 
 
-def analyse(
-    detector: Detector,
-    uploads: Sequence[Upload],
-    max_bytes: int,
-    provenance_reader: ProvenanceReader | None = None,
-) -> list[ImageResult]:
-    """Score every upload in one batch through the inference path; oversized files are refused unread."""
-    provenance_reader = provenance_reader or ProvenanceReader()
-    results: list[ImageResult | None] = [None] * len(uploads)
+def analyse(detector: Detector, uploads: Sequence[Upload], max_bytes: int) -> list[Prediction]:
+    """One Prediction per upload, in order, from the scoring core; oversized files are refused unread."""
+    results: list[Prediction | None] = [None] * len(uploads)
     to_score: list[int] = []
     for index, upload in enumerate(uploads):
         if len(upload.data) > max_bytes:
-            results[index] = ImageResult(
-                upload.name,
-                len(upload.data),
-                upload.sha256,
-                error=f"file too large: {_megabytes(len(upload.data))}, over the limit of {_megabytes(max_bytes)}",
+            size, limit = _megabytes(len(upload.data)), _megabytes(max_bytes)
+            results[index] = Prediction(
+                upload.sha256, error=f"file too large: {size}, over the limit of {limit}"
             )
         else:
             to_score.append(index)
-    predictions = detector.predict([uploads[i].data for i in to_score]) if to_score else []
-    for index, prediction in zip(to_score, predictions):
-        upload = uploads[index]
-        if not prediction.ok:
-            results[index] = ImageResult(upload.name, len(upload.data), upload.sha256, error=prediction.error)
-            continue
-        provenance = provenance_reader.read(upload.data)
-        decision = decide(prediction.verdict, provenance)
-        results[index] = ImageResult(
-            upload.name,
-            len(upload.data),
-            upload.sha256,
-            score=prediction.score,
-            verdict=decision.verdict,
-            model_verdict=prediction.verdict,
-            basis=decision.basis,
-            provenance=provenance,
-        )
-    return [result for result in results if result is not None]
+    for position, prediction in detector.iter_predict(uploads[i].data for i in to_score):
+        results[to_score[position]] = prediction
+    return results
 
 
-def result_rows(results: Sequence[ImageResult], metadata: Mapping) -> list[dict]:
+def result_rows(
+    uploads: Sequence[Upload], predictions: Sequence[Prediction], metadata: Mapping
+) -> list[dict]:
     """One row per image with the decision rule and model that produced it (the table and the CSV)."""
     low, high = (float(v) for v in metadata["uncertainty_band"])
     return [
         {
-            "file": result.name,
-            "verdict": result.verdict or "error",
-            "basis": result.basis if result.ok else None,
-            "model_verdict": result.model_verdict,
-            "p_ai": None if result.score is None else round(result.score, 6),
+            "file": upload.name,
+            "verdict": prediction.verdict or "error",
+            "basis": prediction.basis if prediction.ok else None,
+            "model_verdict": prediction.model_verdict,
+            "p_ai": None if prediction.score is None else round(prediction.score, 6),
             "threshold": float(metadata["threshold"]),
             "uncertain_low": low,
             "uncertain_high": high,
             "model": metadata["name"],
             "model_version": metadata["version"],
-            "bytes": result.size_bytes,
-            "sha256": result.sha256,
-            "provenance": result.provenance.summary if result.ok else None,
-            "c2pa_state": result.provenance.c2pa.state if result.provenance.c2pa else None,
-            "error": result.error or "",
+            "bytes": len(upload.data),
+            "sha256": prediction.sha256,
+            "provenance": prediction.provenance.summary if prediction.ok else None,
+            "c2pa_state": prediction.provenance.c2pa.state if prediction.provenance.c2pa else None,
+            "error": prediction.error or "",
         }
-        for result in results
+        for upload, prediction in zip(uploads, predictions)
     ]
 
 

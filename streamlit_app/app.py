@@ -18,12 +18,11 @@ from PIL import Image
 from model.errors import RealCheckError
 from model.gradcam import GradCam, overlay
 from model.imaging import fit_to_input, open_rgb
-from model.inference import Detector, load_detector
-from model.provenance import Provenance
+from model.inference import Detector, Prediction, load_detector
+from model.provenance import Provenance, ProvenanceReader
 from streamlit_app.analysis import (
     MODEL_ENV,
     UPLOAD_TYPES,
-    ImageResult,
     Upload,
     analyse,
     max_upload_bytes,
@@ -57,19 +56,19 @@ is a hint for a human to look closer, not evidence.
 @st.cache_resource(show_spinner="Loading the model...")
 def load_model(path: str) -> Detector:
     """The artifact at `path` as a Detector, loaded once per process (shared by every session)."""
-    return load_detector(path)
+    return load_detector(path, provenance=ProvenanceReader())
 
 
 @st.cache_resource(show_spinner=False)
 def load_explainer(path: str) -> GradCam:
     """Grad-CAM for the model at `path`, built once (it traces its TensorFlow function on first use)."""
-    return GradCam(load_model(path).model)
+    return GradCam(load_model(path).runtime.model)
 
 
 @st.cache_data(max_entries=64, show_spinner="Scoring...")
 def score_uploads(
     path: str, keys: tuple[tuple[str, str], ...], max_bytes: int, _uploads: Sequence[Upload]
-) -> list[ImageResult]:
+) -> list[Prediction]:
     """Results for a batch, cached by (model, file names and hashes) so toggling Grad-CAM does not rescore."""
     return analyse(load_model(path), _uploads, max_bytes)
 
@@ -168,7 +167,7 @@ def gradcam_toggle(explainer_layer: str, grid: str) -> bool:
     return enabled
 
 
-def show_summary(results: Sequence[ImageResult]) -> None:
+def show_summary(results: Sequence[Prediction]) -> None:
     """Counts per verdict across the batch."""
     counts = {key: sum(r.verdict == key for r in results) for key in VERDICTS}
     errors = sum(not r.ok for r in results)
@@ -220,7 +219,7 @@ def score_bar(score: float, threshold: float, band: tuple[float, float]) -> str:
     )
 
 
-def show_verdict(result: ImageResult, detector: Detector) -> None:
+def show_verdict(result: Prediction, detector: Detector) -> None:
     """Verdict badge, the score as a bar, and the numbers behind it."""
     label, colour = VERDICTS[result.verdict]
     st.badge(label, color=colour)
@@ -268,7 +267,7 @@ def show_provenance(provenance: Provenance) -> None:
 
 
 def heatmap_picture(
-    path: str, detector: Detector, result: ImageResult, data: bytes, picture: Image.Image
+    path: str, detector: Detector, result: Prediction, data: bytes, picture: Image.Image
 ) -> tuple[Image.Image, str]:
     """The Grad-CAM overlay on what the model saw (`picture` is the decoded upload), and its caption."""
     target = "ai" if result.score >= detector.rule.threshold else "real"
@@ -287,14 +286,15 @@ def heatmap_picture(
 def show_result(
     path: str,
     detector: Detector,
-    result: ImageResult,
-    data: bytes,
+    upload: Upload,
+    result: Prediction,
     with_heatmap: bool,
     feedback_db: str | None,
 ) -> None:
     """One image: picture, optional heatmap, verdict; or why it could not be checked."""
+    data = upload.data
     with st.container(border=True):
-        st.markdown(f"**{_escape(result.name)}**")
+        st.markdown(f"**{_escape(upload.name)}**")
         if not result.ok:
             st.error(f"Could not check this file: {result.error}")
             return
@@ -349,7 +349,7 @@ def main() -> None:
     keys = tuple((upload.name, upload.sha256) for upload in uploads)
     results = score_uploads(str(model_path), keys, max_upload_bytes(), uploads)
     show_summary(results)
-    show_table(result_rows(results, detector.metadata))
+    show_table(result_rows(uploads, results, detector.metadata))
     st.subheader("Images")
     if with_heatmaps and sum(r.ok for r in results) > MAX_GRADCAM_IMAGES:
         st.caption(f"Grad-CAM is shown for the first {MAX_GRADCAM_IMAGES} images that could be checked.")
@@ -358,7 +358,7 @@ def main() -> None:
     for result, upload in zip(results, uploads):
         heatmap = with_heatmaps and result.ok and explained < MAX_GRADCAM_IMAGES
         explained += int(heatmap)
-        show_result(str(model_path), detector, result, upload.data, heatmap, feedback_db)
+        show_result(str(model_path), detector, upload, result, heatmap, feedback_db)
 
 
 def _escape(text: str) -> str:

@@ -24,7 +24,7 @@ def feedback_store(location: str | None) -> FeedbackStore:
 
 
 def show_feedback(location: str | None, result, data: bytes, model: dict) -> None:
-    """The report buttons for one scored image (`result` is a streamlit_app.analysis.ImageResult)."""
+    """The report buttons for one scored image (`result` is its model.inference.Prediction)."""
     key = f"feedback-{result.sha256}"
     reported = st.session_state.get(key)
     if reported:

@@ -73,7 +73,7 @@ def tiny_artifact(tmp_path_factory) -> Path:
 def onnx_cache_dir(tmp_path_factory, tiny_artifact) -> Path:
     """A runtime cache holding the tiny artifact's ONNX export, exported once for every serving test."""
     from model.artifact import read_metadata
-    from server.runtimes import ensure_onnx_export
+    from server.backends import ensure_onnx_export
 
     cache = tmp_path_factory.mktemp("runtime-cache")
     ensure_onnx_export(tiny_artifact, cache, read_metadata(tiny_artifact)["name"])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model.decision import DecisionRule, verdict_for_score
 from model.evaluation import (
-    DecisionRule,
     apply_platt,
     choose_band,
     choose_threshold,
@@ -17,7 +17,7 @@ from model.evaluation import (
     format_report,
     save_plots,
 )
-from model.labels import UNCERTAIN, verdict_for_score
+from model.labels import UNCERTAIN
 
 
 def noisy_model(seed=0, n=2000, separation=2.0, noise=1.5):

@@ -171,15 +171,16 @@ def news_site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def extension_model(tiny_artifact, onnx_cache_dir, tmp_path_factory, news_site) -> ExtensionModel:
     from model.artifact import read_metadata
-    from server.runtimes import load_runtime
+    from model.inference import Detector
+    from server.backends import load_runtime
 
     _, files = news_site
     metadata = read_metadata(tiny_artifact)
     # The server's own runtime and decode path: scores bit for bit what the server will answer.
-    runtime, detector = load_runtime(tiny_artifact, metadata, "onnx", onnx_cache_dir)
+    detector = Detector(load_runtime(tiny_artifact, metadata, "onnx", onnx_cache_dir), metadata)
     names = newspage.TOP_DISTINCT + newspage.BELOW_DISTINCT
     batch = np.stack([detector.prepare(files[f"img/{name}"]) for name in names])
-    scores = dict(zip(names, (float(s) for s in runtime.scores(batch))))
+    scores = dict(zip(names, (float(s) for s in detector.scores(batch))))
     assert len(set(scores.values())) == len(scores), "fixture images must score differently"
     # Among the images in view at load: two real, one uncertain, three AI (an untrained model's scores sit
     # close together, so the rule is placed between them).

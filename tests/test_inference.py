@@ -1,20 +1,27 @@
-"""The Detector: one inference path for paths, bytes and PIL images; same scores after reload and export."""
+"""The scoring core: one path for paths, bytes and PIL images; same scores after reload and export; decisions."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import itertools
 import shutil
+import subprocess
+import sys
 import zipfile
 
 import imagegen
 import numpy as np
+import provenancegen
 import pytest
 from PIL import Image
 
 from model.artifact import store_weights_as_float16
+from model.decision import DecisionRule
 from model.export import export_onnx_in_child, run_onnx
 from model.inference import load_detector
 from model.labels import UNCERTAIN
+from model.provenance import ProvenanceReader
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +78,65 @@ def test_reload_and_onnx_give_the_same_scores(trained_artifact, detector, folder
 @pytest.mark.parametrize("band", [(0.3, 0.6), (0.45, 0.45)])
 def test_verdicts_follow_threshold_and_band(trained_artifact, band):
     from model.artifact import read_metadata
-    from model.inference import Detector
 
-    detector = Detector(None, read_metadata(trained_artifact) | {"threshold": 0.45, "uncertainty_band": band})
+    metadata = read_metadata(trained_artifact) | {"threshold": 0.45, "uncertainty_band": band}
+    rule = DecisionRule.from_metadata(metadata)
     low, high = band
-    assert detector.verdict(0.0) == "real" and detector.verdict(1.0) == "ai"
-    assert detector.verdict(0.44) == ("uncertain" if high > low else "real")
-    assert detector.verdict(0.46) == ("uncertain" if high > low else "ai")
-    assert detector.verdict(0.29) == "real" and detector.verdict(0.61) == "ai"
+    assert rule.verdict(0.0) == "real" and rule.verdict(1.0) == "ai"
+    assert rule.verdict(0.44) == ("uncertain" if high > low else "real")
+    assert rule.verdict(0.46) == ("uncertain" if high > low else "ai")
+    assert rule.verdict(0.29) == "real" and rule.verdict(0.61) == "ai"
+
+
+def test_provenance_decides_in_the_core_and_only_with_a_reader(trained_artifact):
+    declared = provenancegen.signed("trainedAlgorithmicMedia")
+    plain = imagegen.image_bytes("real", fmt="JPEG")
+    with_reader = load_detector(trained_artifact, provenance=ProvenanceReader())
+    declared_result, plain_result = with_reader.predict([declared, plain])
+    assert declared_result.verdict == "ai" and declared_result.basis == "provenance"
+    assert declared_result.model_verdict == with_reader.rule.verdict(declared_result.score)
+    assert declared_result.provenance.declares_ai
+    assert plain_result.basis == "model" and plain_result.verdict == plain_result.model_verdict
+    assert declared_result.sha256 == hashlib.sha256(declared).hexdigest()
+    # Without a reader (training, evaluation) the model alone decides, on the same score.
+    [model_only] = load_detector(trained_artifact).predict([declared])
+    assert model_only.basis == "model" and model_only.verdict == model_only.model_verdict
+    assert model_only.score == declared_result.score
+
+
+def test_a_lazy_source_is_read_only_as_batches_fill(detector, folder_dataset):
+    paths = sorted(folder_dataset.rglob("*.png"))
+    taken = []
+
+    def sources():
+        for path in paths:
+            taken.append(path)
+            yield path
+
+    results = detector.iter_predict(sources(), batch_size=2)
+    assert [index for index, _ in itertools.islice(results, 2)] == [0, 1]
+    assert len(taken) == 2  # the first batch was scored before a third file was read
+
+
+def test_a_file_too_large_for_the_pixel_limit_is_refused_unread(trained_artifact, tmp_path):
+    small_limit = load_detector(trained_artifact, max_pixels=1_000)
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(imagegen.image_bytes("real", fmt="PNG") + b"\0" * 9_000)
+    [result] = small_limit.predict([huge])
+    assert not result.ok and "file too large" in result.error and result.score is None
+    [missing] = small_limit.predict([tmp_path / "missing.png"])
+    assert missing.error.startswith("no such file")
+
+
+def test_serving_imports_neither_scikit_learn_nor_tensorflow_up_front():
+    code = (
+        "import sys; import model.inference, server.service, server.backends, server.queries, server.app; "
+        "print(sorted(m for m in ('sklearn', 'tensorflow') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def test_artifact_holds_weights_without_optimizer_state(trained_artifact):

@@ -8,7 +8,7 @@ from serving import varied_images
 
 from model import artifact as model_artifact
 from model.artifact import bundled_model_dir, read_metadata
-from server import runtimes
+from server import backends
 from server.config import ServerConfig, resolve_model_dir
 from server.service import PredictionService, Upload
 
@@ -21,9 +21,9 @@ def test_onnx_and_tensorflow_give_the_same_scores(tiny_artifact, onnx_cache_dir)
             model_dir=tiny_artifact, backend=backend, cache_dir=onnx_cache_dir, result_cache_size=0
         )
         service = PredictionService(config).start()
-        assert service.runtime.name == {"onnx": "onnxruntime", "tensorflow": "tensorflow"}[backend]
-        batched = [r.score for r in service.predict(images)]
-        single = [service.predict([image])[0].score for image in images]
+        assert service.detector.runtime.name == {"onnx": "onnxruntime", "tensorflow": "tensorflow"}[backend]
+        batched = [r.prediction.score for r in service.predict(images)]
+        single = [service.predict([image])[0].prediction.score for image in images]
         service.stop()
         # Batching never changes a score (bit for bit on ONNX Runtime; float rounding on TensorFlow).
         np.testing.assert_allclose(batched, single, atol=1e-5, rtol=0)
@@ -34,11 +34,11 @@ def test_onnx_and_tensorflow_give_the_same_scores(tiny_artifact, onnx_cache_dir)
 
 
 def test_auto_backend_is_onnx_without_a_gpu(monkeypatch):
-    monkeypatch.setattr(runtimes, "gpu_available", lambda: False)
-    assert runtimes.choose_backend("auto") == "onnx"
-    monkeypatch.setattr(runtimes, "gpu_available", lambda: True)
-    assert runtimes.choose_backend("auto") == "tensorflow"
-    assert runtimes.choose_backend("onnx") == "onnx"
+    monkeypatch.setattr(backends, "gpu_available", lambda: False)
+    assert backends.choose_backend("auto") == "onnx"
+    monkeypatch.setattr(backends, "gpu_available", lambda: True)
+    assert backends.choose_backend("auto") == "tensorflow"
+    assert backends.choose_backend("onnx") == "onnx"
 
 
 def test_onnx_export_is_cached_and_redone_when_the_model_changes(tmp_path, monkeypatch):
@@ -55,11 +55,11 @@ def test_onnx_export_is_cached_and_redone_when_the_model_changes(tmp_path, monke
 
     monkeypatch.setattr("model.export.export_onnx_in_child", fake_export)
     cache = tmp_path / "cache"
-    first = runtimes.ensure_onnx_export(artifact, cache, "my model")
-    assert runtimes.ensure_onnx_export(artifact, cache, "my model") == first
+    first = backends.ensure_onnx_export(artifact, cache, "my model")
+    assert backends.ensure_onnx_export(artifact, cache, "my model") == first
     assert len(exports) == 1
     (artifact / "model.keras").write_bytes(b"model version 2")  # retrained: same name, new content
-    second = runtimes.ensure_onnx_export(artifact, cache, "my model")
+    second = backends.ensure_onnx_export(artifact, cache, "my model")
     assert second != first and len(exports) == 2
     assert second.read_bytes() == b"onnx of model version 2"
     assert not first.exists(), "the stale export is removed"
@@ -98,7 +98,7 @@ def test_a_damaged_cached_export_is_replaced(tiny_artifact, onnx_cache_dir, tmp_
         return {"max_abs_diff": 0.0}
 
     monkeypatch.setattr("model.export.export_onnx_in_child", export_again)
-    runtime, _ = runtimes.load_runtime(tiny_artifact, read_metadata(tiny_artifact), "onnx", cache)
+    runtime = backends.load_runtime(tiny_artifact, read_metadata(tiny_artifact), "onnx", cache)
     assert len(exports) == 1 and runtime.path == cached and cached.read_bytes() == good
     assert runtime.scores(np.zeros((1, 32, 32, 3), dtype=np.float32)).shape == (1,)
 
@@ -115,9 +115,9 @@ def test_an_artifacts_own_onnx_export_is_used_only_when_it_matches(tiny_artifact
     monkeypatch.setattr(
         "model.export.export_onnx_in_child", lambda *a: pytest.fail("exported although shipped")
     )
-    assert runtimes.ensure_onnx_export(artifact, tmp_path / "cache", "m") == artifact / "model.onnx"
+    assert backends.ensure_onnx_export(artifact, tmp_path / "cache", "m") == artifact / "model.onnx"
     (artifact / "model.onnx.export.json").write_text(json.dumps({"source_sha256": "0" * 64}))
-    assert runtimes.shipped_onnx(artifact, record["source_sha256"]) is None  # made from another model
+    assert backends.shipped_onnx(artifact, record["source_sha256"]) is None  # made from another model
 
 
 def test_the_export_runs_in_a_child_process_and_its_failure_says_why(tiny_artifact, onnx_cache_dir, tmp_path):
@@ -133,7 +133,7 @@ def test_the_export_runs_in_a_child_process_and_its_failure_says_why(tiny_artifa
     with pytest.raises(
         RealCheckError, match="ONNX export of .* failed: .*damaged: not a Keras model archive"
     ):
-        runtimes.ensure_onnx_export(artifact, tmp_path / "cache", "m")
+        backends.ensure_onnx_export(artifact, tmp_path / "cache", "m")
     assert not list((tmp_path / "cache" / "onnx").iterdir()), "nothing half-written is left"
 
 
@@ -154,7 +154,7 @@ def test_the_bundled_model_ships_its_checked_onnx_export_and_its_protocol():
     metadata = read_metadata(bundled)
     # Serving the bundled model never exports in the serving process: its own export matches its weights.
     digest = model_artifact.file_sha256(bundled / "model.keras")
-    assert runtimes.shipped_onnx(bundled, digest) == bundled / "model.onnx"
+    assert backends.shipped_onnx(bundled, digest) == bundled / "model.onnx"
     assert metadata["calibration"]["method"] == "platt"
     low, high = metadata["uncertainty_band"]
     assert low < metadata["threshold"] < high, "the band has width: `uncertain` can happen"

@@ -24,7 +24,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from model.cli import main as cli_main
-from model.inference import load_detector
+from model.inference import Prediction, load_detector
 from streamlit_app import analysis, launch
 from streamlit_app.launch import APP_PATH, streamlit_command
 
@@ -93,11 +93,9 @@ def test_upload_limit_from_the_environment():
 
 def test_csv_has_a_fixed_header_and_defuses_spreadsheet_formulas():
     metadata = {"name": "m", "version": "1", "threshold": 0.5, "uncertainty_band": [0.4, 0.6]}
-    results = [
-        analysis.ImageResult("=HYPERLINK(1).png", 10, "ab", score=0.75, verdict="ai"),
-        analysis.ImageResult("x.jpg", 3, "cd", error="not an image"),
-    ]
-    text = analysis.results_csv(analysis.result_rows(results, metadata))
+    uploads = [analysis.Upload("=HYPERLINK(1).png", b"0123456789"), analysis.Upload("x.jpg", b"abc")]
+    results = [Prediction("ab", score=0.75, verdict="ai"), Prediction("cd", error="not an image")]
+    text = analysis.results_csv(analysis.result_rows(uploads, results, metadata))
     lines = text.splitlines()
     assert lines[0] == ",".join(analysis.CSV_COLUMNS)
     rows = list(csv.DictReader(io.StringIO(text)))

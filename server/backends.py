@@ -1,7 +1,6 @@
-"""Runtimes that turn a batch of prepared inputs into P(AI): ONNX Runtime (fast on CPUs) and TensorFlow.
+"""Which runtime serves an artifact (TensorFlow on a GPU, ONNX Runtime on a CPU) and the cached ONNX export.
 
-Both take the same uint8/float arrays the one inference path (`model.inference.Detector.prepare`) produces,
-so switching runtime changes speed, not scores (they agree within `model.export.TOLERANCE`).
+The runtimes themselves are `model.runtimes`; the server wraps the chosen one in the scoring core's Detector.
 """
 
 from __future__ import annotations
@@ -12,67 +11,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
 
 from model.artifact import MODEL_FILE, file_sha256
 from model.errors import ArtifactError
-from model.imaging import DEFAULT_MAX_PIXELS
-from model.inference import Detector
+from model.runtimes import KerasRuntime, OnnxRuntime, Runtime
 
 log = logging.getLogger("realcheck")
 KEY_LENGTH = 20  # hex digits of the model file's SHA-256 in an export's name
-
-
-class Runtime(Protocol):
-    """What the batcher needs from a runtime."""
-
-    name: str
-    device: str
-
-    def scores(self, batch: np.ndarray) -> np.ndarray:
-        """P(AI) for a batch of shape (n, size, size, 3)."""
-        ...
-
-
-class TensorFlowRuntime:
-    """The Keras model through the Detector's compiled forward pass (the GPU path when one is present)."""
-
-    name = "tensorflow"
-
-    def __init__(self, detector: Detector):
-        import tensorflow as tf
-
-        self.detector = detector
-        gpus = tf.config.list_physical_devices("GPU")
-        self.device = f"GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
-
-    def scores(self, batch: np.ndarray) -> np.ndarray:
-        return self.detector.scores(batch)
-
-
-class OnnxRuntime:
-    """An ONNX export of the artifact in an ONNX Runtime session."""
-
-    name = "onnxruntime"
-
-    def __init__(self, path: str | Path):
-        import onnxruntime as ort
-
-        available = ort.get_available_providers()
-        # CUDA only when an onnxruntime-gpu build offers it; the default install is CPU-only.
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        self.session = ort.InferenceSession(str(path), providers=providers)
-        self.input_name = self.session.get_inputs()[0].name
-        self.device = ", ".join(self.session.get_providers())
-        self.path = Path(path)
-
-    def scores(self, batch: np.ndarray) -> np.ndarray:
-        if len(batch) == 0:
-            return np.zeros((0,), dtype=np.float32)
-        feed = {self.input_name: np.asarray(batch, dtype=np.float32)}
-        return np.asarray(self.session.run(None, feed)[0]).reshape(-1)
 
 
 def gpu_available() -> bool:
@@ -152,24 +97,16 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._" else "_" for c in name) or "model"
 
 
-def load_runtime(
-    model_dir: str | Path,
-    metadata: dict,
-    backend: str,
-    cache_dir: str | Path,
-    max_pixels: int | None = None,
-) -> tuple[Runtime, Detector]:
-    """(runtime, detector) for an artifact; the detector does decoding and verdicts for either runtime."""
-    max_pixels = max_pixels or DEFAULT_MAX_PIXELS
-    chosen = choose_backend(backend)
-    if chosen == "tensorflow":
-        from model.inference import load_detector
+def load_runtime(model_dir: str | Path, metadata: dict, backend: str, cache_dir: str | Path) -> Runtime:
+    """The runtime that serves an artifact: its Keras model in TensorFlow, or its ONNX export."""
+    if choose_backend(backend) == "tensorflow":
+        from model.artifact import load_artifact
 
-        detector = load_detector(model_dir, max_pixels=max_pixels)
-        return TensorFlowRuntime(detector), detector
+        model, _ = load_artifact(model_dir)
+        return KerasRuntime(model, int(metadata["input_size"]))
     path = ensure_onnx_export(model_dir, cache_dir, metadata["name"])
     try:
-        runtime = OnnxRuntime(path)
+        return OnnxRuntime(path)
     except Exception as error:  # ONNX Runtime raises its own types for damaged files
         if Path(model_dir) in path.parents:
             raise ArtifactError(
@@ -178,7 +115,4 @@ def load_runtime(
         # A damaged cached export (a full disk, a killed copy) is replaced, not served forever.
         log.warning("cached ONNX export %s cannot be loaded (%s); exporting again", path, error)
         path.unlink(missing_ok=True)
-        runtime = OnnxRuntime(ensure_onnx_export(model_dir, cache_dir, metadata["name"]))
-    # The ONNX path needs no Keras model: the Detector only decodes and applies the decision rule here.
-    detector = Detector(None, metadata, max_pixels=max_pixels)
-    return runtime, detector
+        return OnnxRuntime(ensure_onnx_export(model_dir, cache_dir, metadata["name"]))
