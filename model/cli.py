@@ -715,7 +715,7 @@ def command_feedback_export(args: argparse.Namespace) -> int:
 
 def configure_logging(quiet: bool) -> None:
     """RealCheck's own messages on stderr; other libraries only when they warn."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(quiet_import.VisibleStderr())
     handler.setFormatter(logging.Formatter("realcheck: %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
