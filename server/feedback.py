@@ -38,9 +38,7 @@ def post_feedback():
     config = current_app.config["REALCHECK"]
     report = report_from_json(_json_body(config.max_request_bytes))
     try:
-        stored = feedback_store().add(
-            report.checked(config.max_image_bytes, config.max_pixels)
-        )
+        stored = feedback_store().add(report.checked(config.max_image_bytes, config.max_pixels))
     except InvalidFeedback as error:
         raise ApiError(str(error), status=error.status, code=error.code) from None
     except FeedbackUnavailable as error:
