@@ -38,7 +38,7 @@ class Field:
     """One key of metadata.json."""
 
     key: str
-    type: str  # a JSON type, a key of JSON_TYPES
+    json_type: str  # a key of JSON_TYPES
     description: str
     required: bool = False  # serving cannot work without it
     public: bool = False  # served by /v1/models; the rest (commands, library versions) stays local
@@ -225,16 +225,16 @@ def validate_new_metadata(metadata: dict, source: str | Path) -> dict:
     return metadata
 
 
-def openapi_properties(keys: Iterable[str] = PUBLIC_FIELDS) -> dict[str, dict]:
+def openapi_properties(keys: Iterable[str]) -> dict[str, dict]:
     """OpenAPI 3.0 schemas of the fields `keys`, typed and described as in the table."""
     properties = {}
     for key in keys:
         field = FIELDS_BY_KEY[key]
-        schema: dict = {"type": field.type, "description": field.description}
+        schema: dict = {"type": field.json_type, "description": field.description}
         if field.nullable:
             schema["nullable"] = True
         if field.items:
-            schema["items" if field.type == "array" else "additionalProperties"] = {"type": field.items}
+            schema["items" if field.json_type == "array" else "additionalProperties"] = {"type": field.items}
         properties[key] = schema
     return properties
 
@@ -256,10 +256,10 @@ def _check_types(metadata: Mapping, source: str | Path) -> None:
 def _check_value(field: Field, value, source: str | Path) -> None:
     if value is None and field.nullable:
         return
-    if not _is_json_type(value, field.type):
-        raise ArtifactError(f"{source}: {field.key} should be a JSON {field.type}, not {value!r:.80}")
+    if not _is_json_type(value, field.json_type):
+        raise ArtifactError(f"{source}: {field.key} should be a JSON {field.json_type}, not {value!r:.80}")
     if field.items:
-        members = value if field.type == "array" else value.values()
+        members = value if field.json_type == "array" else value.values()
         if not all(_is_json_type(member, field.items) for member in members):
             raise ArtifactError(f"{source}: every item of {field.key} should be a JSON {field.items}")
 

@@ -109,5 +109,5 @@ def test_the_openapi_model_schema_is_the_public_fields_as_the_table_types_them()
     assert described == list(PUBLIC_FIELDS)
     assert schema["required"] == [key for key in PUBLIC_FIELDS if FIELDS_BY_KEY[key].required]
     for key in PUBLIC_FIELDS:
-        assert schema["properties"][key]["type"] == FIELDS_BY_KEY[key].type
+        assert schema["properties"][key]["type"] == FIELDS_BY_KEY[key].json_type
         assert schema["properties"][key]["description"] == FIELDS_BY_KEY[key].description
