@@ -2,6 +2,7 @@
 
 model.keras        the Keras model (raw RGB 0..255 of any size in, P(AI) out)
 metadata.json      name, version, backbone, input, threshold, band, labels, data summary, metrics...
+                   (every field, its type and meaning: `model.metadata.FIELDS`)
 README.md          the model card
 plots/             evaluation and training plots
 config.json, split.csv, history.json, evaluation.json, skipped.json   how it was made
@@ -11,84 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
-import subprocess
-import sys
-from datetime import datetime, timezone
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from model.errors import ArtifactError
-from model.labels import LABEL_NAMES
+from model.metadata import build_metadata, validate_metadata, validate_new_metadata
 
-FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "README.md"
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape a model's numbers."""
-    versions = {"python": platform.python_version()}
-    for package in (
-        "realcheck",
-        "tensorflow",
-        "tensorflow-cpu",
-        "keras",
-        "keras-tuner",
-        "numpy",
-        "pillow",
-        "scikit-learn",
-        "onnxruntime",
-        "tf2onnx",
-    ):
-        try:
-            versions[package] = importlib_metadata.version(package)
-        except importlib_metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def git_commit(start: Path | None = None) -> str | None:
-    """The commit of the source tree that ran (with `-dirty` when it has local changes), if known."""
-    cwd = start or Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
-        )
-        if commit.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def new_version() -> str:
-    """A sortable version string naming when the model was made."""
-    return datetime.now(timezone.utc).strftime("%Y.%m.%d-%H%M%S")
-
-
-def base_metadata(name: str, version: str | None = None) -> dict:
-    """The fields every artifact has regardless of how it was trained."""
-    return {
-        "format_version": FORMAT_VERSION,
-        "name": name,
-        "version": version or new_version(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "labels": {str(k): v for k, v in LABEL_NAMES.items()},
-        "score": "P(ai): probability that the image is AI-generated",
-        "input": {"dtype": "float32", "range": [0, 255], "channels": "RGB", "shape": [None, None, None, 3]},
-        "library_versions": library_versions(),
-        "git_commit": git_commit(),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-    }
 
 
 def save_artifact(folder: str | Path, model, metadata: dict) -> Path:
@@ -100,9 +31,38 @@ def save_artifact(folder: str | Path, model, metadata: dict) -> Path:
     # A new functional model over the same layers: the file gets the weights without the optimizer's
     # state, which is twice their size and of no use to anyone serving the model.
     keras.Model(model.inputs, model.outputs, name=model.name).save(folder / MODEL_FILE)
-    write_json(folder / METADATA_FILE, metadata)
+    write_metadata(folder, metadata)
     (folder / CARD_FILE).write_text(model_card(metadata, folder), encoding="utf-8")
     return folder
+
+
+def save_untrained_artifact(folder: str | Path, backbone: str, size: int, name: str, version: str) -> Path:
+    """An artifact of an untrained network at `size` px, written in seconds: as fast as a trained one, for
+    benchmarks and tests of serving (its scores mean nothing)."""
+    from model import architecture
+
+    model = architecture.build_model(backbone, image_size=size, weights="none")
+    metadata = build_metadata(
+        name,
+        version,
+        backbone=backbone,
+        weights="none",
+        head=architecture.HeadParams().to_dict(),
+        input_size=size,
+        input_mode="resize",
+        threshold=0.5,
+        uncertainty_band=[0.45, 0.55],
+        seed=0,
+        training_data={"layout": "none", "n": 0, "real": 0, "ai": 0},
+        metrics={},
+    )
+    return save_artifact(folder, model, metadata)
+
+
+def write_metadata(folder: str | Path, metadata: dict) -> None:
+    """Write an artifact's metadata.json, checked against the table of fields first."""
+    path = Path(folder) / METADATA_FILE
+    write_json(path, validate_new_metadata(metadata, path))
 
 
 def read_metadata(folder: str | Path) -> dict:
@@ -117,19 +77,7 @@ def read_metadata(folder: str | Path) -> dict:
         metadata = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise ArtifactError(f"cannot read {path}: {error}") from error
-    if metadata.get("format_version", 0) > FORMAT_VERSION:
-        raise ArtifactError(
-            f"{folder} has artifact format {metadata['format_version']}; this RealCheck reads up to "
-            f"{FORMAT_VERSION}: upgrade RealCheck"
-        )
-    missing = [
-        k
-        for k in ("name", "version", "backbone", "input_size", "threshold", "uncertainty_band")
-        if k not in metadata
-    ]
-    if missing:
-        raise ArtifactError(f"{path} lacks {', '.join(missing)}")
-    return metadata
+    return validate_metadata(metadata, path)
 
 
 def load_artifact(folder: str | Path):

@@ -463,8 +463,8 @@ def augment_config(args: argparse.Namespace):
 def make_config(args: argparse.Namespace, **overrides):
     """CLI flags -> TrainConfig (the one place flags become configuration)."""
     from model.architecture import HeadParams
-    from model.artifact import new_version
     from model.config import TrainConfig
+    from model.metadata import new_version
 
     head = HeadParams()
     learning_rate = args.learning_rate

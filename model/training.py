@@ -25,6 +25,7 @@ from model.datasets import Discovery, Sample, discover, summarize
 from model.decision import DecisionRule
 from model.errors import DataError, RealCheckError
 from model.inference import keras_detector, score_paths
+from model.metadata import NETWORK_FIELDS, build_metadata, git_commit
 from model.pipeline import make_dataset
 from model.splitting import SPLITS, load_manifest, save_manifest, split_by_source, split_samples
 
@@ -234,7 +235,7 @@ def train(config: TrainConfig) -> TrainResult:
     config.save(run_dir / "config.json")
     train_data, val_data = make_splits_datasets(config, data)
     history: dict[str, dict] = {}
-    source_commit = artifact.git_commit()  # the code that trains, even if the tree moves during a long run
+    source_commit = git_commit()  # the code that trains, even if the tree moves during a long run
     started = time.perf_counter()
     with strategy.scope():
         head = config.head
@@ -273,22 +274,22 @@ def train(config: TrainConfig) -> TrainResult:
                 "finetune",
             )
     training_seconds = time.perf_counter() - started
-    metadata = artifact.base_metadata(config.name or f"realcheck-{config.backbone}", config.version) | {
-        "backbone": config.backbone,
-        "weights": "none"
-        if config.from_scratch
-        else ("imagenet" if config.weights == "imagenet" else "file"),
-        "head": head.to_dict(),
-        "input_size": config.inference_spec.size,
-        "input_mode": config.input_mode,
-        "training_crop_size": config.image_size,
-        "input_filter": config.input_filter,
-        "seed": config.seed,
-        "precision": policy,
-        "device": device_description(),
-        "training_seconds": round(training_seconds, 1),
-        "git_commit": source_commit,
-    }
+    metadata = build_metadata(
+        config.name or f"realcheck-{config.backbone}",
+        config.version,
+        backbone=config.backbone,
+        weights="none" if config.from_scratch else ("imagenet" if config.weights == "imagenet" else "file"),
+        head=head.to_dict(),
+        input_size=config.inference_spec.size,
+        input_mode=config.input_mode,
+        training_crop_size=config.image_size,
+        input_filter=config.input_filter,
+        seed=config.seed,
+        precision=policy,
+        device=device_description(),
+        training_seconds=round(training_seconds, 1),
+        git_commit=source_commit,
+    )
     return finish(model, metadata, config, data, history, run_dir)
 
 
@@ -426,31 +427,14 @@ def finetune(model_dir: str | Path, config: TrainConfig) -> TrainResult:
             "finetune",
         )
     }
-    metadata = (
-        artifact.base_metadata(config.name or previous["name"], config.version)
-        | {
-            key: previous[key]
-            for key in (
-                "backbone",
-                "weights",
-                "head",
-                "input_size",
-                "input_mode",
-                "training_crop_size",
-                "input_filter",
-            )
-            if key in previous
-        }
-        | {
-            "seed": config.seed,
-            "fine_tuned_from": {
-                "name": previous["name"],
-                "version": previous["version"],
-                "path": str(model_dir),
-            },
-            "device": device_description(),
-            "training_seconds": round(time.perf_counter() - started, 1),
-        }
+    metadata = build_metadata(
+        config.name or previous["name"],
+        config.version,
+        **{key: previous[key] for key in NETWORK_FIELDS if key in previous},
+        seed=config.seed,
+        fine_tuned_from={"name": previous["name"], "version": previous["version"], "path": str(model_dir)},
+        device=device_description(),
+        training_seconds=round(time.perf_counter() - started, 1),
     )
     return finish(model, metadata, config, data, history, run_dir)
 

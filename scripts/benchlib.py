@@ -16,23 +16,9 @@ def ensure_artifact(folder: str | Path = DEFAULT_ARTIFACT, size: int = 224) -> P
     folder = Path(folder)
     if (folder / "metadata.json").is_file() and (folder / "model.keras").is_file():
         return folder
-    from model import architecture, artifact
+    from model.artifact import save_untrained_artifact
 
-    model = architecture.build_model("resnet50", image_size=size, weights="none")
-    metadata = artifact.base_metadata("realcheck-bench", f"untrained-{size}") | {
-        "backbone": "resnet50",
-        "weights": "none",
-        "head": architecture.HeadParams().to_dict(),
-        "input_size": size,
-        "input_mode": "resize",
-        "threshold": 0.5,
-        "uncertainty_band": [0.45, 0.55],
-        "seed": 0,
-        "training_data": {"layout": "none", "n": 0, "real": 0, "ai": 0},
-        "metrics": {},
-    }
-    artifact.save_artifact(folder, model, metadata)
-    return folder
+    return save_untrained_artifact(folder, "resnet50", size, "realcheck-bench", f"untrained-{size}")
 
 
 def jpeg_images(

@@ -136,7 +136,9 @@ def run_protocol(args: argparse.Namespace, data: Path, out: Path) -> dict:
 
 def decision_rule(model_dir: Path) -> dict:
     """The threshold and band a model's verdicts used, from its metadata."""
-    metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+    from model.artifact import read_metadata
+
+    metadata = read_metadata(model_dir)
     return {"threshold": metadata["threshold"], "band": metadata["uncertainty_band"]}
 
 
@@ -211,8 +213,10 @@ def baseline(model_dir: Path, data: Path, out: Path, tiers: list[str]) -> dict:
 
     An evaluation already in `out` is reused (the previous default scores about 4 images/s here).
     """
+    from model.artifact import read_metadata
+
     rule = decision_rule(model_dir)
-    results = {"name": json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))["name"]}
+    results = {"name": read_metadata(model_dir)["name"]}
     for tier in tiers:
         evaluation_dir = out / f"baseline-{tier}"
         if not (evaluation_dir / "predictions.csv").is_file():
@@ -312,7 +316,13 @@ def main() -> None:
     parser.add_argument("--bundle", action="store_true", help="install the result as the bundled default")
     args = parser.parse_args()
 
-    from model.artifact import bundled_models_root, read_metadata, write_json, write_model_card
+    from model.artifact import (
+        bundled_models_root,
+        read_metadata,
+        write_json,
+        write_metadata,
+        write_model_card,
+    )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -368,7 +378,7 @@ def main() -> None:
         "intended_use": INTENDED_USE,
         "known_limitations": limitations(),
     }
-    write_json(run_dir / "metadata.json", metadata)
+    write_metadata(run_dir, metadata)
     write_model_card(run_dir)
     print(json.dumps({k: v for k, v in protocol.items() if k != "folds"}, indent=1)[:4000])
     if args.bundle:

@@ -6,27 +6,11 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
+from model.metadata import PUBLIC_FIELDS
 from server.errors import ApiError
 from server.uploads import uploads_from_request
 
 api = Blueprint("api", __name__, url_prefix="/v1")
-
-# Metadata fields a client may rely on; the rest of metadata.json (commands, library versions) stays local.
-MODEL_FIELDS = (
-    "name",
-    "version",
-    "backbone",
-    "weights",
-    "input_size",
-    "input_mode",
-    "threshold",
-    "uncertainty_band",
-    "labels",
-    "score",
-    "training_data",
-    "metrics",
-    "created_at",
-)
 
 
 def _service():
@@ -35,7 +19,7 @@ def _service():
 
 def model_description(service) -> dict:
     """The public metadata of the served model, with its runtime and state."""
-    described = {key: service.metadata[key] for key in MODEL_FIELDS if key in service.metadata}
+    described = {key: service.metadata[key] for key in PUBLIC_FIELDS if key in service.metadata}
     return described | {"state": service.state, "runtime": service.describe_runtime()}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from model import __version__
+from model.metadata import PUBLIC_FIELDS, REQUIRED_FIELDS, openapi_properties
 from model.provenance import C2PA_STATES
 from server.config import ServerConfig
 from server.feedback_openapi import feedback_paths, feedback_schemas
@@ -272,25 +273,9 @@ def openapi_document(config: ServerConfig) -> dict:
                 },
                 "Model": {
                     "type": "object",
-                    "required": [
-                        "name",
-                        "version",
-                        "backbone",
-                        "input_size",
-                        "threshold",
-                        "uncertainty_band",
-                    ],
+                    "required": [key for key in PUBLIC_FIELDS if key in REQUIRED_FIELDS],
                     "properties": {
-                        "name": {"type": "string"},
-                        "version": {"type": "string"},
-                        "backbone": {"type": "string"},
-                        "input_size": {"type": "integer"},
-                        "input_mode": {"type": "string"},
-                        "threshold": {"type": "number"},
-                        "uncertainty_band": {"type": "array", "items": {"type": "number"}},
-                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "training_data": {"type": "object"},
-                        "metrics": {"type": "object"},
+                        **openapi_properties(PUBLIC_FIELDS),
                         "state": {"type": "string"},
                         "runtime": {"type": "object"},
                     },

@@ -49,24 +49,10 @@ def trained_artifact(tmp_path_factory, folder_dataset) -> Path:
 @pytest.fixture(scope="session")
 def tiny_artifact(tmp_path_factory) -> Path:
     """An untrained artifact at 32 px, written in seconds: for tests of serving, not of learning."""
-    from model import architecture, artifact
+    from model.artifact import save_untrained_artifact
 
     out = tmp_path_factory.mktemp("tiny") / f"{TINY_BACKBONE}-tiny"
-    model = architecture.build_model(TINY_BACKBONE, image_size=32, weights="none")
-    metadata = artifact.base_metadata("realcheck-tiny", "0.0.1-test") | {
-        "backbone": TINY_BACKBONE,
-        "weights": "none",
-        "head": architecture.HeadParams().to_dict(),
-        "input_size": 32,
-        "input_mode": "resize",
-        "threshold": 0.5,
-        "uncertainty_band": [0.45, 0.55],
-        "seed": 0,
-        "training_data": {"layout": "none", "n": 0, "real": 0, "ai": 0},
-        "metrics": {},
-    }
-    artifact.save_artifact(out, model, metadata)
-    return out
+    return save_untrained_artifact(out, TINY_BACKBONE, 32, "realcheck-tiny", "0.0.1-test")
 
 
 @pytest.fixture(scope="session")

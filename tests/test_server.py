@@ -167,6 +167,22 @@ def test_models_and_one_model(client):
     assert_error(client.get("/v1/models/other"), 404, "model_not_found")
 
 
+def test_a_model_shows_its_public_metadata_as_the_openapi_schema_describes(client, service):
+    from openapi_schema_validator import OAS30Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+
+    from model.metadata import FIELDS_BY_KEY, PUBLIC_FIELDS
+
+    document = client.get("/openapi.json").get_json()
+    registry = Registry().with_resource("urn:realcheck", Resource.from_contents(document, DRAFT4))
+    model = client.get("/v1/models").get_json()["models"][0]
+    OAS30Validator({"$ref": "urn:realcheck#/components/schemas/Model"}, registry=registry).validate(model)
+    shown = {key for key in model if key in FIELDS_BY_KEY}
+    assert shown == {key for key in PUBLIC_FIELDS if key in service.metadata}
+    assert {"weights", "score", "created_at"} <= shown and not {"command", "library_versions"} & set(model)
+
+
 def test_metrics_in_prometheus_format(client):
     client.post("/v1/predict", data=b"", content_type="image/png")
     client.post("/v1/predict", data=jpeg_bytes(seed=3), content_type="image/jpeg")

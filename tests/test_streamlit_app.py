@@ -348,24 +348,10 @@ def wait_until_healthy(url: str, process: subprocess.Popen, log: Path, limit_s: 
 @pytest.fixture(scope="module")
 def browser_artifact(tmp_path_factory) -> Path:
     """Like tiny_artifact but at 128 px, so the heatmap has a 4x4 grid worth looking at."""
-    from model import architecture, artifact
+    from model.artifact import save_untrained_artifact
 
     out = tmp_path_factory.mktemp("browser") / "lite0-128"
-    model = architecture.build_model("efficientnet_lite0", image_size=128, weights="none")
-    metadata = artifact.base_metadata("realcheck-browser-test", "0.0.2-test") | {
-        "backbone": "efficientnet_lite0",
-        "weights": "none",
-        "head": architecture.HeadParams().to_dict(),
-        "input_size": 128,
-        "input_mode": "resize",
-        "threshold": 0.5,
-        "uncertainty_band": [0.45, 0.55],
-        "seed": 0,
-        "training_data": {"layout": "none", "n": 0, "real": 0, "ai": 0},
-        "metrics": {},
-    }
-    artifact.save_artifact(out, model, metadata)
-    return out
+    return save_untrained_artifact(out, "efficientnet_lite0", 128, "realcheck-browser-test", "0.0.2-test")
 
 
 @pytest.mark.skipif(
