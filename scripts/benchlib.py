@@ -18,7 +18,7 @@ def ensure_artifact(folder: str | Path = DEFAULT_ARTIFACT, size: int = 224) -> P
         return folder
     from model import architecture, artifact
 
-    model = architecture.build_model("resnet50", image_size=size, weights="none")
+    model = architecture.build_model("resnet50", input_size=size, weights="none")
     metadata = artifact.base_metadata("realcheck-bench", f"untrained-{size}") | {
         "backbone": "resnet50",
         "weights": "none",

@@ -23,8 +23,8 @@ import streamlit
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from model.cli import main as cli_main
 from model.inference import load_detector
+from realcheck.cli import main as cli_main
 from streamlit_app import analysis, launch
 from streamlit_app.launch import APP_PATH, streamlit_command
 
@@ -353,7 +353,7 @@ def browser_artifact(tmp_path_factory) -> Path:
     from model import architecture, artifact
 
     out = tmp_path_factory.mktemp("browser") / "lite0-128"
-    model = architecture.build_model("efficientnet_lite0", image_size=128, weights="none")
+    model = architecture.build_model("efficientnet_lite0", input_size=128, weights="none")
     metadata = artifact.base_metadata("realcheck-browser-test", "0.0.2-test") | {
         "backbone": "efficientnet_lite0",
         "weights": "none",
