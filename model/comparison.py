@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from model.config import TrainConfig
+from model.settings import TrainConfig
 from model.training import train
 
 log = logging.getLogger("realcheck")

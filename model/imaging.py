@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from model.errors import ImageDecodeError
+from model.settings import InputSpec
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image
 
@@ -23,24 +24,9 @@ ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 50_000_000  # ~7000 x 7000: larger than any camera photo users check.
-INPUT_MODES = ("resize", "crop")
 # Wider than any panorama: a model input from a 1 x 7000 strip is noise, and upscaling it to a crop would
 # cost gigabytes.
 MAX_ASPECT_RATIO = 16
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """How an image becomes a model input: `resize` the whole image, or `crop` at native resolution."""
-
-    size: int = 224
-    mode: str = "resize"
-
-    def __post_init__(self) -> None:
-        if self.mode not in INPUT_MODES:
-            raise ValueError(f"input mode must be one of {INPUT_MODES}, got {self.mode!r}")
-        if self.size < 32:
-            raise ValueError(f"input size must be at least 32 pixels, got {self.size}")
 
 
 def is_image_file(path: Path) -> bool:

@@ -8,45 +8,16 @@ so the model cannot rely on pristine files.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from model.datasets import Sample
-from model.imaging import InputSpec, ensure_min_side, fit_to_input, open_rgb
+from model.imaging import ensure_min_side, fit_to_input, open_rgb
+from model.settings import AugmentConfig, InputSpec
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Training augmentation. Probabilities are per image; set `enabled` False to turn all of it off."""
-
-    enabled: bool = True
-    flip: bool = True
-    rotation: float = 0.05  # fraction of a full turn
-    zoom: float = 0.1
-    brightness: float = 0.1
-    contrast: float = 0.1
-    jpeg_probability: float = 0.5
-    jpeg_quality: tuple[int, int] = (40, 95)
-    rescale_probability: float = 0.3
-    rescale_range: tuple[float, float] = (0.5, 0.9)
-    blur_probability: float = 0.1
-    blur_sigma: tuple[float, float] = (0.3, 1.2)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> AugmentConfig:
-        values = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        for key in ("jpeg_quality", "rescale_range", "blur_sigma"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
 
 
 def decode_for_training(path: str, spec: InputSpec) -> np.ndarray:

@@ -12,7 +12,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -20,13 +20,13 @@ import numpy as np
 import tensorflow as tf
 
 from model import architecture, artifact, evaluation
-from model.config import TrainConfig
 from model.datasets import Discovery, Sample, discover, summarize
 from model.decision import DecisionRule
 from model.errors import DataError, RealCheckError
 from model.inference import keras_detector, score_paths
 from model.metadata import NETWORK_FIELDS, build_metadata, git_commit
 from model.pipeline import make_dataset
+from model.settings import HeadParams, TrainConfig
 from model.splitting import SPLITS, load_manifest, save_manifest, split_by_source, split_samples
 
 log = logging.getLogger("realcheck")
@@ -132,7 +132,7 @@ def _class_counts(samples: list[Sample]) -> str:
 def preflight_weights(config: TrainConfig) -> None:
     """Fetch or check the backbone weights before the (possibly long) data scan, so a bad --weights fails fast."""
     if not config.from_scratch:
-        architecture.build_backbone(config.backbone, config.image_size, config.weights)
+        architecture.build_backbone(config.backbone, config.training_size, config.weights)
 
 
 def make_strategy(kind: str) -> tf.distribute.Strategy:
@@ -200,7 +200,7 @@ def _verbosity() -> int | str:
 
 def make_splits_datasets(config: TrainConfig, data: PreparedData):
     """(train, val) datasets: train augmented and shuffled, val plain; both cached."""
-    spec = config.input_spec
+    spec = config.training_spec
     cache_train = config.cache if config.cache in {None, "memory"} else str(Path(config.cache) / "train")
     cache_val = config.cache if config.cache in {None, "memory"} else str(Path(config.cache) / "val")
     train = make_dataset(
@@ -246,7 +246,7 @@ def train(config: TrainConfig) -> TrainResult:
             head = search.params
         model = architecture.build_model(
             config.backbone,
-            config.image_size,
+            config.training_size,
             config.weights,
             head,
             train_backbone=config.from_scratch,
@@ -282,7 +282,7 @@ def train(config: TrainConfig) -> TrainResult:
         head=head.to_dict(),
         input_size=config.inference_spec.size,
         input_mode=config.input_mode,
-        training_crop_size=config.image_size,
+        training_crop_size=config.training_size,
         input_filter=config.input_filter,
         seed=config.seed,
         precision=policy,
@@ -396,18 +396,24 @@ def _mean_epoch_seconds(history: dict[str, dict]) -> dict[str, float]:
 def finetune(model_dir: str | Path, config: TrainConfig) -> TrainResult:
     """Fine-tune an existing artifact: unfreeze the top of its backbone and train at a low learning rate.
 
-    Reuses the artifact's split when the data is the same folder it was trained on (no test-set leak).
+    The network settings (backbone, sizes, input mode and filter, head) are the artifact's, whatever `config`
+    says (`realcheck finetune` refuses those flags). Reuses the artifact's split when `config` names none,
+    so no test image leaks into fine-tuning.
     """
     model, previous = artifact.load_artifact(model_dir)
     model_dir = Path(model_dir)
-    config.backbone = previous["backbone"]
-    config.image_size = int(previous.get("training_crop_size", previous["input_size"]))
-    config.input_mode = previous.get("input_mode", "resize")
-    config.inference_size = int(previous["input_size"]) if config.input_mode == "crop" else None
-    config.input_filter = previous.get("input_filter", "none")
-    config.head = architecture.HeadParams.from_dict(previous.get("head", {}))
+    input_mode = previous.get("input_mode", "resize")
+    config = replace(
+        config,
+        backbone=previous["backbone"],
+        training_size=int(previous.get("training_crop_size", previous["input_size"])),
+        input_mode=input_mode,
+        input_size=int(previous["input_size"]) if input_mode == "crop" else None,
+        input_filter=previous.get("input_filter", "none"),
+        head=HeadParams.from_dict(previous.get("head", {})),
+    )
     if config.split is None and (model_dir / "split.csv").is_file():
-        config.split = str(model_dir / "split.csv")
+        config = replace(config, split=str(model_dir / "split.csv"))
     set_seed(config.seed)
     run_dir = Path(config.out)
     data = prepare_data(config, run_dir)

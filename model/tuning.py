@@ -19,15 +19,15 @@ import keras_tuner as kt
 import numpy as np
 
 from model import architecture
-from model.config import TrainConfig
 from model.pipeline import make_dataset
+from model.settings import HeadParams, TrainConfig
 
 log = logging.getLogger("realcheck")
 
 
 @dataclass
 class SearchResult:
-    params: architecture.HeadParams
+    params: HeadParams
     learning_rate: float
     head_model: keras.Model
     summary: dict
@@ -51,8 +51,8 @@ class HeadHyperModel(kt.HyperModel):
         return model
 
 
-def params_from_hp(hp: kt.HyperParameters) -> architecture.HeadParams:
-    return architecture.HeadParams(
+def params_from_hp(hp: kt.HyperParameters) -> HeadParams:
+    return HeadParams(
         units=hp.Choice("units", [64, 128, 256, 512]),
         dropout=hp.Float("dropout", 0.0, 0.5, step=0.1),
         extra_layer=hp.Boolean("extra_layer"),
@@ -63,7 +63,7 @@ def params_from_hp(hp: kt.HyperParameters) -> architecture.HeadParams:
 def compute_features(backbone_model: keras.Model, samples, root, config: TrainConfig) -> np.ndarray:
     """Pooled backbone features of un-augmented images (the head's input), in sample order."""
     extractor = architecture.feature_extractor(backbone_model)
-    dataset = make_dataset(samples, root, config.input_spec, config.batch_size, training=False, cache=None)
+    dataset = make_dataset(samples, root, config.training_spec, config.batch_size, training=False, cache=None)
     images = dataset.map(lambda image, label: image)
     return np.asarray(extractor.predict(images, verbose=0), dtype=np.float32)
 
@@ -72,7 +72,7 @@ def _feature_key(config: TrainConfig, samples) -> str:
     identity = [
         config.backbone,
         str(config.weights),
-        config.image_size,
+        config.training_size,
         config.input_mode,
         config.input_filter,
         [s.path for s in samples],
@@ -89,7 +89,7 @@ def cached_features(config: TrainConfig, data, directory: Path) -> dict[str, np.
         return dict(np.load(path))
     model = architecture.build_model(
         config.backbone,
-        config.image_size,
+        config.training_size,
         config.weights,
         input_mode=config.input_mode,
         input_filter=config.input_filter,

@@ -135,7 +135,7 @@ def start_server(
 ):
     port = free_port()
     command = [
-        sys.executable, "-m", "model.cli", "serve", "--model", str(model_dir), "--host", "127.0.0.1",
+        sys.executable, "-m", "realcheck", "serve", "--model", str(model_dir), "--host", "127.0.0.1",
         "--port", str(port), "--backend", backend, "--threads", str(threads),
         "--max-batch-size", str(batch), "--max-wait-ms", str(wait_ms),
     ]  # fmt: skip

@@ -107,10 +107,7 @@ def main() -> int:
     parser.add_argument("--after-s", type=float, default=5.0, help="second reading this long after ready")
     parser.add_argument("--timeout-s", type=float, default=600.0, help="give up on a start after this long")
     args = parser.parse_args()
-    script = Path(sys.executable).parent / "realcheck"
-    command = [str(script) if script.exists() else sys.executable, "-q", "serve"]
-    if not script.exists():
-        command[1:1] = ["-m", "model.cli"]
+    command = [sys.executable, "-m", "realcheck", "-q", "serve"]
     if args.model:
         command += ["--model", args.model]
     runs = [one_start(command, args.after_s, args.timeout_s) for _ in range(args.runs)]

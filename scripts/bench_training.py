@@ -7,7 +7,7 @@ while timed); the pipeline rate reads the real images through `make_dataset` (pa
 augmentation, prefetch) after one warm-up epoch fills the cache. The two alternate for --repeats rounds and
 each keeps its best time. Prints JSON with images/s for both and their ratio (1.0 = no starvation).
 
-    python scripts/bench_training.py --data ../shared/data/dhanush-dev --image-size 224 --steps 30
+    python scripts/bench_training.py --data ../shared/data/dhanush-dev --training-size 224 --steps 30
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main() -> None:
     )
     parser.add_argument("--data", required=True)
     parser.add_argument("--backbone", default="resnet50")
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--training-size", "--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=30, help="training steps measured per mode")
     parser.add_argument(
@@ -45,15 +45,15 @@ def main() -> None:
 
     from model.architecture import build_model
     from model.datasets import discover
-    from model.imaging import InputSpec
-    from model.pipeline import AugmentConfig, make_dataset
+    from model.pipeline import make_dataset
+    from model.settings import AugmentConfig, InputSpec
     from model.training import compile_for_training
 
     keras.utils.set_random_seed(0)
     samples = discover(args.data).samples
     needed = args.steps * args.batch_size
     samples = [samples[i] for i in np.random.default_rng(0).permutation(len(samples))[:needed]]
-    spec = InputSpec(args.image_size)
+    spec = InputSpec(args.training_size)
     pipeline = make_dataset(
         samples,
         args.data,
@@ -63,7 +63,7 @@ def main() -> None:
         augment=AugmentConfig(enabled=not args.no_augment),
     )
     steps = int(pipeline.cardinality())
-    model = build_model(args.backbone, args.image_size, "none", train_backbone=args.mode == "full")
+    model = build_model(args.backbone, args.training_size, "none", train_backbone=args.mode == "full")
     compile_for_training(model, 1e-3, steps * 10)
 
     # Distinct batches, not one batch repeated: a model that memorises a single batch gets tiny gradients,
@@ -94,7 +94,7 @@ def main() -> None:
     result = {
         "backbone": args.backbone,
         "mode": args.mode,
-        "image_size": args.image_size,
+        "training_size": args.training_size,
         "batch_size": args.batch_size,
         "steps": steps,
         "augment": not args.no_augment,

@@ -61,7 +61,7 @@ def recipe(args: argparse.Namespace) -> list[str]:
     """The training flags shared by every fold and the bundled model."""
     return [
         "--backbone", args.backbone, "--weights", "imagenet",
-        "--input-mode", "crop", "--image-size", str(args.window),
+        "--input-mode", "crop", "--training-size", str(args.window),
         "--search", "--trials", str(args.trials), "--no-finetune",
         "--max-uncertain", str(args.max_uncertain), "--max-real-called-ai", str(args.max_real_called_ai),
         "--seed", str(args.seed), "--name", NAME,
@@ -70,7 +70,7 @@ def recipe(args: argparse.Namespace) -> list[str]:
 
 def realcheck(*args: str, capture: bool = False) -> str:
     """Run one `realcheck` command of this environment, echoing it; stop the script if it fails."""
-    command = [str(Path(sys.executable).with_name("realcheck")), *args]
+    command = [sys.executable, "-m", "realcheck", *args]
     print("+ realcheck " + " ".join(args), flush=True)
     result = subprocess.run(command, stdout=subprocess.PIPE if capture else None, text=True)
     if result.returncode != 0:

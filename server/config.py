@@ -1,17 +1,19 @@
-"""Server configuration: CLI flags become one ServerConfig, and the app reads nothing else.
+"""Server configuration: one ServerConfig, and the app reads nothing else.
 
-`resolve_model_dir` is the one place that decides which artifact is served: the one named, else the default
-model bundled with the package.
+Each setting's default and `realcheck serve` flag (help text, choices) are declared on its field once
+(`model.flags`); `model.artifact.resolve_model_dir` decides which artifact is served.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from model.artifact import bundled_model_dir, bundled_models_root
+from model.artifact import resolve_model_dir
 from model.errors import RealCheckError
+from model.flags import non_negative_int, number, option, positive_float, positive_int
+from model.flags import port as tcp_port
 from model.imaging import DEFAULT_MAX_PIXELS
 from model.provenance import ProvenanceReader
 
@@ -20,6 +22,13 @@ EXTENSION_ORIGIN_PREFIXES = ("chrome-extension://", "moz-extension://")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 MIB = 1024 * 1024
+
+__all__ = ["ServerConfig", "default_cache_dir", "resolve_model_dir"]
+
+
+def megabytes(text: str) -> int:
+    """argparse type: a positive number of MiB, as bytes."""
+    return int(positive_float(text) * MIB)
 
 
 def default_cache_dir() -> Path:
@@ -31,60 +40,85 @@ def default_cache_dir() -> Path:
     return Path(base) / "realcheck"
 
 
-def resolve_model_dir(requested: str | Path | None) -> Path:
-    """The artifact folder to load: the one asked for, else the bundled default; a clear error otherwise."""
-    if requested:
-        path = Path(requested).expanduser()
-        if not path.is_dir():
-            raise RealCheckError(f"model folder not found: {path}")
-        return path
-    bundled = bundled_model_dir()
-    if bundled is None:
-        raise RealCheckError(
-            f"no model given and the bundled default model is missing from {bundled_models_root()}: "
-            "pass --model DIR, an artifact folder written by `realcheck train`, or reinstall RealCheck"
-        )
-    return bundled
-
-
 @dataclass
 class ServerConfig:
     """Everything the API server needs; built from `realcheck serve` flags or directly in Python."""
 
-    model_dir: str | Path | None = None
-    backend: str = "auto"
-    cache_dir: str | Path | None = None
+    model_dir: str | Path | None = option(
+        None, name="--model", help="artifact folder to serve (default: the bundled model)"
+    )
+    backend: str = option(
+        "auto", choices=BACKENDS, help="runtime: auto is TensorFlow on a GPU, ONNX Runtime on a CPU"
+    )
+    cache_dir: str | Path | None = option(
+        None, help="where ONNX exports are cached (default: $REALCHECK_CACHE, else ~/.cache/realcheck)"
+    )
     # Micro-batching: a batch closes at max_batch_size images or max_wait_ms after its first image.
-    max_batch_size: int = 16
-    max_wait_ms: float = 5.0
+    max_batch_size: int = option(16, parse=positive_int, help="images per model call (1: off)")
+    max_wait_ms: float = option(5.0, parse=number, help="longest wait for a batch to fill, in ms")
     max_queue: int = 512
-    result_cache_size: int = 4096
+    result_cache_size: int = option(
+        4096, name="--cache-size", parse=non_negative_int, help="results kept by content hash"
+    )
     # Input limits: generous enough for camera photos (TorchServe's 6.5 MB default is a known complaint).
-    max_request_bytes: int = 64 * MIB
+    max_request_bytes: int = option(
+        64 * MIB,
+        name="--max-request-mb",
+        parse=megabytes,
+        typed_default=lambda size: f"{size / MIB:g}",
+        help="largest request body, in MiB",
+    )
     max_image_bytes: int = 25 * MIB
-    max_images_per_request: int = 64
+    max_images_per_request: int = option(
+        64, name="--max-images", parse=positive_int, help="most images in one request"
+    )
     max_pixels: int = DEFAULT_MAX_PIXELS
     # Access control: CORS for the extension's origins (when enabled) and explicitly listed origins.
-    allow_extension_origins: bool = False
-    cors_origins: list[str] = field(default_factory=list)
-    api_key: str | None = None
-    rate_limit_per_minute: int = 0  # 0: no limit
-    # "This verdict is wrong" reports: a SQLite file path, sqlite:///FILE or postgresql://...; None is
-    # $REALCHECK_FEEDBACK_DB, else a file in the user's data folder (server.feedback_store). Opened on first use.
-    feedback_db: str | Path | None = None
+    allow_extension_origins: bool = option(
+        False, help="allow chrome-extension:// and moz-extension:// origins (the browser extension)"
+    )
+    cors_origins: list[str] = option(
+        default_factory=list,
+        name="--cors-origin",
+        help="allow this web origin (repeatable), e.g. https://x.org",
+    )
+    api_key: str | None = option(
+        None,
+        env="REALCHECK_API_KEY",
+        help="require this key in the X-API-Key header (default: $REALCHECK_API_KEY; none: open)",
+    )
+    rate_limit_per_minute: int = option(
+        0, name="--rate-limit", parse=non_negative_int, help="requests a minute per client (0: no limit)"
+    )
+    # "This verdict is wrong" reports, opened on first use (server.feedback_store).
+    feedback_db: str | Path | None = option(
+        None,
+        metavar="PATH_OR_URL",
+        help="where wrong-verdict reports are kept: a SQLite file, sqlite:///FILE or "
+        "postgresql://USER:PASS@HOST/DB (default: $REALCHECK_FEEDBACK_DB, else "
+        "~/.local/share/realcheck/feedback.sqlite3)",
+    )
     # Production server (waitress).
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    threads: int = 16
-    connection_limit: int = 200
+    host: str = option(DEFAULT_HOST, help="interface to listen on (0.0.0.0 for all)")
+    port: int = option(DEFAULT_PORT, parse=tcp_port, help="port to listen on")
+    threads: int = option(16, parse=positive_int, help="request worker threads")
+    connection_limit: int = option(200, parse=positive_int, help="most open connections at once")
     channel_timeout_s: int = 30
-    # A request must arrive within this many seconds plus 1 s per 64 KiB of it (slow-client guard).
-    request_timeout_s: float = 20.0
+    request_timeout_s: float = option(
+        20.0,
+        name="--request-timeout",
+        parse=positive_float,
+        help="seconds a request may take to arrive, plus 1 s per 64 KiB of it (slow clients get a 408)",
+    )
     # Load and warm up the model in a background thread so /healthz answers during start-up.
     load_in_background: bool = False
     warmup: bool = True
-    # PEM file of root certificates whose C2PA signers count as `trusted` (none: intact manifests are `valid`).
-    c2pa_trust_anchors: str | Path | None = None
+    c2pa_trust_anchors: str | Path | None = option(
+        None,
+        metavar="PEM",
+        help="root certificates (PEM) whose Content Credentials signers count as trusted "
+        "(e.g. the C2PA trust list; none: intact manifests are reported as valid, signer unverified)",
+    )
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -38,7 +38,7 @@ def deepguard_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_artifact(tmp_path_factory, folder_dataset) -> Path:
     """One artifact trained for an epoch on tiny images through the real CLI."""
-    from model.cli import main
+    from realcheck.cli import main
 
     out = tmp_path_factory.mktemp("artifact") / TINY_BACKBONE
     status = main(["-q", "train", "--data", str(folder_dataset), "--out", str(out), "--epochs", "1", *TINY])

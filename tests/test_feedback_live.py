@@ -20,7 +20,7 @@ import imagegen
 import pytest
 from serving import LiveServer
 
-from model.cli import main as cli_main
+from realcheck.cli import main as cli_main
 from server.feedback_store import FeedbackStore
 
 CLIENTS = 16
@@ -218,7 +218,7 @@ def test_reports_through_the_api_export_and_a_tiny_finetune_on_the_export(
     tuned = tmp_path / "tuned"
     status = cli_main(
         ["-q", "finetune", "--model", str(tiny_artifact), "--data", str(export), "--out", str(tuned),
-         "--finetune-epochs", "1", "--batch-size", "8", "--patience", "0", "--weights", "none"]
+         "--finetune-epochs", "1", "--batch-size", "8", "--patience", "0"]
     )  # fmt: skip
     assert status == 0
     metadata = json.loads((tuned / "metadata.json").read_text())

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from model.datasets import discover
-from model.imaging import InputSpec, load_model_input
-from model.pipeline import AugmentConfig, Augmenter, make_dataset
+from model.imaging import load_model_input
+from model.pipeline import Augmenter, make_dataset
+from model.settings import AugmentConfig, InputSpec
 
 
 @pytest.mark.parametrize("mode", ["resize", "crop"])

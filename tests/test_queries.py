@@ -12,7 +12,7 @@ import provenancegen
 import pytest
 from serving import jpeg_bytes
 
-from model.cli import main
+from realcheck.cli import main
 from server.queries import ROW_FIELDS
 
 

@@ -23,8 +23,8 @@ import streamlit
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from model.cli import main as cli_main
 from model.inference import Prediction, load_detector
+from realcheck.cli import main as cli_main
 from streamlit_app import analysis, launch
 from streamlit_app.launch import APP_PATH, streamlit_command
 

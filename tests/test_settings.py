@@ -1,0 +1,135 @@
+"""Settings have one owner: the dataclasses in model.settings and server.config make every flag, default and help."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+
+from model.flags import add_flags, flag_values
+from model.settings import TrainConfig
+from realcheck.cli import build_parser, main
+from server.config import MIB, ServerConfig
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+def test_settings_import_no_tensorflow():
+    code = (
+        "import sys, model.settings, model.flags; print('tensorflow' in sys.modules, 'numpy' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_train_flags_default_to_the_dataclass_defaults():
+    values = flag_values(parse("train", "--data", "d"), TrainConfig)
+    defaults = TrainConfig(data="d", out="o")
+    for name, value in values.items():
+        if name not in {"data", "out"}:
+            assert value == getattr(defaults, name), name
+
+
+def test_serve_flags_default_to_the_dataclass_defaults(monkeypatch):
+    monkeypatch.delenv("REALCHECK_API_KEY", raising=False)
+    values = flag_values(parse("serve"), ServerConfig)
+    defaults = ServerConfig()
+    assert set(values) >= {"port", "threads", "max_request_bytes", "cors_origins", "result_cache_size"}
+    for name, value in values.items():
+        assert value == getattr(defaults, name), name
+
+
+def test_serve_flags_reach_the_config(monkeypatch):
+    monkeypatch.setenv("REALCHECK_API_KEY", "from-env")
+    args = parse(
+        "serve", "--max-request-mb", "2.5", "--cache-size", "7", "--cors-origin", "https://a.org",
+        "--cors-origin", "https://b.org", "--max-wait-ms", "0",
+    )  # fmt: skip
+    config = ServerConfig(**flag_values(args, ServerConfig))
+    assert config.max_request_bytes == int(2.5 * MIB) and config.result_cache_size == 7
+    assert config.cors_origins == ["https://a.org", "https://b.org"] and config.max_wait_ms == 0
+    assert config.api_key == "from-env"
+
+
+def test_help_text_comes_from_the_field(capsys):
+    help_of = {f.name: f.metadata["flag"].help for f in fields(TrainConfig) if "flag" in f.metadata}
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert " ".join(help_of["max_uncertain"].split()) + " (default: 0.2)" in text
+    assert "--training-size TRAINING_SIZE, --image-size TRAINING_SIZE" in text
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "largest request body, in MiB (default: 64)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_old_size_flags_still_work():
+    args = parse(
+        "train", "--data", "d", "--input-mode", "crop", "--image-size", "64", "--inference-size", "96"
+    )
+    config = TrainConfig(**flag_values(args, TrainConfig))
+    assert (config.training_size, config.input_size, config.inference_spec.size) == (64, 96, 96)
+    assert config.training_spec.size == 64
+
+
+@pytest.mark.parametrize(
+    ("flag", "reason"),
+    [
+        (["--backbone", "vgg16"], "keeps the network of the artifact"),
+        (["--image-size", "64"], "keeps the network of the artifact"),
+        (["--training-size", "64"], "keeps the network of the artifact"),
+        (["--weights", "none"], "keeps the network of the artifact"),
+        (["--head-params", "best.json"], "keeps the network of the artifact"),
+        (["--epochs", "3"], "use --finetune-epochs"),
+        (["--learning-rate", "0.1"], "--finetune-learning-rate"),
+        (["--val-fraction", "0.2"], "reuses the artifact's split.csv"),
+        (["--mixed-precision", "on"], "artifact's precision"),
+    ],
+)
+def test_finetune_refuses_what_it_would_ignore(capsys, flag, reason):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["finetune", "--model", "m", "--data", "d", *flag])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{flag[0]}: " in err and reason in err
+
+
+def test_finetune_help_lists_only_what_it_honours(capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    text = capsys.readouterr().out
+    assert "--finetune-epochs" in text and "--unfreeze-from" in text
+    for refused in ("--backbone", "--image-size", "--epochs ", "--learning-rate ", "--head-params"):
+        assert refused not in text, refused
+
+
+def test_every_flag_a_command_offers_is_a_setting_it_uses():
+    """finetune's parsed arguments hold no TrainConfig setting that finetune would overwrite."""
+    args = parse("finetune", "--model", "m", "--data", "d")
+    assert not {
+        "backbone",
+        "training_size",
+        "input_size",
+        "input_mode",
+        "input_filter",
+        "weights",
+        "epochs",
+    } & set(vars(args))
+
+
+def test_add_flags_only_and_skip():
+    parser = argparse.ArgumentParser()
+    add_flags(parser, ServerConfig, only=("port", "host"), skip=("host",))
+    assert flag_values(parser.parse_args(["--port", "9"]), ServerConfig) == {"port": 9}
+
+
+def test_config_checks_choices_set_in_python():
+    with pytest.raises(Exception, match="--split-by must be one of group, source"):
+        TrainConfig(data="d", out="o", split_by="random")
