@@ -40,14 +40,15 @@ def save_untrained_artifact(folder: str | Path, backbone: str, size: int, name: 
     """An artifact of an untrained network at `size` px, written in seconds: as fast as a trained one, for
     benchmarks and tests of serving (its scores mean nothing)."""
     from model import architecture
+    from model.settings import HeadParams
 
-    model = architecture.build_model(backbone, image_size=size, weights="none")
+    model = architecture.build_model(backbone, input_size=size, weights="none")
     metadata = build_metadata(
         name,
         version,
         backbone=backbone,
         weights="none",
-        head=architecture.HeadParams().to_dict(),
+        head=HeadParams().to_dict(),
         input_size=size,
         input_mode="resize",
         threshold=0.5,
