@@ -251,13 +251,15 @@ class Browser:
         self.worker.evaluate("realcheck.state.then(() => true)")  # the worker finished starting
         if installing:
             # A first install opens the welcome page in a tab (one Playwright does not attach to, being opened
-            # while it connects): close it, so tests open their own pages, the welcome page included.
+            # while it connects): close it, so tests open their own pages, the welcome page included. Found as
+            # an extension context: without the "tabs" permission, Chromium 150 gives tabs.query no URL of the
+            # extension's own pages.
             self.worker.evaluate(
                 """async () => {
                      const welcome = chrome.runtime.getURL("welcome/welcome.html");
                      for (let i = 0; i < 1200; i += 1) {
-                       const tabs = (await chrome.tabs.query({})).filter((t) => (t.pendingUrl || t.url) === welcome);
-                       if (tabs.length) return chrome.tabs.remove(tabs.map((t) => t.id));
+                       const pages = await chrome.runtime.getContexts({ contextTypes: ["TAB"], documentUrls: [welcome] });
+                       if (pages.length) return chrome.tabs.remove(pages.map((page) => page.tabId));
                        await new Promise((resolve) => setTimeout(resolve, 50));
                      }
                      throw new Error("the welcome page did not open on install");
@@ -289,8 +291,12 @@ class Browser:
         return page
 
     def tab_id(self, url: str) -> int:
+        """The tab showing `url`, a page of a site the extension has host access to (the test sites): only
+        for those does tabs.query give the URL, the extension having no "tabs" permission."""
         tabs = self.worker.evaluate("async () => (await chrome.tabs.query({})).map((t) => [t.id, t.url])")
-        return next(tab_id for tab_id, tab_url in tabs if tab_url == url)
+        showing = [tab_id for tab_id, tab_url in tabs if tab_url == url]
+        assert len(showing) == 1, f"not one tab shows {url}: {tabs}"
+        return showing[0]
 
     def extension_page(self, path: str):
         page = self.context.new_page()
