@@ -167,6 +167,30 @@ def test_models_and_one_model(client):
     assert_error(client.get("/v1/models/other"), 404, "model_not_found")
 
 
+def test_models_state_the_upload_limits_of_the_servers_configuration(make_client):
+    from openapi_schema_validator import OAS30Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+
+    client = make_client(max_image_bytes=1000, max_request_bytes=5000, max_images_per_request=3)
+    answer = client.get("/v1/models").get_json()
+    assert answer["limits"] == {
+        "max_image_bytes": 1000,
+        "max_request_bytes": 5000,
+        "max_images_per_request": 3,
+    }
+    document = client.get("/openapi.json").get_json()
+    registry = Registry().with_resource("urn:realcheck", Resource.from_contents(document, DRAFT4))
+    validator = OAS30Validator({"$ref": "urn:realcheck#/components/schemas/ModelList"}, registry=registry)
+    validator.validate(answer)
+    with pytest.raises(Exception, match="limits"):
+        validator.validate({"models": answer["models"]})
+    # What is stated is what is enforced.
+    too_big = jpeg_bytes("real", 200)
+    assert len(too_big) > 1000
+    assert_error(client.post("/v1/predict", data=too_big, content_type="image/jpeg"), 413, "image_too_large")
+
+
 def test_metrics_in_prometheus_format(client):
     client.post("/v1/predict", data=b"", content_type="image/png")
     client.post("/v1/predict", data=jpeg_bytes(seed=3), content_type="image/jpeg")
