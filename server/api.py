@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from model.metadata import PUBLIC_FIELDS
 from server.errors import ApiError
-from server.uploads import uploads_from_request
+from server.uploads import upload_limits, uploads_from_request
 
 api = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -64,8 +64,10 @@ def _prediction(upload, result, threshold: float) -> dict:
 
 @api.get("/models")
 def list_models():
-    """The served model (one per server)."""
-    return jsonify(models=[model_description(_service())])
+    """The served model (one per server), and the upload limits its predict endpoint enforces."""
+    return jsonify(
+        models=[model_description(_service())], limits=upload_limits(current_app.config["REALCHECK"])
+    )
 
 
 @api.get("/models/<name>")

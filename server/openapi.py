@@ -282,9 +282,24 @@ def openapi_document(config: ServerConfig) -> dict:
                 },
                 "ModelList": {
                     "type": "object",
-                    "required": ["models"],
+                    "required": ["models", "limits"],
                     "properties": {
-                        "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}
+                        "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
+                        "limits": {"$ref": "#/components/schemas/UploadLimits"},
+                    },
+                },
+                "UploadLimits": {
+                    "type": "object",
+                    "description": "what /v1/predict accepts (larger requests are refused with a 413)",
+                    "required": ["max_image_bytes", "max_request_bytes", "max_images_per_request"],
+                    "properties": {
+                        "max_image_bytes": {"type": "integer", "minimum": 1, "description": "per image"},
+                        "max_request_bytes": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "per request body",
+                        },
+                        "max_images_per_request": {"type": "integer", "minimum": 1},
                     },
                 },
                 **feedback_schemas(config),

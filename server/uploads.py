@@ -21,6 +21,15 @@ ACCEPTED = (
 )
 
 
+def upload_limits(config: ServerConfig) -> dict[str, int]:
+    """The limits `uploads_from_request` enforces, for clients to stay within (served by /v1/models)."""
+    return {
+        "max_image_bytes": config.max_image_bytes,
+        "max_request_bytes": config.max_request_bytes,
+        "max_images_per_request": config.max_images_per_request,
+    }
+
+
 def uploads_from_request(request: Request, config: ServerConfig) -> list[Upload]:
     """The images of a predict request, checked for count and declared size; raises ApiError otherwise."""
     declared = request.content_length

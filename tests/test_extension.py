@@ -252,13 +252,15 @@ class Browser:
         self.worker.evaluate("realcheck.state.then(() => true)")  # the worker finished starting
         if installing:
             # A first install opens the welcome page in a tab (one Playwright does not attach to, being opened
-            # while it connects): close it, so tests open their own pages, the welcome page included.
+            # while it connects): close it, so tests open their own pages, the welcome page included. Found as
+            # an extension context: without the "tabs" permission, Chromium 150 gives tabs.query no URL of the
+            # extension's own pages.
             self.worker.evaluate(
                 """async () => {
                      const welcome = chrome.runtime.getURL("welcome/welcome.html");
                      for (let i = 0; i < 1200; i += 1) {
-                       const tabs = (await chrome.tabs.query({})).filter((t) => (t.pendingUrl || t.url) === welcome);
-                       if (tabs.length) return chrome.tabs.remove(tabs.map((t) => t.id));
+                       const pages = await chrome.runtime.getContexts({ contextTypes: ["TAB"], documentUrls: [welcome] });
+                       if (pages.length) return chrome.tabs.remove(pages.map((page) => page.tabId));
                        await new Promise((resolve) => setTimeout(resolve, 50));
                      }
                      throw new Error("the welcome page did not open on install");
@@ -290,8 +292,42 @@ class Browser:
         return page
 
     def tab_id(self, url: str) -> int:
+        """The tab showing `url`, a page of a site the extension has host access to (the test sites): only
+        for those does tabs.query give the URL, the extension having no "tabs" permission."""
         tabs = self.worker.evaluate("async () => (await chrome.tabs.query({})).map((t) => [t.id, t.url])")
-        return next(tab_id for tab_id, tab_url in tabs if tab_url == url)
+        showing = [tab_id for tab_id, tab_url in tabs if tab_url == url]
+        assert len(showing) == 1, f"not one tab shows {url}: {tabs}"
+        return showing[0]
+
+    @contextmanager
+    def restarted_worker(self, page):
+        """Stop the service worker, as the browser does when it is idle (through `page`'s DevTools session);
+        the block wakes a new one (an extension page that asks it something, a content script reconnecting)."""
+        self.worker.evaluate("() => { globalThis.__stopped = true; }")
+        session = self.context.new_cdp_session(page)
+        states: list[str] = []
+        session.on(
+            "ServiceWorker.workerVersionUpdated",
+            lambda event: states.extend(
+                v["runningStatus"] for v in event["versions"] if self.extension_id in v["scriptURL"]
+            ),
+        )
+        session.send("ServiceWorker.enable")
+        session.send("ServiceWorker.stopAllWorkers")
+
+        def wait_until(done, what: str) -> None:
+            deadline = time.monotonic() + WAIT_S
+            while not done():
+                assert time.monotonic() < deadline, what
+                page.wait_for_timeout(100)  # lets Playwright take in the DevTools events meanwhile
+
+        wait_until(lambda: "stopped" in states, "the service worker did not stop")
+        yield
+        wait_until(lambda: states[-1] == "running", "no service worker started again")
+        session.detach()
+        # Playwright keeps the worker's handle: it now reaches the new worker.
+        self.worker.evaluate("realcheck.state.then(() => true)")
+        assert self.worker.evaluate("globalThis.__stopped") is None, "the worker was not restarted"
 
     def extension_page(self, path: str):
         page = self.context.new_page()
@@ -386,7 +422,9 @@ def test_manifest_asks_for_little_and_loads_in_chromium_and_firefox():
     for relative in files:
         assert (EXTENSION / relative).is_file(), relative
     sites = (EXTENSION / "background" / "sites.js").read_text()
-    for script in re.findall(r'"(content/[\w-]+\.js)"', sites):
+    scripts = re.findall(r'"((?:content|shared)/[\w-]+\.js)"', sites)
+    assert "content/main.js" in scripts and "shared/messages.js" in scripts
+    for script in scripts:
         assert (EXTENSION / script).is_file(), script
 
 
@@ -849,6 +887,12 @@ def test_the_popup_says_which_images_lack_access_and_asks_for_exactly_that(
         popup.wait_for_function("window.__asked.length === 1")
         # Exactly what is missing: that host (the page's own site is granted, and named nowhere).
         assert popup.evaluate("window.__asked") == [{"origins": [f"http://{CDN_HOST}/*"]}]
+
+        # What the worker noted for the tab outlives the worker (MV3 stops it when idle): a new one says the same.
+        with browser.restarted_worker(popup):
+            popup.reload()
+        popup.wait_for_selector("#missing-section:not([hidden])")
+        assert popup.inner_text("#missing-why") == why
 
         # The tab shows another page: what the last one could not read no longer counts.
         page.goto(site.url())

@@ -167,20 +167,43 @@ def test_models_and_one_model(client):
     assert_error(client.get("/v1/models/other"), 404, "model_not_found")
 
 
-def test_a_model_shows_its_public_metadata_as_the_openapi_schema_describes(client, service):
+def schema_validator(client, name: str):
+    """A validator for the server's own OpenAPI schema `name`, as /openapi.json serves it."""
     from openapi_schema_validator import OAS30Validator
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT4
 
-    from model.metadata import FIELDS_BY_KEY, PUBLIC_FIELDS
-
     document = client.get("/openapi.json").get_json()
     registry = Registry().with_resource("urn:realcheck", Resource.from_contents(document, DRAFT4))
+    return OAS30Validator({"$ref": f"urn:realcheck#/components/schemas/{name}"}, registry=registry)
+
+
+def test_a_model_shows_its_public_metadata_as_the_openapi_schema_describes(client, service):
+    from model.metadata import FIELDS_BY_KEY, PUBLIC_FIELDS
+
     model = client.get("/v1/models").get_json()["models"][0]
-    OAS30Validator({"$ref": "urn:realcheck#/components/schemas/Model"}, registry=registry).validate(model)
+    schema_validator(client, "Model").validate(model)
     shown = {key for key in model if key in FIELDS_BY_KEY}
     assert shown == {key for key in PUBLIC_FIELDS if key in service.metadata}
     assert {"weights", "score", "created_at"} <= shown and not {"command", "library_versions"} & set(model)
+
+
+def test_models_state_the_upload_limits_of_the_servers_configuration(make_client):
+    client = make_client(max_image_bytes=1000, max_request_bytes=5000, max_images_per_request=3)
+    answer = client.get("/v1/models").get_json()
+    assert answer["limits"] == {
+        "max_image_bytes": 1000,
+        "max_request_bytes": 5000,
+        "max_images_per_request": 3,
+    }
+    validator = schema_validator(client, "ModelList")
+    validator.validate(answer)
+    with pytest.raises(Exception, match="limits"):
+        validator.validate({"models": answer["models"]})
+    # What is stated is what is enforced.
+    too_big = jpeg_bytes("real", 200)
+    assert len(too_big) > 1000
+    assert_error(client.post("/v1/predict", data=too_big, content_type="image/jpeg"), 413, "image_too_large")
 
 
 def test_metrics_in_prometheus_format(client):
@@ -571,14 +594,7 @@ def test_without_metadata_the_model_decides_and_a_capture_is_only_shown(client):
 
 
 def test_predictions_match_the_openapi_schema(client):
-    from openapi_schema_validator import OAS30Validator
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT4
-
-    document = client.get("/openapi.json").get_json()
-    registry = Registry().with_resource("urn:realcheck", Resource.from_contents(document, DRAFT4))
-    schema = {"$ref": "urn:realcheck#/components/schemas/PredictResponse"}
-    validator = OAS30Validator(schema, registry=registry)
+    validator = schema_validator(client, "PredictResponse")
     images = [
         provenancegen.signed(),
         provenancegen.tampered(provenancegen.signed()),

@@ -8,15 +8,12 @@ import { pageHost, siteAccess } from "./sites.js";
 
 const BLOCKED_KEY = "blockedImageHosts";
 const MAX_URLS_PER_ORIGIN = 100;
-const memory = {}; // where storage.session is missing (older browsers): this run of the worker only
 
 let writing = Promise.resolve();
 
 async function readBlocked() {
-  const area = ext.storage.session;
-  if (!area) return memory;
   try {
-    return (await area.get(BLOCKED_KEY))[BLOCKED_KEY] ?? {};
+    return (await ext.storage.session.get(BLOCKED_KEY))[BLOCKED_KEY] ?? {};
   } catch {
     return {};
   }
@@ -28,7 +25,7 @@ function changeBlocked(change) {
     .then(async () => {
       const all = await readBlocked();
       change(all);
-      if (ext.storage.session) await ext.storage.session.set({ [BLOCKED_KEY]: all });
+      await ext.storage.session.set({ [BLOCKED_KEY]: all });
     })
     .catch((error) => console.warn("RealCheck: cannot note refused image hosts", error));
   return writing;

@@ -1,5 +1,5 @@
 // The RealCheck server's HTTP API (see /openapi.json on the server): multipart uploads to /v1/predict,
-// model metadata from /v1/models, readiness from /readyz. Errors are the server's JSON
+// model metadata and upload limits from /v1/models, readiness from /readyz. Errors are the server's JSON
 // {"error": {"code", "message"}} or, when no answer came, status 0 with code "unreachable" or "timeout".
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -129,6 +129,11 @@ export class ServerClient {
     const model = answer.models?.[0];
     if (!model) throw new ApiError(200, "bad_response", "the server lists no model");
     return model;
+  }
+
+  /** The server's upload limits ({max_image_bytes, max_request_bytes, max_images_per_request}); null if unstated. */
+  async limits() {
+    return (await this.request("/v1/models")).limits ?? null;
   }
 
   /** The readiness document: {status, model: {name, version}, runtime}; 503 while loading. */

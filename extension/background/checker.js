@@ -3,6 +3,7 @@
 // same bytes under several URLs are sent to the server once.
 import { ApiError } from "./api.js";
 import { fetchImage, ImageError, sha256Hex } from "./images.js";
+import { ServerLimits } from "./limits.js";
 import { RequestQueue } from "./queue.js";
 
 const MAX_DOWNLOADS = 6;
@@ -82,17 +83,25 @@ function failure(error) {
 export class Checker {
   /**
    * `client` is a ServerClient; `cache` a ResultCache; `hasAccess(url)` says whether the extension may read
-   * an origin; `onModelChanged()` runs when the server's model changed (cached verdicts were dropped).
+   * an origin; `onModelChanged()` runs when the server's model changed (cached verdicts were dropped);
+   * `limits` (a ServerLimits) are the server's upload limits.
    */
-  constructor({ client, cache, hasAccess = async () => true, onModelChanged = () => {}, queueOptions = {} }) {
+  constructor({
+    client,
+    cache,
+    hasAccess = async () => true,
+    onModelChanged = () => {},
+    limits = new ServerLimits(),
+    queueOptions = {},
+  }) {
     this.cache = cache;
+    this.limits = limits;
     this.hasAccess = hasAccess;
     this.onModelChanged = onModelChanged;
     this.queueOptions = queueOptions;
     this.downloads = new Limiter(MAX_DOWNLOADS);
     this.inFlight = new Map();
     this.listeners = new Map(); // sha256 -> Set of onUpdate callbacks, for "waiting for the server" news
-    this.stats = { downloads: 0, sent: 0 };
     this.setClient(client);
   }
 
@@ -102,6 +111,7 @@ export class Checker {
     this.inFlight = new Map();
     this.client = client;
     this.queue = new RequestQueue((blobs) => client.predict(blobs), this.queueOptions, {
+      limits: this.limits,
       onWaiting: (keys, delayMs, error) => {
         const news = {
           state: "unavailable",
@@ -150,8 +160,8 @@ export class Checker {
   async run(url, manual, onUpdate) {
     let image;
     try {
-      image = await this.downloads.run(() => fetchImage(url, { anySize: manual }));
-      this.stats.downloads += 1;
+      const maxBytes = this.limits.maxImageBytes;
+      image = await this.downloads.run(() => fetchImage(url, { anySize: manual, maxBytes }));
     } catch (error) {
       if (error instanceof ImageError && error.code === "fetch_blocked" && !(await this.hasAccess(url))) {
         throw new ImageError(
@@ -173,7 +183,6 @@ export class Checker {
     try {
       const blob = new Blob([image.bytes], { type: image.type });
       const { answer, prediction } = await this.queue.submit(hash, blob);
-      this.stats.sent += 1;
       const result = resultFromPrediction(answer, prediction);
       if (this.cache.observeModel(result.model)) this.onModelChanged(result.model);
       this.cache.put(url, hash, result);

@@ -68,16 +68,16 @@ export function feedbackReport(result, label, imageBytes = null) {
 /**
  * Report `label` for the image at `url` whose verdict was `result`; `share` downloads the image again (without
  * cookies) and sends its bytes, which must still be the bytes that were checked. Returns the stored report
- * after recording the label in `labels`; `client` is the current ServerClient.
+ * after recording the label in `labels`; `client` is the current ServerClient, `maxBytes` its per-image limit.
  */
-export async function reportFeedback({ client, labels, url, result, label, share = false, fetchImpl = null }) {
+export async function reportFeedback({ client, labels, url, result, label, share = false, maxBytes, fetchImpl = null }) {
   if (!LABELS.includes(label)) throw new Error(`unknown label ${label}`);
   if (result?.state !== "done" || !/^[0-9a-f]{64}$/.test(result.sha256 ?? "")) {
     throw new Error("only a checked image can be reported");
   }
   let bytes = null;
   if (share) {
-    ({ bytes } = await fetchImage(url, { anySize: true, fetchImpl }));
+    ({ bytes } = await fetchImage(url, { anySize: true, maxBytes, fetchImpl }));
     if ((await sha256Hex(bytes)) !== result.sha256) {
       throw new Error("the image changed since it was checked; check it again before sharing it");
     }

@@ -1,9 +1,12 @@
 // Image bytes: download (by the extension, never by the server), recognise the format from the bytes, read
 // the dimensions from the header without decoding pixels, and hash with SHA-256.
+import { DEFAULT_LIMITS } from "./limits.js";
 
-// The formats the server decodes (model/imaging.py SUPPORTED_FORMATS); anything else is not sent.
-export const MAX_IMAGE_BYTES = 25 * 1024 * 1024; // the server's per-image limit
 const FETCH_TIMEOUT_MS = 20_000;
+// The extension's own rule, not the server's (which scores any size): smaller images are icons, avatars and
+// thumbnails, not photographs worth a badge. The content script's finder applies it too (sent in its config).
+export const MIN_IMAGE_SIDE = 100;
+const MIB = 1024 * 1024;
 
 export class ImageError extends Error {
   /** Why an image was not checked; `skip` marks images that simply are not candidates (tiny, vector). */
@@ -15,6 +18,7 @@ export class ImageError extends Error {
   }
 }
 
+// The formats the server decodes (model/imaging.py SUPPORTED_FORMATS); anything else is not sent.
 /** The format of image bytes from their signature: "jpeg", "png", "gif", "webp", "bmp", "tiff", "svg", or null. */
 export function sniffFormat(bytes) {
   const b = bytes;
@@ -83,11 +87,19 @@ export async function sha256Hex(bytes) {
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+function tooLarge(maxBytes) {
+  return new ImageError("too_large", `the image is over the ${+(maxBytes / MIB).toFixed(1)} MB the server accepts`);
+}
+
 /**
- * Download an image and check it is worth sending: returns {bytes, format, size, type}.
- * Throws ImageError: `skip` for SVG, unsupported formats and (unless `anySize`) images under `minSize`.
+ * Download an image and check it is worth sending: returns {bytes, format, size, type}. `maxBytes` is the
+ * server's per-image limit (background/limits.js). Throws ImageError: `too_large` over it; `skip` for SVG,
+ * unsupported formats and (unless `anySize`) images with a side under `minSize`.
  */
-export async function fetchImage(url, { minSize = 100, anySize = false, fetchImpl = null } = {}) {
+export async function fetchImage(
+  url,
+  { maxBytes = DEFAULT_LIMITS.max_image_bytes, minSize = MIN_IMAGE_SIDE, anySize = false, fetchImpl = null } = {},
+) {
   const scheme = url.slice(0, url.indexOf(":") + 1).toLowerCase();
   if (!["http:", "https:", "data:"].includes(scheme)) {
     throw new ImageError("unsupported_url", `cannot read ${scheme} images (only http, https and data URLs)`);
@@ -107,9 +119,7 @@ export async function fetchImage(url, { minSize = 100, anySize = false, fetchImp
       throw new ImageError("fetch_failed", `the image could not be downloaded (HTTP ${response.status})`);
     }
     const declared = Number(response.headers.get("Content-Length"));
-    if (declared > MAX_IMAGE_BYTES) {
-      throw new ImageError("too_large", "the image is over the 25 MB the server accepts");
-    }
+    if (declared > maxBytes) throw tooLarge(maxBytes);
     bytes = new Uint8Array(await response.arrayBuffer());
   } catch (error) {
     if (error instanceof ImageError) throw error;
@@ -121,9 +131,7 @@ export async function fetchImage(url, { minSize = 100, anySize = false, fetchImp
   } finally {
     clearTimeout(timer);
   }
-  if (bytes.length > MAX_IMAGE_BYTES) {
-    throw new ImageError("too_large", "the image is over the 25 MB the server accepts");
-  }
+  if (bytes.length > maxBytes) throw tooLarge(maxBytes);
   const type = (response.headers.get("Content-Type") ?? "").split(";")[0].trim().toLowerCase();
   const format = sniffFormat(bytes);
   if (format === "svg" || type === "image/svg+xml") {

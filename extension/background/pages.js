@@ -1,9 +1,9 @@
 // Messaging with content scripts: one long-lived port per page (frame). Pages ask for checks in batches; the
 // worker answers each image as its result arrives, and pushes configuration changes and re-check requests.
 import { ext } from "./browser.js";
+import { MIN_IMAGE_SIDE } from "./images.js";
+import { MSG, PAGE_PORT } from "./messages.js";
 import { autoCheckOn } from "./sites.js";
-
-export const PAGE_PORT = "realcheck-page";
 
 export class PageSessions {
   /**
@@ -20,17 +20,34 @@ export class PageSessions {
     this.onBlocked = onBlocked;
     this.onNewPage = onNewPage;
     this.ports = new Set();
-    this.flagged = new Map(); // tabId -> number of images flagged as AI on its page
+    // What a page may send, by type.
+    this.handlers = {
+      [MSG.pageToWorker.hello]: (port, message) => this.hello(port, message),
+      [MSG.pageToWorker.check]: (port, message) => {
+        if (!Array.isArray(message.items)) return;
+        for (const item of message.items) this.checkOne(port, String(item.url), Boolean(item.manual));
+      },
+      [MSG.pageToWorker.flagged]: (port, message) => {
+        const tabId = port.sender?.tab?.id;
+        if (tabId !== undefined && port.sender?.frameId === 0) showFlagged(tabId, Number(message.count) || 0);
+      },
+      [MSG.pageToWorker.feedback]: (port, message) => {
+        if (this.onFeedback) this.feedback(port, message);
+      },
+      // Needs no answer: receiving it is what keeps the worker awake while images wait.
+      [MSG.pageToWorker.keepalive]: () => {},
+    };
   }
 
   /** The configuration a page runs with. */
   configFor(port, settings) {
     const url = port.sender?.url ?? port.sender?.tab?.url ?? "";
     return {
-      type: "config",
+      type: MSG.workerToPage.config,
       auto: autoCheckOn(url, settings),
       badgeStyle: settings.badgeStyle,
       blurFlagged: settings.blurFlagged,
+      minImageSide: MIN_IMAGE_SIDE,
     };
   }
 
@@ -42,27 +59,22 @@ export class PageSessions {
     port.onMessage.addListener((message) => this.receive(port, message));
   }
 
-  async receive(port, message) {
-    if (message?.type === "hello") {
-      // A page's first hello (not a reconnection after the worker was stopped) starts a new page in its tab.
-      const tabId = port.sender?.tab?.id;
-      if (message.fresh && tabId !== undefined && port.sender?.frameId === 0) this.onNewPage(tabId);
-      port.postMessage(this.configFor(port, await this.settings()));
-    } else if (message?.type === "check" && Array.isArray(message.items)) {
-      for (const item of message.items) this.checkOne(port, String(item.url), Boolean(item.manual));
-    } else if (message?.type === "flagged") {
-      const tabId = port.sender?.tab?.id;
-      if (tabId !== undefined && port.sender?.frameId === 0) this.setFlagged(tabId, Number(message.count) || 0);
-    } else if (message?.type === "feedback" && this.onFeedback) {
-      this.feedback(port, message);
-    }
-    // "keepalive" needs no answer: receiving it is what keeps the worker awake while images wait.
+  /** A message from a page. */
+  receive(port, message) {
+    if (Object.hasOwn(this.handlers, message?.type)) this.handlers[message.type](port, message);
+  }
+
+  async hello(port, message) {
+    // A page's first hello (not a reconnection after the worker was stopped) starts a new page in its tab.
+    const tabId = port.sender?.tab?.id;
+    if (message.fresh && tabId !== undefined && port.sender?.frameId === 0) this.onNewPage(tabId);
+    port.postMessage(this.configFor(port, await this.settings()));
   }
 
   async checkOne(port, url, manual) {
     const send = (result) => {
       try {
-        port.postMessage({ type: "result", url, manual, result });
+        port.postMessage({ type: MSG.workerToPage.result, url, manual, result });
       } catch {
         // The page went away.
       }
@@ -81,17 +93,11 @@ export class PageSessions {
     let answer;
     try {
       await this.onFeedback({ url: String(url), label, share: Boolean(share), result });
-      answer = { type: "feedback-done", url, label };
+      answer = { type: MSG.workerToPage.feedbackDone, url, label };
     } catch (error) {
-      answer = { type: "feedback-failed", url, message: String(error?.message ?? error) };
+      answer = { type: MSG.workerToPage.feedbackFailed, url, message: String(error?.message ?? error) };
     }
     this.post(port, answer);
-  }
-
-  setFlagged(tabId, count) {
-    this.flagged.set(tabId, count);
-    ext.action.setBadgeText({ tabId, text: count > 0 ? String(count) : "" }).catch(() => {});
-    ext.action.setBadgeBackgroundColor({ tabId, color: "#b3261e" }).catch(() => {});
   }
 
   /** Send every page its (possibly changed) configuration. */
@@ -102,7 +108,7 @@ export class PageSessions {
 
   /** Ask every page to check its images again (`what`: "all" after a model change, "failed" otherwise). */
   broadcastRecheck(what) {
-    for (const port of this.ports) this.post(port, { type: "recheck", what });
+    for (const port of this.ports) this.post(port, { type: MSG.workerToPage.recheck, what });
   }
 
   post(port, message) {
@@ -112,4 +118,13 @@ export class PageSessions {
       this.ports.delete(port);
     }
   }
+}
+
+/**
+ * The number of images flagged as AI on a tab's page, on the toolbar button. The browser keeps it for the tab,
+ * not the worker, so it outlives a stopped worker.
+ */
+function showFlagged(tabId, count) {
+  ext.action.setBadgeText({ tabId, text: count > 0 ? String(count) : "" }).catch(() => {});
+  ext.action.setBadgeBackgroundColor({ tabId, color: "#b3261e" }).catch(() => {});
 }

@@ -7,8 +7,13 @@
 // `concurrency` requests are in flight. When the server is down, loading or refusing, the batch goes back to
 // the front of the queue and the queue pauses (exponential backoff with jitter, at least the server's
 // Retry-After); after a pause only one probe request goes out until one succeeds, so a down server never
-// sees a storm, whatever the number of images waiting.
+// sees a storm, whatever the number of images waiting. A request never holds more images, or more bytes, than
+// the server's limits allow (background/limits.js).
 import { predictionError } from "./api.js";
+import { ServerLimits } from "./limits.js";
+
+// Room for each image's multipart headers (its part boundary, name and type) in a request's size.
+const PART_OVERHEAD_BYTES = 512;
 
 export const QUEUE_DEFAULTS = Object.freeze({
   maxBatch: 8,
@@ -30,13 +35,14 @@ export class QueueFullError extends Error {
 export class RequestQueue {
   /**
    * `send(blobs)` makes one request and resolves to the server's answer; `onWaiting(count, delayMs, error)`
-   * reports that `count` images wait for the server; `random` makes jitter testable.
+   * reports that `count` images wait for the server; `limits` (a ServerLimits) bounds each request; `random`
+   * makes jitter testable.
    */
-  constructor(send, options = {}, { onWaiting = () => {}, onRecovered = () => {}, random = Math.random } = {}) {
+  constructor(send, options = {}, { onWaiting = () => {}, limits = new ServerLimits(), random = Math.random } = {}) {
     this.send = send;
     this.options = { ...QUEUE_DEFAULTS, ...options };
     this.onWaiting = onWaiting;
-    this.onRecovered = onRecovered;
+    this.limits = limits;
     this.random = random;
     this.pending = [];
     this.byKey = new Map();
@@ -45,7 +51,6 @@ export class RequestQueue {
     this.pausedUntil = 0;
     this.timer = null;
     this.firstQueuedAt = 0;
-    this.requests = 0;
     this.closed = false;
     this.epoch = 0; // counts failures; requests already in flight when one fails do not count again
     this.lastError = null;
@@ -117,25 +122,37 @@ export class RequestQueue {
     }
     // After a failure, one probe at a time until the server answers again.
     const limit = this.failures > 0 ? 1 : this.options.concurrency;
+    const maxBatch = Math.min(this.options.maxBatch, this.limits.current.max_images_per_request);
     while (this.inFlight < limit && this.pending.length > 0) {
       const waited = Date.now() - this.firstQueuedAt;
-      if (this.pending.length < this.options.maxBatch && waited < this.options.maxWaitMs) {
+      if (this.pending.length < maxBatch && waited < this.options.maxWaitMs) {
         this.schedule(this.options.maxWaitMs - waited);
         return;
       }
-      const batch = this.pending.splice(0, this.options.maxBatch);
+      const batch = this.pending.splice(0, this.batchLength(maxBatch));
       this.firstQueuedAt = Date.now();
       this.dispatch(batch);
     }
   }
 
+  /** How many of the first images waiting make one request within the server's limits (at least one). */
+  batchLength(maxBatch) {
+    const maxBytes = this.limits.current.max_request_bytes;
+    let bytes = 0;
+    let count = 0;
+    for (const entry of this.pending.slice(0, maxBatch)) {
+      bytes += entry.blob.size + PART_OVERHEAD_BYTES;
+      if (count > 0 && bytes > maxBytes) break;
+      count += 1;
+    }
+    return count;
+  }
+
   async dispatch(batch) {
     const epoch = this.epoch;
     this.inFlight += 1;
-    this.requests += 1;
     try {
       const answer = await this.send(batch.map((entry) => entry.blob));
-      const recovered = this.failures > 0;
       this.failures = 0;
       this.pausedUntil = 0;
       batch.forEach((entry, index) => {
@@ -145,7 +162,6 @@ export class RequestQueue {
         if (failed) entry.reject(failed);
         else entry.resolve({ answer, prediction });
       });
-      if (recovered) this.onRecovered();
     } catch (error) {
       if (this.closed) {
         for (const entry of batch) entry.reject(Object.assign(new Error("superseded"), { code: "superseded" }));

@@ -7,8 +7,10 @@ import { ext } from "./browser.js";
 import { ResultCache } from "./cache.js";
 import { Checker } from "./checker.js";
 import { reportFeedback, UserLabels } from "./feedback.js";
+import { ServerLimits } from "./limits.js";
 import { CHECK_IMAGE_MENU, createMenus } from "./menus.js";
-import { PAGE_PORT, PageSessions } from "./pages.js";
+import { MSG, PAGE_PORT } from "./messages.js";
+import { PageSessions } from "./pages.js";
 import { getSettings, onSettingsChanged, originPattern, saveSettings, siteForHost, normaliseSite } from "./settings.js";
 import {
   autoCheckOn,
@@ -33,11 +35,18 @@ const state = (async () => {
   const settings = await getSettings();
   const cache = await new ResultCache(ext.storage.session ?? null).load();
   const labels = new UserLabels(ext.storage.local);
+  const client = new ServerClient(settings);
+  const limits = new ServerLimits(ext.storage.local);
+  await limits.use(client);
   const checker = new Checker({
-    client: new ServerClient(settings),
+    client,
     cache,
     hasAccess,
-    onModelChanged: () => sessions.broadcastRecheck("all"),
+    limits,
+    onModelChanged: () => {
+      sessions.broadcastRecheck("all");
+      limits.refresh(checker.client); // a new model may come with a new server configuration
+    },
   });
   const sessions = new PageSessions({
     checker,
@@ -45,9 +54,10 @@ const state = (async () => {
     onBlocked: (tabId, pageUrl, imageUrl) => noteBlocked(tabId, pageUrl, imageUrl),
     onNewPage: (tabId) => forgetBlocked(tabId),
     labels,
-    onFeedback: (report) => reportFeedback({ client: checker.client, labels, ...report }),
+    onFeedback: (report) =>
+      reportFeedback({ client: checker.client, labels, maxBytes: limits.maxImageBytes, ...report }),
   });
-  return { checker, sessions, cache };
+  return { checker, sessions, cache, limits };
 })();
 
 // Expose the running state to the browser's devtools and to the tests (which drive the worker directly).
@@ -108,7 +118,7 @@ async function manualCheck(tabId, frameId, url) {
   checker.retryNow(); // the user asked: do not make them wait out a backoff
   try {
     await ensureContentScript(tabId, frameId);
-    await ext.tabs.sendMessage(tabId, { type: "manual-check", url }, { frameId });
+    await ext.tabs.sendMessage(tabId, { type: MSG.workerToTab.manualCheck, url }, { frameId });
   } catch (error) {
     console.warn("RealCheck: cannot show a verdict in this tab", error);
   }
@@ -167,32 +177,37 @@ async function testConnection(serverUrl, apiKey) {
   }
 }
 
+// What the extension's own pages may ask, by type.
+const PAGE_REQUESTS = {
+  [MSG.extensionPageToWorker.popupState]: (message) => popupState(message.tabId),
+  [MSG.extensionPageToWorker.setSite]: (message) =>
+    setSite(message.tabId, normaliseSite(message.site), Boolean(message.on)),
+  [MSG.extensionPageToWorker.testConnection]: (message) => testConnection(message.serverUrl, message.apiKey ?? ""),
+  // After a grant from the welcome page or the popup (permissions.onAdded does the same, but a page that asks
+  // can wait for it and say what changed).
+  [MSG.extensionPageToWorker.applyAccess]: async () => {
+    const applied = await applyAccess();
+    (await state).sessions.broadcastRecheck("failed");
+    return applied;
+  },
+};
+
 ext.runtime.onMessage.addListener((message, sender, sendResponse) => {
   // Only the extension's own pages (popup, options) may change settings or probe servers.
   if (sender.id !== ext.runtime.id || /^https?:/.test(sender.url ?? sender.tab?.url ?? "")) return false;
-  const handlers = {
-    "popup-state": () => popupState(message.tabId),
-    "set-site": () => setSite(message.tabId, normaliseSite(message.site), Boolean(message.on)),
-    "test-connection": () => testConnection(message.serverUrl, message.apiKey ?? ""),
-    "retry-now": async () => (await state).checker.retryNow(),
-    // After a grant from the welcome page or the popup (permissions.onAdded does the same, but a page that
-    // asks can wait for it and say what changed).
-    "apply-access": async () => {
-      const applied = await applyAccess();
-      (await state).sessions.broadcastRecheck("failed");
-      return applied;
-    },
-  };
-  const handler = handlers[message?.type];
-  if (!handler) return false;
-  handler().then(sendResponse, (error) => sendResponse({ error: String(error?.message ?? error) }));
+  if (!Object.hasOwn(PAGE_REQUESTS, message?.type)) return false;
+  PAGE_REQUESTS[message.type](message).then(sendResponse, (error) =>
+    sendResponse({ error: String(error?.message ?? error) }),
+  );
   return true; // answered asynchronously
 });
 
 onSettingsChanged(async (settings, previous) => {
-  const { checker, sessions } = await state;
+  const { checker, sessions, limits } = await state;
   if (settings.serverUrl !== previous.serverUrl || settings.apiKey !== previous.apiKey) {
-    checker.setClient(new ServerClient(settings));
+    const client = new ServerClient(settings);
+    await limits.use(client);
+    checker.setClient(client);
     sessions.broadcastRecheck("failed");
   }
   await applyAccess();

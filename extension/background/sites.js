@@ -3,10 +3,22 @@
 // tabs already open on them, and injected on demand (through activeTab) for a right-click check or a site
 // switched on from the popup.
 import { ext } from "./browser.js";
+import { MSG } from "./messages.js";
 import { getSettings, siteForHost, sitePatterns } from "./settings.js";
 
 export const CONTENT_SCRIPT_ID = "realcheck-auto";
-export const CONTENT_FILES = ["content/overlay.js", "content/finder.js", "content/main.js"];
+// In the order they load: each defines its part on globalThis.__realcheck, main.js puts them together.
+export const CONTENT_FILES = [
+  "shared/messages.js",
+  "content/overlay.js",
+  "content/finder.js",
+  "content/results.js",
+  "content/badges.js",
+  "content/layout.js",
+  "content/manual.js",
+  "content/connection.js",
+  "content/main.js",
+];
 
 /** The host of a page URL, or "" for pages that are not http(s) (the browser's own pages, files, ...). */
 export function pageHost(url) {
@@ -97,7 +109,7 @@ export function syncContentScripts() {
 /** Make sure the content script runs in a tab's frame (injecting it needs activeTab or site access). */
 export async function ensureContentScript(tabId, frameId = 0) {
   try {
-    const answer = await ext.tabs.sendMessage(tabId, { type: "ping" }, { frameId });
+    const answer = await ext.tabs.sendMessage(tabId, { type: MSG.workerToTab.ping }, { frameId });
     if (answer?.ok) return "running";
   } catch {
     // No content script there yet.

@@ -39,11 +39,11 @@
      * `onCandidate(element, kind, url)` fires for an element that shows a checkable image near the viewport
      * (again when its image changes); `onRejected(element)` when an element stops being one.
      */
-    constructor({ onCandidate, onRejected, onChange, minSize = 100 }) {
+    constructor({ onCandidate, onRejected, onChange }) {
       this.onCandidate = onCandidate;
       this.onRejected = onRejected;
       this.onChange = onChange ?? (() => {});
-      this.minSize = minSize;
+      this.minSize = 0;
       this.running = false;
       this.tracked = new WeakMap(); // element -> "img" | "background"
       this.near = new Set();
@@ -56,9 +56,11 @@
       };
     }
 
-    start() {
+    /** Look for images whose sides are at least `minSize` pixels, shown and natural. */
+    start(minSize) {
       if (this.running) return;
       this.running = true;
+      this.minSize = minSize;
       this.nearObserver = new IntersectionObserver((entries) => this.onIntersect(entries), {
         rootMargin: ROOT_MARGIN,
       });
@@ -212,5 +214,4 @@
 
   RC.Finder = Finder;
   RC.backgroundUrl = backgroundUrl;
-  RC.isVector = isVector;
 })();

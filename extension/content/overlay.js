@@ -2,7 +2,7 @@
 //
 // Everything lives in one shadow root attached to <html> (page styles cannot reach in, ours cannot leak
 // out); badges are positioned from the image's bounding box, so images are never wrapped or moved, and
-// positions are refreshed when the page scrolls, resizes or changes (see main.js).
+// positions are refreshed when the page scrolls, resizes or changes (see layout.js).
 (() => {
   const RC = (globalThis.__realcheck ??= {});
   if (RC.Overlay) return;

@@ -1,5 +1,6 @@
 // The options page: server, API key, sites, automatic mode, badge style, blur, and a connection test.
 import { ext } from "../background/browser.js";
+import { MSG } from "../background/messages.js";
 import {
   accessOrigins,
   DEFAULTS,
@@ -83,7 +84,7 @@ $("test-connection").addEventListener("click", async () => {
     return;
   }
   status(output, "Connecting…", true);
-  const answer = await ext.runtime.sendMessage({ type: "test-connection", serverUrl, apiKey: $("apiKey").value.trim() });
+  const answer = await ext.runtime.sendMessage({ type: MSG.extensionPageToWorker.testConnection, serverUrl, apiKey: $("apiKey").value.trim() });
   if (answer?.ok) {
     const runtime = answer.model.runtime ?? {};
     const where = runtime.runtime ? `, ${runtime.runtime} on ${runtime.device ?? "?"}` : "";

@@ -1,6 +1,7 @@
 // The toolbar popup: automatic badges on/off for the current site in one click, access grants, status. When
 // the page shows no badges for lack of access, it says so plainly and offers to grant exactly what is missing.
 import { ext } from "../background/browser.js";
+import { MSG } from "../background/messages.js";
 import { accessOrigins } from "../background/settings.js";
 
 const $ = (id) => document.getElementById(id);
@@ -69,20 +70,20 @@ function show(state) {
 }
 
 async function refresh() {
-  show(await ext.runtime.sendMessage({ type: "popup-state", tabId }));
+  show(await ext.runtime.sendMessage({ type: MSG.extensionPageToWorker.popupState, tabId }));
 }
 
 $("site-toggle").addEventListener("change", async (event) => {
   const on = event.target.checked;
   // Ask first, while the click still counts as a user gesture: the site and the hosts its pictures come from.
   if (on && !current.access) await ext.permissions.request({ origins: accessOrigins([current.site]) }).catch(() => false);
-  show(await ext.runtime.sendMessage({ type: "set-site", tabId, site: current.site, on }));
+  show(await ext.runtime.sendMessage({ type: MSG.extensionPageToWorker.setSite, tabId, site: current.site, on }));
 });
 
 $("grant-missing").addEventListener("click", async () => {
   const granted = await ext.permissions.request({ origins: current.missing.origins }).catch(() => false);
   // permissions.onAdded does this too; waiting for it here lets the popup show the page's new state.
-  if (granted) await ext.runtime.sendMessage({ type: "apply-access" });
+  if (granted) await ext.runtime.sendMessage({ type: MSG.extensionPageToWorker.applyAccess });
   await refresh();
 });
 

@@ -1,6 +1,7 @@
 // The first-run page (opened on install): says what is sent where, then asks once, in a single permission
 // request, for the listed news sites and the hosts their images come from, or for all sites.
 import { ext } from "../background/browser.js";
+import { MSG } from "../background/messages.js";
 import { accessOrigins, getSettings, imageHostsFor } from "../background/settings.js";
 import { siteAccess } from "../background/sites.js";
 
@@ -45,7 +46,7 @@ async function grant(origins) {
     return;
   }
   // Registers the content script for the sites and starts it in tabs already open on them.
-  const applied = await ext.runtime.sendMessage({ type: "apply-access" });
+  const applied = await ext.runtime.sendMessage({ type: MSG.extensionPageToWorker.applyAccess });
   const allowed = await sitesWithAccess();
   const tabs = applied?.started ? ` ${applied.started} open tab${applied.started === 1 ? "" : "s"} now check their images too.` : "";
   status(`Done: automatic badges are on for ${allowed} of the ${sites.length} listed sites.${tabs}`, true);

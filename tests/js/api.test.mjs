@@ -75,3 +75,13 @@ test("in an answer for several images, an image the server could not decode has 
   assert.deepEqual([error.status, error.code, error.message, error.retryable], [400, "invalid_image", bad.error.message, false]);
   assert.equal(predictionError(undefined).code, "bad_response");
 });
+
+test("the server's upload limits come from /v1/models, null from a server that states none", async () => {
+  const limits = { max_image_bytes: 1000, max_request_bytes: 5000, max_images_per_request: 4 };
+  const { calls, fetchImpl } = fakeFetch(() => json(200, { models: [{ name: "m" }], limits }));
+  const client = new ServerClient({ serverUrl: "http://127.0.0.1:8000", fetchImpl });
+  assert.deepEqual(await client.limits(), limits);
+  assert.equal(calls[0].url, "http://127.0.0.1:8000/v1/models");
+  const older = new ServerClient({ serverUrl: "http://x", fetchImpl: async () => json(200, { models: [{ name: "m" }] }) });
+  assert.equal(await older.limits(), null);
+});

@@ -67,3 +67,14 @@ test("downloads: failures say why; only http, https and data URLs are read", asy
     (e) => e.code === "unsupported_format",
   );
 });
+
+test("downloads over the server's per-image limit are not sent, by header or by size", async () => {
+  const bytes = png(400, 300);
+  const declared = async () => new Response(bytes, { headers: { "Content-Type": "image/png", "Content-Length": "5000000" } });
+  await assert.rejects(
+    fetchImage("https://x/a.png", { maxBytes: 4 * 1024 * 1024, fetchImpl: declared }),
+    (e) => e.code === "too_large" && !e.skip && /over the 4 MB the server accepts/.test(e.message),
+  );
+  await assert.rejects(fetchImage("https://x/a.png", { maxBytes: 32, fetchImpl: serve(bytes) }), (e) => e.code === "too_large");
+  assert.equal((await fetchImage("https://x/a.png", { maxBytes: 33, fetchImpl: serve(bytes) })).bytes.length, 33);
+});

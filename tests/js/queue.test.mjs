@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { ApiError } from "../../extension/background/api.js";
+import { DEFAULT_LIMITS } from "../../extension/background/limits.js";
 import { RequestQueue } from "../../extension/background/queue.js";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -176,4 +177,17 @@ test("an image queued while the server is known to be down hears so at once", as
   assert.deepEqual(waiting, [["a"], ["b"]]);
   queue.close();
   await Promise.allSettled([first, second]);
+});
+
+
+test("a request holds no more images, nor bytes, than the server's limits allow", async () => {
+  const calls = [];
+  const limits = { current: { ...DEFAULT_LIMITS, max_images_per_request: 3, max_request_bytes: 3100 } };
+  const queue = new RequestQueue(async (blobs) => (calls.push(blobs.map((b) => b.size)), answer(blobs)), { maxWaitMs: 20 }, { limits });
+  await Promise.all([1, 2, 3, 4, 5].map((n) => queue.submit(`k${n}`, { size: n })));
+  assert.deepEqual(calls, [[1, 2, 3], [4, 5]]);
+  calls.length = 0;
+  // Each image with room for its part headers: two of about 1000 bytes fit in 3100, three do not; one over goes alone.
+  await Promise.all([1000, 1001, 1002, 5000].map((size) => queue.submit(`s${size}`, { size })));
+  assert.deepEqual(calls, [[1000, 1001], [1002], [5000]]);
 });
