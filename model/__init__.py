@@ -11,9 +11,9 @@ __all__ = ["Detector", "Prediction", "load_detector", "__version__"]
 
 
 def __getattr__(name: str):
-    # Lazy so that `import model` (and `realcheck --help`) stays fast.
+    # Lazy so that `import realcheck.model` (and `realcheck --help`) stays fast.
     if name in {"Detector", "Prediction", "load_detector"}:
-        from model import inference
+        from realcheck.model import inference
 
         return getattr(inference, name)
-    raise AttributeError(f"module 'model' has no attribute {name!r}")
+    raise AttributeError(f"module 'realcheck.model' has no attribute {name!r}")

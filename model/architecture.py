@@ -12,9 +12,8 @@ from pathlib import Path
 
 import keras
 from keras import layers, ops
-
-from model.errors import RealCheckError, WeightsUnavailableError
-from model.settings import INPUT_FILTERS, LITE, HeadParams, backbone_spec
+from realcheck.model.errors import RealCheckError, WeightsUnavailableError
+from realcheck.model.settings import INPUT_FILTERS, LITE, HeadParams, backbone_spec
 
 
 @keras.saving.register_keras_serializable(package="realcheck")
@@ -110,7 +109,7 @@ def build_backbone(name: str, input_size: int | None, weights: str | None) -> ke
     """
     spec = backbone_spec(name)
     if spec.constructor == LITE:
-        from model.efficientnet_lite import build_efficientnet_lite
+        from realcheck.model.efficientnet_lite import build_efficientnet_lite
 
         return build_efficientnet_lite(
             spec.name, (input_size, input_size, 3), resolve_weights(weights, ".pth")

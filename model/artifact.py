@@ -2,7 +2,7 @@
 
 model.keras        the Keras model (raw RGB 0..255 of any size in, P(AI) out)
 metadata.json      name, version, backbone, input, threshold, band, labels, data summary, metrics...
-                   (every field, its type and meaning: `model.metadata.FIELDS`)
+                   (every field, its type and meaning: `realcheck.model.metadata.FIELDS`)
 README.md          the model card
 plots/             evaluation and training plots
 config.json, split.csv, history.json, evaluation.json, skipped.json   how it was made
@@ -14,10 +14,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from model.errors import ArtifactError
-from model.metadata import build_metadata, validate_metadata, validate_new_metadata
+from realcheck.model.errors import ArtifactError
+from realcheck.model.metadata import build_metadata, validate_metadata, validate_new_metadata
 
-MODEL_FILE = "model.keras"
+MODEL_FILE = "realcheck.model.keras"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "README.md"
 
@@ -39,8 +39,8 @@ def save_artifact(folder: str | Path, model, metadata: dict) -> Path:
 def save_untrained_artifact(folder: str | Path, backbone: str, size: int, name: str, version: str) -> Path:
     """An artifact of an untrained network at `size` px, written in seconds: as fast as a trained one, for
     benchmarks and tests of serving (its scores mean nothing)."""
-    from model import architecture
-    from model.settings import HeadParams
+    from realcheck.model import architecture
+    from realcheck.model.settings import HeadParams
 
     model = architecture.build_model(backbone, input_size=size, weights="none")
     metadata = build_metadata(
@@ -84,8 +84,7 @@ def read_metadata(folder: str | Path) -> dict:
 def load_artifact(folder: str | Path):
     """(Keras model, metadata) from an artifact folder."""
     import keras
-
-    from model import architecture  # noqa: F401  registers the custom layers before loading
+    from realcheck.model import architecture  # noqa: F401  registers the custom layers before loading
 
     folder = Path(folder)
     metadata = read_metadata(folder)

@@ -1,6 +1,6 @@
 """The model package's commands: train, tune, finetune, compare, evaluate and export.
 
-Training flags come from `model.settings.TrainConfig` (defaults, choices and help text live on its fields);
+Training flags come from `realcheck.model.settings.TrainConfig` (defaults, choices and help text live on its fields);
 each handler turns its arguments into one TrainConfig and calls the package. Imports of TensorFlow-heavy
 modules are inside the handlers, so `realcheck --help` stays fast.
 """
@@ -11,9 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-from model.errors import RealCheckError
-from model.flags import Refused, add_flags, flag_values, positive_int
-from model.settings import BACKBONES, KEPT_FROM_ARTIFACT, AugmentConfig, HeadParams, TrainConfig
+from realcheck.model.errors import RealCheckError
+from realcheck.model.flags import Refused, add_flags, flag_values, positive_int
+from realcheck.model.settings import BACKBONES, KEPT_FROM_ARTIFACT, AugmentConfig, HeadParams, TrainConfig
 
 # TrainConfig settings a command does not offer (it fixes them itself).
 SEARCH_SETTINGS = ("search", "search_trials", "search_epochs")
@@ -107,7 +107,7 @@ def searched_head(path: Path, learning_rate: float) -> tuple[HeadParams, float]:
 
 def make_config(args: argparse.Namespace, **fixed) -> TrainConfig:
     """CLI flags -> TrainConfig (the one place flags become configuration); `fixed` is what the command sets."""
-    from model.metadata import new_version
+    from realcheck.model.metadata import new_version
 
     values = flag_values(args, TrainConfig) | {"augment": augment_config(args)}
     if getattr(args, "head_params", None):
@@ -122,15 +122,15 @@ def make_config(args: argparse.Namespace, **fixed) -> TrainConfig:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from model.training import summary_text, train
+    from realcheck.model.training import summary_text, train
 
     print(summary_text(train(make_config(args))))
     return 0
 
 
 def command_tune(args: argparse.Namespace) -> int:
-    from model.training import preflight_weights, prepare_data, set_seed
-    from model.tuning import run_head_search
+    from realcheck.model.training import preflight_weights, prepare_data, set_seed
+    from realcheck.model.tuning import run_head_search
 
     config = make_config(args, search=True)
     set_seed(config.seed)
@@ -147,14 +147,14 @@ def command_tune(args: argparse.Namespace) -> int:
 
 
 def command_finetune(args: argparse.Namespace) -> int:
-    from model.training import finetune, summary_text
+    from realcheck.model.training import finetune, summary_text
 
     print(summary_text(finetune(args.model, make_config(args))))
     return 0
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    from model.comparison import compare_backbones, markdown_table
+    from realcheck.model.comparison import compare_backbones, markdown_table
 
     backbones = [b.strip().lower() for b in args.backbones.split(",") if b.strip()]
     unknown = [b for b in backbones if b not in BACKBONES]
@@ -212,7 +212,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 def _degradation(text: str):
-    from model.imaging import WebDegradation
+    from realcheck.model.imaging import WebDegradation
 
     try:
         return WebDegradation.parse(text)
@@ -221,10 +221,10 @@ def _degradation(text: str):
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    from model.artifact import resolve_model_dir
-    from model.evaluation import format_report
-    from model.folder_evaluation import evaluate_folder
-    from model.labels import label_for_folder
+    from realcheck.model.artifact import resolve_model_dir
+    from realcheck.model.evaluation import format_report
+    from realcheck.model.folder_evaluation import evaluate_folder
+    from realcheck.model.labels import label_for_folder
 
     result = evaluate_folder(
         resolve_model_dir(args.model),
@@ -259,8 +259,8 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from model.artifact import read_metadata, resolve_model_dir
-    from model.export import export_artifact
+    from realcheck.model.artifact import read_metadata, resolve_model_dir
+    from realcheck.model.export import export_artifact
 
     model_dir = resolve_model_dir(args.model)
     out = args.out

@@ -8,8 +8,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from model.settings import TrainConfig
-from model.training import train
+from realcheck.model.settings import TrainConfig
+from realcheck.model.training import train
 
 log = logging.getLogger("realcheck")
 COLUMNS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "average_precision")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from model.labels import AI, LABEL_NAMES, REAL, UNCERTAIN
+from realcheck.model.labels import AI, LABEL_NAMES, REAL, UNCERTAIN
 
 
 def verdict_for_score(score: float, threshold: float, band: tuple[float, float]) -> str:

@@ -17,8 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 from keras import layers
-
-from model.errors import WeightsUnavailableError
+from realcheck.model.errors import WeightsUnavailableError
 
 BN_EPSILON = 1e-3
 
@@ -191,7 +190,7 @@ def weights_path(variant: LiteVariant) -> Path:
 
 def load_lite_weights(model: keras.Model, variant: LiteVariant, weights: str) -> None:
     """Copy a PyTorch EfficientNet-Lite state dict into the Keras model built by build_efficientnet_lite."""
-    from model.torch_checkpoint import read_state_dict
+    from realcheck.model.torch_checkpoint import read_state_dict
 
     path = weights_path(variant) if weights == "imagenet" else Path(weights)
     state = read_state_dict(path)

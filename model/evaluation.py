@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from realcheck.model.decision import DecisionRule
+from realcheck.model.labels import AI, LABEL_NAMES, REAL
 from sklearn import metrics as skm
-
-from model.decision import DecisionRule
-from model.labels import AI, LABEL_NAMES, REAL
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from model.artifact import MODEL_FILE, file_sha256, load_artifact, write_json
-from model.errors import RealCheckError
+from realcheck.model.artifact import MODEL_FILE, file_sha256, load_artifact, write_json
+from realcheck.model.errors import RealCheckError
 
 log = logging.getLogger("realcheck")
 FORMATS = ("onnx", "savedmodel")
@@ -45,7 +44,7 @@ def export_artifact(model_dir: str | Path, fmt: str, out: str | Path | None = No
     inputs = sample_inputs(int(metadata["input_size"]))
     expected = np.asarray(model.predict_on_batch(inputs)).reshape(-1)
     if fmt == "onnx":
-        path = Path(out) if out else model_dir / "model.onnx"
+        path = Path(out) if out else model_dir / "realcheck.model.onnx"
         path.parent.mkdir(parents=True, exist_ok=True)
         model.export(str(path), format="onnx", verbose=False)
         actual = run_onnx(path, inputs)
@@ -111,7 +110,7 @@ def export_onnx_in_child(model_dir: str | Path, out: str | Path) -> dict:
     The exporter (tf2onnx) needs several GB for a big graph and keeps much of it: in a child, a server or a
     test session gets all of it back when the child exits, and never imports TensorFlow for it.
     """
-    command = [sys.executable, "-m", "model.export", str(model_dir), str(out)]
+    command = [sys.executable, "-m", "realcheck.model.export", str(model_dir), str(out)]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         lines = [line for line in completed.stderr.strip().splitlines() if line.strip()]
@@ -131,7 +130,7 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m model.export MODEL_DIR OUT.onnx`: the child process of `export_onnx_in_child`."""
+    """`python -m realcheck.model.export MODEL_DIR OUT.onnx`: the child process of `export_onnx_in_child`."""
     _die_with_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     model_dir, out = argv if argv is not None else sys.argv[1:]

@@ -7,14 +7,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
-
-from model import evaluation
-from model.artifact import read_metadata, write_json
-from model.datasets import discover
-from model.errors import DataError, ImageDecodeError
-from model.imaging import WebDegradation
-from model.inference import load_detector
-from model.splitting import load_manifest
+from realcheck.model import evaluation
+from realcheck.model.artifact import read_metadata, write_json
+from realcheck.model.datasets import discover
+from realcheck.model.errors import DataError, ImageDecodeError
+from realcheck.model.imaging import WebDegradation
+from realcheck.model.inference import load_detector
+from realcheck.model.splitting import load_manifest
 
 log = logging.getLogger("realcheck")
 

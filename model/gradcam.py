@@ -5,7 +5,7 @@ the class score with respect to them, keeps the positive part and upsamples it t
 the layer is the output of the last convolutional block (`conv5_block3_out`); for the other backbones it is
 their last convolutional layer.
 
-A RealCheck model nests its backbone as a sub-model (`model.architecture.build_model`), so the feature maps
+A RealCheck model nests its backbone as a sub-model (`realcheck.model.architecture.build_model`), so the feature maps
 are not outputs of the outer graph: `GradCam` builds a small model from the backbone's input to
 [feature maps, backbone output] and runs the outer layers around it itself, all with `training=False`.
 """
@@ -43,7 +43,7 @@ def target_layer_name(backbone: keras.Model) -> str:
     for layer in reversed(backbone.layers):
         if isinstance(layer, convolutions):
             return layer.name
-    from model.errors import RealCheckError
+    from realcheck.model.errors import RealCheckError
 
     raise RealCheckError(f"backbone {backbone.name!r} has no convolutional layer for Grad-CAM")
 
@@ -57,8 +57,7 @@ class GradCam:
 
     def __init__(self, model: keras.Model, layer_name: str | None = None):
         import keras
-
-        from model.architecture import backbone_of
+        from realcheck.model.architecture import backbone_of
 
         self.model = model
         backbone = backbone_of(model)

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
-
-from model.errors import ImageDecodeError
-from model.settings import InputSpec
+from realcheck.model.errors import ImageDecodeError
+from realcheck.model.settings import InputSpec
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image
 

@@ -3,7 +3,7 @@
 Every face scores through `Detector`: training-time evaluation, `realcheck evaluate`, `check`/`scan`, the
 server (which adds only its cache and micro-batcher around `examine`, `scores` and `judge`) and the Streamlit
 app, so the same file gets the same score and the same decision everywhere. The runtime that runs the model
-(Keras/TensorFlow or ONNX Runtime, `model.runtimes`) is a plug-in.
+(Keras/TensorFlow or ONNX Runtime, `realcheck.model.runtimes`) is a plug-in.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from model.decision import DecisionRule
-from model.errors import ImageDecodeError
-from model.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, load_model_input
-from model.provenance import NO_PROVENANCE, Provenance, ProvenanceReader, decide
-from model.runtimes import KerasRuntime, Runtime
+from realcheck.model.decision import DecisionRule
+from realcheck.model.errors import ImageDecodeError
+from realcheck.model.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, load_model_input
+from realcheck.model.provenance import NO_PROVENANCE, Provenance, ProvenanceReader, decide
+from realcheck.model.runtimes import KerasRuntime, Runtime
 
 # Bytes per pixel an image file may take: 16-bit RGBA uncompressed. A larger file cannot hold an image within
 # the pixel limit, so it is refused before it is read into memory.
@@ -198,7 +197,7 @@ def load_detector(
     folder: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, provenance: ProvenanceReader | None = None
 ) -> Detector:
     """Load an artifact folder's Keras model into a ready Detector."""
-    from model.artifact import load_artifact
+    from realcheck.model.artifact import load_artifact
 
     model, metadata = load_artifact(folder)
     return keras_detector(model, metadata, max_pixels, provenance)

@@ -1,7 +1,7 @@
 """The artifact's metadata.json: one table of its fields, from which it is built, checked and documented.
 
 Writers (training, fine-tuning, the default-model build, the untrained artifacts of tests and benchmarks)
-start from `build_metadata`; `model.artifact` checks what it writes and what it reads against the table; the
+start from `build_metadata`; `realcheck.model.artifact` checks what it writes and what it reads against the table; the
 API serves the `PUBLIC_FIELDS` and its OpenAPI `Model` schema is `openapi_properties`. A new field is one
 more row here. No TensorFlow: the server and the CLI read metadata without it.
 """
@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from model.errors import ArtifactError
-from model.labels import LABEL_NAMES
+from realcheck.model.errors import ArtifactError
+from realcheck.model.labels import LABEL_NAMES
 
 FORMAT_VERSION = 1
 

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-
-from model.datasets import Sample
-from model.imaging import ensure_min_side, fit_to_input, open_rgb
-from model.settings import AugmentConfig, InputSpec
+from realcheck.model.datasets import Sample
+from realcheck.model.imaging import ensure_min_side, fit_to_input, open_rgb
+from realcheck.model.settings import AugmentConfig, InputSpec
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -28,9 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from PIL import Image
-
-from model.errors import RealCheckError
-from model.labels import AI, LABEL_NAMES
+from realcheck.model.errors import RealCheckError
+from realcheck.model.labels import AI, LABEL_NAMES
 
 IPTC_SOURCE_TYPE_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 # Made by an algorithm, not captured: `trainedAlgorithmicData` is C2PA's older name for the first.

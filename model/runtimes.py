@@ -1,7 +1,7 @@
-"""Runtimes: what turns a batch of prepared inputs into P(AI). Plug-ins of the scoring core (`model.inference`).
+"""Runtimes: what turns a batch of prepared inputs into P(AI). Plug-ins of the scoring core (`realcheck.model.inference`).
 
 Both take the uint8 arrays `Detector.prepare` produces, so switching runtime changes speed, not scores (they
-agree within `model.export.TOLERANCE`). TensorFlow and ONNX Runtime are imported only by the runtime in use.
+agree within `realcheck.model.export.TOLERANCE`). TensorFlow and ONNX Runtime are imported only by the runtime in use.
 """
 
 from __future__ import annotations

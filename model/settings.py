@@ -1,6 +1,6 @@
 """Every training setting, its default, its choices and its --help text, in one place that needs no TensorFlow.
 
-The command line is built from these dataclasses (`model.flags`), so a default or a help text is changed
+The command line is built from these dataclasses (`realcheck.model.flags`), so a default or a help text is changed
 here and nowhere else; Python callers build the same objects directly.
 
 Sizes, the one quantity that used to go by five names:
@@ -25,8 +25,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from model.errors import RealCheckError
-from model.flags import (
+from realcheck.model.errors import RealCheckError
+from realcheck.model.flags import (
     check_choices,
     fraction,
     non_negative_int,

@@ -12,9 +12,9 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from model.datasets import Sample
-from model.errors import DataError
-from model.labels import AI, REAL
+from realcheck.model.datasets import Sample
+from realcheck.model.errors import DataError
+from realcheck.model.labels import AI, REAL
 
 SPLITS = ("train", "val", "test")
 MANIFEST_FIELDS = ("path", "label", "generator", "group", "split")

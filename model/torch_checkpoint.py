@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-
-from model.errors import WeightsUnavailableError
+from realcheck.model.errors import WeightsUnavailableError
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001

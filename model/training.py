@@ -18,16 +18,15 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-
-from model import architecture, artifact, evaluation
-from model.datasets import Discovery, Sample, discover, summarize
-from model.decision import DecisionRule
-from model.errors import DataError, RealCheckError
-from model.inference import keras_detector, score_paths
-from model.metadata import NETWORK_FIELDS, build_metadata, git_commit
-from model.pipeline import make_dataset
-from model.settings import HeadParams, TrainConfig
-from model.splitting import SPLITS, load_manifest, save_manifest, split_by_source, split_samples
+from realcheck.model import architecture, artifact, evaluation
+from realcheck.model.datasets import Discovery, Sample, discover, summarize
+from realcheck.model.decision import DecisionRule
+from realcheck.model.errors import DataError, RealCheckError
+from realcheck.model.inference import keras_detector, score_paths
+from realcheck.model.metadata import NETWORK_FIELDS, build_metadata, git_commit
+from realcheck.model.pipeline import make_dataset
+from realcheck.model.settings import HeadParams, TrainConfig
+from realcheck.model.splitting import SPLITS, load_manifest, save_manifest, split_by_source, split_samples
 
 log = logging.getLogger("realcheck")
 
@@ -240,7 +239,7 @@ def train(config: TrainConfig) -> TrainResult:
     with strategy.scope():
         head = config.head
         if config.search:
-            from model.tuning import run_head_search
+            from realcheck.model.tuning import run_head_search
 
             search = run_head_search(config, data, run_dir / "tuning")
             head = search.params

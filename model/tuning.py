@@ -17,10 +17,9 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 import numpy as np
-
-from model import architecture
-from model.pipeline import make_dataset
-from model.settings import HeadParams, TrainConfig
+from realcheck.model import architecture
+from realcheck.model.pipeline import make_dataset
+from realcheck.model.settings import HeadParams, TrainConfig
 
 log = logging.getLogger("realcheck")
 

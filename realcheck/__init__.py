@@ -5,6 +5,6 @@
 
 from __future__ import annotations
 
-from model import __version__
+from realcheck.model import __version__
 
 __all__ = ["__version__"]

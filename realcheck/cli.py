@@ -12,13 +12,13 @@ import logging
 import os
 import sys
 
-from model import commands as model_commands
-from model import quiet_import
-from model.errors import RealCheckError
-from model.flags import DefaultsHelpFormatter
 from realcheck import __version__
-from server import commands as server_commands
-from streamlit_app import commands as app_commands
+from realcheck.model import commands as model_commands
+from realcheck.model import quiet_import
+from realcheck.model.errors import RealCheckError
+from realcheck.model.flags import DefaultsHelpFormatter
+from realcheck.server import commands as server_commands
+from realcheck.streamlit_app import commands as app_commands
 
 log = logging.getLogger("realcheck")
 

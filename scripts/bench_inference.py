@@ -2,7 +2,7 @@
 """Model throughput per runtime at batch 1, 8 and 32, against the machine's FP32 peak measured in the same run.
 
 Runtimes: ONNX Runtime (the server's CPU path), TensorFlow through the Detector's compiled forward pass (the
-server's GPU path), and Keras `model.predict` (the naive way). The FP32 peak is the best rate of a large
+server's GPU path), and Keras `realcheck.model.predict` (the naive way). The FP32 peak is the best rate of a large
 matrix product; each runtime's images/s is also given as a percentage of the FP32 limit
 (peak / FLOPs per image). Prints one JSON object.
 
@@ -53,12 +53,11 @@ def main() -> None:
 
     import benchlib
     import numpy as np
-
-    from model.artifact import read_metadata
-    from model.inference import load_detector
-    from model.runtimes import OnnxRuntime
-    from server.backends import ensure_onnx_export
-    from server.config import ServerConfig
+    from realcheck.model.artifact import read_metadata
+    from realcheck.model.inference import load_detector
+    from realcheck.model.runtimes import OnnxRuntime
+    from realcheck.server.backends import ensure_onnx_export
+    from realcheck.server.config import ServerConfig
 
     model_dir = Path(args.model) if args.model else benchlib.ensure_artifact()
     metadata = read_metadata(model_dir)

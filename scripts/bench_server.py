@@ -5,7 +5,7 @@ For batching on (`--max-batch-size`) and off (batch size 1), a server process is
 port and `--clients` threads post JPEGs (each request's bytes made unique, so nothing is a cache hit) for
 `--seconds`. Reported: throughput, p50/p95/p99 latency, errors, the server's peak memory; batch-1 latency with
 one client; a cached repeat's latency; and, measured in this process, the same runtime's batched throughput
-(the model's batched limit) and a naive baseline (decode + one Keras `model.predict` per request, no
+(the model's batched limit) and a naive baseline (decode + one Keras `realcheck.model.predict` per request, no
 batching). Prints one JSON object. Loopback only; every loop is bounded by time and count.
 
     python scripts/bench_server.py --images ../shared/data/dhanush-dev --clients 16 --seconds 20
@@ -164,11 +164,10 @@ def in_process(
 ):
     """The runtime's batched throughput on prepared inputs, and the naive one-predict-per-request rate."""
     import numpy as np
-
-    from model.artifact import read_metadata
-    from model.inference import Detector
-    from server.backends import load_runtime
-    from server.config import ServerConfig
+    from realcheck.model.artifact import read_metadata
+    from realcheck.model.inference import Detector
+    from realcheck.server.backends import load_runtime
+    from realcheck.server.config import ServerConfig
 
     metadata = read_metadata(model_dir)
     runtime = load_runtime(model_dir, metadata, backend, ServerConfig(cache_dir=cache_dir).resolved_cache_dir)
@@ -189,7 +188,7 @@ def in_process(
         detector.prepare(data)
     result["decode_ms_per_image"] = round((time.perf_counter() - decode_started) / 16 * 1000, 2)
     if naive:
-        from model.artifact import load_artifact
+        from realcheck.model.artifact import load_artifact
 
         keras_model, _ = load_artifact(model_dir)
         keras_model.predict(prepared[:1].astype("float32"), verbose=0)

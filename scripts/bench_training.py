@@ -42,12 +42,11 @@ def main() -> None:
     import keras
     import numpy as np
     import tensorflow as tf
-
-    from model.architecture import build_model
-    from model.datasets import discover
-    from model.pipeline import make_dataset
-    from model.settings import AugmentConfig, InputSpec
-    from model.training import compile_for_training
+    from realcheck.model.architecture import build_model
+    from realcheck.model.datasets import discover
+    from realcheck.model.pipeline import make_dataset
+    from realcheck.model.settings import AugmentConfig, InputSpec
+    from realcheck.model.training import compile_for_training
 
     keras.utils.set_random_seed(0)
     samples = discover(args.data).samples

@@ -14,9 +14,9 @@ DEFAULT_ARTIFACT = Path("runs") / "bench-resnet50-224"
 def ensure_artifact(folder: str | Path = DEFAULT_ARTIFACT, size: int = 224) -> Path:
     """An untrained ResNet-50 artifact at `size` px (same speed as a trained one), built once."""
     folder = Path(folder)
-    if (folder / "metadata.json").is_file() and (folder / "model.keras").is_file():
+    if (folder / "metadata.json").is_file() and (folder / "realcheck.model.keras").is_file():
         return folder
-    from model.artifact import save_untrained_artifact
+    from realcheck.model.artifact import save_untrained_artifact
 
     return save_untrained_artifact(folder, "resnet50", size, "realcheck-bench", f"untrained-{size}")
 
@@ -65,8 +65,7 @@ def backbone_gflop_per_image(backbone: str = "resnet50", size: int = 224) -> flo
     """Multiply-adds x 2 of a RealCheck backbone's convolutions at `size` px, counted from Keras (the head is
     negligible)."""
     import keras
-
-    from model.architecture import build_backbone
+    from realcheck.model.architecture import build_backbone
 
     model = build_backbone(backbone, size, "none")
     flops = 0

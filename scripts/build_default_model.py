@@ -6,7 +6,7 @@ command that made it. Steps:
 
 1. One data folder of links to the --data folders (their files stay where they are); each folder's
    `manifest.csv` names every image's source (generator, camera collection).
-2. The protocol: the sources are dealt into --folds folds, whole (`model.splitting.source_folds`). For each
+2. The protocol: the sources are dealt into --folds folds, whole (`realcheck.model.splitting.source_folds`). For each
    fold, `realcheck train` with the recipe below, on a split whose test images are that fold's sources and
    whose validation images are other whole sources; then `realcheck evaluate --subset test` on clean,
    768:60 and 512:40 web-degraded copies. Every source is tested once, by a model that never saw it.
@@ -80,7 +80,7 @@ def realcheck(*args: str, capture: bool = False) -> str:
 
 def link_data(folders: list[str], target: Path) -> Path:
     """target/<folder name>/... with a link per image and each folder's manifest.csv copied."""
-    from model.imaging import is_image_file
+    from realcheck.model.imaging import is_image_file
 
     if target.exists():
         shutil.rmtree(target)
@@ -108,8 +108,8 @@ def evaluate(model_dir: Path, data: Path, out: Path, subset: str, degrade: str |
 
 def run_protocol(args: argparse.Namespace, data: Path, out: Path) -> dict:
     """Train without each fold, test on it; per-source results and pooled held-out predictions per tier."""
-    from model.datasets import discover
-    from model.splitting import save_manifest, source_folds, split_by_source
+    from realcheck.model.datasets import discover
+    from realcheck.model.splitting import save_manifest, source_folds, split_by_source
 
     samples = discover(data).samples
     folds = source_folds(samples, args.folds, args.seed)
@@ -136,7 +136,7 @@ def run_protocol(args: argparse.Namespace, data: Path, out: Path) -> dict:
 
 def decision_rule(model_dir: Path) -> dict:
     """The threshold and band a model's verdicts used, from its metadata."""
-    from model.artifact import read_metadata
+    from realcheck.model.artifact import read_metadata
 
     metadata = read_metadata(model_dir)
     return {"threshold": metadata["threshold"], "band": metadata["uncertainty_band"]}
@@ -172,10 +172,9 @@ def summarize(rows: list[dict]) -> dict:
 
     Each fold model has its own threshold and band; verdicts are each model's own.
     """
+    from realcheck.model import evaluation
+    from realcheck.model.labels import AI, UNCERTAIN
     from sklearn import metrics
-
-    from model import evaluation
-    from model.labels import AI, UNCERTAIN
 
     labels = np.array([1 if row["label"] == "ai" else 0 for row in rows])
     scores = np.array([float(row["score"]) for row in rows])
@@ -213,7 +212,7 @@ def baseline(model_dir: Path, data: Path, out: Path, tiers: list[str]) -> dict:
 
     An evaluation already in `out` is reused (the previous default scores about 4 images/s here).
     """
-    from model.artifact import read_metadata
+    from realcheck.model.artifact import read_metadata
 
     rule = decision_rule(model_dir)
     results = {"name": read_metadata(model_dir)["name"]}
@@ -230,8 +229,8 @@ def baseline(model_dir: Path, data: Path, out: Path, tiers: list[str]) -> dict:
 def protocol_plots(predictions_file: Path, metadata: dict, folder: Path) -> list[str]:
     """ROC, precision-recall, reliability and confusion matrix of the pooled clean held-out predictions, at the
     bundled model's threshold (each fold model had its own; these are the scores' plots)."""
-    from model import evaluation
-    from model.decision import DecisionRule
+    from realcheck.model import evaluation
+    from realcheck.model.decision import DecisionRule
 
     with predictions_file.open(newline="", encoding="utf-8") as handle:
         rows = [row for row in csv.DictReader(handle) if row["tier"] == "clean"]
@@ -316,7 +315,7 @@ def main() -> None:
     parser.add_argument("--bundle", action="store_true", help="install the result as the bundled default")
     args = parser.parse_args()
 
-    from model.artifact import (
+    from realcheck.model.artifact import (
         bundled_models_root,
         read_metadata,
         write_json,
@@ -335,8 +334,8 @@ def main() -> None:
         write_json(protocol_file, protocol)
     run_dir = out / "run"
     if not (run_dir / "metadata.json").is_file():
-        from model.datasets import discover
-        from model.splitting import save_manifest, split_by_source
+        from realcheck.model.datasets import discover
+        from realcheck.model.splitting import save_manifest, split_by_source
 
         split = split_by_source(
             discover(data).samples, 0.0, 0.0, args.seed, val_sources=set(args.val_sources)
@@ -386,9 +385,9 @@ def main() -> None:
         for old in root.iterdir() if root.is_dir() else []:
             shutil.rmtree(old)
         keep = {
-            "model.keras",
-            "model.onnx",
-            "model.onnx.export.json",  # what lets a server trust the shipped export (its model's SHA-256)
+            "realcheck.model.keras",
+            "realcheck.model.onnx",
+            "realcheck.model.onnx.export.json",  # what lets a server trust the shipped export (its model's SHA-256)
             "metadata.json",
             "README.md",
             "config.json",

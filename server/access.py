@@ -6,8 +6,8 @@ import hmac
 import threading
 import time
 
-from server.config import EXTENSION_ORIGIN_PREFIXES, ServerConfig
-from server.errors import ApiError
+from realcheck.server.config import EXTENSION_ORIGIN_PREFIXES, ServerConfig
+from realcheck.server.errors import ApiError
 
 CORS_METHODS = "GET, POST, OPTIONS"
 CORS_HEADERS = "Content-Type, X-API-Key, Authorization"

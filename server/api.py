@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, current_app, jsonify, request
-
-from model.metadata import PUBLIC_FIELDS
-from server.errors import ApiError
-from server.uploads import upload_limits, uploads_from_request
+from realcheck.model.metadata import PUBLIC_FIELDS
+from realcheck.server.errors import ApiError
+from realcheck.server.uploads import upload_limits, uploads_from_request
 
 api = Blueprint("api", __name__, url_prefix="/v1")
 

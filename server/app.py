@@ -7,13 +7,12 @@ import time
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from flask import Flask, g, jsonify, request
+from realcheck.server.access import RateLimiter, check_api_key, cors_headers, origin_allowed
+from realcheck.server.config import ServerConfig
+from realcheck.server.errors import ApiError
+from realcheck.server.metrics import Metrics
+from realcheck.server.service import PredictionService
 from werkzeug.exceptions import HTTPException
-
-from server.access import RateLimiter, check_api_key, cors_headers, origin_allowed
-from server.config import ServerConfig
-from server.errors import ApiError
-from server.metrics import Metrics
-from server.service import PredictionService
 
 log = logging.getLogger("realcheck")
 # Paths open to everyone (orchestrators and scrapers do not carry API keys) and never rate limited.
@@ -39,7 +38,7 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
         MAX_FORM_MEMORY_SIZE=config.max_request_bytes,
         JSON_SORT_KEYS=False,
     )
-    from server.feedback_store import FeedbackStore
+    from realcheck.server.feedback_store import FeedbackStore
 
     # Parsed before the model starts loading (a bad URL fails at once), opened on the first report.
     app.extensions["realcheck_feedback"] = FeedbackStore(config.feedback_db)
@@ -48,9 +47,9 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
     app.extensions["realcheck"] = service
     limiter = RateLimiter(config.rate_limit_per_minute) if config.rate_limit_per_minute else None
 
-    from server.api import api
-    from server.feedback import feedback
-    from server.ops import ops
+    from realcheck.server.api import api
+    from realcheck.server.feedback import feedback
+    from realcheck.server.ops import ops
 
     app.register_blueprint(api)
     app.register_blueprint(feedback)

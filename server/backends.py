@@ -1,6 +1,6 @@
 """Which runtime serves an artifact (TensorFlow on a GPU, ONNX Runtime on a CPU) and the cached ONNX export.
 
-The runtimes themselves are `model.runtimes`; the server wraps the chosen one in the scoring core's Detector.
+The runtimes themselves are `realcheck.model.runtimes`; the server wraps the chosen one in the scoring core's Detector.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from model.artifact import MODEL_FILE, file_sha256
-from model.errors import ArtifactError
-from model.runtimes import KerasRuntime, OnnxRuntime, Runtime
+from realcheck.model.artifact import MODEL_FILE, file_sha256
+from realcheck.model.errors import ArtifactError
+from realcheck.model.runtimes import KerasRuntime, OnnxRuntime, Runtime
 
 log = logging.getLogger("realcheck")
 KEY_LENGTH = 20  # hex digits of the model file's SHA-256 in an export's name
@@ -43,7 +43,7 @@ def ensure_onnx_export(model_dir: str | Path, cache_dir: str | Path, name: str =
     re-exported and a stale export can never be served. Exports are written under a temporary name and
     renamed, so concurrent servers never load half a file.
     """
-    from model.export import export_onnx_in_child
+    from realcheck.model.export import export_onnx_in_child
 
     model_file = Path(model_dir) / MODEL_FILE
     if not model_file.is_file():
@@ -76,7 +76,7 @@ def ensure_onnx_export(model_dir: str | Path, cache_dir: str | Path, name: str =
 
 def shipped_onnx(model_dir: Path, model_digest: str) -> Path | None:
     """The artifact's model.onnx when its export record says it was made from this very model.keras."""
-    path = model_dir / "model.onnx"
+    path = model_dir / "realcheck.model.onnx"
     try:
         record = json.loads(path.with_name(path.name + ".export.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -100,7 +100,7 @@ def _safe(name: str) -> str:
 def load_runtime(model_dir: str | Path, metadata: dict, backend: str, cache_dir: str | Path) -> Runtime:
     """The runtime that serves an artifact: its Keras model in TensorFlow, or its ONNX export."""
     if choose_backend(backend) == "tensorflow":
-        from model.artifact import load_artifact
+        from realcheck.model.artifact import load_artifact
 
         model, _ = load_artifact(model_dir)
         return KerasRuntime(model, int(metadata["input_size"]))

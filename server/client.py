@@ -1,6 +1,6 @@
 """A small client for the RealCheck API, for programs that check images without the model installed.
 
-    from server.client import RealCheckClient
+    from realcheck.server.client import RealCheckClient
 
     client = RealCheckClient("http://127.0.0.1:8000")
     for result in client.check(["photo.jpg", open("other.png", "rb").read()]):
@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from model.errors import RealCheckError
+from realcheck.model.errors import RealCheckError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 ImageInput = str | os.PathLike | bytes | bytearray | memoryview

@@ -1,6 +1,6 @@
 """The server package's commands: serve, check, scan and feedback (list, export).
 
-`serve`'s flags come from `server.config.ServerConfig` (defaults, choices and help text live on its fields).
+`serve`'s flags come from `realcheck.server.config.ServerConfig` (defaults, choices and help text live on its fields).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from model.errors import RealCheckError
-from model.flags import DefaultsHelpFormatter, add_flags, flag_values, positive_int
-from server.config import ServerConfig
+from realcheck.model.errors import RealCheckError
+from realcheck.model.flags import DefaultsHelpFormatter, add_flags, flag_values, positive_int
+from realcheck.server.config import ServerConfig
 
 TRUST_ANCHORS = ("c2pa_trust_anchors",)
 FEEDBACK_DB = ("feedback_db",)
@@ -79,8 +79,8 @@ def _add_feedback(commands: argparse._SubParsersAction) -> None:
 
 
 def command_serve(args: argparse.Namespace) -> int:
-    from model.artifact import resolve_model_dir
-    from server.serve import run_server
+    from realcheck.model.artifact import resolve_model_dir
+    from realcheck.server.serve import run_server
 
     values = flag_values(args, ServerConfig)
     config = ServerConfig(
@@ -91,13 +91,13 @@ def command_serve(args: argparse.Namespace) -> int:
 
 
 def command_check(args: argparse.Namespace) -> int:
-    from server.queries import check_images
+    from realcheck.server.queries import check_images
 
     return check_images(args.images, lambda: _checker(args), as_json=args.json)
 
 
 def command_scan(args: argparse.Namespace) -> int:
-    from server.queries import check_scan_arguments, scan_folder
+    from realcheck.server.queries import check_scan_arguments, scan_folder
 
     check_scan_arguments(args.folder, args.out)  # a typo is one line at once, before any model loads
     summary, status = scan_folder(args.folder, args.out, _checker(args), progress=not args.quiet)
@@ -106,7 +106,7 @@ def command_scan(args: argparse.Namespace) -> int:
 
 
 def _checker(args: argparse.Namespace):
-    from server.queries import make_checker
+    from realcheck.server.queries import make_checker
 
     return make_checker(
         args.server, args.model, args.api_key, args.concurrency, args.batch_size, args.c2pa_trust_anchors
@@ -115,7 +115,7 @@ def _checker(args: argparse.Namespace):
 
 def _existing_feedback_store(location: str | None):
     """The store at `location`; a SQLite file that does not exist is an error here, not a new empty database."""
-    from server.feedback_store import FeedbackStore
+    from realcheck.server.feedback_store import FeedbackStore
 
     store = FeedbackStore(location)
     if store.url.get_backend_name() == "sqlite" and not Path(store.url.database).is_file():
@@ -145,7 +145,7 @@ def command_feedback_list(args: argparse.Namespace) -> int:
 
 
 def command_feedback_export(args: argparse.Namespace) -> int:
-    from server.feedback_export import export_feedback
+    from realcheck.server.feedback_export import export_feedback
 
     summary = export_feedback(_existing_feedback_store(args.feedback_db), args.out)
     print(summary.text(Path(args.out)))

@@ -1,7 +1,7 @@
 """Server configuration: one ServerConfig, and the app reads nothing else.
 
 Each setting's default and `realcheck serve` flag (help text, choices) are declared on its field once
-(`model.flags`); `model.artifact.resolve_model_dir` decides which artifact is served.
+(`realcheck.model.flags`); `realcheck.model.artifact.resolve_model_dir` decides which artifact is served.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.artifact import resolve_model_dir
-from model.errors import RealCheckError
-from model.flags import non_negative_int, number, option, positive_float, positive_int
-from model.flags import port as tcp_port
-from model.imaging import DEFAULT_MAX_PIXELS
-from model.provenance import ProvenanceReader
+from realcheck.model.artifact import resolve_model_dir
+from realcheck.model.errors import RealCheckError
+from realcheck.model.flags import non_negative_int, number, option, positive_float, positive_int
+from realcheck.model.flags import port as tcp_port
+from realcheck.model.imaging import DEFAULT_MAX_PIXELS
+from realcheck.model.provenance import ProvenanceReader
 
 BACKENDS = ("auto", "onnx", "tensorflow")
 EXTENSION_ORIGIN_PREFIXES = ("chrome-extension://", "moz-extension://")

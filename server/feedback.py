@@ -11,10 +11,14 @@ import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
-
-from server.errors import ApiError
-from server.feedback_store import FeedbackReport, FeedbackStore, FeedbackUnavailable, InvalidFeedback
-from server.uploads import decode_base64
+from realcheck.server.errors import ApiError
+from realcheck.server.feedback_store import (
+    FeedbackReport,
+    FeedbackStore,
+    FeedbackUnavailable,
+    InvalidFeedback,
+)
+from realcheck.server.uploads import decode_base64
 
 log = logging.getLogger("realcheck")
 feedback = Blueprint("feedback", __name__, url_prefix="/v1")

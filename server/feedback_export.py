@@ -16,8 +16,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.errors import RealCheckError
-from server.feedback_store import SUFFIXES, FeedbackStore
+from realcheck.model.errors import RealCheckError
+from realcheck.server.feedback_store import SUFFIXES, FeedbackStore
 
 MANIFEST = "manifest.csv"
 FOLDERS = {"real": "real", "ai": "fake"}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from server.config import ServerConfig
-from server.feedback import DEFAULT_PAGE, MAX_PAGE
-from server.feedback_store import MAX_MODEL_NAME_CHARS, MAX_MODEL_VERSION_CHARS, MAX_NOTE_CHARS
+from realcheck.server.config import ServerConfig
+from realcheck.server.feedback import DEFAULT_PAGE, MAX_PAGE
+from realcheck.server.feedback_store import MAX_MODEL_NAME_CHARS, MAX_MODEL_VERSION_CHARS, MAX_NOTE_CHARS
 
 
 def _json(schema: str, description: str) -> dict:

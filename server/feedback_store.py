@@ -32,10 +32,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from PIL import Image
+from realcheck.model.errors import ImageDecodeError, RealCheckError
+from realcheck.model.imaging import DEFAULT_MAX_PIXELS, check_aspect_ratio, open_rgb
 from sqlalchemy.engine import URL, Engine, make_url
-
-from model.errors import ImageDecodeError, RealCheckError
-from model.imaging import DEFAULT_MAX_PIXELS, check_aspect_ratio, open_rgb
 
 log = logging.getLogger("realcheck")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from model import __version__
-from model.metadata import PUBLIC_FIELDS, REQUIRED_FIELDS, openapi_properties
-from model.provenance import C2PA_STATES
-from server.config import ServerConfig
-from server.feedback_openapi import feedback_paths, feedback_schemas
+from realcheck.model import __version__
+from realcheck.model.metadata import PUBLIC_FIELDS, REQUIRED_FIELDS, openapi_properties
+from realcheck.model.provenance import C2PA_STATES
+from realcheck.server.config import ServerConfig
+from realcheck.server.feedback_openapi import feedback_paths, feedback_schemas
 
 OPENAPI_VERSION = "3.0.3"
 
@@ -319,7 +319,7 @@ def openapi_document(config: ServerConfig) -> dict:
 
 
 def provenance_schemas() -> dict:
-    """Provenance, Evidence and C2paManifest, with their enums taken from `model.provenance`."""
+    """Provenance, Evidence and C2paManifest, with their enums taken from `realcheck.model.provenance`."""
     text = {"type": "string"}
     nullable = {"type": "string", "nullable": True}
     return {

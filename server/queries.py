@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.errors import RealCheckError
-from model.imaging import is_image_file
-from model.provenance import NO_PROVENANCE
+from realcheck.model.errors import RealCheckError
+from realcheck.model.imaging import is_image_file
+from realcheck.model.provenance import NO_PROVENANCE
 
 # `verdict` is the decision and `basis` what it rests on (`provenance` or `model`); `score` and
 # `model_verdict` are always the model's own. The provenance columns flatten the API's provenance object.
@@ -52,7 +52,7 @@ class RemoteChecker:
     """Checks files through a RealCheck server, `concurrency` requests at a time."""
 
     def __init__(self, url: str, api_key: str | None = None, concurrency: int = 4, timeout: float = 120.0):
-        from server.client import RealCheckClient
+        from realcheck.server.client import RealCheckClient
 
         self.client = RealCheckClient(url, api_key=api_key, timeout=timeout)
         self.concurrency = max(1, concurrency)
@@ -77,7 +77,7 @@ class RemoteChecker:
                 yield window.popleft()[1].result()
 
     def _check_file(self, name: str, path: Path) -> dict:
-        from server.client import ClientError
+        from realcheck.server.client import ClientError
 
         try:
             result = self.client.check_one(path)
@@ -103,9 +103,9 @@ class LocalChecker:
     def __init__(
         self, model_dir: str | Path | None, batch_size: int = 32, trust_anchors: str | Path | None = None
     ):
-        from model.inference import load_detector
-        from model.provenance import ProvenanceReader
-        from server.config import resolve_model_dir
+        from realcheck.model.inference import load_detector
+        from realcheck.model.provenance import ProvenanceReader
+        from realcheck.server.config import resolve_model_dir
 
         provenance = ProvenanceReader.from_trust_anchors_file(trust_anchors)
         self.detector = load_detector(resolve_model_dir(model_dir), provenance=provenance)

@@ -3,7 +3,7 @@
 Waitress reads every request completely on its I/O thread before a worker thread sees it, so slow clients
 (slow uploads, idle keep-alive connections) tie up buffers, not the workers that run predictions; idle
 connections are closed after `channel_timeout_s`, and a request that takes too long to arrive gets a 408
-(`server.transport`).
+(`realcheck.server.transport`).
 """
 
 from __future__ import annotations
@@ -14,17 +14,16 @@ import os
 import signal
 import sys
 
-from server.config import ServerConfig
+from realcheck.server.config import ServerConfig
 
 log = logging.getLogger("realcheck")
 
 
 def make_server(config: ServerConfig):
     """A waitress server for the app; the model starts loading in the background, /readyz says when ready."""
+    from realcheck.server.app import create_app
+    from realcheck.server.transport import ArrivalDeadline, enforce_arrival_deadline
     from waitress import create_server
-
-    from server.app import create_app
-    from server.transport import ArrivalDeadline, enforce_arrival_deadline
 
     config = dataclasses.replace(config, load_in_background=True)
     app = create_app(config)

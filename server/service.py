@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from model.artifact import read_metadata
-from model.errors import ImageDecodeError, RealCheckError
-from model.inference import Detector, Prediction, PreparedImage
-from model.provenance import ProvenanceReader
-from server.batching import BatcherStopped, MicroBatcher, Overloaded
-from server.cache import ResultCache
-from server.config import ServerConfig, resolve_model_dir
-from server.errors import ApiError, InvalidImage, NotReady, without_paths
-from server.metrics import Metrics
+from realcheck.model.artifact import read_metadata
+from realcheck.model.errors import ImageDecodeError, RealCheckError
+from realcheck.model.inference import Detector, Prediction, PreparedImage
+from realcheck.model.provenance import ProvenanceReader
+from realcheck.server.batching import BatcherStopped, MicroBatcher, Overloaded
+from realcheck.server.cache import ResultCache
+from realcheck.server.config import ServerConfig, resolve_model_dir
+from realcheck.server.errors import ApiError, InvalidImage, NotReady, without_paths
+from realcheck.server.metrics import Metrics
 
 log = logging.getLogger("realcheck")
 RESULT_TIMEOUT_S = 120.0
@@ -94,7 +93,7 @@ class PredictionService:
 
     def load(self) -> None:
         """Load the runtime, warm it up at batch 1 and at the largest batch, start the batcher."""
-        from server.backends import load_runtime
+        from realcheck.server.backends import load_runtime
 
         self.state = "loading"
         started = time.perf_counter()

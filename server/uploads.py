@@ -10,10 +10,9 @@ import binascii
 import json
 
 from flask import Request
-
-from server.config import ServerConfig
-from server.errors import ApiError
-from server.service import Upload
+from realcheck.server.config import ServerConfig
+from realcheck.server.errors import ApiError
+from realcheck.server.service import Upload
 
 RAW_TYPES = ("application/octet-stream",)
 ACCEPTED = (

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 from PIL import Image
-
-from model.errors import RealCheckError
-from model.gradcam import GradCam, overlay
-from model.imaging import fit_to_input, open_rgb
-from model.inference import Detector, Prediction, load_detector
-from model.provenance import Provenance, ProvenanceReader
-from streamlit_app.analysis import (
+from realcheck.model.errors import RealCheckError
+from realcheck.model.gradcam import GradCam, overlay
+from realcheck.model.imaging import fit_to_input, open_rgb
+from realcheck.model.inference import Detector, Prediction, load_detector
+from realcheck.model.provenance import Provenance, ProvenanceReader
+from realcheck.streamlit_app.analysis import (
     MODEL_ENV,
     UPLOAD_TYPES,
     Upload,
@@ -31,7 +30,7 @@ from streamlit_app.analysis import (
     result_rows,
     results_csv,
 )
-from streamlit_app.feedback import show_feedback
+from realcheck.streamlit_app.feedback import show_feedback
 
 DISPLAY_SIZE = 640  # longest side of the pictures shown; the model sees its own input size regardless
 MAX_GRADCAM_IMAGES = 24  # Grad-CAM costs a forward and a backward pass per image: cap it per page

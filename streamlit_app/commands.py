@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from model.flags import add_flags, port
-from server.config import ServerConfig
-from streamlit_app.launch import DEFAULT_ADDRESS, DEFAULT_PORT
+from realcheck.model.flags import add_flags, port
+from realcheck.server.config import ServerConfig
+from realcheck.streamlit_app.launch import DEFAULT_ADDRESS, DEFAULT_PORT
 
 log = logging.getLogger("realcheck")
 
@@ -28,8 +28,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def command_app(args: argparse.Namespace) -> int:
-    from model.artifact import read_metadata
-    from streamlit_app.launch import run_streamlit, streamlit_command
+    from realcheck.model.artifact import read_metadata
+    from realcheck.streamlit_app.launch import run_streamlit, streamlit_command
 
     if args.model:
         read_metadata(args.model)  # a wrong folder fails here in a line, not later in the browser

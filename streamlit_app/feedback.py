@@ -8,10 +8,9 @@ session, shown as theirs next to what the model said.
 from __future__ import annotations
 
 import streamlit as st
-
-from model.errors import RealCheckError
-from server.feedback_store import FeedbackReport, FeedbackStore
-from streamlit_app.analysis import max_upload_bytes
+from realcheck.model.errors import RealCheckError
+from realcheck.server.feedback_store import FeedbackReport, FeedbackStore
+from realcheck.streamlit_app.analysis import max_upload_bytes
 
 CLIENT = "app"
 WORDS = {"ai": "AI-generated", "real": "a real photograph"}

@@ -26,7 +26,7 @@ def streamlit_command(
     Always headless: Streamlit then never asks for an e-mail address (which makes it exit 255 without a
     terminal); `run_streamlit` opens the browser itself when asked to.
     """
-    from streamlit_app.analysis import max_upload_bytes
+    from realcheck.streamlit_app.analysis import max_upload_bytes
 
     command = [
         sys.executable,

@@ -8,9 +8,8 @@ import urllib.error
 import keras
 import numpy as np
 import pytest
-
-from model import architecture
-from model.errors import RealCheckError, WeightsUnavailableError
+from realcheck.model import architecture
+from realcheck.model.errors import RealCheckError, WeightsUnavailableError
 
 
 @pytest.mark.parametrize("backbone", ["resnet50", "vgg16", "efficientnetb0"])

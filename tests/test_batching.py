@@ -6,9 +6,8 @@ import threading
 
 import numpy as np
 import pytest
-
-from server.batching import MicroBatcher, Overloaded
-from server.cache import ResultCache
+from realcheck.server.batching import MicroBatcher, Overloaded
+from realcheck.server.cache import ResultCache
 
 RESULT_TIMEOUT = 30  # a liveness bound (a hang fails the test), not a speed assertion
 

@@ -37,7 +37,7 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 def test_train_writes_a_complete_artifact(trained_artifact):
     for name in (
-        "model.keras",
+        "realcheck.model.keras",
         "metadata.json",
         "README.md",
         "config.json",
@@ -128,7 +128,7 @@ def run_cli_process(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("fmt", ["onnx", "savedmodel"])
 def test_export_matches_keras(trained_artifact, tmp_path, fmt):
-    target = tmp_path / ("model.onnx" if fmt == "onnx" else "savedmodel")
+    target = tmp_path / ("realcheck.model.onnx" if fmt == "onnx" else "savedmodel")
     done = run_cli_process("export", "--model", str(trained_artifact), "--format", fmt, "--out", str(target))
     assert done.returncode == 0, done.stderr
     assert target.exists()
@@ -231,7 +231,8 @@ def test_train_with_search_and_weights_file(capsys, folder_dataset, tmp_path):
 
 def test_compare_every_backbone(capsys, folder_dataset, tmp_path):
     out_dir = tmp_path / "compare"
-    from model.settings import BACKBONES
+    from realcheck.model.settings import BACKBONES
+
     from realcheck.cli import build_parser
 
     # By default every backbone is compared; two are trained here (each costs a minute on 2 cores).
@@ -367,7 +368,7 @@ def test_export_unknown_format_is_refused(capsys, trained_artifact):
 def test_export_without_model_exports_the_bundled_one_into_the_current_folder(
     capsys, tmp_path, monkeypatch, fmt
 ):
-    from model.artifact import bundled_model_dir, read_metadata
+    from realcheck.model.artifact import bundled_model_dir, read_metadata
 
     calls = []
 
@@ -375,7 +376,7 @@ def test_export_without_model_exports_the_bundled_one_into_the_current_folder(
         calls.append((Path(model_dir), fmt, out))
         return {"format": fmt, "path": str(out), "max_abs_diff": 0.0}
 
-    monkeypatch.setattr("model.export.export_artifact", record)
+    monkeypatch.setattr("realcheck.model.export.export_artifact", record)
     monkeypatch.chdir(tmp_path)
     status, out, _ = run_cli(capsys, "export", "--format", fmt)
     bundled = bundled_model_dir()
@@ -479,7 +480,7 @@ def test_train_on_crops_with_highpass_scores_a_larger_window(capsys, folder_data
     assert config["augment"]["jpeg_probability"] == 0.9 and config["augment"]["jpeg_quality"] == [30, 90]
     assert config["augment"]["flip"] is True  # keys the file leaves out keep their defaults
 
-    from model.artifact import load_artifact
+    from realcheck.model.artifact import load_artifact
 
     model, _ = load_artifact(out)
     names = {layer.name for layer in model.layers}
@@ -652,7 +653,7 @@ def test_train_split_by_source_calibrates_on_unseen_sources(capsys, tmp_path):
     calibration = metadata["calibration"]
     assert calibration["method"] == "platt" and calibration["fitted_on"] == "val"
     assert calibration["val_log_loss_after"] <= calibration["val_log_loss_before"] + 1e-9
-    from model.artifact import load_artifact
+    from realcheck.model.artifact import load_artifact
 
     model, _ = load_artifact(out_dir)
     # A one-epoch model may rank validation no better than chance; Platt scaling then keeps its scores

@@ -9,10 +9,9 @@ from collections import defaultdict
 import imagegen
 import pytest
 from PIL import Image
-
-from model.datasets import discover, image_key
-from model.errors import DataError
-from model.labels import AI, REAL, label_for_folder
+from realcheck.model.datasets import discover, image_key
+from realcheck.model.errors import DataError
+from realcheck.model.labels import AI, REAL, label_for_folder
 
 GENERATORS = {
     "SD_dataset": "stable-diffusion",

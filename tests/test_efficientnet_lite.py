@@ -11,9 +11,8 @@ import keras
 import numpy as np
 import pytest
 import torchfile
-
-from model import architecture
-from model.efficientnet_lite import (
+from realcheck.model import architecture
+from realcheck.model.efficientnet_lite import (
     BASE_STAGES,
     VARIANTS,
     build_efficientnet_lite,
@@ -22,8 +21,8 @@ from model.efficientnet_lite import (
     scaled_stages,
     weights_path,
 )
-from model.errors import WeightsUnavailableError
-from model.torch_checkpoint import read_state_dict
+from realcheck.model.errors import WeightsUnavailableError
+from realcheck.model.torch_checkpoint import read_state_dict
 
 LITE0, LITE2 = VARIANTS["efficientnet_lite0"], VARIANTS["efficientnet_lite2"]
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-
-from model.decision import DecisionRule, verdict_for_score
-from model.evaluation import (
+from realcheck.model.decision import DecisionRule, verdict_for_score
+from realcheck.model.evaluation import (
     apply_platt,
     choose_band,
     choose_threshold,
@@ -17,7 +16,7 @@ from model.evaluation import (
     format_report,
     save_plots,
 )
-from model.labels import UNCERTAIN
+from realcheck.model.labels import UNCERTAIN
 
 
 def noisy_model(seed=0, n=2000, separation=2.0, noise=1.5):
@@ -299,7 +298,7 @@ def test_platt_scaling_never_flattens_or_reverses_the_ranking(case):
 
 
 def test_calibration_layer_matches_apply_platt():
-    from model.architecture import Calibration
+    from realcheck.model.architecture import Calibration
 
     scores = np.array([[1e-9], [0.01], [0.3], [0.5], [0.9], [1.0]], dtype=np.float32)
     layer = Calibration(0.4, -0.3)

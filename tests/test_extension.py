@@ -170,9 +170,9 @@ def news_site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def extension_model(tiny_artifact, onnx_cache_dir, tmp_path_factory, news_site) -> ExtensionModel:
-    from model.artifact import read_metadata
-    from model.inference import Detector
-    from server.backends import load_runtime
+    from realcheck.model.artifact import read_metadata
+    from realcheck.model.inference import Detector
+    from realcheck.server.backends import load_runtime
 
     _, files = news_site
     metadata = read_metadata(tiny_artifact)
@@ -1017,7 +1017,7 @@ def test_wrong_verdict_reports_reach_the_server_and_the_users_label_stands_for_t
             assert report_["score"] == pytest.approx(extension_model.score(path))
         # Nothing about where the image was seen: no page or image address, no host.
         assert "127.0.0.1" not in json.dumps(new) and "img/" not in json.dumps(new)
-        from server.feedback_store import FeedbackStore
+        from realcheck.server.feedback_store import FeedbackStore
 
         assert (
             FeedbackStore(ext_server.feedback_db).image(new[0]["sha256"]).data

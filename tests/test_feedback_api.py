@@ -11,13 +11,12 @@ import random
 import imagegen
 import pytest
 from PIL import Image
+from realcheck.server.app import create_app
+from realcheck.server.config import ServerConfig
+from realcheck.server.feedback_store import FeedbackStore
+from realcheck.server.service import PredictionService
 from serving import free_port
 from test_server import assert_error, bomb_png
-
-from server.app import create_app
-from server.config import ServerConfig
-from server.feedback_store import FeedbackStore
-from server.service import PredictionService
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +192,7 @@ def test_openapi_describes_feedback(make_client):
     assert {"post", "get"} <= set(operations)
     request_schema = document["components"]["schemas"]["FeedbackRequest"]
     # The document names exactly the fields the server takes.
-    from server.feedback import REPORT_FIELDS
+    from realcheck.server.feedback import REPORT_FIELDS
 
     assert set(request_schema["properties"]) == REPORT_FIELDS
     assert request_schema["additionalProperties"] is False

@@ -11,11 +11,10 @@ from pathlib import Path
 import imagegen
 import pytest
 import sqlalchemy as sa
-
-from model.datasets import discover_folders
-from model.errors import RealCheckError
-from server.feedback_export import export_feedback
-from server.feedback_store import (
+from realcheck.model.datasets import discover_folders
+from realcheck.model.errors import RealCheckError
+from realcheck.server.feedback_export import export_feedback
+from realcheck.server.feedback_store import (
     FeedbackReport,
     FeedbackStore,
     FeedbackUnavailable,

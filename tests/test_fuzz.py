@@ -20,10 +20,9 @@ from dataclasses import dataclass
 import imagegen
 import pytest
 from PIL import Image
-
-from server.app import create_app
-from server.config import ServerConfig
-from server.service import PredictionService
+from realcheck.server.app import create_app
+from realcheck.server.config import ServerConfig
+from realcheck.server.service import PredictionService
 
 SEED = 20261202
 LEAKS = ("Traceback", "site-packages", 'File "', "/tmp/", "/home/", "/root/", "/work/")

@@ -7,9 +7,8 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
-
-from model.architecture import BackbonePreprocessing, build_model
-from model.gradcam import GradCam, gradcam, overlay, target_layer_name
+from realcheck.model.architecture import BackbonePreprocessing, build_model
+from realcheck.model.gradcam import GradCam, gradcam, overlay, target_layer_name
 
 SIZE = 32
 HALF = SIZE // 2

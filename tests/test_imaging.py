@@ -10,9 +10,8 @@ import imagegen
 import numpy as np
 import pytest
 from PIL import Image
-
-from model.errors import ImageDecodeError
-from model.imaging import (
+from realcheck.model.errors import ImageDecodeError
+from realcheck.model.imaging import (
     DEFAULT_MAX_PIXELS,
     InputSpec,
     ensure_min_side,

@@ -15,13 +15,12 @@ import numpy as np
 import provenancegen
 import pytest
 from PIL import Image
-
-from model.artifact import store_weights_as_float16
-from model.decision import DecisionRule
-from model.export import export_onnx_in_child, run_onnx
-from model.inference import load_detector
-from model.labels import UNCERTAIN
-from model.provenance import ProvenanceReader
+from realcheck.model.artifact import store_weights_as_float16
+from realcheck.model.decision import DecisionRule
+from realcheck.model.export import export_onnx_in_child, run_onnx
+from realcheck.model.inference import load_detector
+from realcheck.model.labels import UNCERTAIN
+from realcheck.model.provenance import ProvenanceReader
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +76,7 @@ def test_reload_and_onnx_give_the_same_scores(trained_artifact, detector, folder
 
 @pytest.mark.parametrize("band", [(0.3, 0.6), (0.45, 0.45)])
 def test_verdicts_follow_threshold_and_band(trained_artifact, band):
-    from model.artifact import read_metadata
+    from realcheck.model.artifact import read_metadata
 
     metadata = read_metadata(trained_artifact) | {"threshold": 0.45, "uncertainty_band": band}
     rule = DecisionRule.from_metadata(metadata)
@@ -142,8 +141,8 @@ def test_serving_imports_neither_scikit_learn_nor_tensorflow_up_front():
 def test_artifact_holds_weights_without_optimizer_state(trained_artifact):
     import h5py
 
-    with zipfile.ZipFile(trained_artifact / "model.keras") as archive:
-        weights = archive.read("model.weights.h5")
+    with zipfile.ZipFile(trained_artifact / "realcheck.model.keras") as archive:
+        weights = archive.read("realcheck.model.weights.h5")
     with h5py.File(io.BytesIO(weights), "r") as store:
         assert "optimizer" not in store and "layers" in store
 

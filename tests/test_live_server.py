@@ -10,9 +10,8 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+from realcheck.server.client import RealCheckClient
 from serving import LiveServer, jpeg_bytes, varied_images
-
-from server.client import RealCheckClient
 
 
 def metric_value(text: str, name: str) -> float:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from model.artifact import METADATA_FILE, bundled_model_dir, read_metadata, write_metadata
-from model.errors import ArtifactError
-from model.metadata import (
+from realcheck.model.artifact import METADATA_FILE, bundled_model_dir, read_metadata, write_metadata
+from realcheck.model.errors import ArtifactError
+from realcheck.model.metadata import (
     FIELDS_BY_KEY,
     FORMAT_VERSION,
     PUBLIC_FIELDS,
@@ -16,8 +15,8 @@ from model.metadata import (
     build_metadata,
     validate_new_metadata,
 )
-from server.config import ServerConfig
-from server.openapi import openapi_document
+from realcheck.server.config import ServerConfig
+from realcheck.server.openapi import openapi_document
 
 
 def valid_metadata() -> dict:

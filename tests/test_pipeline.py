@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from model.datasets import discover
-from model.imaging import load_model_input
-from model.pipeline import Augmenter, make_dataset
-from model.settings import AugmentConfig, InputSpec
+from realcheck.model.datasets import discover
+from realcheck.model.imaging import load_model_input
+from realcheck.model.pipeline import Augmenter, make_dataset
+from realcheck.model.settings import AugmentConfig, InputSpec
 
 
 @pytest.mark.parametrize("mode", ["resize", "crop"])

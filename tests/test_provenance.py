@@ -10,9 +10,8 @@ import time
 import provenancegen as gen
 import pytest
 from PIL import PngImagePlugin
-
-from model.errors import RealCheckError
-from model.provenance import (
+from realcheck.model.errors import RealCheckError
+from realcheck.model.provenance import (
     CAPTURE_SOURCE_TYPES,
     GENERATED_SOURCE_TYPES,
     NO_PROVENANCE,

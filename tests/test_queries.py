@@ -10,10 +10,10 @@ import signal
 import imagegen
 import provenancegen
 import pytest
+from realcheck.server.queries import ROW_FIELDS
 from serving import jpeg_bytes
 
 from realcheck.cli import main
-from server.queries import ROW_FIELDS
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -92,7 +92,7 @@ def test_check_and_scan_in_process(capsys, tiny_artifact, live_server, photos, t
 
 
 def test_check_uses_the_bundled_model_by_default(capsys, photos):
-    from model.artifact import bundled_model_dir, read_metadata
+    from realcheck.model.artifact import bundled_model_dir, read_metadata
 
     status, out, err = run_cli(
         capsys, "check", str(photos / "a.jpg"), str(photos / "nested" / "b.png"), "--json"
@@ -105,7 +105,7 @@ def test_check_uses_the_bundled_model_by_default(capsys, photos):
 
 
 def test_clear_errors(capsys, tmp_path, live_server, monkeypatch):
-    from model import artifact
+    from realcheck.model import artifact
 
     monkeypatch.setattr(artifact, "bundled_models_root", lambda: tmp_path / "no-bundled-model")
     photo = tmp_path / "x.jpg"
@@ -123,7 +123,7 @@ def test_clear_errors(capsys, tmp_path, live_server, monkeypatch):
 
 
 def test_check_reports_missing_files_and_folders_without_loading_a_model(capsys, tmp_path, monkeypatch):
-    from server import queries
+    from realcheck.server import queries
 
     monkeypatch.setattr(queries, "make_checker", lambda *a, **k: pytest.fail("a model was loaded"))
     status, out, _ = run_cli(capsys, "check", str(tmp_path / "nope.jpg"), str(tmp_path))
@@ -134,7 +134,7 @@ def test_check_reports_missing_files_and_folders_without_loading_a_model(capsys,
 
 @pytest.mark.parametrize("case", ["missing folder", "bad suffix"])
 def test_scan_argument_errors_come_before_loading_a_model(capsys, tmp_path, monkeypatch, case):
-    from server import queries
+    from realcheck.server import queries
 
     monkeypatch.setattr(queries, "make_checker", lambda *a, **k: pytest.fail("a model was loaded"))
     folder = tmp_path / ("nope" if case == "missing folder" else "")
@@ -147,7 +147,7 @@ def test_scan_argument_errors_come_before_loading_a_model(capsys, tmp_path, monk
 def test_ctrl_c_during_a_scan_finishes_the_batch_in_flight_then_resumes(
     capsys, tiny_artifact, tmp_path, monkeypatch
 ):
-    from server.queries import LocalChecker, scan_folder
+    from realcheck.server.queries import LocalChecker, scan_folder
 
     folder = tmp_path / "many"
     folder.mkdir()
@@ -258,9 +258,9 @@ def test_a_scan_resumed_on_an_older_csv_rewrites_it_under_todays_columns(
 
 
 def test_trust_anchor_mistakes_are_one_line_before_any_model_loads(capsys, photos, tmp_path, monkeypatch):
-    import model.inference
+    from realcheck.model import inference
 
-    monkeypatch.setattr(model.inference, "load_detector", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(inference, "load_detector", lambda *a, **k: pytest.fail("model loaded"))
     image = str(photos / "a.jpg")
     status, _, err = run_cli(capsys, "check", image, "--c2pa-trust-anchors", str(tmp_path / "none.pem"))
     assert status == 2 and "cannot read C2PA trust anchors" in err

@@ -7,7 +7,7 @@ import sys
 
 SCRIPT = """
 import os, threading
-from model import quiet_import
+from realcheck.model import quiet_import
 
 stream = quiet_import.VisibleStderr()
 with quiet_import.native_stderr_silenced():

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from realcheck.model import artifact as model_artifact
+from realcheck.model.artifact import bundled_model_dir, read_metadata
+from realcheck.server import backends
+from realcheck.server.config import ServerConfig, resolve_model_dir
+from realcheck.server.service import PredictionService, Upload
 from serving import varied_images
-
-from model import artifact as model_artifact
-from model.artifact import bundled_model_dir, read_metadata
-from server import backends
-from server.config import ServerConfig, resolve_model_dir
-from server.service import PredictionService, Upload
 
 
 def test_onnx_and_tensorflow_give_the_same_scores(tiny_artifact, onnx_cache_dir):
@@ -44,21 +43,21 @@ def test_auto_backend_is_onnx_without_a_gpu(monkeypatch):
 def test_onnx_export_is_cached_and_redone_when_the_model_changes(tmp_path, monkeypatch):
     artifact = tmp_path / "artifact"
     artifact.mkdir()
-    (artifact / "model.keras").write_bytes(b"model version 1")
+    (artifact / "realcheck.model.keras").write_bytes(b"model version 1")
     exports = []
 
     def fake_export(model_dir, out):
         exports.append(out)
-        out.write_bytes(b"onnx of " + (artifact / "model.keras").read_bytes())
+        out.write_bytes(b"onnx of " + (artifact / "realcheck.model.keras").read_bytes())
         out.with_name(out.name + ".export.json").write_text("{}")
         return {"max_abs_diff": 0.0}
 
-    monkeypatch.setattr("model.export.export_onnx_in_child", fake_export)
+    monkeypatch.setattr("realcheck.model.export.export_onnx_in_child", fake_export)
     cache = tmp_path / "cache"
     first = backends.ensure_onnx_export(artifact, cache, "my model")
     assert backends.ensure_onnx_export(artifact, cache, "my model") == first
     assert len(exports) == 1
-    (artifact / "model.keras").write_bytes(b"model version 2")  # retrained: same name, new content
+    (artifact / "realcheck.model.keras").write_bytes(b"model version 2")  # retrained: same name, new content
     second = backends.ensure_onnx_export(artifact, cache, "my model")
     assert second != first and len(exports) == 2
     assert second.read_bytes() == b"onnx of model version 2"
@@ -67,7 +66,7 @@ def test_onnx_export_is_cached_and_redone_when_the_model_changes(tmp_path, monke
 
 
 def test_model_resolution(tiny_artifact, tmp_path, monkeypatch):
-    from model.errors import RealCheckError
+    from realcheck.model.errors import RealCheckError
 
     assert resolve_model_dir(tiny_artifact) == tiny_artifact
     bundled = bundled_model_dir()
@@ -97,7 +96,7 @@ def test_a_damaged_cached_export_is_replaced(tiny_artifact, onnx_cache_dir, tmp_
         out.write_bytes(good)
         return {"max_abs_diff": 0.0}
 
-    monkeypatch.setattr("model.export.export_onnx_in_child", export_again)
+    monkeypatch.setattr("realcheck.model.export.export_onnx_in_child", export_again)
     runtime = backends.load_runtime(tiny_artifact, read_metadata(tiny_artifact), "onnx", cache)
     assert len(exports) == 1 and runtime.path == cached and cached.read_bytes() == good
     assert runtime.scores(np.zeros((1, 32, 32, 3), dtype=np.float32)).shape == (1,)
@@ -109,27 +108,27 @@ def test_an_artifacts_own_onnx_export_is_used_only_when_it_matches(tiny_artifact
 
     artifact = tmp_path / "artifact"
     shutil.copytree(tiny_artifact, artifact)
-    (artifact / "model.onnx").write_bytes(b"shipped")
-    record = {"source_sha256": model_artifact.file_sha256(artifact / "model.keras")}
-    (artifact / "model.onnx.export.json").write_text(json.dumps(record))
+    (artifact / "realcheck.model.onnx").write_bytes(b"shipped")
+    record = {"source_sha256": model_artifact.file_sha256(artifact / "realcheck.model.keras")}
+    (artifact / "realcheck.model.onnx.export.json").write_text(json.dumps(record))
     monkeypatch.setattr(
-        "model.export.export_onnx_in_child", lambda *a: pytest.fail("exported although shipped")
+        "realcheck.model.export.export_onnx_in_child", lambda *a: pytest.fail("exported although shipped")
     )
-    assert backends.ensure_onnx_export(artifact, tmp_path / "cache", "m") == artifact / "model.onnx"
-    (artifact / "model.onnx.export.json").write_text(json.dumps({"source_sha256": "0" * 64}))
+    assert backends.ensure_onnx_export(artifact, tmp_path / "cache", "m") == artifact / "realcheck.model.onnx"
+    (artifact / "realcheck.model.onnx.export.json").write_text(json.dumps({"source_sha256": "0" * 64}))
     assert backends.shipped_onnx(artifact, record["source_sha256"]) is None  # made from another model
 
 
 def test_the_export_runs_in_a_child_process_and_its_failure_says_why(tiny_artifact, onnx_cache_dir, tmp_path):
     import shutil
 
-    from model.errors import RealCheckError
+    from realcheck.model.errors import RealCheckError
 
     # The fixture exported through the child process; here the child fails and says why.
     assert list((onnx_cache_dir / "onnx").glob("*.onnx"))
     artifact = tmp_path / "artifact"
     shutil.copytree(tiny_artifact, artifact)
-    (artifact / "model.keras").write_bytes(b"\x00" * 100)
+    (artifact / "realcheck.model.keras").write_bytes(b"\x00" * 100)
     with pytest.raises(
         RealCheckError, match="ONNX export of .* failed: .*damaged: not a Keras model archive"
     ):
@@ -140,11 +139,11 @@ def test_the_export_runs_in_a_child_process_and_its_failure_says_why(tiny_artifa
 def test_a_damaged_model_file_says_so(tiny_artifact, tmp_path):
     import shutil
 
-    from model.errors import ArtifactError
+    from realcheck.model.errors import ArtifactError
 
     artifact = tmp_path / "artifact"
     shutil.copytree(tiny_artifact, artifact)
-    (artifact / "model.keras").write_bytes(b"\x00" * 100)
+    (artifact / "realcheck.model.keras").write_bytes(b"\x00" * 100)
     with pytest.raises(ArtifactError, match="damaged: not a Keras model archive"):
         model_artifact.load_artifact(artifact)
 
@@ -153,8 +152,8 @@ def test_the_bundled_model_ships_its_checked_onnx_export_and_its_protocol():
     bundled = bundled_model_dir()
     metadata = read_metadata(bundled)
     # Serving the bundled model never exports in the serving process: its own export matches its weights.
-    digest = model_artifact.file_sha256(bundled / "model.keras")
-    assert backends.shipped_onnx(bundled, digest) == bundled / "model.onnx"
+    digest = model_artifact.file_sha256(bundled / "realcheck.model.keras")
+    assert backends.shipped_onnx(bundled, digest) == bundled / "realcheck.model.onnx"
     assert metadata["calibration"]["method"] == "platt"
     low, high = metadata["uncertainty_band"]
     assert low < metadata["threshold"] < high, "the band has width: `uncertain` can happen"

