@@ -17,7 +17,7 @@ from pathlib import Path
 from realcheck.model.errors import ArtifactError
 from realcheck.model.metadata import build_metadata, validate_metadata, validate_new_metadata
 
-MODEL_FILE = "realcheck.model.keras"
+MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "README.md"
 

@@ -44,7 +44,7 @@ def export_artifact(model_dir: str | Path, fmt: str, out: str | Path | None = No
     inputs = sample_inputs(int(metadata["input_size"]))
     expected = np.asarray(model.predict_on_batch(inputs)).reshape(-1)
     if fmt == "onnx":
-        path = Path(out) if out else model_dir / "realcheck.model.onnx"
+        path = Path(out) if out else model_dir / "model.onnx"
         path.parent.mkdir(parents=True, exist_ok=True)
         model.export(str(path), format="onnx", verbose=False)
         actual = run_onnx(path, inputs)

@@ -2,7 +2,7 @@
 """Model throughput per runtime at batch 1, 8 and 32, against the machine's FP32 peak measured in the same run.
 
 Runtimes: ONNX Runtime (the server's CPU path), TensorFlow through the Detector's compiled forward pass (the
-server's GPU path), and Keras `realcheck.model.predict` (the naive way). The FP32 peak is the best rate of a large
+server's GPU path), and Keras `model.predict` (the naive way). The FP32 peak is the best rate of a large
 matrix product; each runtime's images/s is also given as a percentage of the FP32 limit
 (peak / FLOPs per image). Prints one JSON object.
 

@@ -5,7 +5,7 @@ For batching on (`--max-batch-size`) and off (batch size 1), a server process is
 port and `--clients` threads post JPEGs (each request's bytes made unique, so nothing is a cache hit) for
 `--seconds`. Reported: throughput, p50/p95/p99 latency, errors, the server's peak memory; batch-1 latency with
 one client; a cached repeat's latency; and, measured in this process, the same runtime's batched throughput
-(the model's batched limit) and a naive baseline (decode + one Keras `realcheck.model.predict` per request, no
+(the model's batched limit) and a naive baseline (decode + one Keras `model.predict` per request, no
 batching). Prints one JSON object. Loopback only; every loop is bounded by time and count.
 
     python scripts/bench_server.py --images ../shared/data/dhanush-dev --clients 16 --seconds 20

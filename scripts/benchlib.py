@@ -14,7 +14,7 @@ DEFAULT_ARTIFACT = Path("runs") / "bench-resnet50-224"
 def ensure_artifact(folder: str | Path = DEFAULT_ARTIFACT, size: int = 224) -> Path:
     """An untrained ResNet-50 artifact at `size` px (same speed as a trained one), built once."""
     folder = Path(folder)
-    if (folder / "metadata.json").is_file() and (folder / "realcheck.model.keras").is_file():
+    if (folder / "metadata.json").is_file() and (folder / "model.keras").is_file():
         return folder
     from realcheck.model.artifact import save_untrained_artifact
 

@@ -385,9 +385,9 @@ def main() -> None:
         for old in root.iterdir() if root.is_dir() else []:
             shutil.rmtree(old)
         keep = {
-            "realcheck.model.keras",
-            "realcheck.model.onnx",
-            "realcheck.model.onnx.export.json",  # what lets a server trust the shipped export (its model's SHA-256)
+            "model.keras",
+            "model.onnx",
+            "model.onnx.export.json",  # what lets a server trust the shipped export (its model's SHA-256)
             "metadata.json",
             "README.md",
             "config.json",

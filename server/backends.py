@@ -76,7 +76,7 @@ def ensure_onnx_export(model_dir: str | Path, cache_dir: str | Path, name: str =
 
 def shipped_onnx(model_dir: Path, model_digest: str) -> Path | None:
     """The artifact's model.onnx when its export record says it was made from this very model.keras."""
-    path = model_dir / "realcheck.model.onnx"
+    path = model_dir / "model.onnx"
     try:
         record = json.loads(path.with_name(path.name + ".export.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -37,7 +37,7 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 def test_train_writes_a_complete_artifact(trained_artifact):
     for name in (
-        "realcheck.model.keras",
+        "model.keras",
         "metadata.json",
         "README.md",
         "config.json",
@@ -128,7 +128,7 @@ def run_cli_process(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("fmt", ["onnx", "savedmodel"])
 def test_export_matches_keras(trained_artifact, tmp_path, fmt):
-    target = tmp_path / ("realcheck.model.onnx" if fmt == "onnx" else "savedmodel")
+    target = tmp_path / ("model.onnx" if fmt == "onnx" else "savedmodel")
     done = run_cli_process("export", "--model", str(trained_artifact), "--format", fmt, "--out", str(target))
     assert done.returncode == 0, done.stderr
     assert target.exists()

@@ -141,8 +141,8 @@ def test_serving_imports_neither_scikit_learn_nor_tensorflow_up_front():
 def test_artifact_holds_weights_without_optimizer_state(trained_artifact):
     import h5py
 
-    with zipfile.ZipFile(trained_artifact / "realcheck.model.keras") as archive:
-        weights = archive.read("realcheck.model.weights.h5")
+    with zipfile.ZipFile(trained_artifact / "model.keras") as archive:
+        weights = archive.read("model.weights.h5")
     with h5py.File(io.BytesIO(weights), "r") as store:
         assert "optimizer" not in store and "layers" in store
 

@@ -20,27 +20,44 @@ FORBIDDEN = {
 }
 
 
-def imported_packages(source: str) -> set[str]:
-    """Top-level package names of every import in `source`, at any depth."""
-    names = set()
+FACES = ("model", "server", "streamlit_app")
+
+
+def imported_layers(source: str) -> set[str]:
+    """The RealCheck layer of every import in `source`, at any depth: `realcheck.server.app` is `server`;
+    `realcheck` and `realcheck.cli` (the entry point composing every face) are `realcheck`. A bare `model`,
+    `server` or `streamlit_app` (not an import name since the namespace) counts as `bare <name>`."""
+    layers = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
+            modules = [node.module]
+        else:
+            continue
+        for module in modules:
+            parts = module.split(".")
+            if parts[0] in FACES:
+                layers.add(f"bare {parts[0]}")
+            elif parts[0] == "realcheck":
+                layers.add(parts[1] if len(parts) > 1 and parts[1] in FACES else "realcheck")
+    return layers
 
 
-def test_imported_packages_sees_imports_inside_functions():
-    source = "import os\n\ndef later():\n    from server.config import ServerConfig\n    import streamlit_app.app\n"
-    assert imported_packages(source) == {"os", "server", "streamlit_app"}
+def test_imported_layers_sees_imports_inside_functions():
+    source = (
+        "import os\nfrom realcheck.model.labels import AI\n\ndef later():\n"
+        "    from realcheck.server.config import ServerConfig\n    import realcheck.cli\n    import model\n"
+    )
+    assert imported_layers(source) == {"model", "server", "realcheck", "bare model"}
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_a_package_never_imports_a_layer_above_it(package):
+    forbidden = FORBIDDEN[package] | {f"bare {face}" for face in FACES}
     offences = [
         f"{path.relative_to(ROOT)} imports {name}"
         for path in sorted((ROOT / package).rglob("*.py"))
-        for name in sorted(imported_packages(path.read_text(encoding="utf-8")) & FORBIDDEN[package])
+        for name in sorted(imported_layers(path.read_text(encoding="utf-8")) & forbidden)
     ]
     assert not offences, offences

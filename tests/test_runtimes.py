@@ -43,12 +43,12 @@ def test_auto_backend_is_onnx_without_a_gpu(monkeypatch):
 def test_onnx_export_is_cached_and_redone_when_the_model_changes(tmp_path, monkeypatch):
     artifact = tmp_path / "artifact"
     artifact.mkdir()
-    (artifact / "realcheck.model.keras").write_bytes(b"model version 1")
+    (artifact / "model.keras").write_bytes(b"model version 1")
     exports = []
 
     def fake_export(model_dir, out):
         exports.append(out)
-        out.write_bytes(b"onnx of " + (artifact / "realcheck.model.keras").read_bytes())
+        out.write_bytes(b"onnx of " + (artifact / "model.keras").read_bytes())
         out.with_name(out.name + ".export.json").write_text("{}")
         return {"max_abs_diff": 0.0}
 
@@ -57,7 +57,7 @@ def test_onnx_export_is_cached_and_redone_when_the_model_changes(tmp_path, monke
     first = backends.ensure_onnx_export(artifact, cache, "my model")
     assert backends.ensure_onnx_export(artifact, cache, "my model") == first
     assert len(exports) == 1
-    (artifact / "realcheck.model.keras").write_bytes(b"model version 2")  # retrained: same name, new content
+    (artifact / "model.keras").write_bytes(b"model version 2")  # retrained: same name, new content
     second = backends.ensure_onnx_export(artifact, cache, "my model")
     assert second != first and len(exports) == 2
     assert second.read_bytes() == b"onnx of model version 2"
@@ -108,14 +108,14 @@ def test_an_artifacts_own_onnx_export_is_used_only_when_it_matches(tiny_artifact
 
     artifact = tmp_path / "artifact"
     shutil.copytree(tiny_artifact, artifact)
-    (artifact / "realcheck.model.onnx").write_bytes(b"shipped")
-    record = {"source_sha256": model_artifact.file_sha256(artifact / "realcheck.model.keras")}
-    (artifact / "realcheck.model.onnx.export.json").write_text(json.dumps(record))
+    (artifact / "model.onnx").write_bytes(b"shipped")
+    record = {"source_sha256": model_artifact.file_sha256(artifact / "model.keras")}
+    (artifact / "model.onnx.export.json").write_text(json.dumps(record))
     monkeypatch.setattr(
         "realcheck.model.export.export_onnx_in_child", lambda *a: pytest.fail("exported although shipped")
     )
-    assert backends.ensure_onnx_export(artifact, tmp_path / "cache", "m") == artifact / "realcheck.model.onnx"
-    (artifact / "realcheck.model.onnx.export.json").write_text(json.dumps({"source_sha256": "0" * 64}))
+    assert backends.ensure_onnx_export(artifact, tmp_path / "cache", "m") == artifact / "model.onnx"
+    (artifact / "model.onnx.export.json").write_text(json.dumps({"source_sha256": "0" * 64}))
     assert backends.shipped_onnx(artifact, record["source_sha256"]) is None  # made from another model
 
 
@@ -128,7 +128,7 @@ def test_the_export_runs_in_a_child_process_and_its_failure_says_why(tiny_artifa
     assert list((onnx_cache_dir / "onnx").glob("*.onnx"))
     artifact = tmp_path / "artifact"
     shutil.copytree(tiny_artifact, artifact)
-    (artifact / "realcheck.model.keras").write_bytes(b"\x00" * 100)
+    (artifact / "model.keras").write_bytes(b"\x00" * 100)
     with pytest.raises(
         RealCheckError, match="ONNX export of .* failed: .*damaged: not a Keras model archive"
     ):
@@ -143,7 +143,7 @@ def test_a_damaged_model_file_says_so(tiny_artifact, tmp_path):
 
     artifact = tmp_path / "artifact"
     shutil.copytree(tiny_artifact, artifact)
-    (artifact / "realcheck.model.keras").write_bytes(b"\x00" * 100)
+    (artifact / "model.keras").write_bytes(b"\x00" * 100)
     with pytest.raises(ArtifactError, match="damaged: not a Keras model archive"):
         model_artifact.load_artifact(artifact)
 
@@ -152,8 +152,8 @@ def test_the_bundled_model_ships_its_checked_onnx_export_and_its_protocol():
     bundled = bundled_model_dir()
     metadata = read_metadata(bundled)
     # Serving the bundled model never exports in the serving process: its own export matches its weights.
-    digest = model_artifact.file_sha256(bundled / "realcheck.model.keras")
-    assert backends.shipped_onnx(bundled, digest) == bundled / "realcheck.model.onnx"
+    digest = model_artifact.file_sha256(bundled / "model.keras")
+    assert backends.shipped_onnx(bundled, digest) == bundled / "model.onnx"
     assert metadata["calibration"]["method"] == "platt"
     low, high = metadata["uncertainty_band"]
     assert low < metadata["threshold"] < high, "the band has width: `uncertain` can happen"

@@ -540,8 +540,8 @@ def test_a_doubled_slash_is_a_json_404_not_a_redirect(client):
 def test_a_failed_load_shows_no_server_paths(tiny_artifact, onnx_cache_dir, tmp_path):
     broken = tmp_path / "secret-place" / "model"
     shutil.copytree(tiny_artifact, broken)
-    (broken / "realcheck.model.keras").write_bytes(b"not a keras file")
-    (broken / "realcheck.model.onnx").unlink(missing_ok=True)
+    (broken / "model.keras").write_bytes(b"not a keras file")
+    (broken / "model.onnx").unlink(missing_ok=True)
     config = ServerConfig(model_dir=broken, cache_dir=tmp_path / "cache")
     service = PredictionService(config)
     service._load_logging_failure()

@@ -269,7 +269,7 @@ def test_bad_manifest_is_a_data_error(tmp_path, content, phrase):
 
 
 def test_binary_file_as_manifest_is_a_data_error(tmp_path):
-    path = tmp_path / "realcheck.model.keras"
+    path = tmp_path / "model.keras"
     path.write_bytes(bytes(range(256)) * 8)
     with pytest.raises(DataError, match="not a split manifest"):
         load_manifest(path)

@@ -256,7 +256,7 @@ def test_crop_models_and_a_full_model_card_show_in_the_page(tiny_artifact, tmp_p
     # A copy of the tiny artifact that crops at native resolution and carries training data and metrics.
     folder = tmp_path / "crop-model"
     folder.mkdir()
-    (folder / "realcheck.model.keras").symlink_to(tiny_artifact / "realcheck.model.keras")
+    (folder / "model.keras").symlink_to(tiny_artifact / "model.keras")
     metadata = json.loads((tiny_artifact / "metadata.json").read_text())
     metadata |= {
         "input_mode": "crop",
@@ -307,7 +307,7 @@ def test_realcheck_app_runs_streamlit_on_the_app(tiny_artifact, monkeypatch, cap
 
 def test_run_streamlit_returns_the_server_status_and_passes_sigterm_on(tmp_path):
     assert launch.run_streamlit([sys.executable, "-c", "raise SystemExit(3)"]) == 3
-    pid_file = tmp_path / "realcheck.server.pid"
+    pid_file = tmp_path / "server.pid"
     server = f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(300)"
     launcher = f"import sys; from streamlit_app.launch import run_streamlit; sys.exit(run_streamlit([sys.executable, '-c', {server!r}]))"
     parent = subprocess.Popen([sys.executable, "-c", launcher])
@@ -398,7 +398,7 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_pa
                 )
                 assert page.get_by_text("realcheck-browser-test").count() >= 1
                 ARTEFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTEFACTS / "realcheck.streamlit_app.png"), full_page=True)
+                page.screenshot(path=str(ARTEFACTS / "streamlit_app.png"), full_page=True)
                 with page.expect_download() as download:
                     page.get_by_text("Download results as CSV").click()
                 rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
