@@ -13,7 +13,14 @@ from pathlib import Path
 
 from realcheck.model.errors import RealCheckError
 from realcheck.model.flags import Refused, add_flags, flag_values, positive_int
-from realcheck.model.settings import BACKBONES, KEPT_FROM_ARTIFACT, AugmentConfig, HeadParams, TrainConfig
+from realcheck.model.settings import (
+    BACKBONES,
+    KEPT_FROM_ARTIFACT,
+    TUNE_SEARCHES_HEADS,
+    AugmentConfig,
+    HeadParams,
+    TrainConfig,
+)
 
 # TrainConfig settings a command does not offer (it fixes them itself).
 SEARCH_SETTINGS = ("search", "search_trials", "search_epochs")
@@ -57,12 +64,19 @@ def _add_training_commands(commands: argparse._SubParsersAction) -> None:
 def add_training_flags(parser: argparse.ArgumentParser, command: str, skip: tuple[str, ...] = ()) -> None:
     """TrainConfig's flags (less `skip`), plus the files and switches that become its head and augmentation."""
     add_flags(parser, TrainConfig, skip=skip, command=command)
-    if command == "finetune":
-        parser.add_argument("--head-params", action=Refused, reason=KEPT_FROM_ARTIFACT)
+    refused = {"finetune": KEPT_FROM_ARTIFACT, "tune": TUNE_SEARCHES_HEADS}.get(command)
+    if refused:
+        parser.add_argument("--head-params", action=Refused, reason=refused)
     else:
         parser.add_argument(
             "--head-params", default=None, help="best_hyperparameters.json from `realcheck tune`"
         )
+    if command == "tune":
+        # Features are computed once from unaugmented images: augmentation settings would change nothing.
+        parser.add_argument("--no-augment", action=Refused, reason=TUNE_SEARCHES_HEADS, nargs=0)
+        parser.add_argument("--augment-config", action=Refused, reason=TUNE_SEARCHES_HEADS)
+        parser.set_defaults(no_augment=False, augment_config=None)
+        return
     parser.add_argument("--no-augment", action="store_true", help="train on unmodified images")
     parser.add_argument(
         "--augment-config",

@@ -165,6 +165,12 @@ FINETUNE_PHASE_ONLY = (
 )
 FINETUNE_KEEPS_SPLIT = "finetune reuses the artifact's split.csv (no test image may leak into training); pass --split to use another"
 FINETUNE_ONE_DEVICE = "finetune runs on the default device at the artifact's precision"
+# Why `realcheck tune` and `realcheck compare` refuse a flag: what they run has no use for it.
+TUNE_SEARCHES_HEADS = (
+    "tune fits heads on features computed once from the frozen backbone: their epochs are --search-epochs, "
+    "the learning rate is searched, and there is no augmentation, fine-tuning or decision rule"
+)
+COMPARE_HEADS_ONLY = "compare trains the head of each backbone in --backbones, with no fine-tuning phase"
 
 
 @dataclass
@@ -177,7 +183,7 @@ class TrainConfig:
         "resnet50",
         choices=tuple(BACKBONES),
         help="the pretrained network under the head",
-        refused_by={"finetune": KEPT_FROM_ARTIFACT},
+        refused_by={"finetune": KEPT_FROM_ARTIFACT, "compare": COMPARE_HEADS_ONLY},
     )
     weights: str = option(
         "imagenet",
@@ -215,19 +221,31 @@ class TrainConfig:
         10,
         parse=non_negative_int,
         help="head (or from-scratch) epochs",
-        refused_by={"finetune": FINETUNE_PHASE_ONLY},
+        refused_by={"finetune": FINETUNE_PHASE_ONLY, "tune": TUNE_SEARCHES_HEADS},
     )
     learning_rate: float = option(
         1e-3,
         parse=positive_float,
         help="head (or from-scratch) learning rate",
-        refused_by={"finetune": FINETUNE_PHASE_ONLY},
+        refused_by={"finetune": FINETUNE_PHASE_ONLY, "tune": TUNE_SEARCHES_HEADS},
     )
     finetune: bool = option(True, name="--no-finetune", help="stop after the head")
-    finetune_epochs: int = option(5, parse=non_negative_int, help="epochs of fine-tuning the backbone's top")
-    finetune_learning_rate: float = option(1e-5, parse=positive_float, help="learning rate of fine-tuning")
+    finetune_epochs: int = option(
+        5,
+        parse=non_negative_int,
+        help="epochs of fine-tuning the backbone's top",
+        refused_by={"tune": TUNE_SEARCHES_HEADS, "compare": COMPARE_HEADS_ONLY},
+    )
+    finetune_learning_rate: float = option(
+        1e-5,
+        parse=positive_float,
+        help="learning rate of fine-tuning",
+        refused_by={"tune": TUNE_SEARCHES_HEADS, "compare": COMPARE_HEADS_ONLY},
+    )
     unfreeze_from: str | None = option(
-        None, help="first backbone layer to fine-tune (default: the start of the last stage)"
+        None,
+        help="first backbone layer to fine-tune (default: the start of the last stage)",
+        refused_by={"tune": TUNE_SEARCHES_HEADS, "compare": COMPARE_HEADS_ONLY},
     )
     search: bool = option(False, help="search the head with Keras Tuner before fine-tuning")
     search_trials: int = option(10, name="--trials", parse=positive_int, help="head-search trials")
@@ -256,13 +274,17 @@ class TrainConfig:
     # The uncertainty band: at most max_uncertain of validation images inside it, and its upper edge raised
     # (within that share) until at most max_real_called_ai of validation real photographs score above it.
     max_uncertain: float = option(
-        0.2, parse=fraction, help="at most this share of validation images inside the uncertainty band"
+        0.2,
+        parse=fraction,
+        help="at most this share of validation images inside the uncertainty band",
+        refused_by={"tune": TUNE_SEARCHES_HEADS},
     )
     max_real_called_ai: float | None = option(
         None,
         parse=fraction,
         help="raise the band's upper edge (within --max-uncertain) until at most this share of validation "
         "real photographs is called AI",
+        refused_by={"tune": TUNE_SEARCHES_HEADS},
     )
     limit: int | None = option(None, parse=positive_int, help="at most N images per class (quick runs)")
     seed: int = option(42, parse=whole_number, help="seed of the split, the initial weights and augmentation")

@@ -101,6 +101,28 @@ def test_finetune_refuses_what_it_would_ignore(capsys, flag, reason):
     assert f"{flag[0]}: " in err and reason in err
 
 
+@pytest.mark.parametrize(
+    ("command", "flag", "reason"),
+    [
+        ("tune", ["--epochs", "3"], "their epochs are --search-epochs"),
+        ("tune", ["--learning-rate", "0.1"], "the learning rate is searched"),
+        ("tune", ["--finetune-epochs", "2"], "no augmentation, fine-tuning"),
+        ("tune", ["--no-augment"], "no augmentation"),
+        ("tune", ["--augment-config", "a.json"], "no augmentation"),
+        ("tune", ["--head-params", "best.json"], "fits heads"),
+        ("tune", ["--max-uncertain", "0.1"], "decision rule"),
+        ("compare", ["--backbone", "vgg16"], "each backbone in --backbones"),
+        ("compare", ["--unfreeze-from", "block5"], "no fine-tuning phase"),
+    ],
+)
+def test_tune_and_compare_refuse_what_they_would_ignore(capsys, command, flag, reason):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--data", "d", *flag])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{flag[0]}: " in err and reason in err
+
+
 def test_finetune_help_lists_only_what_it_honours(capsys):
     with pytest.raises(SystemExit):
         main(["finetune", "--help"])
