@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 from keras import layers, ops
+
 from realcheck.model.errors import RealCheckError, WeightsUnavailableError
 from realcheck.model.settings import INPUT_FILTERS, LITE, HeadParams, backbone_spec
 
@@ -99,10 +100,10 @@ def build_head(feature_dim: int, params: HeadParams) -> keras.Model:
     return keras.Model(features, score, name="head")
 
 
-def build_backbone(name: str, input_size: int | None, weights: str | None) -> keras.Model:
+def build_backbone(name: str, size: int | None, weights: str | None) -> keras.Model:
     """The backbone without its top, with `weights` "imagenet", "none" or a path to a weights file.
 
-    `input_size` None builds a backbone for any input size (fully convolutional).
+    `size` None builds a backbone for any input size (fully convolutional).
 
     ImageNet weights that cannot be downloaded raise WeightsUnavailableError within seconds with a message
     that says how to pass a local file or train from scratch.
@@ -111,13 +112,11 @@ def build_backbone(name: str, input_size: int | None, weights: str | None) -> ke
     if spec.constructor == LITE:
         from realcheck.model.efficientnet_lite import build_efficientnet_lite
 
-        return build_efficientnet_lite(
-            spec.name, (input_size, input_size, 3), resolve_weights(weights, ".pth")
-        )
+        return build_efficientnet_lite(spec.name, (size, size, 3), resolve_weights(weights, ".pth"))
     constructor = getattr(keras.applications, spec.constructor)
     weights_arg = resolve_weights(weights)
     try:
-        return constructor(include_top=False, weights=weights_arg, input_shape=(input_size, input_size, 3))
+        return constructor(include_top=False, weights=weights_arg, input_shape=(size, size, 3))
     except WeightsUnavailableError:
         raise
     except Exception as error:  # Keras raises a bare Exception when a download fails.
@@ -155,7 +154,7 @@ def resolve_weights(weights: str | None, suffix: str = ".h5") -> str | None:
 
 def build_model(
     backbone: str = "resnet50",
-    input_size: int = 224,
+    size: int = 224,
     weights: str | None = "imagenet",
     head: HeadParams | None = None,
     train_backbone: bool = False,
@@ -164,7 +163,7 @@ def build_model(
 ) -> keras.Model:
     """The full detector: raw RGB of any size -> resize -> backbone preprocessing -> backbone -> head.
 
-    With `train_backbone` False the backbone is frozen and runs BatchNorm in inference mode (transfer
+    `size` is the side the network is built and trained at (`TrainConfig.training_size`). With `train_backbone` False the backbone is frozen and runs BatchNorm in inference mode (transfer
     learning and fine-tuning); True trains everything with BatchNorm in training mode (from scratch).
     In `crop` mode there is no resize layer: the network takes crops of any size at native resolution.
     `input_filter` "highpass" feeds the backbone the image's high-pass residual instead of the image.
@@ -175,12 +174,12 @@ def build_model(
             f"unknown input filter {input_filter!r}; choose one of {', '.join(INPUT_FILTERS)}"
         )
     fully_convolutional = input_mode == "crop"
-    base = build_backbone(spec.name, None if fully_convolutional else input_size, weights)
+    base = build_backbone(spec.name, None if fully_convolutional else size, weights)
     base.trainable = train_backbone
     image = keras.Input((None, None, 3), name="image")
     x = image
     if not fully_convolutional:
-        x = layers.Resizing(input_size, input_size, interpolation="bilinear", name="resize")(x)
+        x = layers.Resizing(size, size, interpolation="bilinear", name="resize")(x)
     x = BackbonePreprocessing(spec.preprocessing, name="backbone_preprocessing")(x)
     if input_filter == "highpass":
         x = HighPassResidual(name="highpass")(x)

@@ -42,7 +42,7 @@ def save_untrained_artifact(folder: str | Path, backbone: str, size: int, name: 
     from realcheck.model import architecture
     from realcheck.model.settings import HeadParams
 
-    model = architecture.build_model(backbone, input_size=size, weights="none")
+    model = architecture.build_model(backbone, size=size, weights="none")
     metadata = build_metadata(
         name,
         version,
@@ -84,6 +84,7 @@ def read_metadata(folder: str | Path) -> dict:
 def load_artifact(folder: str | Path):
     """(Keras model, metadata) from an artifact folder."""
     import keras
+
     from realcheck.model import architecture  # noqa: F401  registers the custom layers before loading
 
     folder = Path(folder)

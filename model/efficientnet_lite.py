@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 from keras import layers
+
 from realcheck.model.errors import WeightsUnavailableError
 
 BN_EPSILON = 1e-3

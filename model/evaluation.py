@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from sklearn import metrics as skm
+
 from realcheck.model.decision import DecisionRule
 from realcheck.model.labels import AI, LABEL_NAMES, REAL
-from sklearn import metrics as skm
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:

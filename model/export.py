@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from realcheck.model.artifact import MODEL_FILE, file_sha256, load_artifact, write_json
 from realcheck.model.errors import RealCheckError
 

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
 from realcheck.model import evaluation
 from realcheck.model.artifact import read_metadata, write_json
 from realcheck.model.datasets import discover

@@ -57,6 +57,7 @@ class GradCam:
 
     def __init__(self, model: keras.Model, layer_name: str | None = None):
         import keras
+
         from realcheck.model.architecture import backbone_of
 
         self.model = model

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
 from realcheck.model.errors import ImageDecodeError
-from realcheck.model.settings import InputSpec
+from realcheck.model.settings import DEFAULT_MAX_PIXELS, InputSpec
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image
 
 # Formats Pillow decodes without external delegates; anything else is refused up front.
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-DEFAULT_MAX_PIXELS = 50_000_000  # ~7000 x 7000: larger than any camera photo users check.
 # Wider than any panorama: a model input from a 1 x 7000 strip is noise, and upscaling it to a crop would
 # cost gigabytes.
 MAX_ASPECT_RATIO = 16

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from realcheck.model.decision import DecisionRule
 from realcheck.model.errors import ImageDecodeError
 from realcheck.model.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, load_model_input
@@ -148,9 +149,15 @@ class Detector:
 
     def _try_examine(self, source: ImageSource) -> PreparedImage | Prediction:
         try:
-            return self.examine(source)
+            data = self._read(source)
         except ImageDecodeError as error:
             return Prediction(error=str(error))
+        # Hashed before decoding, so an image that fails still names its bytes.
+        sha256 = None if isinstance(data, Image.Image) else hashlib.sha256(data).hexdigest()
+        try:
+            return self.examine(data, sha256)
+        except ImageDecodeError as error:
+            return Prediction(sha256, error=str(error))
 
     def _read(self, source: ImageSource) -> bytes | Image.Image:
         if isinstance(source, Image.Image):
@@ -197,10 +204,8 @@ def load_detector(
     folder: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, provenance: ProvenanceReader | None = None
 ) -> Detector:
     """Load an artifact folder's Keras model into a ready Detector."""
-    from realcheck.model.artifact import load_artifact
-
-    model, metadata = load_artifact(folder)
-    return keras_detector(model, metadata, max_pixels, provenance)
+    runtime, metadata = KerasRuntime.load(folder)
+    return Detector(runtime, metadata, max_pixels, provenance)
 
 
 def score_paths(detector: Detector, paths: Sequence[str | Path], batch_size: int = 32) -> np.ndarray:

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from realcheck.model.errors import ArtifactError
@@ -129,6 +128,8 @@ NETWORK_FIELDS = tuple(field.key for field in FIELDS if field.network)
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a model's numbers."""
+    from importlib import metadata as importlib_metadata  # slow to import; only writers of artifacts need it
+
     versions = {"python": platform.python_version()}
     for package in (
         "realcheck",

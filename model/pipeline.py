@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
 from realcheck.model.datasets import Sample
 from realcheck.model.imaging import ensure_min_side, fit_to_input, open_rgb
 from realcheck.model.settings import AugmentConfig, InputSpec

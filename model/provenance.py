@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from PIL import Image
+
 from realcheck.model.errors import RealCheckError
 from realcheck.model.labels import AI, LABEL_NAMES
 

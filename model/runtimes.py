@@ -40,6 +40,14 @@ class KerasRuntime:
         gpus = tf.config.list_physical_devices("GPU")
         self.device = f"GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
 
+    @classmethod
+    def load(cls, folder: str | Path) -> tuple[KerasRuntime, dict]:
+        """An artifact folder's Keras model as a runtime, with the artifact's metadata."""
+        from realcheck.model.artifact import load_artifact
+
+        model, metadata = load_artifact(folder)
+        return cls(model, int(metadata["input_size"])), metadata
+
     def scores(self, batch: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 

@@ -38,6 +38,7 @@ from realcheck.model.flags import (
 
 LITE = "efficientnet_lite"
 INPUT_MODES = ("resize", "crop")
+DEFAULT_MAX_PIXELS = 50_000_000  # ~7000 x 7000: larger than any camera photo users check.
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class InputSpec:
 @dataclass(frozen=True)
 class BackboneSpec:
     name: str
-    # attribute of keras.applications, or "efficientnet_lite" (built in model.efficientnet_lite)
+    # attribute of keras.applications, or "efficientnet_lite" (built in realcheck.model.efficientnet_lite)
     constructor: str
     # "caffe" (BGR, ImageNet mean subtracted), "symmetric" ((x - 127) / 128) or "none" (it rescales itself)
     preprocessing: str
@@ -170,6 +171,8 @@ TUNE_SEARCHES_HEADS = (
     "tune fits heads on features computed once from the frozen backbone: their epochs are --search-epochs, "
     "the learning rate is searched, and there is no augmentation, fine-tuning or decision rule"
 )
+TUNE_MAKES_NO_MODEL = "tune writes the best head's settings (best_hyperparameters.json), not a model"
+TUNE_ONE_DEVICE = "tune runs on the default device in float32"
 COMPARE_HEADS_ONLY = "compare trains the head of each backbone in --backbones, with no fine-tuning phase"
 
 
@@ -208,7 +211,7 @@ class TrainConfig:
         parse=positive_int,
         aliases=("--inference-size",),
         help="crop mode: the side of the window the finished model scores (default: --training-size)",
-        refused_by={"finetune": KEPT_FROM_ARTIFACT},
+        refused_by={"finetune": KEPT_FROM_ARTIFACT, "tune": TUNE_MAKES_NO_MODEL},
     )
     input_filter: str = option(
         "none",
@@ -289,22 +292,27 @@ class TrainConfig:
     limit: int | None = option(None, parse=positive_int, help="at most N images per class (quick runs)")
     seed: int = option(42, parse=whole_number, help="seed of the split, the initial weights and augmentation")
     cache: str | None = option(
-        "memory", parse=cache_location, help="memory, none, or a folder for an on-disk cache"
+        "memory",
+        parse=cache_location,
+        help="memory, none, or a folder for an on-disk cache",
+        refused_by={"tune": TUNE_SEARCHES_HEADS},
     )
     distribute: str = option(
         "auto",
         choices=DISTRIBUTE,
         help="tf.distribute: mirrored across local GPUs, multiworker through TF_CONFIG",
-        refused_by={"finetune": FINETUNE_ONE_DEVICE},
+        refused_by={"finetune": FINETUNE_ONE_DEVICE, "tune": TUNE_ONE_DEVICE},
     )
     mixed_precision: str = option(
         "auto",
         choices=MIXED_PRECISION,
         help="mixed float16 (auto: on when a GPU is present)",
-        refused_by={"finetune": FINETUNE_ONE_DEVICE},
+        refused_by={"finetune": FINETUNE_ONE_DEVICE, "tune": TUNE_ONE_DEVICE},
     )
     name: str | None = option(None, help="model name recorded in the artifact")
-    version: str | None = option(None, help="model version (default: creation time)")
+    version: str | None = option(
+        None, help="model version (default: creation time)", refused_by={"tune": TUNE_MAKES_NO_MODEL}
+    )
     # From --head-params and --no-augment / --augment-config (files and switches, not one value each).
     head: HeadParams = field(default_factory=HeadParams)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
 from realcheck.model.errors import WeightsUnavailableError
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C

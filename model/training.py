@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+
 from realcheck.model import architecture, artifact, evaluation
 from realcheck.model.datasets import Discovery, Sample, discover, summarize
 from realcheck.model.decision import DecisionRule

@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 import numpy as np
+
 from realcheck.model import architecture
 from realcheck.model.pipeline import make_dataset
 from realcheck.model.settings import HeadParams, TrainConfig

@@ -53,6 +53,7 @@ def main() -> None:
 
     import benchlib
     import numpy as np
+
     from realcheck.model.artifact import read_metadata
     from realcheck.model.inference import load_detector
     from realcheck.model.runtimes import OnnxRuntime

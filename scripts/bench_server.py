@@ -164,6 +164,7 @@ def in_process(
 ):
     """The runtime's batched throughput on prepared inputs, and the naive one-predict-per-request rate."""
     import numpy as np
+
     from realcheck.model.artifact import read_metadata
     from realcheck.model.inference import Detector
     from realcheck.server.backends import load_runtime

@@ -42,6 +42,7 @@ def main() -> None:
     import keras
     import numpy as np
     import tensorflow as tf
+
     from realcheck.model.architecture import build_model
     from realcheck.model.datasets import discover
     from realcheck.model.pipeline import make_dataset

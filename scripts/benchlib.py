@@ -65,6 +65,7 @@ def backbone_gflop_per_image(backbone: str = "resnet50", size: int = 224) -> flo
     """Multiply-adds x 2 of a RealCheck backbone's convolutions at `size` px, counted from Keras (the head is
     negligible)."""
     import keras
+
     from realcheck.model.architecture import build_backbone
 
     model = build_backbone(backbone, size, "none")

@@ -172,9 +172,10 @@ def summarize(rows: list[dict]) -> dict:
 
     Each fold model has its own threshold and band; verdicts are each model's own.
     """
+    from sklearn import metrics
+
     from realcheck.model import evaluation
     from realcheck.model.labels import AI, UNCERTAIN
-    from sklearn import metrics
 
     labels = np.array([1 if row["label"] == "ai" else 0 for row in rows])
     scores = np.array([float(row["score"]) for row in rows])

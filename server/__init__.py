@@ -15,7 +15,7 @@ __all__ = ["RealCheckClient", "ServerConfig", "create_app"]
 
 
 def __getattr__(name: str):
-    # Lazy so that `import server.client` stays light (no Flask, no NumPy) for programs that only query.
+    # Lazy so that `import realcheck.server.client` stays light (no Flask, no NumPy) for programs that only query.
     if name == "create_app":
         from realcheck.server.app import create_app
 
@@ -28,4 +28,4 @@ def __getattr__(name: str):
         from realcheck.server.client import RealCheckClient
 
         return RealCheckClient
-    raise AttributeError(f"module 'server' has no attribute {name!r}")
+    raise AttributeError(f"module 'realcheck.server' has no attribute {name!r}")

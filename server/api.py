@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, current_app, jsonify, request
+
 from realcheck.model.metadata import PUBLIC_FIELDS
 from realcheck.server.errors import ApiError
 from realcheck.server.uploads import upload_limits, uploads_from_request

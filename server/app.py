@@ -7,12 +7,13 @@ import time
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
 from realcheck.server.access import RateLimiter, check_api_key, cors_headers, origin_allowed
 from realcheck.server.config import ServerConfig
 from realcheck.server.errors import ApiError
 from realcheck.server.metrics import Metrics
 from realcheck.server.service import PredictionService
-from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("realcheck")
 # Paths open to everyone (orchestrators and scrapers do not carry API keys) and never rate limited.

@@ -100,10 +100,7 @@ def _safe(name: str) -> str:
 def load_runtime(model_dir: str | Path, metadata: dict, backend: str, cache_dir: str | Path) -> Runtime:
     """The runtime that serves an artifact: its Keras model in TensorFlow, or its ONNX export."""
     if choose_backend(backend) == "tensorflow":
-        from realcheck.model.artifact import load_artifact
-
-        model, _ = load_artifact(model_dir)
-        return KerasRuntime(model, int(metadata["input_size"]))
+        return KerasRuntime.load(model_dir)[0]
     path = ensure_onnx_export(model_dir, cache_dir, metadata["name"])
     try:
         return OnnxRuntime(path)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from realcheck.model.artifact import resolve_model_dir
 from realcheck.model.errors import RealCheckError
 from realcheck.model.flags import non_negative_int, number, option, positive_float, positive_int
 from realcheck.model.flags import port as tcp_port
-from realcheck.model.imaging import DEFAULT_MAX_PIXELS
-from realcheck.model.provenance import ProvenanceReader
+from realcheck.model.settings import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:  # the reader loads Pillow: only `serve` and `check` need it
+    from realcheck.model.provenance import ProvenanceReader
 
 BACKENDS = ("auto", "onnx", "tensorflow")
 EXTENSION_ORIGIN_PREFIXES = ("chrome-extension://", "moz-extension://")
@@ -23,7 +25,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 MIB = 1024 * 1024
 
-__all__ = ["ServerConfig", "default_cache_dir", "resolve_model_dir"]
+__all__ = ["ServerConfig", "default_cache_dir"]
 
 
 def megabytes(text: str) -> int:
@@ -140,6 +142,8 @@ class ServerConfig:
 
     def provenance_reader(self) -> ProvenanceReader:
         """The provenance reader for served images (reads the trust anchors file; a bad one fails here)."""
+        from realcheck.model.provenance import ProvenanceReader
+
         return ProvenanceReader.from_trust_anchors_file(self.c2pa_trust_anchors)
 
     @property

@@ -11,6 +11,7 @@ import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
+
 from realcheck.server.errors import ApiError
 from realcheck.server.feedback_store import (
     FeedbackReport,

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from PIL import Image
+from sqlalchemy.engine import URL, Engine, make_url
+
 from realcheck.model.errors import ImageDecodeError, RealCheckError
 from realcheck.model.imaging import DEFAULT_MAX_PIXELS, check_aspect_ratio, open_rgb
-from sqlalchemy.engine import URL, Engine, make_url
 
 log = logging.getLogger("realcheck")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
+
 from realcheck.server.openapi import openapi_document
 
 ops = Blueprint("ops", __name__)

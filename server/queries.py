@@ -103,9 +103,9 @@ class LocalChecker:
     def __init__(
         self, model_dir: str | Path | None, batch_size: int = 32, trust_anchors: str | Path | None = None
     ):
+        from realcheck.model.artifact import resolve_model_dir
         from realcheck.model.inference import load_detector
         from realcheck.model.provenance import ProvenanceReader
-        from realcheck.server.config import resolve_model_dir
 
         provenance = ProvenanceReader.from_trust_anchors_file(trust_anchors)
         self.detector = load_detector(resolve_model_dir(model_dir), provenance=provenance)

@@ -21,9 +21,10 @@ log = logging.getLogger("realcheck")
 
 def make_server(config: ServerConfig):
     """A waitress server for the app; the model starts loading in the background, /readyz says when ready."""
+    from waitress import create_server
+
     from realcheck.server.app import create_app
     from realcheck.server.transport import ArrivalDeadline, enforce_arrival_deadline
-    from waitress import create_server
 
     config = dataclasses.replace(config, load_in_background=True)
     app = create_app(config)

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from realcheck.model.artifact import read_metadata
+
+from realcheck.model.artifact import read_metadata, resolve_model_dir
 from realcheck.model.errors import ImageDecodeError, RealCheckError
 from realcheck.model.inference import Detector, Prediction, PreparedImage
 from realcheck.model.provenance import ProvenanceReader
 from realcheck.server.batching import BatcherStopped, MicroBatcher, Overloaded
 from realcheck.server.cache import ResultCache
-from realcheck.server.config import ServerConfig, resolve_model_dir
+from realcheck.server.config import ServerConfig
 from realcheck.server.errors import ApiError, InvalidImage, NotReady, without_paths
 from realcheck.server.metrics import Metrics
 

@@ -10,6 +10,7 @@ import binascii
 import json
 
 from flask import Request
+
 from realcheck.server.config import ServerConfig
 from realcheck.server.errors import ApiError
 from realcheck.server.service import Upload

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 from PIL import Image
+
 from realcheck.model.errors import RealCheckError
 from realcheck.model.gradcam import GradCam, overlay
 from realcheck.model.imaging import fit_to_input, open_rgb

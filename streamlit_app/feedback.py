@@ -8,6 +8,7 @@ session, shown as theirs next to what the model said.
 from __future__ import annotations
 
 import streamlit as st
+
 from realcheck.model.errors import RealCheckError
 from realcheck.server.feedback_store import FeedbackReport, FeedbackStore
 from realcheck.streamlit_app.analysis import max_upload_bytes
@@ -23,7 +24,7 @@ def feedback_store(location: str | None) -> FeedbackStore:
 
 
 def show_feedback(location: str | None, result, data: bytes, model: dict) -> None:
-    """The report buttons for one scored image (`result` is its model.inference.Prediction)."""
+    """The report buttons for one scored image (`result` is its realcheck.model.inference.Prediction)."""
     key = f"feedback-{result.sha256}"
     reported = st.session_state.get(key)
     if reported:

@@ -8,13 +8,14 @@ import urllib.error
 import keras
 import numpy as np
 import pytest
+
 from realcheck.model import architecture
 from realcheck.model.errors import RealCheckError, WeightsUnavailableError
 
 
 @pytest.mark.parametrize("backbone", ["resnet50", "vgg16", "efficientnetb0"])
 def test_every_backbone_takes_raw_pixels_of_any_size(backbone):
-    model = architecture.build_model(backbone, input_size=32, weights="none")
+    model = architecture.build_model(backbone, size=32, weights="none")
     for shape in [(2, 32, 32, 3), (1, 57, 91, 3)]:
         scores = model.predict_on_batch(np.random.default_rng(0).uniform(0, 255, shape).astype("float32"))
         assert scores.shape == (shape[0], 1)
@@ -37,7 +38,7 @@ def test_caffe_preprocessing_flips_to_bgr_and_subtracts_the_mean():
 
 
 def test_frozen_backbone_then_unfreeze_top_keeps_batchnorm_frozen():
-    model = architecture.build_model("resnet50", input_size=32, weights="none")
+    model = architecture.build_model("resnet50", size=32, weights="none")
     base = architecture.backbone_of(model)
     assert not base.trainable
     assert len(model.trainable_weights) == 4  # the head's two Dense layers only

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from realcheck.server.batching import MicroBatcher, Overloaded
 from realcheck.server.cache import ResultCache
 

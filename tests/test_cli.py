@@ -231,9 +231,8 @@ def test_train_with_search_and_weights_file(capsys, folder_dataset, tmp_path):
 
 def test_compare_every_backbone(capsys, folder_dataset, tmp_path):
     out_dir = tmp_path / "compare"
-    from realcheck.model.settings import BACKBONES
-
     from realcheck.cli import build_parser
+    from realcheck.model.settings import BACKBONES
 
     # By default every backbone is compared; two are trained here (each costs a minute on 2 cores).
     default = build_parser().parse_args(["compare", "--data", "d"]).backbones

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from realcheck.server.client import ClientError, RealCheckClient
 from serving import free_port, jpeg_bytes
+
+from realcheck.server.client import ClientError, RealCheckClient
 
 
 def test_check_paths_and_bytes(live_server, tmp_path):

@@ -9,6 +9,7 @@ from collections import defaultdict
 import imagegen
 import pytest
 from PIL import Image
+
 from realcheck.model.datasets import discover, image_key
 from realcheck.model.errors import DataError
 from realcheck.model.labels import AI, REAL, label_for_folder

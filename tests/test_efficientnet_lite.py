@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import torchfile
+
 from realcheck.model import architecture
 from realcheck.model.efficientnet_lite import (
     BASE_STAGES,
@@ -233,7 +234,7 @@ def test_a_weights_file_that_is_no_pth_is_refused_for_a_lite_backbone(tmp_path):
 
 @pytest.fixture(scope="module")
 def lite0_detector():
-    return architecture.build_model("efficientnet_lite0", input_size=64, weights="none", input_mode="crop")
+    return architecture.build_model("efficientnet_lite0", size=64, weights="none", input_mode="crop")
 
 
 def test_the_lite0_detector_scores_raw_pixels_of_any_size(lite0_detector):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+
 from realcheck.model.decision import DecisionRule, verdict_for_score
 from realcheck.model.evaluation import (
     apply_platt,

@@ -11,12 +11,13 @@ import random
 import imagegen
 import pytest
 from PIL import Image
+from serving import free_port
+from test_server import assert_error, bomb_png
+
 from realcheck.server.app import create_app
 from realcheck.server.config import ServerConfig
 from realcheck.server.feedback_store import FeedbackStore
 from realcheck.server.service import PredictionService
-from serving import free_port
-from test_server import assert_error, bomb_png
 
 
 @pytest.fixture(scope="module")

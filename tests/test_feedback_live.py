@@ -18,10 +18,10 @@ from pathlib import Path
 
 import imagegen
 import pytest
-from realcheck.server.feedback_store import FeedbackStore
 from serving import LiveServer
 
 from realcheck.cli import main as cli_main
+from realcheck.server.feedback_store import FeedbackStore
 
 CLIENTS = 16
 REPORTS_PER_CLIENT = 10

@@ -11,6 +11,7 @@ from pathlib import Path
 import imagegen
 import pytest
 import sqlalchemy as sa
+
 from realcheck.model.datasets import discover_folders
 from realcheck.model.errors import RealCheckError
 from realcheck.server.feedback_export import export_feedback

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import imagegen
 import pytest
 from PIL import Image
+
 from realcheck.server.app import create_app
 from realcheck.server.config import ServerConfig
 from realcheck.server.service import PredictionService

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+
 from realcheck.model.architecture import BackbonePreprocessing, build_model
 from realcheck.model.gradcam import GradCam, gradcam, overlay, target_layer_name
 
@@ -102,7 +103,7 @@ def test_batched_maps_match_single_ones(toy):
 
 
 def test_resnet50_heatmap_shape_range_and_layer():
-    model = build_model("resnet50", input_size=64, weights="none")
+    model = build_model("resnet50", size=64, weights="none")
     explainer = GradCam(model)
     assert explainer.layer_name == "conv5_block3_out"
     rng = np.random.default_rng(0)

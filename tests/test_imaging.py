@@ -10,6 +10,7 @@ import imagegen
 import numpy as np
 import pytest
 from PIL import Image
+
 from realcheck.model.errors import ImageDecodeError
 from realcheck.model.imaging import (
     DEFAULT_MAX_PIXELS,

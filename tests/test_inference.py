@@ -15,6 +15,7 @@ import numpy as np
 import provenancegen
 import pytest
 from PIL import Image
+
 from realcheck.model.artifact import store_weights_as_float16
 from realcheck.model.decision import DecisionRule
 from realcheck.model.export import export_onnx_in_child, run_onnx
@@ -124,12 +125,14 @@ def test_a_file_too_large_for_the_pixel_limit_is_refused_unread(trained_artifact
     [result] = small_limit.predict([huge])
     assert not result.ok and "file too large" in result.error and result.score is None
     [missing] = small_limit.predict([tmp_path / "missing.png"])
-    assert missing.error.startswith("no such file")
+    assert missing.error.startswith("no such file") and missing.sha256 is None
+    [broken] = small_limit.predict([b"not an image"])
+    assert broken.error and broken.sha256 == hashlib.sha256(b"not an image").hexdigest()
 
 
 def test_serving_imports_neither_scikit_learn_nor_tensorflow_up_front():
     code = (
-        "import sys; import model.inference, server.service, server.backends, server.queries, server.app; "
+        "import sys; from realcheck.model import inference; from realcheck.server import service, backends, queries, app; "
         "print(sorted(m for m in ('sklearn', 'tensorflow') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -7,6 +7,7 @@ upward dependency.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -59,5 +60,17 @@ def test_a_package_never_imports_a_layer_above_it(package):
         f"{path.relative_to(ROOT)} imports {name}"
         for path in sorted((ROOT / package).rglob("*.py"))
         for name in sorted(imported_layers(path.read_text(encoding="utf-8")) & forbidden)
+    ]
+    assert not offences, offences
+
+
+def test_no_code_anywhere_imports_the_bare_folder_names():
+    # Code strings that tests and scripts run in child processes count too: under a wheel only realcheck.* exists.
+    bare = re.compile(r"(?m)(?:^\s*|[;\"'(]\s*)(?:from|import)\s+(?:model|server|streamlit_app)\b(?!\s*=)")
+    offences = [
+        f"{path.relative_to(ROOT)}: {match.group(0).strip()}"
+        for folder in ("model", "server", "streamlit_app", "realcheck", "scripts", "tests")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for match in bare.finditer(path.read_text(encoding="utf-8"))
     ]
     assert not offences, offences

@@ -10,8 +10,9 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from realcheck.server.client import RealCheckClient
 from serving import LiveServer, jpeg_bytes, varied_images
+
+from realcheck.server.client import RealCheckClient
 
 
 def metric_value(text: str, name: str) -> float:

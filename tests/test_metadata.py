@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from realcheck.model.artifact import METADATA_FILE, bundled_model_dir, read_metadata, write_metadata
 from realcheck.model.errors import ArtifactError
 from realcheck.model.metadata import (

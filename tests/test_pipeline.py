@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from realcheck.model.datasets import discover
 from realcheck.model.imaging import load_model_input
 from realcheck.model.pipeline import Augmenter, make_dataset

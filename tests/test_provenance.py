@@ -10,6 +10,7 @@ import time
 import provenancegen as gen
 import pytest
 from PIL import PngImagePlugin
+
 from realcheck.model.errors import RealCheckError
 from realcheck.model.provenance import (
     CAPTURE_SOURCE_TYPES,

@@ -10,10 +10,10 @@ import signal
 import imagegen
 import provenancegen
 import pytest
-from realcheck.server.queries import ROW_FIELDS
 from serving import jpeg_bytes
 
 from realcheck.cli import main
+from realcheck.server.queries import ROW_FIELDS
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:

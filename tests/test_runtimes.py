@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from realcheck.model import artifact as model_artifact
-from realcheck.model.artifact import bundled_model_dir, read_metadata
-from realcheck.server import backends
-from realcheck.server.config import ServerConfig, resolve_model_dir
-from realcheck.server.service import PredictionService, Upload
 from serving import varied_images
+
+from realcheck.model import artifact as model_artifact
+from realcheck.model.artifact import bundled_model_dir, read_metadata, resolve_model_dir
+from realcheck.server import backends
+from realcheck.server.config import ServerConfig
+from realcheck.server.service import PredictionService, Upload
 
 
 def test_onnx_and_tensorflow_give_the_same_scores(tiny_artifact, onnx_cache_dir):

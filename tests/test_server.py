@@ -14,11 +14,12 @@ import imagegen
 import provenancegen
 import pytest
 from PIL import Image
+from serving import jpeg_bytes, varied_images
+
 from realcheck.server.app import create_app
 from realcheck.server.config import ServerConfig
 from realcheck.server.metrics import Metrics
 from realcheck.server.service import PredictionService
-from serving import jpeg_bytes, varied_images
 
 ERROR_KEYS = {"code", "message"}
 

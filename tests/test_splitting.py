@@ -9,6 +9,7 @@ import imagegen
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from realcheck.model.datasets import Sample, discover
 from realcheck.model.errors import DataError
 from realcheck.model.labels import AI, REAL

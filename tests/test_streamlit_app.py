@@ -21,12 +21,12 @@ import provenancegen
 import pytest
 import streamlit
 from PIL import Image
-from realcheck.model.inference import Prediction, load_detector
-from realcheck.streamlit_app import analysis, launch
-from realcheck.streamlit_app.launch import APP_PATH, streamlit_command
 from streamlit.testing.v1 import AppTest
 
 from realcheck.cli import main as cli_main
+from realcheck.model.inference import Prediction, load_detector
+from realcheck.streamlit_app import analysis, launch
+from realcheck.streamlit_app.launch import APP_PATH, streamlit_command
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTEFACTS = ROOT / "test-artifacts"
@@ -309,7 +309,7 @@ def test_run_streamlit_returns_the_server_status_and_passes_sigterm_on(tmp_path)
     assert launch.run_streamlit([sys.executable, "-c", "raise SystemExit(3)"]) == 3
     pid_file = tmp_path / "server.pid"
     server = f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(300)"
-    launcher = f"import sys; from streamlit_app.launch import run_streamlit; sys.exit(run_streamlit([sys.executable, '-c', {server!r}]))"
+    launcher = f"import sys; from realcheck.streamlit_app.launch import run_streamlit; sys.exit(run_streamlit([sys.executable, '-c', {server!r}]))"
     parent = subprocess.Popen([sys.executable, "-c", launcher])
     try:
         while not pid_file.exists() and parent.poll() is None:

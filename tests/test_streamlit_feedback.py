@@ -7,10 +7,11 @@ import hashlib
 
 import imagegen
 import pytest
+from streamlit.testing.v1 import AppTest
+
 from realcheck.server.feedback_store import FEEDBACK_DB_ENV, FeedbackStore
 from realcheck.streamlit_app import analysis
 from realcheck.streamlit_app.launch import APP_PATH, streamlit_command
-from streamlit.testing.v1 import AppTest
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torchfile
+
 from realcheck.model import torch_checkpoint
 from realcheck.model.errors import WeightsUnavailableError
 from realcheck.model.torch_checkpoint import read_state_dict

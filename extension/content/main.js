@@ -22,7 +22,11 @@
       [MSG.workerToPage.feedbackDone]: onFeedbackAnswer,
       [MSG.workerToPage.feedbackFailed]: onFeedbackAnswer,
     },
-    onReconnected: () => results.resend(),
+    onReconnected: () => {
+      results.resend();
+      flaggedSent = -1; // a count that changed while the port was down was never delivered
+      reportFlagged();
+    },
     isWaiting: () => results.waiting,
     onOrphaned: () => teardown(),
   });

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from realcheck.server.feedback_store import metadata
 
 connection = context.config.attributes.get("connection")
