@@ -243,6 +243,8 @@ def model_card(metadata: dict, folder: Path | None = None) -> str:
     else:
         lines.append("Not evaluated.")
     lines += _held_out_section(metadata)
+    lines += _cross_collection_section(metadata.get("cross_collection"))
+    lines += _shortcut_audit_section(metadata.get("shortcut_audit"))
     lines += _source_holdout_section(metadata.get("source_holdout"))
     if folder is not None and (folder / "plots").is_dir():
         lines += [
@@ -354,6 +356,66 @@ def _source_holdout_section(protocol: dict | None) -> list[str]:
             "of the dhanush-dev sources, so its numbers there are not held out.",
         ]
     return lines
+
+
+def _cross_collection_section(protocol: dict | None) -> list[str]:
+    """Train on one collection, test on another built independently: the number RealCheck steers by."""
+    if not protocol:
+        return []
+    lines = [
+        "",
+        "## Cross-collection results",
+        "",
+        protocol.get("description", ""),
+        "",
+        "| recipe | trained -> tested | copy | images | ROC AUC | balanced accuracy | ECE | AI caught | "
+        "real called AI | worst real source called AI | uncertain |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for recipe, directions in protocol.get("recipes", {}).items():
+        for direction, entry in directions.items():
+            for tier, title in TIER_TITLES.items():
+                measured = entry.get(tier)
+                if not measured or "roc_auc" not in measured:
+                    continue
+                lines.append(
+                    f"| {recipe} | {direction} | {title} | {measured['n']} | {measured['roc_auc']:.3f} | "
+                    f"{measured['balanced_accuracy']:.3f} | {measured['ece']:.3f} | {measured['ai_caught']:.1%} | "
+                    f"{measured['real_called_ai']:.1%} | {measured['worst_real_source_called_ai']:.1%} | "
+                    f"{measured['uncertain']:.1%} |"
+                )
+    bundled = protocol.get("recipes", {}).get(protocol.get("bundled_recipe"), {})
+    if bundled:
+        lines += [
+            "",
+            f"Per source, the bundled recipe ({protocol['bundled_recipe']}), clean copies: the share called `ai` "
+            "(for an AI source the share caught, for a real source the share accused; a source of both classes "
+            "shows both, AI first) and the share `uncertain`.",
+            "",
+            "| trained -> tested | source | class | images | ai | uncertain |",
+            "|---|---|---|---|---|---|",
+        ]
+        for direction, entry in bundled.items():
+            for source, rates in (entry.get("clean") or {}).get("sources", {}).items():
+                shares = [f"{rates[key]:.0%}" for key in ("ai_caught", "real_called_ai") if key in rates]
+                lines.append(
+                    f"| {direction} | {source} | {rates['label']} | {rates['n']} | {' / '.join(shares)} | "
+                    f"{rates['uncertain']:.0%} |"
+                )
+    return lines
+
+
+def _shortcut_audit_section(audit: dict | None) -> list[str]:
+    if not audit:
+        return []
+    return [
+        "",
+        "## Shortcut audit",
+        "",
+        audit.get("summary", ""),
+        "",
+        f"Command: `{audit.get('command', '')}`",
+    ]
 
 
 def _held_out_section(metadata: dict) -> list[str]:

@@ -109,6 +109,20 @@ FIELDS: tuple[Field, ...] = (
     Field("command", "string", "the command line that made it"),
     Field("fine_tuned_from", "object", "name, version and path of the artifact it was fine-tuned from"),
     Field("source_holdout", "object", "results of the source-held-out protocol"),
+    Field("adaptation", "object", "settings of the backbone adaptation recipe (realcheck.model.adaptation)"),
+    Field(
+        "operating_point",
+        "object",
+        "how the threshold and band were chosen, and the verdict rates measured at them (AI images caught, "
+        "real photos called AI, uncertain) on a named protocol",
+        public=True,
+    ),
+    Field(
+        "cross_collection",
+        "object",
+        "results of the cross-collection protocol (train on one, test on another)",
+    ),
+    Field("shortcut_audit", "object", "how well processing traces alone separate the classes (ROC AUC)"),
     Field("held_out_results", "object", "clean and web-degraded results on the held-out split"),
     Field("weights_storage", "object", "how the weights are stored (float16) and checked against float32"),
     Field("gflop_per_image", "number", "compute per image"),

@@ -30,6 +30,7 @@ from realcheck.model.flags import (
     check_choices,
     fraction,
     non_negative_int,
+    number,
     option,
     positive_float,
     positive_int,
@@ -94,6 +95,9 @@ BACKBONES = {
 }
 INPUT_FILTERS = ("none", "highpass")
 SPLIT_BY = ("group", "source")
+# band: the balanced threshold with a band around it; per-source: the threshold for the worst real
+# validation source (realcheck.model.protocol).
+OPERATING_POINTS = ("band", "per-source")
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 MIXED_PRECISION = ("auto", "on", "off")
 
@@ -250,6 +254,48 @@ class TrainConfig:
         help="first backbone layer to fine-tune (default: the start of the last stage)",
         refused_by={"tune": TUNE_SEARCHES_HEADS, "compare": COMPARE_HEADS_ONLY},
     )
+    adapt_until: str | None = option(
+        None,
+        help="adapt the backbone from its stem up to this block (e.g. block10, or all) on native crops that "
+        "went through one processing chain for both classes, instead of fine-tuning its top "
+        "(realcheck.model.adaptation; needs --input-mode crop; --epochs are then the head's warm-up)",
+        refused_by={
+            "finetune": KEPT_FROM_ARTIFACT,
+            "tune": TUNE_SEARCHES_HEADS,
+            "compare": COMPARE_HEADS_ONLY,
+        },
+    )
+    adapt_epochs: int = option(
+        10,
+        parse=non_negative_int,
+        help="epochs of backbone adaptation",
+        refused_by={"tune": TUNE_SEARCHES_HEADS},
+    )
+    adapt_learning_rate: float = option(
+        2e-4,
+        parse=positive_float,
+        help="learning rate of adaptation",
+        refused_by={"tune": TUNE_SEARCHES_HEADS},
+    )
+    l2sp: float = option(
+        1e-2,
+        parse=number,
+        help="strength of the pull of adapted weights toward their ImageNet values (L2-SP)",
+        refused_by={"tune": TUNE_SEARCHES_HEADS},
+    )
+    adapted_weights: str | None = option(
+        None,
+        help="adapted weights (.npz) trained elsewhere by the same recipe, e.g. on a GPU "
+        "(scripts/cross_collection.py --save-adapted): load them instead of adapting here",
+        refused_by={"tune": TUNE_SEARCHES_HEADS},
+    )
+    operating_point: str = option(
+        "band",
+        choices=OPERATING_POINTS,
+        help="band: balanced threshold and a band around it; per-source: `ai` only above the score that at "
+        "most --max-real-called-ai (default 0.03) of every real validation source reaches",
+        refused_by={"tune": TUNE_SEARCHES_HEADS},
+    )
     search: bool = option(False, help="search the head with Keras Tuner before fine-tuning")
     search_trials: int = option(10, name="--trials", parse=positive_int, help="head-search trials")
     search_epochs: int = option(15, parse=positive_int, help="epochs per head-search trial")
@@ -349,6 +395,12 @@ class TrainConfig:
             raise RealCheckError("learning rates must be positive")
         if not 0 <= self.max_uncertain < 1:
             raise RealCheckError(f"--max-uncertain must be in [0, 1), got {self.max_uncertain}")
+        if self.adapt_until is not None and self.input_mode != "crop":
+            raise RealCheckError("--adapt-until trains on native crops: give --input-mode crop")
+        if self.adapt_until is not None and self.search:
+            raise RealCheckError("--adapt-until trains its own head: drop --search")
+        if self.l2sp < 0:
+            raise RealCheckError(f"--l2sp must not be negative, got {self.l2sp}")
         if self.max_real_called_ai is not None and not 0 <= self.max_real_called_ai < 1:
             raise RealCheckError(f"--max-real-called-ai must be in [0, 1), got {self.max_real_called_ai}")
 

@@ -239,6 +239,10 @@ def train(config: TrainConfig) -> TrainResult:
     started = time.perf_counter()
     with strategy.scope():
         head = config.head
+        if config.adapt_until:
+            from realcheck.model.adaptation import ADAPT_HEAD
+
+            head = ADAPT_HEAD  # the recipe's own head (it trains the backbone under it)
         if config.search:
             from realcheck.model.tuning import run_head_search
 
@@ -256,12 +260,19 @@ def train(config: TrainConfig) -> TrainResult:
         if config.search:
             model.get_layer("head").set_weights(search.head_model.get_weights())
             history["search"] = {"best": search.summary}
+        elif config.adapt_until:
+            history.update(adapt_backbone(model, config, data))
         else:
             phase = "scratch" if config.from_scratch else "head"
             history[phase] = fit_phase(
                 model, train_data, val_data, config.epochs, config.learning_rate, config.patience, phase
             )
-        if config.finetune and not config.from_scratch and config.finetune_epochs > 0:
+        if (
+            config.finetune
+            and not config.from_scratch
+            and config.finetune_epochs > 0
+            and not config.adapt_until
+        ):
             count = architecture.unfreeze_top(model, config.backbone, config.unfreeze_from)
             log.info("fine-tuning the top %d backbone layers (BatchNorm frozen)", count)
             history["finetune"] = fit_phase(
@@ -290,7 +301,44 @@ def train(config: TrainConfig) -> TrainResult:
         training_seconds=round(training_seconds, 1),
         git_commit=source_commit,
     )
+    if config.adapt_until:
+        metadata["adaptation"] = adapt_settings(config).to_dict() | {"weights_file": config.adapted_weights}
     return finish(model, metadata, config, data, history, run_dir)
+
+
+def adapt_settings(config: TrainConfig):
+    """The adaptation recipe's settings from the training configuration."""
+    from realcheck.model.adaptation import AdaptSettings
+
+    return AdaptSettings(
+        crop=config.training_size,
+        batch_size=config.batch_size,
+        head_epochs=config.epochs,
+        epochs=config.adapt_epochs,
+        head_learning_rate=config.learning_rate,
+        learning_rate=config.adapt_learning_rate,
+        trainable_until=config.adapt_until,
+        l2sp=config.l2sp,
+    )
+
+
+def adapt_backbone(model: keras.Model, config: TrainConfig, data: PreparedData) -> dict:
+    """The adaptation recipe on the training split (validated on the validation split), or its weights
+    trained elsewhere (`--adapted-weights`)."""
+    from realcheck.model import adaptation
+
+    if config.adapted_weights:
+        with np.load(config.adapted_weights) as saved:
+            adaptation.load_adapted_weights(model, dict(saved))
+        log.info("adapted weights loaded from %s", config.adapted_weights)
+        return {}
+    pairs = {
+        name: [(str(data.root / s.path), s.label) for s in data.split[name]] for name in ("train", "val")
+    }
+    history = adaptation.adapt_on_files(
+        model, pairs["train"], pairs["val"], adapt_settings(config), config.seed, verbose=_verbosity()
+    )
+    return {"head": history.get("head", {}), "finetune": history["adapt"]}
 
 
 def finish(
@@ -305,15 +353,7 @@ def finish(
         keras_detector(model, metadata), [data.root / s.path for s in val], config.batch_size
     )
     model, val_scores, calibration = calibrate(model, val_labels, raw_val_scores)
-    threshold = evaluation.choose_threshold(val_labels, val_scores)
-    band = evaluation.choose_band(
-        val_labels,
-        val_scores,
-        threshold,
-        max_uncertain=config.max_uncertain,
-        max_real_called_ai=config.max_real_called_ai,
-    )
-    rule = DecisionRule(threshold, band)
+    rule = choose_rule(config, val_labels, val_scores, [s.generator for s in val])
     metadata = metadata | {"calibration": calibration}
     detector = keras_detector(model, metadata)
     metrics = {"val": _strip(evaluation.compute_metrics(val_labels, val_scores, rule))}
@@ -344,6 +384,26 @@ def finish(
     )
     artifact.save_artifact(run_dir, model, metadata)
     return TrainResult(run_dir, metadata, history)
+
+
+def choose_rule(
+    config: TrainConfig, labels: np.ndarray, scores: np.ndarray, sources: list[str]
+) -> DecisionRule:
+    """The threshold and band, chosen on validation scores as `config.operating_point` says."""
+    if config.operating_point == "per-source":
+        from realcheck.model.protocol import MAX_REAL_CALLED_AI, choose_operating_point
+
+        limit = MAX_REAL_CALLED_AI if config.max_real_called_ai is None else config.max_real_called_ai
+        return choose_operating_point(labels, scores, np.array(sources), max_real_called_ai=limit)
+    threshold = evaluation.choose_threshold(labels, scores)
+    band = evaluation.choose_band(
+        labels,
+        scores,
+        threshold,
+        max_uncertain=config.max_uncertain,
+        max_real_called_ai=config.max_real_called_ai,
+    )
+    return DecisionRule(threshold, band)
 
 
 def calibrate(model, labels: np.ndarray, raw_scores: np.ndarray) -> tuple[keras.Model, np.ndarray, dict]:

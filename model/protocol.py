@@ -1,0 +1,259 @@
+"""The operating point that does not accuse, and the cross-collection report.
+
+An `ai` verdict on a real photograph is the costliest error, and rates pooled over sources hide the source
+where it happens (one camera, one genre). So the threshold is set per source: the lowest score above
+which, on *every* held-out real source, at most `max_real_called_ai` of the photos fall. Below the band's
+lower edge at most `max_ai_called_real` of the held-out AI images fall; between the two the verdict is
+`uncertain`. The rule is chosen on validation sources of the training collection and measured on a
+collection that nobody tuned on (`scripts/cross_collection.py`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from realcheck.model import evaluation
+from realcheck.model.decision import DecisionRule
+from realcheck.model.labels import AI, REAL, UNCERTAIN
+
+MAX_REAL_CALLED_AI = 0.03
+MAX_AI_CALLED_REAL = 0.10
+MIN_SOURCE_IMAGES = 20  # a source's rates are reported as its worst case from this many images up
+# Two collections built independently (see their READMEs under shared/data): train on one, test on the other.
+COLLECTIONS = {"A": ["wild-dev", "dhanush-dev"], "B": ["wild-train"]}
+DIRECTIONS = {"A->B": ("A", "B"), "B->A": ("B", "A")}
+# Whole sources of both classes and both collections that the final model is calibrated on, not trained on.
+CALIBRATION_SOURCES = (
+    "photoprism",
+    "exif-samples",
+    "midjourney-profile-tester",
+    "HunyuanDiT",
+    "zerodce-lowlight",
+    "superglue-assets",
+    "gptimage2-gallery-biyanbo",
+    "creativeai-portraits-comfy",
+)
+IN_DISTRIBUTION = "dhanush-dev"  # a random fifth of it is held out of the final model (in-distribution test)
+
+
+@dataclass(frozen=True)
+class Item:
+    path: str
+    label: int
+    source: str
+    collection: str
+
+
+def load_collection(name: str, data_root: Path) -> list[Item]:
+    from realcheck.model.datasets import discover
+
+    items = []
+    for folder in COLLECTIONS[name]:
+        discovery = discover(data_root / folder, verify=False)
+        items += [Item(str(discovery.root / s.path), s.label, s.generator, folder) for s in discovery.samples]
+    return items
+
+
+def split_sources(items: list[Item], val_fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
+    """(train, val): whole sources of each class held out for validation."""
+    from realcheck.model.datasets import Sample
+    from realcheck.model.splitting import split_by_source
+
+    samples = [Sample(item.path, item.label, item.source, item.path) for item in items]
+    split = split_by_source(samples, val_fraction, 0.0, seed)
+    val = {s.path for s in split["val"]}
+    return [i for i in items if i.path not in val], [i for i in items if i.path in val]
+
+
+def final_split(items: list[Item], seed: int) -> dict[str, list[Item]]:
+    """train / calibration (whole sources) / in-distribution (a random fifth of dhanush-dev)."""
+    rng = np.random.default_rng(seed)
+    result: dict[str, list[Item]] = {"train": [], "calibration": [], "in_distribution": []}
+    for item in items:
+        if item.source in CALIBRATION_SOURCES:
+            result["calibration"].append(item)
+        elif item.collection == IN_DISTRIBUTION and rng.random() < 0.2:
+            result["in_distribution"].append(item)
+        else:
+            result["train"].append(item)
+    return result
+
+
+def choose_operating_point(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    sources: np.ndarray,
+    max_real_called_ai: float = MAX_REAL_CALLED_AI,
+    max_ai_called_real: float = MAX_AI_CALLED_REAL,
+) -> DecisionRule:
+    """Threshold (the band's upper edge) for the worst real source; lower edge for the AI images."""
+    labels, scores, sources = np.asarray(labels), np.asarray(scores, dtype=np.float64), np.asarray(sources)
+    high = 0.5
+    for source in np.unique(sources[labels == REAL]):
+        real = np.sort(scores[(labels == REAL) & (sources == source)])[::-1]
+        allowed = int(np.floor(max_real_called_ai * len(real)))
+        # `ai` needs a score above the edge: just above the (allowed + 1)-th highest real score.
+        high = max(high, float(np.nextafter(real[allowed], 1.0)) if allowed < len(real) else 0.0)
+    high = min(high, 1.0)
+    ai = np.sort(scores[labels == AI])
+    low = float(ai[int(np.floor(max_ai_called_real * len(ai)))]) if len(ai) else high
+    return DecisionRule(high, (min(low, high), high))
+
+
+def verdicts(scores: np.ndarray, rule: DecisionRule) -> np.ndarray:
+    return np.array([rule.verdict(float(score)) for score in scores])
+
+
+def rates(labels: np.ndarray, verdict: np.ndarray) -> dict:
+    """What a reader sees: AI images caught, real photos called AI, and how many are `uncertain`."""
+    result = {"n": int(len(labels)), "n_ai": int(np.sum(labels == AI)), "n_real": int(np.sum(labels == REAL))}
+    if np.any(labels == AI):
+        result["ai_caught"] = float(np.mean(verdict[labels == AI] == "ai"))
+        result["ai_called_real"] = float(np.mean(verdict[labels == AI] == "real"))
+    if np.any(labels == REAL):
+        result["real_called_ai"] = float(np.mean(verdict[labels == REAL] == "ai"))
+    result["uncertain"] = float(np.mean(verdict == UNCERTAIN))
+    return result
+
+
+def measure(labels, scores, sources, rule: DecisionRule, balanced_threshold: float) -> dict:
+    """Held-out metrics: ranking (AUC), balanced accuracy at the validation-chosen balanced threshold, ECE,
+    and the verdict rates at the operating point, pooled and per source."""
+    from sklearn import metrics
+
+    labels, scores, sources = np.asarray(labels), np.asarray(scores, dtype=np.float64), np.asarray(sources)
+    verdict = verdicts(scores, rule)
+    result = rates(labels, verdict)
+    if len(np.unique(labels)) == 2:
+        above = scores >= balanced_threshold
+        result |= {
+            "roc_auc": float(metrics.roc_auc_score(labels, scores)),
+            "balanced_accuracy": float((np.mean(~above[labels == REAL]) + np.mean(above[labels == AI])) / 2),
+            "balanced_accuracy_at_operating_point": float(
+                (np.mean(verdict[labels == REAL] != "ai") + np.mean(verdict[labels == AI] == "ai")) / 2
+            ),
+        }
+    result["ece"] = evaluation.expected_calibration_error(labels, scores)
+    result["sources"] = {
+        source: {"label": _class_of(labels[sources == source])}
+        | rates(labels[sources == source], verdict[sources == source])
+        for source in sorted(np.unique(sources))
+    }
+    # Worst sources among those of 20+ images (in a smaller one a single image moves the rate by 5+ points);
+    # every real source over the limit is listed, whatever its size.
+    real = [s for s in result["sources"].values() if s["n_real"] >= MIN_SOURCE_IMAGES]
+    result["worst_real_source_called_ai"] = max((s["real_called_ai"] for s in real), default=None)
+    result["real_sources_over_limit"] = {
+        name: round(s["real_called_ai"], 4)
+        for name, s in result["sources"].items()
+        if s["n_real"] and s["real_called_ai"] > MAX_REAL_CALLED_AI
+    }
+    big_ai = [s for s in result["sources"].values() if s["n_ai"] >= MIN_SOURCE_IMAGES]
+    result["worst_ai_source_caught"] = min((s["ai_caught"] for s in big_ai), default=None)
+    return result
+
+
+def _class_of(labels: np.ndarray) -> str:
+    kinds = set(labels.tolist())
+    return "both" if len(kinds) == 2 else ("ai" if AI in kinds else "real")
+
+
+def pooled_rates(directions: dict) -> dict:
+    """Per copy, the verdict rates over every held-out image of all directions (each image at the operating
+    point of the model that did not see its collection), and the worst real source of any direction."""
+    pooled: dict[str, dict] = {}
+    for tier in ("clean", "web_768_q60", "web_512_q40"):
+        measured = [entry[tier] for entry in directions.values() if tier in entry]
+        if not measured:
+            continue
+        n_ai, n_real, n = (sum(m[key] for m in measured) for key in ("n_ai", "n_real", "n"))
+        worst = [
+            m["worst_real_source_called_ai"] for m in measured if m["worst_real_source_called_ai"] is not None
+        ]
+        pooled[tier] = {
+            "n": n,
+            "ai_caught": sum(m["ai_caught"] * m["n_ai"] for m in measured) / n_ai,
+            "real_called_ai": sum(m["real_called_ai"] * m["n_real"] for m in measured) / n_real,
+            "uncertain": sum(m["uncertain"] * m["n"] for m in measured) / n,
+            "worst_real_source_called_ai": max(worst, default=None),
+            "balanced_accuracy": float(np.mean([m["balanced_accuracy"] for m in measured])),
+            "roc_auc": float(np.mean([m["roc_auc"] for m in measured])),
+        }
+    return pooled
+
+
+def fit_on_validation(labels, scores, sources) -> tuple[tuple[float, float], DecisionRule, float]:
+    """Platt calibration, the operating point and the balanced threshold, all from validation scores."""
+    scale, bias = evaluation.fit_platt(labels, scores)
+    calibrated = evaluation.apply_platt(scores, scale, bias)
+    rule = choose_operating_point(labels, calibrated, sources)
+    return (scale, bias), rule, evaluation.choose_threshold(labels, calibrated)
+
+
+def read_scores(path: Path) -> dict[tuple[str, str, str, str], dict[str, np.ndarray]]:
+    """scores.csv -> {(recipe, direction, split, tier): {labels, scores, sources, collections}}."""
+    grouped: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            group = grouped[(row["recipe"], row["direction"], row["split"], row["tier"])]
+            group["labels"].append(int(row["label"]))
+            group["scores"].append(float(row["score"]))
+            group["sources"].append(row["source"])
+            group["collections"].append(row["collection"])
+    return {key: {k: np.array(v) for k, v in group.items()} for key, group in grouped.items()}
+
+
+def report(scores: dict) -> dict:
+    """Per recipe and direction: the rule fitted on validation, then every held-out copy measured with it."""
+    result: dict[str, dict] = defaultdict(dict)
+    for recipe, direction, split, _ in sorted(scores):
+        fit_split = "calibration" if direction == "final" else "val"
+        if split != fit_split or direction in result[recipe]:
+            continue
+        val = scores[(recipe, direction, split, "clean")]
+        (scale, bias), rule, balanced = fit_on_validation(val["labels"], val["scores"], val["sources"])
+        entry = {
+            "calibration": {"scale": scale, "bias": bias},
+            **rule.to_dict(),
+            "balanced_threshold": balanced,
+        }
+        held_out = "in_distribution" if direction == "final" else "test"
+        for (r, d, s, tier), group in sorted(scores.items()):
+            if (r, d, s) == (recipe, direction, held_out):
+                calibrated = evaluation.apply_platt(group["scores"], scale, bias)
+                entry[tier] = measure(group["labels"], calibrated, group["sources"], rule, balanced)
+        result[recipe][direction] = entry
+    return dict(result)
+
+
+def headline(entry: dict, tier: str = "clean") -> str:
+    measured = entry.get(tier)
+    if not measured:
+        return "n/a"
+    parts = [
+        f"bAcc {measured.get('balanced_accuracy', float('nan')):.3f}",
+        f"AUC {measured.get('roc_auc', float('nan')):.3f}",
+    ]
+    parts.append(f"caught {measured.get('ai_caught', float('nan')):.0%}")
+    parts.append(f"real->ai {measured.get('real_called_ai', float('nan')):.1%}")
+    parts.append(f"worst real src {measured.get('worst_real_source_called_ai') or 0:.1%}")
+    parts.append(f"unsure {measured['uncertain']:.0%}")
+    return ", ".join(parts)
+
+
+def write_report(out: Path) -> dict:
+    """report.json beside scores.csv, and a summary on stdout."""
+    result = report(read_scores(out / "scores.csv"))
+    (out / "report.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    for recipe, directions in result.items():
+        for direction, entry in directions.items():
+            for tier in ("clean", "web_768_q60", "web_512_q40"):
+                if tier in entry:
+                    print(f"{recipe:22s} {direction:5s} {tier:12s} {headline(entry, tier)}")
+    return result

@@ -1,0 +1,328 @@
+#!/usr/bin/env python
+"""The cross-collection protocol: train on one image collection, test on another built independently.
+
+Holding out a source inside one collection is not holding out the world: sources gathered by the same
+hands share cameras, galleries and processing. So the number RealCheck steers by is measured across
+collections: train on A (`wild-dev` + `dhanush-dev`), test on B (`wild-train`), and B -> A, per source,
+clean and on web-degraded copies. Inside each training collection whole sources are held out for
+validation; the operating point (threshold, band) and the calibration are chosen there with the same rule
+the bundled model uses, so the test collection measures whether that rule holds on sources nobody tuned on.
+
+Two steps, so the expensive one can run where the hardware is (a lent GPU, under any Keras backend):
+
+    # scores of every recipe, direction and copy (resumable: finished runs are skipped)
+    python scripts/cross_collection.py run --recipe frozen-top frozen-stages adapt --out runs/xc
+    # the final model of a recipe on everything but its calibration sources, and its weights
+    python scripts/cross_collection.py run --recipe adapt --final --out runs/xc
+    # metrics per recipe, direction, copy and source (no TensorFlow, seconds)
+    python scripts/cross_collection.py report --out runs/xc
+
+Recipes: `frozen-top` (today's: the top layer's pooled ImageNet features, one centre window, a linear
+head), `frozen-stages` (mean, std and max of seven intermediate stages), `adapt` (partial fine-tuning of
+the backbone, `realcheck.model.adaptation`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from realcheck.model.protocol import (
+    COLLECTIONS,
+    DIRECTIONS,
+    Item,
+    final_split,
+    load_collection,
+    split_sources,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+TIERS = {"clean": None, "web_768_q60": "768:60", "web_512_q40": "512:40"}
+RECIPES = ("frozen-top", "frozen-stages", "adapt")
+STAGES = ("block0", "block2", "block4", "block7", "block10", "block14", "block15")
+SCORE_COLUMNS = ["recipe", "direction", "split", "tier", "collection", "path", "label", "source", "score"]
+
+log = logging.getLogger("realcheck")
+
+
+def model_inputs(items: list[Item], window: int, tier: str, workers: int) -> np.ndarray:
+    """The inference path's input (centre window at native resolution) of each image's copy at `tier`."""
+    from realcheck.model.imaging import WebDegradation, load_model_input
+    from realcheck.model.settings import InputSpec
+
+    spec = InputSpec(window, "crop")
+    degradation = WebDegradation.parse(TIERS[tier]) if TIERS[tier] else None
+
+    def one(item: Item) -> np.ndarray:
+        source = degradation.apply(item.path) if degradation else item.path
+        return load_model_input(source, spec)
+
+    with ThreadPoolExecutor(workers) as pool:
+        return np.stack(list(pool.map(one, items)))
+
+
+class FrozenRecipe:
+    """Frozen ImageNet Lite0 features of the centre window, standardised, under a logistic regression."""
+
+    def __init__(self, kind: str, args: argparse.Namespace):
+        import keras
+
+        from realcheck.model.architecture import BackbonePreprocessing, build_backbone
+
+        self.kind, self.args = kind, args
+        base = build_backbone(args.backbone, None, "imagenet")
+        image = keras.Input((None, None, 3))
+        features = base(BackbonePreprocessing("symmetric")(image))
+        if kind == "frozen-top":
+            outputs = [keras.layers.GlobalAveragePooling2D()(features)]
+        else:
+            stage_model = keras.Model(base.input, [base.get_layer(f"{s}_project_bn").output for s in STAGES])
+            stages = stage_model(BackbonePreprocessing("symmetric")(image))
+            outputs = [
+                keras.ops.concatenate(
+                    [
+                        keras.ops.mean(x, axis=(1, 2)),
+                        keras.ops.std(x, axis=(1, 2)),
+                        keras.ops.max(x, axis=(1, 2)),
+                    ],
+                    axis=-1,
+                )
+                for x in stages
+            ]
+        self.features = keras.Model(
+            image, keras.ops.concatenate(outputs, axis=-1) if len(outputs) > 1 else outputs[0]
+        )
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [
+                np.asarray(self.features.predict_on_batch(batch[i : i + 32].astype(np.float32)))
+                for i in range(0, len(batch), 32)
+            ]
+        )
+
+    def fit(self, train: list[Item], val: list[Item]) -> None:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        x = self.embed(model_inputs(train, self.args.window, "clean", self.args.workers))
+        labels = np.array([i.label for i in train])
+        self.classifier = make_pipeline(StandardScaler(), LogisticRegression(C=self.args.c, max_iter=3000))
+        self.classifier.fit(x, labels)
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        return self.classifier.predict_proba(self.embed(batch))[:, 1]
+
+
+class AdaptRecipe:
+    """Partial fine-tuning of the backbone (`realcheck.model.adaptation`), scored as the product scores."""
+
+    def __init__(self, args: argparse.Namespace):
+        from realcheck.model.adaptation import AdaptSettings
+
+        self.args = args
+        self.settings = AdaptSettings(
+            crop=args.crop,
+            batch_size=args.batch_size,
+            crops_per_image=args.crops_per_image,
+            head_epochs=args.head_epochs,
+            epochs=args.epochs,
+            learning_rate=args.learning_rate,
+            trainable_until=args.trainable_until,
+            l2sp=args.l2sp,
+            shuffle_probability=args.shuffle_probability,
+            seconds=args.seconds,
+        )
+
+    def fit(self, train: list[Item], val: list[Item]) -> None:
+        import keras
+
+        from realcheck.model import adaptation
+        from realcheck.model.architecture import build_model
+
+        keras.utils.set_random_seed(self.args.seed)
+        self.model = build_model(
+            self.args.backbone, self.settings.crop, "imagenet", adaptation.ADAPT_HEAD, input_mode="crop"
+        )
+        if self.args.from_weights:  # trained elsewhere (a lent GPU): load, do not train
+            with np.load(self.args.from_weights / f"{self.stem}.npz") as saved:
+                adaptation.load_adapted_weights(self.model, dict(saved))
+            self.history = None
+            return
+        started = time.monotonic()
+        self.history = adaptation.adapt_on_files(
+            self.model,
+            [(i.path, i.label) for i in train],
+            [(i.path, i.label) for i in val],
+            self.settings,
+            self.args.seed,
+            workers=self.args.workers,
+            loader_processes=self.args.loader_processes,
+        )
+        self.seconds = time.monotonic() - started
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [
+                np.asarray(self.model.predict_on_batch(batch[i : i + 64].astype(np.float32))).reshape(-1)
+                for i in range(0, len(batch), 64)
+            ]
+        )
+
+
+def make_recipe(name: str, args: argparse.Namespace):
+    return AdaptRecipe(args) if name == "adapt" else FrozenRecipe(name, args)
+
+
+def append_scores(path: Path, rows: list[dict]) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SCORE_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def score_rows(recipe, name: str, direction: str, split: str, items: list[Item], tiers, args) -> list[dict]:
+    rows = []
+    for tier in tiers:
+        scores = np.concatenate(
+            [
+                recipe.score(model_inputs(items[i : i + 256], args.window, tier, args.workers))
+                for i in range(0, len(items), 256)
+            ]
+        )
+        rows += [
+            {
+                "recipe": name,
+                "direction": direction,
+                "split": split,
+                "tier": tier,
+                "collection": item.collection,
+                "path": str(Path(item.path).relative_to(args.data.resolve())),
+                "label": item.label,
+                "source": item.source,
+                "score": f"{score:.6f}",
+            }
+            for item, score in zip(items, scores)
+        ]
+    return rows
+
+
+def run(args: argparse.Namespace) -> None:
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    collections = {name: load_collection(name, args.data.resolve()) for name in COLLECTIONS}
+    if args.limit:  # quick trials: a seeded share of each collection
+        rng = np.random.default_rng(args.seed)
+        collections = {
+            k: [v[i] for i in sorted(rng.permutation(len(v))[: args.limit])] for k, v in collections.items()
+        }
+    done_file = out / "done.json"
+    done = json.loads(done_file.read_text()) if done_file.is_file() else {}
+    for name in args.recipe:
+        variant = f"{name}:{args.tag}" if args.tag else name
+        jobs = ["final"] if args.final else list(DIRECTIONS)
+        for direction in jobs:
+            key = f"{variant} {direction}"
+            if key in done:
+                log.info("%s: done already", key)
+                continue
+            started = time.monotonic()
+            recipe = make_recipe(name, args)
+            recipe.stem = f"{variant}-{direction}".replace(":", "-").replace("->", "-")
+            if direction == "final":
+                parts = final_split(collections["A"] + collections["B"], args.seed)
+                recipe.fit(parts["train"], parts["calibration"])
+                evaluated = [("calibration", parts["calibration"], ["clean"])]
+                evaluated.append(("in_distribution", parts["in_distribution"], ["clean"]))
+            else:
+                train_on, test_on = DIRECTIONS[direction]
+                train, val = split_sources(collections[train_on], args.val_fraction, args.seed)
+                recipe.fit(train, val)
+                evaluated = [("val", val, ["clean"]), ("test", collections[test_on], list(TIERS))]
+            fitted = time.monotonic()
+            for split, items, tiers in evaluated if args.score else []:
+                append_scores(
+                    out / "scores.csv", score_rows(recipe, variant, direction, split, items, tiers, args)
+                )
+            if name == "adapt" and args.save_adapted and not args.from_weights:
+                from realcheck.model.adaptation import adapted_weights
+
+                np.savez(out / f"{recipe.stem}.npz", **adapted_weights(recipe.model, args.trainable_until))
+            done[key] = {
+                "fit_seconds": round(fitted - started, 1),
+                "score_seconds": round(time.monotonic() - fitted, 1),
+                "n_train": len(parts["train"]) if direction == "final" else len(train),
+                "history": getattr(recipe, "history", None),
+                "settings": recipe.settings.to_dict() if name == "adapt" else {"c": args.c},
+            }
+            done_file.write_text(json.dumps(done, indent=1))
+            log.info(
+                "%s: fitted in %.0f s, scored in %.0f s", key, fitted - started, time.monotonic() - fitted
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    runner = sub.add_parser("run", help="train and score (resumable)")
+    runner.add_argument("--recipe", nargs="+", choices=RECIPES, default=list(RECIPES))
+    runner.add_argument("--data", type=Path, default=SHARED, help="folder holding the collections' folders")
+    runner.add_argument("--out", type=Path, default=Path("runs/cross-collection"))
+    runner.add_argument(
+        "--final", action="store_true", help="train the final model (all but calibration sources)"
+    )
+    runner.add_argument("--backbone", default="efficientnet_lite0")
+    runner.add_argument("--window", type=int, default=256, help="the centre window scored (inference input)")
+    runner.add_argument("--val-fraction", type=float, default=0.2)
+    runner.add_argument("--seed", type=int, default=42)
+    runner.add_argument("--limit", type=int, default=0, help="images per collection (quick trials)")
+    runner.add_argument("--workers", type=int, default=2, help="decode threads")
+    runner.add_argument("--tag", default="", help="names this variant of a recipe in the scores")
+    runner.add_argument(
+        "--save-adapted", action="store_true", help="adapt: save each model's trained weights (.npz)"
+    )
+    runner.add_argument(
+        "--from-weights", type=Path, default=None, help="adapt: load those .npz files, do not train"
+    )
+    runner.add_argument("--no-score", dest="score", action="store_false", help="train (and save) only")
+    runner.add_argument("--c", type=float, default=0.05, help="frozen recipes: inverse L2 strength")
+    adapt = runner.add_argument_group("adapt recipe")
+    adapt.add_argument("--crop", type=int, default=256)
+    adapt.add_argument("--batch-size", type=int, default=32)
+    adapt.add_argument("--crops-per-image", type=int, default=2)
+    adapt.add_argument("--head-epochs", type=int, default=2)
+    adapt.add_argument("--epochs", type=int, default=10)
+    adapt.add_argument("--learning-rate", type=float, default=2e-4)
+    adapt.add_argument("--trainable-until", default="block10")
+    adapt.add_argument("--l2sp", type=float, default=1e-2)
+    adapt.add_argument("--shuffle-probability", type=float, default=0.25)
+    adapt.add_argument("--seconds", type=float, default=None, help="time limit of each adaptation phase")
+    adapt.add_argument("--loader-processes", action="store_true", help="crop in --workers - 2 processes")
+    reporter = sub.add_parser("report", help="metrics from the scores")
+    reporter.add_argument("--out", type=Path, default=Path("runs/cross-collection"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    if args.command == "run":
+        run(args)
+    else:
+        from realcheck.model.protocol import write_report
+
+        write_report(args.out)
+
+
+if __name__ == "__main__":
+    main()
