@@ -431,6 +431,9 @@ def main() -> None:
         help="sub-folder of the linked data the baseline never saw (e.g. wild-dev)",
     )
     parser.add_argument("--baseline-tiers", nargs="+", default=list(TIERS), choices=list(TIERS))
+    parser.add_argument(
+        "--audit", default=None, help="audit.json of scripts/shortcut_audit.py, for the model card"
+    )
     parser.add_argument("--bundle", action="store_true", help="install the result as the bundled default")
     args = parser.parse_args()
 
@@ -480,6 +483,8 @@ def main() -> None:
         write_json(out / "protocol.json", protocol)
     if protocol:
         protocol_plots(out / "protocol-predictions.csv", read_metadata(run_dir), run_dir / "plots")
+    if args.audit:
+        extra["shortcut_audit"] = json.loads(Path(args.audit).read_text(encoding="utf-8"))
     realcheck("export", "--model", str(run_dir), "--format", "onnx")
     speed = measure_speed(run_dir, out)
     rates = speed["runtimes"]["onnx"]

@@ -64,7 +64,9 @@ def test_set_adaptable_opens_the_stem_up_to_the_named_block_and_never_batchnorm(
     assert count == len(trainable) and "stem_conv" in trainable and "block2_project_conv" in trainable
     assert "block3_expand_conv" not in trainable and not any(name.endswith("_bn") for name in trainable)
     every = adaptation.set_adaptable(model, "all")
-    assert every > count and "top_conv" in {l.name for l in backbone_of(model).layers if l.trainable}
+    assert every > count and "top_conv" in {
+        layer.name for layer in backbone_of(model).layers if layer.trainable
+    }
     assert adaptation.set_adaptable(model, None) == 0
 
 
