@@ -344,6 +344,32 @@ def train_final(args: argparse.Namespace, data: Path, out: Path, split: dict) ->
     )  # fmt: skip
 
 
+def audit_summary(audit: dict) -> dict:
+    """The shortcut audit's ROC AUCs (best of its two classifiers) with sources or collections held out."""
+    views = ("a-fold", "A->B", "B->A", "random")
+    rows = [
+        "| processing-only features | " + " | ".join(views) + " |",
+        "|---|" + "---|" * len(views),
+    ]
+    for stage in ("before", "after"):
+        for group, results in audit["auc"][stage].items():
+            cells = [f"{max(results[view].values()):.2f}" for view in views]
+            rows.append(
+                f"| {group}{' (after the chain)' if stage == 'after' else ''} | " + " | ".join(cells) + " |"
+            )
+    text = (
+        "A classifier that sees only processing traces (sizes, JPEG tables, blockiness, resampling and noise; "
+        "no content), with whole sources (a-fold) or the other collection (A->B, B->A) held out; `random` "
+        "shares sources between training and test. ROC AUC, the better of a logistic regression and gradient "
+        "boosting; 0.5 is chance.\n\n" + "\n".join(rows)
+    )
+    return {
+        "summary": text,
+        "command": "python scripts/shortcut_audit.py --out runs/audit",
+        "auc": audit["auc"],
+    }
+
+
 CROSS_COLLECTION = (
     "Two collections built independently: A = wild-dev + dhanush-dev (about 20 sources), B = wild-train (34 "
     "other sources). A model trained on A (its threshold, band and calibration chosen on whole A sources it "
@@ -432,6 +458,11 @@ def main() -> None:
     )
     parser.add_argument("--baseline-tiers", nargs="+", default=list(TIERS), choices=list(TIERS))
     parser.add_argument(
+        "--adapted-by",
+        default="python scripts/pack_crops.py --size 160 --out .gpu-data ...; OUT=runs/gpu bash scripts/gpu_adapt.sh",
+        help="adapt: the command that made --adapted-weights (recorded in the metadata)",
+    )
+    parser.add_argument(
         "--audit", default=None, help="audit.json of scripts/shortcut_audit.py, for the model card"
     )
     parser.add_argument("--bundle", action="store_true", help="install the result as the bundled default")
@@ -483,8 +514,17 @@ def main() -> None:
         write_json(out / "protocol.json", protocol)
     if protocol:
         protocol_plots(out / "protocol-predictions.csv", read_metadata(run_dir), run_dir / "plots")
+    if args.adapted_weights:
+        # The recipe as the weights' own run had it (its settings, epochs done, seconds, validation AUC).
+        done = json.loads((Path(args.adapted_weights) / "done.json").read_text(encoding="utf-8"))
+        trained = done[f"adapt:{args.tag} final"]
+        extra["adaptation"] = trained["settings"] | {
+            "weights_file": read_metadata(run_dir)["adaptation"]["weights_file"],
+            "trained_elsewhere": {key: trained[key] for key in ("fit_seconds", "n_train", "history")}
+            | {"command": args.adapted_by},
+        }
     if args.audit:
-        extra["shortcut_audit"] = json.loads(Path(args.audit).read_text(encoding="utf-8"))
+        extra["shortcut_audit"] = audit_summary(json.loads(Path(args.audit).read_text(encoding="utf-8")))
     realcheck("export", "--model", str(run_dir), "--format", "onnx")
     speed = measure_speed(run_dir, out)
     rates = speed["runtimes"]["onnx"]
