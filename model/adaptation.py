@@ -164,6 +164,11 @@ def set_adaptable(model: keras.Model, trainable_until: str | None) -> int:
     """Backbone convolutions from the stem up to `trainable_until`'s block trainable ("all": every one; None:
     none); BatchNorm frozen everywhere. Returns the number of trainable backbone layers."""
     base = backbone_of(model)
+    names = {layer.name for layer in base.layers}
+    if trainable_until not in {None, "all"} and f"{trainable_until}_project_bn" not in names:
+        raise ValueError(
+            f"no block {trainable_until!r} in {base.name}: name an EfficientNet-Lite block (block0-15) or all"
+        )
     base.trainable = True
     count, open_ = 0, trainable_until is not None
     for layer in base.layers:

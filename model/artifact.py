@@ -381,9 +381,19 @@ def _cross_collection_section(protocol: dict | None) -> list[str]:
                 lines.append(
                     f"| {recipe} | {direction} | {title} | {measured['n']} | {measured['roc_auc']:.3f} | "
                     f"{measured['balanced_accuracy']:.3f} | {measured['ece']:.3f} | {measured['ai_caught']:.1%} | "
-                    f"{measured['real_called_ai']:.1%} | {measured['worst_real_source_called_ai']:.1%} | "
+                    f"{measured['real_called_ai']:.1%} | {_percent(measured['worst_real_source_called_ai'])} | "
                     f"{measured['uncertain']:.1%} |"
                 )
+    previous = protocol.get("previous_default")
+    for tier, title in TIER_TITLES.items() if previous else ():
+        measured = previous.get(tier)
+        if measured:
+            lines.append(
+                f"| previous default ({previous.get('name')}) | its own training data -> B | {title} | "
+                f"{measured['n']} | {measured['roc_auc']:.3f} | {measured['balanced_accuracy']:.3f} | "
+                f"{measured['ece']:.3f} | {measured['ai_caught']:.1%} | {measured['real_called_ai']:.1%} | - | "
+                f"{measured['uncertain']:.1%} |"
+            )
     bundled = protocol.get("recipes", {}).get(protocol.get("bundled_recipe"), {})
     if bundled:
         lines += [
@@ -403,6 +413,10 @@ def _cross_collection_section(protocol: dict | None) -> list[str]:
                     f"{rates['uncertain']:.0%} |"
                 )
     return lines
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _shortcut_audit_section(audit: dict | None) -> list[str]:

@@ -28,6 +28,8 @@ MIN_SOURCE_IMAGES = 20  # a source's rates are reported as its worst case from t
 # Two collections built independently (see their READMEs under shared/data): train on one, test on the other.
 COLLECTIONS = {"A": ["wild-dev", "dhanush-dev"], "B": ["wild-train"]}
 DIRECTIONS = {"A->B": ("A", "B"), "B->A": ("B", "A")}
+# The copies every held-out image is scored in: as stored, and two web degradations (longest side:JPEG quality).
+TIERS = {"clean": None, "web_768_q60": "768:60", "web_512_q40": "512:40"}
 # Whole sources of both classes and both collections that the final model is calibrated on, not trained on.
 CALIBRATION_SOURCES = (
     "photoprism",
@@ -92,14 +94,18 @@ def choose_operating_point(
     max_real_called_ai: float = MAX_REAL_CALLED_AI,
     max_ai_called_real: float = MAX_AI_CALLED_REAL,
 ) -> DecisionRule:
-    """Threshold (the band's upper edge) for the worst real source; lower edge for the AI images."""
+    """Threshold (the band's upper edge) for the worst real source; lower edge for the AI images.
+
+    The threshold never goes below 0.5 (a calibrated score under it favours `real`). A real source of fewer
+    than 1 / max_real_called_ai images allows none of its photos above the threshold, so one photo can set it.
+    """
     labels, scores, sources = np.asarray(labels), np.asarray(scores, dtype=np.float64), np.asarray(sources)
     high = 0.5
     for source in np.unique(sources[labels == REAL]):
         real = np.sort(scores[(labels == REAL) & (sources == source)])[::-1]
         allowed = int(np.floor(max_real_called_ai * len(real)))
         # `ai` needs a score above the edge: just above the (allowed + 1)-th highest real score.
-        high = max(high, float(np.nextafter(real[allowed], 1.0)) if allowed < len(real) else 0.0)
+        high = max(high, float(np.nextafter(real[allowed], 1.0)))
     high = min(high, 1.0)
     ai = np.sort(scores[labels == AI])
     low = float(ai[int(np.floor(max_ai_called_real * len(ai)))]) if len(ai) else high
@@ -168,8 +174,8 @@ def pooled_rates(directions: dict) -> dict:
     """Per copy, the verdict rates over every held-out image of all directions (each image at the operating
     point of the model that did not see its collection), and the worst real source of any direction."""
     pooled: dict[str, dict] = {}
-    for tier in ("clean", "web_768_q60", "web_512_q40"):
-        measured = [entry[tier] for entry in directions.values() if tier in entry]
+    for tier in TIERS:
+        measured = [entry[tier] for name, entry in directions.items() if name in DIRECTIONS and tier in entry]
         if not measured:
             continue
         n_ai, n_real, n = (sum(m[key] for m in measured) for key in ("n_ai", "n_real", "n"))
@@ -253,7 +259,7 @@ def write_report(out: Path) -> dict:
     (out / "report.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     for recipe, directions in result.items():
         for direction, entry in directions.items():
-            for tier in ("clean", "web_768_q60", "web_512_q40"):
+            for tier in TIERS:
                 if tier in entry:
                     print(f"{recipe:22s} {direction:5s} {tier:12s} {headline(entry, tier)}")
     return result

@@ -325,7 +325,7 @@ class TrainConfig:
     max_uncertain: float = option(
         0.2,
         parse=fraction,
-        help="at most this share of validation images inside the uncertainty band",
+        help="at most this share of validation images inside the uncertainty band (band operating point)",
         refused_by={"tune": TUNE_SEARCHES_HEADS},
     )
     max_real_called_ai: float | None = option(
@@ -399,6 +399,8 @@ class TrainConfig:
             raise RealCheckError("--adapt-until trains on native crops: give --input-mode crop")
         if self.adapt_until is not None and self.search:
             raise RealCheckError("--adapt-until trains its own head: drop --search")
+        if self.adapted_weights is not None and self.adapt_until is None:
+            raise RealCheckError("--adapted-weights are the adaptation recipe's: give --adapt-until too")
         if self.l2sp < 0:
             raise RealCheckError(f"--l2sp must not be negative, got {self.l2sp}")
         if self.max_real_called_ai is not None and not 0 <= self.max_real_called_ai < 1:

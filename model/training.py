@@ -233,7 +233,8 @@ def train(config: TrainConfig) -> TrainResult:
     preflight_weights(config)
     data = prepare_data(config, run_dir)
     config.save(run_dir / "config.json")
-    train_data, val_data = make_splits_datasets(config, data)
+    # The adaptation recipe reads its own crops (realcheck.model.adaptation), not tf.data.
+    train_data, val_data = (None, None) if config.adapt_until else make_splits_datasets(config, data)
     history: dict[str, dict] = {}
     source_commit = git_commit()  # the code that trains, even if the tree moves during a long run
     started = time.perf_counter()
@@ -301,8 +302,10 @@ def train(config: TrainConfig) -> TrainResult:
         training_seconds=round(training_seconds, 1),
         git_commit=source_commit,
     )
-    if config.adapt_until:
-        metadata["adaptation"] = adapt_settings(config).to_dict() | {"weights_file": config.adapted_weights}
+    if config.adapted_weights:  # trained elsewhere: the settings are that run's, not this one's
+        metadata["adaptation"] = {"weights_file": config.adapted_weights}
+    elif config.adapt_until:
+        metadata["adaptation"] = adapt_settings(config).to_dict()
     return finish(model, metadata, config, data, history, run_dir)
 
 

@@ -1,26 +1,31 @@
 #!/usr/bin/env python
-"""Reproduce RealCheck's bundled default model and measure it on the source-held-out protocol.
+"""Reproduce RealCheck's bundled default model and measure it.
 
-Every step is a `realcheck` command (printed before it runs), so each artifact's metadata records the exact
-command that made it. Steps:
+Every step is a command (printed before it runs), so each artifact's metadata records the exact command that
+made it. Two recipes:
 
+`--recipe adapt` (the default since the cross-collection work): EfficientNet-Lite0 adapted from its stem up
+to --adapt-until on native crops processed alike for both classes (`realcheck.model.adaptation`), scored on a
+256x256 window, with the per-source operating point.
 1. One data folder of links to the --data folders (their files stay where they are); each folder's
-   `manifest.csv` names every image's source (generator, camera collection).
-2. The protocol: the sources are dealt into --folds folds, whole (`realcheck.model.splitting.source_folds`). For each
-   fold, `realcheck train` with the recipe below, on a split whose test images are that fold's sources and
-   whose validation images are other whole sources; then `realcheck evaluate --subset test` on clean,
-   768:60 and 512:40 web-degraded copies. Every source is tested once, by a model that never saw it.
-3. The bundled model: the same recipe on every source but a few (--val-sources) held out whole for its
-   calibration, threshold and uncertainty band; no test split (step 2 is its test).
-4. Optionally (--baseline DIR) the previous default on the same images, and the ONNX export and speed.
-5. With --bundle, the result replaces `model/bundled/`, with the protocol's results in its model card.
+   `manifest.csv` names every image's source.
+2. The cross-collection protocol (`scripts/cross_collection.py`): the recipe trained on collection A and
+   tested on B and back, today's frozen recipe beside it; with --adapted-weights the models a GPU run made
+   (`scripts/gpu_adapt.sh`) are loaded instead of trained here.
+3. The bundled model: the recipe on both collections but their calibration sources (its calibration and
+   operating point) and a fifth of dhanush-dev (its in-distribution test).
+4. Optionally (--baseline DIR) the previous default on the collection it never saw, --audit the shortcut
+   audit, then the ONNX export and speed; with --bundle the result replaces `model/bundled/`.
 
-    python scripts/build_default_model.py --data ../shared/data/wild-dev ../shared/data/dhanush-dev \\
-        --out runs/default --baseline /path/to/old-default --bundle
+    python scripts/build_default_model.py --adapted-weights runs/gpu/xc --data ../shared/data/wild-dev \
+        ../shared/data/dhanush-dev ../shared/data/wild-train --out runs/default --bundle
 
-The recipe: EfficientNet-Lite0 with its ImageNet weights, frozen; a 256x256 window at native resolution
-(no resizing, which would blur the traces generators leave); a Keras Tuner search over the head on its
-pooled features; Platt calibration and a band that says `uncertain` rather than accuse a real photograph.
+`--recipe frozen` (the previous default's): frozen ImageNet features, a Keras Tuner search over the head, the
+source-held-out protocol (sources dealt into --folds folds, whole; each fold tested by a model trained
+without it) and a band that says `uncertain` rather than accuse a real photograph.
+
+    python scripts/build_default_model.py --recipe frozen --data ../shared/data/wild-dev \
+        ../shared/data/dhanush-dev --out runs/default-frozen --baseline /path/to/old-default --bundle
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realcheck.model.protocol import MAX_AI_CALLED_REAL, MAX_REAL_CALLED_AI, TIERS
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -49,11 +56,11 @@ FINAL_VAL_SOURCES = [
     "photoprism",
     "exif-samples",
 ]
-TIERS = {"clean": None, "web_768_q60": "768:60", "web_512_q40": "512:40"}
 INTENDED_USE = (
-    "A second opinion on whether a photograph-like image was made by an image generator, good enough to "
-    "flag likely AI images and to say `uncertain` where it cannot tell. Not for decisions about people, not "
-    "as proof. Read the per-source numbers below: it misses many images of some generators."
+    "A second opinion on whether a photograph-like image was made by an image generator: it flags some AI "
+    "images, rarely calls a real photograph `ai`, and says `uncertain` for the many images it cannot tell. "
+    "Not for decisions about people, not as proof. Read the cross-collection numbers below: on collections "
+    "it never saw it misses most AI images."
 )
 
 
@@ -314,7 +321,7 @@ def cross_collection(args: argparse.Namespace, data: Path, out: Path) -> dict:
     }
 
 
-def final_split_of(args: argparse.Namespace, data: Path, out: Path) -> dict:
+def final_split_of(args: argparse.Namespace, data: Path) -> dict:
     """The bundled model's split: its calibration sources are the validation split, a fifth of dhanush-dev the
     test split (in-distribution), the rest trains; the same split a GPU run of cross_collection.py --final
     trained on."""
@@ -378,9 +385,9 @@ CROSS_COLLECTION = (
     "for balance; the verdict rates are at the operating point, which accuses as few real photos as it can."
 )
 OPERATING_POINT = (
-    "`ai` only above the score that at most 3% of the photos of every real validation source reach (the "
-    "worst source, not the pooled rate); `real` below the score of the lowest tenth of validation AI images; "
-    "`uncertain` between."
+    f"`ai` only above the score that at most {MAX_REAL_CALLED_AI:.0%} of the photos of every real validation "
+    f"source reach (the worst source, not the pooled rate); `real` below the score of the lowest "
+    f"{MAX_AI_CALLED_REAL:.0%} of validation AI images; `uncertain` between."
 )
 
 
@@ -484,7 +491,7 @@ def main() -> None:
     if args.recipe == "adapt":
         protocol = {}
         extra = cross_collection(args, data, out)
-        train_final(args, data, out, final_split_of(args, data, out))
+        train_final(args, data, out, final_split_of(args, data))
     else:
         protocol_file = out / "protocol.json"
         if args.skip_protocol and protocol_file.is_file():

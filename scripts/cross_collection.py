@@ -38,6 +38,7 @@ import numpy as np
 from realcheck.model.protocol import (
     COLLECTIONS,
     DIRECTIONS,
+    TIERS,
     Item,
     final_split,
     load_collection,
@@ -46,7 +47,6 @@ from realcheck.model.protocol import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
-TIERS = {"clean": None, "web_768_q60": "768:60", "web_512_q40": "512:40"}
 RECIPES = ("frozen-top", "frozen-stages", "adapt")
 STAGES = ("block0", "block2", "block4", "block7", "block10", "block14", "block15")
 SCORE_COLUMNS = ["recipe", "direction", "split", "tier", "collection", "path", "label", "source", "score"]
@@ -127,10 +127,10 @@ class FrozenRecipe:
 class AdaptRecipe:
     """Partial fine-tuning of the backbone (`realcheck.model.adaptation`), scored as the product scores."""
 
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, args: argparse.Namespace, stem: str):
         from realcheck.model.adaptation import AdaptSettings
 
-        self.args = args
+        self.args, self.stem = args, stem  # stem: the name of its weights file (.npz)
         self.settings = AdaptSettings(
             crop=args.crop,
             batch_size=args.batch_size,
@@ -159,7 +159,6 @@ class AdaptRecipe:
                 adaptation.load_adapted_weights(self.model, dict(saved))
             self.history = None
             return
-        started = time.monotonic()
         self.history = adaptation.adapt_on_files(
             self.model,
             [(i.path, i.label) for i in train],
@@ -169,7 +168,6 @@ class AdaptRecipe:
             workers=self.args.workers,
             loader_processes=self.args.loader_processes,
         )
-        self.seconds = time.monotonic() - started
 
     def score(self, batch: np.ndarray) -> np.ndarray:
         return np.concatenate(
@@ -180,17 +178,24 @@ class AdaptRecipe:
         )
 
 
-def make_recipe(name: str, args: argparse.Namespace):
-    return AdaptRecipe(args) if name == "adapt" else FrozenRecipe(name, args)
+def make_recipe(name: str, args: argparse.Namespace, stem: str):
+    return AdaptRecipe(args, stem) if name == "adapt" else FrozenRecipe(name, args)
 
 
-def append_scores(path: Path, rows: list[dict]) -> None:
-    new = not path.is_file()
-    with path.open("a", newline="", encoding="utf-8") as handle:
+def replace_scores(path: Path, variant: str, direction: str, rows: list[dict]) -> None:
+    """One job's rows in scores.csv, replacing any its earlier, unfinished run left (written to a copy first)."""
+    kept = []
+    if path.is_file():
+        with path.open(newline="", encoding="utf-8") as handle:
+            kept = [
+                r for r in csv.DictReader(handle) if (r["recipe"], r["direction"]) != (variant, direction)
+            ]
+    partial = path.with_suffix(".partial")
+    with partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=SCORE_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+        writer.writeheader()
+        writer.writerows(kept + rows)
+    partial.replace(path)
 
 
 def score_rows(recipe, name: str, direction: str, split: str, items: list[Item], tiers, args) -> list[dict]:
@@ -230,17 +235,24 @@ def run(args: argparse.Namespace) -> None:
         }
     done_file = out / "done.json"
     done = json.loads(done_file.read_text()) if done_file.is_file() else {}
+    # What makes two runs of a job the same: a finished job is skipped only when these agree.
+    run_key = {"limit": args.limit, "window": args.window, "seed": args.seed, "scored": args.score}
     for name in args.recipe:
         variant = f"{name}:{args.tag}" if args.tag else name
         jobs = ["final"] if args.final else list(DIRECTIONS)
         for direction in jobs:
             key = f"{variant} {direction}"
             if key in done:
+                if done[key].get("run", run_key) != run_key:
+                    sys.exit(
+                        f"{key} was done in {out} with {done[key]['run']}, not {run_key}: use another --out"
+                    )
                 log.info("%s: done already", key)
                 continue
             started = time.monotonic()
-            recipe = make_recipe(name, args)
-            recipe.stem = f"{variant}-{direction}".replace(":", "-").replace("->", "-")
+            recipe = make_recipe(
+                name, args, stem=f"{variant}-{direction}".replace(":", "-").replace("->", "-")
+            )
             if direction == "final":
                 parts = final_split(collections["A"] + collections["B"], args.seed)
                 recipe.fit(parts["train"], parts["calibration"])
@@ -252,15 +264,19 @@ def run(args: argparse.Namespace) -> None:
                 recipe.fit(train, val)
                 evaluated = [("val", val, ["clean"]), ("test", collections[test_on], list(TIERS))]
             fitted = time.monotonic()
-            for split, items, tiers in evaluated if args.score else []:
-                append_scores(
-                    out / "scores.csv", score_rows(recipe, variant, direction, split, items, tiers, args)
-                )
+            if args.score:
+                rows = [
+                    row
+                    for s, items, tiers in evaluated
+                    for row in score_rows(recipe, variant, direction, s, items, tiers, args)
+                ]
+                replace_scores(out / "scores.csv", variant, direction, rows)
             if name == "adapt" and args.save_adapted and not args.from_weights:
                 from realcheck.model.adaptation import adapted_weights
 
                 np.savez(out / f"{recipe.stem}.npz", **adapted_weights(recipe.model, args.trainable_until))
             done[key] = {
+                "run": run_key,
                 "fit_seconds": round(fitted - started, 1),
                 "score_seconds": round(time.monotonic() - fitted, 1),
                 "n_train": len(parts["train"]) if direction == "final" else len(train),

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The adaptation recipe's GPU run, in one go: both cross-collection directions and the final model, for each
 # variant, under Keras' PyTorch backend (a lent GPU machine has PyTorch, not TensorFlow). Every step is
-# resumable and bounded by its own time limit; results land in $OUT/xc (scores.csv, done.json, the final
-# adapted weights as .npz) and the log in $OUT/log.txt. It trains only: the scores are computed where the
+# resumable and bounded by its own time limit; results land in $OUT/xc (done.json and each model's adapted
+# weights as .npz) and the log in $OUT/log.txt. It trains only: the scores are computed where the
 # whole images are (`cross_collection.py run --from-weights`), since the machine receives at most 64 MiB
 # (`pack_crops.py` packs a lossless 160-px crop of each image for it).
 #

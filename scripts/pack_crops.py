@@ -6,7 +6,7 @@ A lent GPU machine receives at most 64 MiB with the working tree, and the collec
 keeps its image's compression history exactly (no second JPEG that both classes would then share).
 
     python scripts/pack_crops.py --data ../shared/data --collections wild-dev dhanush-dev wild-train \\
-        --size 128 --out .gpu-data
+        --size 160 --out .gpu-data
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--collections", nargs="+", required=True)
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--size", type=int, default=160, help="side of the crop (a multiple of 16)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if shutil.which("jpegtran") is None:

@@ -54,9 +54,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-COLLECTIONS = ("wild-dev", "dhanush-dev", "wild-train")
-SIDES = {"A": ("wild-dev", "dhanush-dev"), "B": ("wild-train",)}
-DIRECTIONS = {"A->B": ("A", "B"), "B->A": ("B", "A")}
+from realcheck.model.protocol import COLLECTIONS as SIDES
+from realcheck.model.protocol import DIRECTIONS
+
+COLLECTIONS = tuple(folder for folders in SIDES.values() for folder in folders)
 SMALL_SIDE = 256  # images with a shorter side below this are upscaled before inference
 BLOCK = 8
 LOW_BINS = 3  # spectrum bins next to DC carry the content's slow trends, not resampling

@@ -157,7 +157,11 @@ def test_the_bundled_model_ships_its_checked_onnx_export_and_its_protocol():
     assert backends.shipped_onnx(bundled, digest) == bundled / "model.onnx"
     assert metadata["calibration"]["method"] == "platt"
     low, high = metadata["uncertainty_band"]
-    assert low < metadata["threshold"] < high, "the band has width: `uncertain` can happen"
-    protocol = metadata["source_holdout"]
-    assert {"clean", "web_768_q60", "web_512_q40", "baseline"} <= set(protocol)
-    assert "Source-held-out results" in (bundled / "README.md").read_text(encoding="utf-8")
+    assert low < high, "the band has width: `uncertain` can happen"
+    assert metadata["threshold"] == high, "per-source operating point: `ai` only above the band"
+    measured = metadata["operating_point"]["measured"]
+    assert "cross-collection" in measured["protocol"]
+    assert {"ai_caught", "real_called_ai", "uncertain"} <= set(measured["clean"])
+    protocol = metadata["cross_collection"]
+    assert {"A->B", "B->A"} <= set(protocol["recipes"][protocol["bundled_recipe"]])
+    assert "Cross-collection results" in (bundled / "README.md").read_text(encoding="utf-8")
