@@ -34,3 +34,28 @@ class DecisionRule:
 
     def to_dict(self) -> dict:
         return {"threshold": self.threshold, "uncertainty_band": list(self.band)}
+
+
+NOT_PROOF = "treat a verdict as a hint, not proof"
+
+
+def measured_accuracy(metadata: Mapping) -> str:
+    """One plain sentence of how good the model is, from the rates its metadata records at its operating point.
+
+    Every face shows this sentence rather than a number of its own; a model whose metadata holds no such
+    measurement says so.
+    """
+    measured = (metadata.get("operating_point") or {}).get("measured") or {}
+    clean = measured.get("clean") or {}
+    if not {"ai_caught", "real_called_ai", "uncertain"} <= set(clean):
+        return f"This model's accuracy on images from sources it never saw was not measured; {NOT_PROOF}."
+    where = (
+        "image collections it never saw"
+        if "cross-collection" in str(measured.get("protocol", ""))
+        else "images from sources it never saw"
+    )
+    return (
+        f"In tests on {where}, it called {clean['ai_caught']:.0%} of AI images AI and "
+        f"{clean['real_called_ai']:.1%} of real photos AI, and was unsure about {clean['uncertain']:.0%}; "
+        f"{NOT_PROOF}."
+    )

@@ -236,7 +236,13 @@ def run(args: argparse.Namespace) -> None:
     done_file = out / "done.json"
     done = json.loads(done_file.read_text()) if done_file.is_file() else {}
     # What makes two runs of a job the same: a finished job is skipped only when these agree.
-    run_key = {"limit": args.limit, "window": args.window, "seed": args.seed, "scored": args.score}
+    run_key = {
+        "limit": args.limit,
+        "window": args.window,
+        "seed": args.seed,
+        "scored": args.score,
+        "tiers": args.tiers,
+    }
     for name in args.recipe:
         variant = f"{name}:{args.tag}" if args.tag else name
         jobs = ["final"] if args.final else list(DIRECTIONS)
@@ -262,7 +268,7 @@ def run(args: argparse.Namespace) -> None:
                 train_on, test_on = DIRECTIONS[direction]
                 train, val = split_sources(collections[train_on], args.val_fraction, args.seed)
                 recipe.fit(train, val)
-                evaluated = [("val", val, ["clean"]), ("test", collections[test_on], list(TIERS))]
+                evaluated = [("val", val, ["clean"]), ("test", collections[test_on], args.tiers)]
             fitted = time.monotonic()
             if args.score:
                 rows = [
@@ -307,6 +313,9 @@ def main() -> None:
     runner.add_argument("--seed", type=int, default=42)
     runner.add_argument("--limit", type=int, default=0, help="images per collection (quick trials)")
     runner.add_argument("--workers", type=int, default=2, help="decode threads")
+    runner.add_argument(
+        "--tiers", nargs="+", choices=list(TIERS), default=list(TIERS), help="copies to score"
+    )
     runner.add_argument("--tag", default="", help="names this variant of a recipe in the scores")
     runner.add_argument(
         "--save-adapted", action="store_true", help="adapt: save each model's trained weights (.npz)"

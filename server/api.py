@@ -6,6 +6,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
+from realcheck.model.decision import measured_accuracy
 from realcheck.model.metadata import PUBLIC_FIELDS
 from realcheck.server.errors import ApiError
 from realcheck.server.uploads import upload_limits, uploads_from_request
@@ -20,7 +21,12 @@ def _service():
 def model_description(service) -> dict:
     """The public metadata of the served model, with its runtime and state."""
     described = {key: service.metadata[key] for key in PUBLIC_FIELDS if key in service.metadata}
-    return described | {"state": service.state, "runtime": service.describe_runtime()}
+    return described | {
+        "state": service.state,
+        "runtime": service.describe_runtime(),
+        # The words every client shows for how good the model is, from the rates its metadata measured.
+        "accuracy_statement": measured_accuracy(service.metadata),
+    }
 
 
 @api.post("/predict")

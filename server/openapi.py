@@ -273,11 +273,17 @@ def openapi_document(config: ServerConfig) -> dict:
                 },
                 "Model": {
                     "type": "object",
-                    "required": [key for key in PUBLIC_FIELDS if key in REQUIRED_FIELDS],
+                    "required": [key for key in PUBLIC_FIELDS if key in REQUIRED_FIELDS]
+                    + ["accuracy_statement"],
                     "properties": {
                         **openapi_properties(PUBLIC_FIELDS),
                         "state": {"type": "string"},
                         "runtime": {"type": "object"},
+                        "accuracy_statement": {
+                            "type": "string",
+                            "description": "one plain sentence of how good the model is, from the verdict rates "
+                            "its metadata measured on held-out data (or that they were not measured)",
+                        },
                     },
                 },
                 "ModelList": {

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from realcheck.model.decision import measured_accuracy
 from realcheck.model.errors import RealCheckError
 from realcheck.model.imaging import is_image_file
 from realcheck.model.provenance import NO_PROVENANCE
@@ -76,6 +77,10 @@ class RemoteChecker:
             while window:
                 yield window.popleft()[1].result()
 
+    def model_metadata(self) -> dict:
+        """The served model's public metadata (/v1/models)."""
+        return self.client.models()[0]
+
     def _check_file(self, name: str, path: Path) -> dict:
         from realcheck.server.client import ClientError
 
@@ -110,6 +115,10 @@ class LocalChecker:
         provenance = ProvenanceReader.from_trust_anchors_file(trust_anchors)
         self.detector = load_detector(resolve_model_dir(model_dir), provenance=provenance)
         self.batch_size = max(1, batch_size)
+
+    def model_metadata(self) -> dict:
+        """The loaded artifact's metadata."""
+        return self.detector.metadata
 
     def check(self, files: Sequence[tuple[str, Path]], stop_requested=_never) -> Iterator[dict]:
         """Rows for (name, path) pairs, in input order, a batch at a time.
@@ -194,7 +203,8 @@ def check_images(images: Sequence[str], make_checker, as_json: bool = False) -> 
     files = [(image, Path(image)) for image in images]
     problems = {image: _file_problem(path) for image, path in files}
     readable = [(image, path) for image, path in files if problems[image] is None]
-    scored = {row["path"]: row for row in make_checker().check(readable)} if readable else {}
+    checker = make_checker() if readable else None
+    scored = {row["path"]: row for row in checker.check(readable)} if checker else {}
     rows = [
         scored[image] if problems[image] is None else _row(image, error=problems[image]) for image, _ in files
     ]
@@ -206,6 +216,8 @@ def check_images(images: Sequence[str], make_checker, as_json: bool = False) -> 
                 print(f"{row['path']}: error: {row['error']}")
             else:
                 print(_check_line(row))
+        if checker:
+            print(measured_accuracy(checker.model_metadata()))
     return 1 if any(row["error"] for row in rows) else 0
 
 

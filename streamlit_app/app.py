@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from realcheck.model.decision import measured_accuracy
 from realcheck.model.errors import RealCheckError
 from realcheck.model.gradcam import GradCam, overlay
 from realcheck.model.imaging import fit_to_input, open_rgb
@@ -109,9 +110,9 @@ def show_sidebar(detector: Detector, path: Path) -> None:
     )
     sidebar.subheader("Training data")
     sidebar.markdown(_training_summary(meta.get("training_data") or {}))
-    sidebar.subheader("Test metrics")
     metrics = (meta.get("metrics") or {}).get("test") or {}
     if metrics:
+        sidebar.subheader("On its own test split")
         names = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc")
         lines = ["| metric | value |", "|---|---|"]
         lines += [
@@ -119,8 +120,6 @@ def show_sidebar(detector: Detector, path: Path) -> None:
         ]
         lines.append(f"| images | {metrics.get('n', '?')} |")
         sidebar.markdown("\n".join(lines))
-    else:
-        sidebar.markdown("Not evaluated: this artifact has no test metrics.")
     card = path / "README.md"
     if card.is_file():
         with sidebar.expander("Model card"):
@@ -336,6 +335,7 @@ def main() -> None:
         show_no_model()
         return
     show_sidebar(detector, model_path)
+    st.info(measured_accuracy(detector.metadata))  # above the uploader: how far a verdict can be trusted
 
     uploads = upload_files()
     explainer = load_explainer(str(model_path))

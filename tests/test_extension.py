@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -757,7 +758,13 @@ def test_the_popup_switches_automatic_badges_for_a_site(playwright_instance, new
         popup.click("#site-toggle")  # on: the page gets badges now, without a reload
         wait_for_badges(page, newspage.TOP_BADGED)
         popup.wait_for_function("document.getElementById('site-toggle').checked")
-        popup.set_viewport_size({"width": 360, "height": 400})
+        # How good the model is, in the words the server derives from the model's metadata.
+        statement = json.loads(urllib.request.urlopen(f"{ext_server.url}/v1/models").read())["models"][0][
+            "accuracy_statement"
+        ]
+        popup.wait_for_function("document.getElementById('accuracy').textContent.length > 0")
+        assert popup.inner_text("#accuracy") == statement and "hint, not proof" in statement
+        popup.set_viewport_size({"width": 360, "height": 440})
         screenshot(popup, "extension-popup.png")
         assert browser.settings()["sites"] == ["127.0.0.1", "localhost"]
         page.reload()

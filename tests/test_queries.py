@@ -35,6 +35,10 @@ def photos(tmp_path):
 def test_check_through_the_server(capsys, live_server, photos):
     status, out, _ = run_cli(capsys, "check", str(photos / "a.jpg"), "--server", live_server.url)
     assert status == 0 and "a.jpg: " in out and "P(AI)" in out
+    # How far the verdict can be trusted, from the served model's metadata (which measured nothing).
+    assert out.splitlines()[-1].startswith(
+        "This model's accuracy on images from sources it never saw was not"
+    )
     status, out, _ = run_cli(
         capsys,
         "check",
@@ -89,6 +93,27 @@ def test_check_and_scan_in_process(capsys, tiny_artifact, live_server, photos, t
     assert {r["path"] for r in rows} == {"a.jpg", "nested/b.png"} and all(
         r["score"] is not None for r in rows
     )
+
+
+def test_check_states_the_accuracy_the_artifact_measured(capsys, tiny_artifact, photos, tmp_path):
+    import shutil
+
+    from realcheck.model.artifact import read_metadata, write_metadata
+
+    model = shutil.copytree(tiny_artifact, tmp_path / "measured")
+    rates = {"ai_caught": 0.61, "real_called_ai": 0.024, "uncertain": 0.2}
+    measured = {"protocol": "cross-collection (test)", "clean": rates}
+    write_metadata(
+        model, read_metadata(model) | {"operating_point": {"rule": "per-source", "measured": measured}}
+    )
+    status, out, _ = run_cli(capsys, "check", str(photos / "a.jpg"), "--model", str(model))
+    assert status == 0
+    assert out.splitlines()[-1] == (
+        "In tests on image collections it never saw, it called 61% of AI images AI and 2.4% of real photos "
+        "AI, and was unsure about 20%; treat a verdict as a hint, not proof."
+    )
+    status, out, _ = run_cli(capsys, "check", str(photos / "a.jpg"), "--model", str(model), "--json")
+    assert json.loads(out)[0]["score"] is not None  # --json stays one JSON document
 
 
 def test_check_uses_the_bundled_model_by_default(capsys, photos):
@@ -229,7 +254,8 @@ def test_check_says_when_provenance_decided(capsys, tiny_artifact, evidence_phot
         capsys, "check", str(evidence_photos / "signed.jpg"), str(evidence_photos / "plain.jpg"),
         "--model", str(tiny_artifact),
     )  # fmt: skip
-    signed, plain = out.splitlines()
+    signed, plain, statement = out.splitlines()
+    assert statement.endswith("treat a verdict as a hint, not proof.")
     assert status == 0
     assert " ai by provenance: AI · Content Credentials: Imaginary Diffusion 3" in signed
     assert "(the model: " in signed and "P(AI)" in signed

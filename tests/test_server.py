@@ -188,6 +188,17 @@ def test_a_model_shows_its_public_metadata_as_the_openapi_schema_describes(clien
     assert {"weights", "score", "created_at"} <= shown and not {"command", "library_versions"} & set(model)
 
 
+def test_models_state_how_good_the_model_is_in_words_from_its_metadata(client, service, monkeypatch):
+    model = client.get("/v1/models").get_json()["models"][0]
+    assert "was not measured" in model["accuracy_statement"]
+    rates = {"ai_caught": 0.5, "real_called_ai": 0.02, "uncertain": 0.25}
+    measured = {"protocol": "cross-collection (test)", "clean": rates}
+    monkeypatch.setattr(service, "metadata", service.metadata | {"operating_point": {"measured": measured}})
+    model = client.get("/v1/models").get_json()["models"][0]
+    assert "called 50% of AI images AI and 2.0% of real photos AI" in model["accuracy_statement"]
+    schema_validator(client, "Model").validate(model)
+
+
 def test_models_state_the_upload_limits_of_the_servers_configuration(make_client):
     client = make_client(max_image_bytes=1000, max_request_bytes=5000, max_images_per_request=3)
     answer = client.get("/v1/models").get_json()

@@ -169,11 +169,30 @@ def test_upload_shows_verdict_score_threshold_heatmap_and_the_model(app, tiny_ar
     assert [e.value for e in app.expander[0].markdown][0].startswith("**What the heatmap shows.**")
 
     sidebar = " ".join(m.value for m in app.sidebar.markdown)
-    assert "realcheck\\-tiny" in sidebar and "0.0.1-test" in sidebar and "Not evaluated" in sidebar
+    assert "realcheck\\-tiny" in sidebar and "0.0.1-test" in sidebar
+    assert "accuracy on images from sources it never saw was not measured" in app.info[0].value
 
     app.toggle[0].set_value(False).run()
     assert not any(c.startswith("Grad-CAM") for c in image_captions(app))
     assert image_captions(app) == ["uploaded image"]
+
+
+def test_the_page_states_the_accuracy_its_metadata_measured(tmp_path, monkeypatch, tiny_artifact):
+    import shutil
+
+    from realcheck.model.artifact import read_metadata, write_metadata
+
+    model = shutil.copytree(tiny_artifact, tmp_path / "measured")
+    rates = {"ai_caught": 0.42, "real_called_ai": 0.013, "uncertain": 0.3}
+    measured = {"protocol": "cross-collection (test)", "clean": rates}
+    write_metadata(
+        model, read_metadata(model) | {"operating_point": {"rule": "per-source", "measured": measured}}
+    )
+    monkeypatch.setenv(analysis.MODEL_ENV, str(model))
+    app = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT).run()
+    assert not app.exception
+    text = app.info[0].value
+    assert "collections it never saw" in text and "42% of AI images" in text and "1.3% of real photos" in text
 
 
 def test_bad_files_get_a_message_and_the_rest_of_the_batch_still_works(

@@ -144,6 +144,11 @@ async function popupState(tabId) {
     missing: host ? await missingAccess({ host, settings, blocked, contains }) : null,
     serverUrl: settings.serverUrl,
     serverUnavailable: checker.serverUnavailable,
+    // How good the served model is, in the server's own words (from the model's measured rates).
+    accuracy: await checker.client
+      .model()
+      .then((model) => model.accuracy_statement ?? null)
+      .catch(() => null),
   };
 }
 

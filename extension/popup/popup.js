@@ -67,6 +67,7 @@ function show(state) {
   const serverState = $("server-state");
   serverState.textContent = state.serverUnavailable ? "(unavailable, retrying)" : "";
   serverState.dataset.ok = String(!state.serverUnavailable);
+  $("accuracy").textContent = state.accuracy ?? "";
 }
 
 async function refresh() {
