@@ -39,9 +39,14 @@ def save_artifact(folder: str | Path, model, metadata: dict) -> Path:
 def save_untrained_artifact(folder: str | Path, backbone: str, size: int, name: str, version: str) -> Path:
     """An artifact of an untrained network at `size` px, written in seconds: as fast as a trained one, for
     benchmarks and tests of serving (its scores mean nothing)."""
+    import keras
+
     from realcheck.model import architecture
     from realcheck.model.settings import HeadParams
 
+    keras.utils.set_random_seed(
+        0
+    )  # the seed its metadata records: the same weights, so the same scores, each time
     model = architecture.build_model(backbone, size=size, weights="none")
     metadata = build_metadata(
         name,
