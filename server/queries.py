@@ -149,7 +149,8 @@ def _check_line(row: dict) -> str:
     model_part = f"P(AI) {row['score']:.3f}, threshold {row['threshold']:.3f}"
     if row.get("basis") == "provenance":
         return f"{row['path']}: {row['verdict']} by provenance: {row['provenance']} (the model: {row['model_verdict']}, {model_part})"
-    line = f"{row['path']}: {row['verdict']} ({model_part})"
+    verdict = "no AI signs found" if row["verdict"] == "real" else row["verdict"]  # never "real" from pixels
+    line = f"{row['path']}: {verdict} ({model_part})"
     if row.get("provenance") and row["provenance"] != NO_PROVENANCE.summary:
         line += f"; {row['provenance']}"
     return line

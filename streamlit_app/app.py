@@ -38,7 +38,7 @@ DISPLAY_SIZE = 640  # longest side of the pictures shown; the model sees its own
 MAX_GRADCAM_IMAGES = 24  # Grad-CAM costs a forward and a backward pass per image: cap it per page
 VERDICTS = {
     "ai": ("AI-generated", "red"),
-    "real": ("Real photograph", "green"),
+    "real": ("No AI signs found", "gray"),  # not a certificate: pixels alone never prove a photo real
     "uncertain": ("Uncertain", "orange"),
 }
 GRADCAM_EXPLANATION = """
@@ -223,10 +223,10 @@ def show_verdict(result: Prediction, detector: Detector) -> None:
     label, colour = VERDICTS[result.verdict]
     st.badge(label, color=colour)
     if result.basis == "provenance":
-        st.markdown(f"Verdict: **{result.verdict}**, decided by the file's provenance")
-        st.markdown(f"The model alone says **{result.model_verdict}**:")
+        st.markdown(f"Verdict: **{label}**, decided by the file's provenance")
+        st.markdown(f"The model alone says **{VERDICTS[result.model_verdict][0]}**:")
     else:
-        st.markdown(f"Verdict: **{result.verdict}**")
+        st.markdown(f"Verdict: **{label}**")
     band = detector.rule.band
     st.markdown(score_bar(result.score, detector.rule.threshold, band), unsafe_allow_html=True)
     st.markdown(

@@ -477,6 +477,12 @@ def test_news_page_badges_exactly_the_right_images_and_sends_each_image_once(
         assert all(len(badge["owners"]) == 1 for badge in shown), shown
         check_verdicts(found, newspage.TOP_BADGED, extension_model, "ext-1")
         assert {badge["verdict"] for badge in found.values()} == {"ai", "real", "uncertain"}
+        # Pixels alone never make a badge say "Real": below the band it says only that no AI signs were found.
+        for badge in found.values():
+            assert (
+                "real" not in badge["label"].lower()
+                and "likely a real photograph" not in badge["aria"].lower()
+            )
         top = delta(metrics(ext_server), before)
         # One image per distinct picture: duplicates (same URL, same bytes) and off-screen images cost nothing.
         assert top["images"] == len(newspage.TOP_DISTINCT), top
@@ -530,7 +536,7 @@ def test_news_page_badges_exactly_the_right_images_and_sends_each_image_once(
         # Compact badges: the verdict word only.
         browser.configure(blurFlagged=False, badgeStyle="compact")
         compact = wait_for_badges(page, newspage.TOP_BADGED, where=lambda b: "%" not in b["label"])
-        assert {b["label"] for b in compact.values()} == {"AI", "Real", "?"}
+        assert {b["label"] for b in compact.values()} == {"AI", "No AI signs", "?"}
         browser.configure(badgeStyle="full")
 
         # Far below: nothing was sent for those images until they came near the viewport.
@@ -581,7 +587,7 @@ def test_right_click_check_shows_waiting_then_the_verdict_and_failures(
         assert badge["verdict"] == expected and badge["expanded"]
         # On the image: score, verdict and the model version, all visible.
         assert f"{round(extension_model.score(path) * 100)}%" in badge["text"]
-        sentence = {"ai": "likely ai-generated", "real": "likely a real photograph"}.get(
+        sentence = {"ai": "likely ai-generated", "real": "no signs of ai generation found"}.get(
             expected, "uncertain"
         )
         assert sentence in badge["text"].lower()

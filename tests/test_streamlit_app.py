@@ -26,6 +26,7 @@ from streamlit.testing.v1 import AppTest
 from realcheck.cli import main as cli_main
 from realcheck.model.inference import Prediction, load_detector
 from realcheck.streamlit_app import analysis, launch
+from realcheck.streamlit_app.app import VERDICTS
 from realcheck.streamlit_app.launch import APP_PATH, streamlit_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +163,8 @@ def test_upload_shows_verdict_score_threshold_heatmap_and_the_model(app, tiny_ar
     assert table["p_ai"][0] == pytest.approx(expected.score, abs=1e-6)
     assert table["verdict"][0] == expected.verdict
     texts = [m.value for m in app.markdown]
-    assert f"Verdict: **{expected.verdict}**" in texts
+    assert f"Verdict: **{VERDICTS[expected.verdict][0]}**" in texts
+    assert "Real photograph" not in " ".join(texts)  # pixels alone never assert a photo real
     assert any(f"P(AI) = **{expected.score:.3f}** · threshold 0.500" in t for t in texts)
     assert any('class="realcheck-score"' in t for t in texts)  # the score bar
     assert any(c.startswith("Grad-CAM: evidence for") for c in image_captions(app))
@@ -253,8 +255,8 @@ def test_each_image_shows_its_provenance_and_what_decided(app, tiny_artifact, ca
     run_with(app, [(name, data, "image/jpeg") for name, data in zip(names, (signed, capture, plain))])
     model = load_detector(tiny_artifact).predict([signed, capture, plain])
     texts = [m.value for m in app.markdown]
-    assert "Verdict: **ai**, decided by the file's provenance" in texts
-    assert f"The model alone says **{model[0].verdict}**:" in texts
+    assert "Verdict: **AI-generated**, decided by the file's provenance" in texts
+    assert f"The model alone says **{VERDICTS[model[0].verdict][0]}**:" in texts
     # The generator's name comes from the file: shown as text, its Markdown escaped.
     assert any(t.startswith("AI · Content Credentials: Imaginary \\*Diffusion\\* 3") for t in texts)
     assert any("C2PA action c2pa\\.created: trainedAlgorithmicMedia" in t for t in texts)
@@ -408,7 +410,7 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_pa
                 page.locator('input[type="file"]').set_input_files(str(picture))
                 page.get_by_text("Verdict:").wait_for()
                 verdict = page.get_by_text("Verdict:").inner_text()
-                assert verdict.split(":")[1].strip() in {"ai", "real", "uncertain"}
+                assert verdict.split(":")[1].strip() in {label for label, _ in VERDICTS.values()}
                 page.get_by_text("Grad-CAM: evidence for").wait_for()
                 # Both pictures (upload and heatmap) actually loaded in the page, not just announced.
                 page.wait_for_function(
@@ -422,7 +424,7 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_pa
                     page.get_by_text("Download results as CSV").click()
                 rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
                 assert [row["file"] for row in rows] == ["upload.jpg"]
-                assert rows[0]["verdict"] in verdict and 0.0 <= float(rows[0]["p_ai"]) <= 1.0
+                assert VERDICTS[rows[0]["verdict"]][0] in verdict and 0.0 <= float(rows[0]["p_ai"]) <= 1.0
             finally:
                 browser.close()
     finally:

@@ -28,7 +28,9 @@
     .badge[data-capture="signed"] { border-color: #8ab4f8; }
     .badge.expanded .details { display: block; }
     .badge[data-state="done"][data-verdict="ai"] { background: #b3261e; }
-    .badge[data-state="done"][data-verdict="real"] { background: #1e6b3a; }
+    /* No AI signs is not a certificate: neutral grey, never green. Green-ish blue is kept for evidence (the
+       signed-capture mark). */
+    .badge[data-state="done"][data-verdict="real"] { background: #5f6368; }
     .badge[data-state="done"][data-verdict="uncertain"] { background: #7a4d00; }
     .badge[data-state="unavailable"], .badge[data-state="failed"], .badge[data-state="skipped"] { background: #50555a; }
     .badge.compact { padding: 2px 6px; font-size: 11px; }
@@ -59,12 +61,15 @@
     .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
   `;
 
-  const WORDS = { ai: "AI", real: "Real", uncertain: "Unsure" };
+  // Pixels alone never prove a photograph real: below the band the badge says only that no AI signs were found.
+  const WORDS = { ai: "AI", real: "No AI signs", uncertain: "Unsure" };
   const SENTENCES = {
     ai: "likely AI-generated",
-    real: "likely a real photograph",
+    real: "no signs of AI generation found (not proof that it is a real photograph)",
     uncertain: "uncertain (between real and AI-generated)",
   };
+  // What a user said of an image is their claim, in their words.
+  const REPORTED_WORDS = { ai: "AI", real: "Real" };
 
   function element(tag, className, text = "") {
     const node = document.createElement(tag);
@@ -99,8 +104,8 @@
         // The user's own report stands for this image; the model's verdict stays visible beside it.
         const mine = REPORTED[result.userLabel];
         return {
-          label: `${WORDS[result.userLabel]} (your report)`,
-          short: `${WORDS[result.userLabel]}*`,
+          label: `${REPORTED_WORDS[result.userLabel]} (your report)`,
+          short: `${REPORTED_WORDS[result.userLabel]}*`,
           details: `You reported this image as ${mine}. The model said: ${details}` + provenanceLines(provenance),
           spoken: `RealCheck: you reported ${subject} as ${mine}; the model said ${sentence}, P(AI) ${percent(result.score)}, model ${model}.`,
         };
