@@ -21,7 +21,7 @@ from realcheck.model.decision import DecisionRule
 from realcheck.model.errors import ImageDecodeError
 from realcheck.model.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, load_model_input
 from realcheck.model.provenance import NO_PROVENANCE, Provenance, ProvenanceReader, decide
-from realcheck.model.runtimes import KerasRuntime, Runtime
+from realcheck.model.runtimes import KerasRuntime, OnnxRuntime, Runtime, shipped_onnx
 
 # Bytes per pixel an image file may take: 16-bit RGBA uncompressed. A larger file cannot hold an image within
 # the pixel limit, so it is refused before it is read into memory.
@@ -201,11 +201,27 @@ def keras_detector(
 
 
 def load_detector(
-    folder: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, provenance: ProvenanceReader | None = None
+    folder: str | Path,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    provenance: ProvenanceReader | None = None,
+    runtime: str = "auto",
 ) -> Detector:
-    """Load an artifact folder's Keras model into a ready Detector."""
-    runtime, metadata = KerasRuntime.load(folder)
-    return Detector(runtime, metadata, max_pixels, provenance)
+    """An artifact folder as a ready Detector.
+
+    `runtime` "auto" scores with the artifact's own ONNX export when it ships one checked against its
+    model.keras (ONNX Runtime: no TensorFlow import, a fraction of the memory and start-up), else with Keras;
+    "keras" always loads the Keras model (Grad-CAM and training need it).
+    """
+    if runtime == "auto":
+        from realcheck.model.artifact import MODEL_FILE, file_sha256, read_metadata
+
+        folder = Path(folder)
+        model_file = folder / MODEL_FILE
+        onnx = shipped_onnx(folder, file_sha256(model_file)) if model_file.is_file() else None
+        if onnx is not None:
+            return Detector(OnnxRuntime(onnx), read_metadata(folder), max_pixels, provenance)
+    keras_runtime, metadata = KerasRuntime.load(folder)
+    return Detector(keras_runtime, metadata, max_pixels, provenance)
 
 
 def score_paths(detector: Detector, paths: Sequence[str | Path], batch_size: int = 32) -> np.ndarray:

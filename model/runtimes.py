@@ -6,6 +6,7 @@ agree within `realcheck.model.export.TOLERANCE`). TensorFlow and ONNX Runtime ar
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Protocol
 
@@ -72,3 +73,15 @@ class OnnxRuntime:
     def scores(self, batch: np.ndarray) -> np.ndarray:
         feed = {self.input_name: np.asarray(batch, dtype=np.float32)}
         return np.asarray(self.session.run(None, feed)[0]).reshape(-1)
+
+
+def shipped_onnx(model_dir: Path, model_digest: str) -> Path | None:
+    """The artifact's model.onnx when its export record says it was made from this very model.keras."""
+    path = model_dir / "model.onnx"
+    try:
+        record = json.loads(path.with_name(path.name + ".export.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if path.is_file() and isinstance(record, dict) and record.get("source_sha256") == model_digest:
+        return path
+    return None

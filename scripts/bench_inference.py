@@ -77,7 +77,7 @@ def main() -> None:
         cache = ServerConfig(cache_dir=args.cache_dir).resolved_cache_dir
         runners["onnx"] = OnnxRuntime(ensure_onnx_export(model_dir, cache, metadata["name"])).scores
     if "tensorflow" in wanted or "keras-predict" in wanted:
-        detector = load_detector(model_dir)
+        detector = load_detector(model_dir, runtime="keras")
         if "tensorflow" in wanted:
             runners["tensorflow"] = detector.scores
         if "keras-predict" in wanted:

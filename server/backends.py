@@ -6,7 +6,6 @@ The runtimes themselves are `realcheck.model.runtimes`; the server wraps the cho
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from realcheck.model.artifact import MODEL_FILE, file_sha256
 from realcheck.model.errors import ArtifactError
-from realcheck.model.runtimes import KerasRuntime, OnnxRuntime, Runtime
+from realcheck.model.runtimes import KerasRuntime, OnnxRuntime, Runtime, shipped_onnx
 
 log = logging.getLogger("realcheck")
 KEY_LENGTH = 20  # hex digits of the model file's SHA-256 in an export's name
@@ -72,18 +71,6 @@ def ensure_onnx_export(model_dir: str | Path, cache_dir: str | Path, name: str =
     _remove_stale_exports(folder, _safe(name), target)
     log.info("ONNX export cached at %s (max difference from Keras %.2e)", target, record["max_abs_diff"])
     return target
-
-
-def shipped_onnx(model_dir: Path, model_digest: str) -> Path | None:
-    """The artifact's model.onnx when its export record says it was made from this very model.keras."""
-    path = model_dir / "model.onnx"
-    try:
-        record = json.loads(path.with_name(path.name + ".export.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if path.is_file() and isinstance(record, dict) and record.get("source_sha256") == model_digest:
-        return path
-    return None
 
 
 def _remove_stale_exports(folder: Path, safe_name: str, keep: Path) -> None:

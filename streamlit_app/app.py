@@ -57,7 +57,9 @@ is a hint for a human to look closer, not evidence.
 @st.cache_resource(show_spinner="Loading the model...")
 def load_model(path: str) -> Detector:
     """The artifact at `path` as a Detector, loaded once per process (shared by every session)."""
-    return load_detector(path, provenance=ProvenanceReader())
+    return load_detector(
+        path, provenance=ProvenanceReader(), runtime="keras"
+    )  # Grad-CAM needs the Keras model
 
 
 @st.cache_resource(show_spinner=False)

@@ -116,6 +116,22 @@ def test_check_states_the_accuracy_the_artifact_measured(capsys, tiny_artifact, 
     assert json.loads(out)[0]["score"] is not None  # --json stays one JSON document
 
 
+def test_check_scores_with_the_shipped_onnx_export_and_never_imports_tensorflow(photos):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from realcheck.cli import main; status = main(['-q', 'check', sys.argv[1]]); "
+        "heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules); "
+        "print('imported:', heavy); sys.exit(status)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(photos / "a.jpg")], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "a.jpg: " in done.stdout and "imported: []" in done.stdout, done.stdout
+
+
 def test_check_uses_the_bundled_model_by_default(capsys, photos):
     from realcheck.model.artifact import bundled_model_dir, read_metadata
 
