@@ -35,6 +35,18 @@ class DecisionRule:
     def to_dict(self) -> dict:
         return {"threshold": self.threshold, "uncertainty_band": list(self.band)}
 
+    def ranges(self) -> tuple[float, float]:
+        """(low, high): `real` below low, `uncertain` from low to high, `ai` above high, as `verdict` decides."""
+        low, high = self.band
+        return (low, high) if low < high else (self.threshold, self.threshold)
+
+    def describe(self) -> str:
+        """The three ranges in the words every face uses next to a score."""
+        low, high = self.ranges()
+        if low == high:
+            return f"AI from {high:.3f}, no AI signs below"
+        return f"AI above {high:.3f}, unsure {low:.3f}-{high:.3f}, no AI signs below {low:.3f}"
+
 
 NOT_PROOF = "treat a verdict as a hint, not proof"
 

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from realcheck.model.decision import measured_accuracy
+from realcheck.model.decision import DecisionRule, measured_accuracy
 from realcheck.model.errors import RealCheckError
 from realcheck.model.imaging import is_image_file
 from realcheck.model.provenance import NO_PROVENANCE
@@ -146,7 +146,7 @@ class LocalChecker:
 
 
 def _check_line(row: dict) -> str:
-    model_part = f"P(AI) {row['score']:.3f}, threshold {row['threshold']:.3f}"
+    model_part = f"P(AI) {row['score']:.3f}"  # the ranges that turn it into a verdict close the output
     if row.get("basis") == "provenance":
         return f"{row['path']}: {row['verdict']} by provenance: {row['provenance']} (the model: {row['model_verdict']}, {model_part})"
     verdict = "no AI signs found" if row["verdict"] == "real" else row["verdict"]  # never "real" from pixels
@@ -218,7 +218,9 @@ def check_images(images: Sequence[str], make_checker, as_json: bool = False) -> 
             else:
                 print(_check_line(row))
         if checker:
-            print(measured_accuracy(checker.model_metadata()))
+            metadata = checker.model_metadata()
+            print(f"Scores: {DecisionRule.from_metadata(metadata).describe()}.")
+            print(measured_accuracy(metadata))
     return 1 if any(row["error"] for row in rows) else 0
 
 

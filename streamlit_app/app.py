@@ -105,11 +105,7 @@ def show_sidebar(detector: Detector, path: Path) -> None:
         f"{meta.get('backbone', '?')} backbone, {meta['input_size']} px input "
         f"({meta.get('input_mode', 'resize')}), created {meta.get('created_at', 'unknown')}"
     )
-    low, high = meta["uncertainty_band"]
-    sidebar.markdown(
-        f"**Decision:** `ai` when P(AI) ≥ {float(meta['threshold']):.3f}; "
-        f"`uncertain` between {float(low):.3f} and {float(high):.3f}"
-    )
+    sidebar.markdown(f"**Scores:** {detector.rule.describe()}")
     sidebar.subheader("Training data")
     sidebar.markdown(_training_summary(meta.get("training_data") or {}))
     metrics = (meta.get("metrics") or {}).get("test") or {}
@@ -231,10 +227,7 @@ def show_verdict(result: Prediction, detector: Detector) -> None:
         st.markdown(f"Verdict: **{label}**")
     band = detector.rule.band
     st.markdown(score_bar(result.score, detector.rule.threshold, band), unsafe_allow_html=True)
-    st.markdown(
-        f"P(AI) = **{result.score:.3f}** · threshold {detector.rule.threshold:.3f} · "
-        f"uncertain between {band[0]:.3f} and {band[1]:.3f}"
-    )
+    st.markdown(f"P(AI) = **{result.score:.3f}** · {detector.rule.describe()}")
 
 
 def show_provenance(provenance: Provenance) -> None:

@@ -270,7 +270,8 @@ def test_check_says_when_provenance_decided(capsys, tiny_artifact, evidence_phot
         capsys, "check", str(evidence_photos / "signed.jpg"), str(evidence_photos / "plain.jpg"),
         "--model", str(tiny_artifact),
     )  # fmt: skip
-    signed, plain, statement = out.splitlines()
+    signed, plain, ranges, statement = out.splitlines()
+    assert ranges == "Scores: AI above 0.550, unsure 0.450-0.550, no AI signs below 0.450."
     assert statement.endswith("treat a verdict as a hint, not proof.")
     assert status == 0
     assert " ai by provenance: AI · Content Credentials: Imaginary Diffusion 3" in signed

@@ -165,7 +165,8 @@ def test_upload_shows_verdict_score_threshold_heatmap_and_the_model(app, tiny_ar
     texts = [m.value for m in app.markdown]
     assert f"Verdict: **{VERDICTS[expected.verdict][0]}**" in texts
     assert "Real photograph" not in " ".join(texts)  # pixels alone never assert a photo real
-    assert any(f"P(AI) = **{expected.score:.3f}** · threshold 0.500" in t for t in texts)
+    ranges = "AI above 0.550, unsure 0.450-0.550, no AI signs below 0.450"  # the tiny model's rule
+    assert any(f"P(AI) = **{expected.score:.3f}** · {ranges}" in t for t in texts)
     assert any('class="realcheck-score"' in t for t in texts)  # the score bar
     assert any(c.startswith("Grad-CAM: evidence for") for c in image_captions(app))
     assert [e.value for e in app.expander[0].markdown][0].startswith("**What the heatmap shows.**")
