@@ -39,6 +39,8 @@ class RealCheckClient:
     """Talks to a RealCheck server: check images, read model metadata, health and readiness."""
 
     def __init__(self, url: str = DEFAULT_URL, api_key: str | None = None, timeout: float = 60.0):
+        if "://" not in url:
+            url = f"http://{url}"  # `127.0.0.1:8000` means what a browser would make of it
         if not url.startswith(("http://", "https://")):
             raise ClientError(f"server URL must start with http:// or https://, got {url!r}")
         self.url = url.rstrip("/")

@@ -39,7 +39,11 @@ def _add_queries(commands: argparse._SubParsersAction) -> None:
         "scan", help="check every image under a folder into a CSV or JSONL file (resumable)"
     )
     scan.add_argument("folder", metavar="DIR", help="folder to scan (recursively)")
-    scan.add_argument("--out", required=True, help="results file: .csv or .jsonl (resumed if present)")
+    scan.add_argument(
+        "--out",
+        default=None,
+        help="results file: .csv or .jsonl, resumed if present (default: DIR's name + -realcheck.csv, here)",
+    )
     scan.set_defaults(handler=command_scan)
     for query in (check, scan):
         query.add_argument("--server", default=None, help="RealCheck server URL, e.g. http://127.0.0.1:8000")
@@ -99,9 +103,10 @@ def command_check(args: argparse.Namespace) -> int:
 def command_scan(args: argparse.Namespace) -> int:
     from realcheck.server.queries import check_scan_arguments, scan_folder
 
-    check_scan_arguments(args.folder, args.out)  # a typo is one line at once, before any model loads
-    summary, status = scan_folder(args.folder, args.out, _checker(args), progress=not args.quiet)
-    print(summary.text(Path(args.out)))
+    out = args.out or f"{Path(args.folder).resolve().name}-realcheck.csv"  # the same command resumes
+    check_scan_arguments(args.folder, out)  # a typo is one line at once, before any model loads
+    summary, status = scan_folder(args.folder, out, _checker(args), progress=not args.quiet)
+    print(summary.text(Path(out)))
     return status
 
 

@@ -9,14 +9,39 @@ connections are closed after `channel_timeout_s`, and a request that takes too l
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 
+from realcheck.model.errors import RealCheckError
 from realcheck.server.config import ServerConfig
 
 log = logging.getLogger("realcheck")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One clear line, before any model loads, when another program already listens on host:port."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return  # a name that does not resolve: the server's own bind says why
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As the server does: a port left in TIME_WAIT by an earlier run is free, a live listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise RealCheckError(
+                    f"port {port} on {host} is in use (another server?): stop it, or pass --port N"
+                ) from None
+            raise RealCheckError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 def make_server(config: ServerConfig):
@@ -26,6 +51,7 @@ def make_server(config: ServerConfig):
     from realcheck.server.app import create_app
     from realcheck.server.transport import ArrivalDeadline, enforce_arrival_deadline
 
+    check_port_free(config.host, config.port)
     config = dataclasses.replace(config, load_in_background=True)
     app = create_app(config)
     server = create_server(

@@ -47,5 +47,6 @@ def test_unreachable_server_is_a_clear_error():
     assert not client.healthy() and not client.ready()
     with pytest.raises(ClientError, match="cannot reach"):
         client.check_one(b"x")
-    with pytest.raises(ClientError, match="http"):
-        RealCheckClient("127.0.0.1:8000")
+    with pytest.raises(ClientError, match="must start with http:// or https://"):
+        RealCheckClient("ftp://127.0.0.1:8000")
+    assert RealCheckClient("127.0.0.1:8000").url == "http://127.0.0.1:8000"  # what a browser would make of it

@@ -54,6 +54,35 @@ def test_check_through_the_server(capsys, live_server, photos):
     assert "not an image" in rows[1]["error"]
 
 
+def test_a_server_address_without_scheme_and_scan_without_out(
+    capsys, live_server, photos, tmp_path, monkeypatch
+):
+    address = live_server.url.removeprefix("http://")
+    status, out, err = run_cli(capsys, "check", str(photos / "a.jpg"), "--server", address)
+    assert status == 0 and "a.jpg: " in out, err
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_cli(capsys, "scan", str(photos), "--server", address)
+    assert status == 0 and "scanned 2 of 2" in out, err
+    rows = list(csv.DictReader((tmp_path / "photos-realcheck.csv").open()))
+    assert sorted(r["path"] for r in rows) == ["a.jpg", "nested/b.png"]
+    status, out, _ = run_cli(capsys, "scan", str(photos), "--server", address)  # the same command resumes
+    assert status == 0 and "scanned 0 of 2" in out
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(capsys):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:  # another program listening there
+        port = busy.getsockname()[1]
+        status, out, err = run_cli(capsys, "serve", "--port", str(port))
+    assert status == 2
+    assert (
+        err.strip()
+        == f"realcheck: error: port {port} on 127.0.0.1 is in use (another server?): stop it, or pass --port N"
+    )
+    assert "Traceback" not in out + err
+
+
 def test_scan_through_the_server_is_resumable(capsys, live_server, photos, tmp_path):
     out_file = tmp_path / "results.csv"
     status, out, _ = run_cli(capsys, "scan", str(photos), "--server", live_server.url, "--out", str(out_file))
