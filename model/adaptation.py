@@ -29,6 +29,7 @@ from keras import layers, ops
 from PIL import Image
 
 from realcheck.model.architecture import backbone_of
+from realcheck.model.errors import RealCheckError
 from realcheck.model.imaging import ensure_min_side, open_rgb
 from realcheck.model.settings import HeadParams
 
@@ -166,8 +167,9 @@ def set_adaptable(model: keras.Model, trainable_until: str | None) -> int:
     base = backbone_of(model)
     names = {layer.name for layer in base.layers}
     if trainable_until not in {None, "all"} and f"{trainable_until}_project_bn" not in names:
-        raise ValueError(
-            f"no block {trainable_until!r} in {base.name}: name an EfficientNet-Lite block (block0-15) or all"
+        raise RealCheckError(
+            f"no block {trainable_until!r} in {base.name}: --adapt-until names an EfficientNet-Lite block "
+            f"(block0-15) or all"
         )
     base.trainable = True
     count, open_ = 0, trainable_until is not None

@@ -153,6 +153,8 @@ def test_train_adapts_and_sets_the_per_source_operating_point(capsys, folder_dat
     [
         (["--adapt-until", "block1"], "give --input-mode crop"),
         (["--adapt-until", "block1", "--input-mode", "crop", "--search"], "drop --search"),
+        (["--adapted-weights", "w.npz", "--input-mode", "crop"], "give --adapt-until too"),
+        ([*TINY, "--adapt-until", "block99", "--input-mode", "crop", "--epochs", "0"], "no block 'block99'"),
     ],
 )
 def test_adaptation_refuses_what_it_cannot_do(capsys, folder_dataset, tmp_path, flags, message):

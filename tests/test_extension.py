@@ -757,18 +757,18 @@ def test_the_popup_switches_automatic_badges_for_a_site(playwright_instance, new
         page = browser.page(page_url)
         page.wait_for_load_state("load")
         popup = browser.extension_page(f"popup/popup.html?tabId={browser.tab_id(page_url)}")
-        popup.wait_for_function("document.getElementById('host').textContent === 'localhost'")
+        wait_in(popup, "document.getElementById('host').textContent === 'localhost'")
         assert not popup.is_checked("#site-toggle")
         assert badges(page) == []
 
         popup.click("#site-toggle")  # on: the page gets badges now, without a reload
         wait_for_badges(page, newspage.TOP_BADGED)
-        popup.wait_for_function("document.getElementById('site-toggle').checked")
+        wait_in(popup, "document.getElementById('site-toggle').checked")
         # How good the model is, in the words the server derives from the model's metadata.
         statement = json.loads(urllib.request.urlopen(f"{ext_server.url}/v1/models").read())["models"][0][
             "accuracy_statement"
         ]
-        popup.wait_for_function("document.getElementById('accuracy').textContent.length > 0")
+        wait_in(popup, "document.getElementById('accuracy').textContent.length > 0")
         assert popup.inner_text("#accuracy") == statement and "hint, not proof" in statement
         popup.set_viewport_size({"width": 360, "height": 440})
         screenshot(popup, "extension-popup.png")
@@ -777,7 +777,7 @@ def test_the_popup_switches_automatic_badges_for_a_site(playwright_instance, new
         wait_for_badges(page, newspage.TOP_BADGED)  # and on its next load
 
         popup.reload()
-        popup.wait_for_function("document.getElementById('site-toggle').checked")
+        wait_in(popup, "document.getElementById('site-toggle').checked")
         popup.click("#site-toggle")  # off: the badges go
         page.wait_for_function(f"() => ({BADGES})([]).length === 0")
         assert browser.settings()["sites"] == ["127.0.0.1"]
@@ -786,6 +786,16 @@ def test_the_popup_switches_automatic_badges_for_a_site(playwright_instance, new
 # The browser's permission prompt cannot be answered in headless Chromium: where a test must see what a button
 # asks for, the page's permissions.request is replaced by one that records the request and answers for the
 # user (true: "Allow", which changes no real grant; false: "Deny").
+def wait_in(page, expression: str, timeout: float = 30.0) -> None:
+    """Wait until `expression` is true on an extension page, polled from here: the page's CSP refuses the
+    in-page eval that wait_for_function falls back on while it polls."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.05)
+
+
 RECORD_PERMISSION_REQUESTS = """(answer) => {
   window.__asked = [];
   chrome.permissions.request = async (permissions) => (window.__asked.push(permissions), answer);
@@ -897,7 +907,7 @@ def test_the_popup_says_which_images_lack_access_and_asks_for_exactly_that(
         screenshot(popup, "extension-popup-missing-access.png")
         popup.evaluate(RECORD_PERMISSION_REQUESTS, False)
         popup.click("#grant-missing")
-        popup.wait_for_function("window.__asked.length === 1")
+        wait_in(popup, "window.__asked.length === 1")
         # Exactly what is missing: that host (the page's own site is granted, and named nowhere).
         assert popup.evaluate("window.__asked") == [{"origins": [f"http://{CDN_HOST}/*"]}]
 
@@ -911,7 +921,7 @@ def test_the_popup_says_which_images_lack_access_and_asks_for_exactly_that(
         page.goto(site.url())
         wait_for_badges(page, newspage.TOP_BADGED)
         popup.reload()
-        popup.wait_for_function("document.getElementById('host').textContent === '127.0.0.1'")
+        wait_in(popup, "document.getElementById('host').textContent === '127.0.0.1'")
         assert popup.is_hidden("#missing-section")
 
 
