@@ -8,6 +8,9 @@
 #
 #   OUT=runs/gpu bash scripts/gpu_adapt.sh                   # on the GPU machine (wheels from .whl/)
 #   OUT=/tmp/smoke QUICK=1 PYTHON=/tmp/tenv/bin/python bash scripts/gpu_adapt.sh   # a CPU smoke test
+#
+# VARIANTS lists "tag until" pairs separated by commas; EXTRA adds flags to every run (e.g. a stronger L2-SP):
+#   VARIANTS="reg block10" EXTRA="--l2sp 0.1 --learning-rate 1e-4" OUT=runs/gpu-reg bash scripts/gpu_adapt.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -28,7 +31,7 @@ done
 echo "data: $DATA"; nvidia-smi -L 2>/dev/null || true
 cores=$(nproc)
 common=(run --recipe adapt --data "$DATA" --out "$OUT/xc" --workers "$cores" --loader-processes --save-adapted
-  --no-score)
+  --no-score ${EXTRA:-})
 if [ -n "${QUICK:-}" ]; then
   common+=(--limit 60 --window 64 --crop 64 --batch-size 16 --crops-per-image 1 --epochs 2 --head-epochs 1)
   direction_seconds=1 final_seconds=1
@@ -36,7 +39,8 @@ else
   common+=(--crop "${CROP:-128}" --batch-size 64 --crops-per-image 4 --epochs "${EPOCHS:-8}" --head-epochs 1)
   direction_seconds=${DIRECTION_SECONDS:-40} final_seconds=${FINAL_SECONDS:-60}
 fi
-for variant in "early block10" "all all"; do
+IFS=, read -r -a variants <<<"${VARIANTS:-early block10,all all}"
+for variant in "${variants[@]}"; do
   read -r tag until <<<"$variant"
   "$PYTHON" scripts/cross_collection.py "${common[@]}" --tag "$tag" --trainable-until "$until" \
     --seconds "$direction_seconds" 2>&1 | tee -a "$OUT/log.txt"
