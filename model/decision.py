@@ -40,6 +40,11 @@ class DecisionRule:
         low, high = self.band
         return (low, high) if low < high else (self.threshold, self.threshold)
 
+    def range_fields(self) -> dict:
+        """The ranges as the fields every machine-readable answer carries beside a score."""
+        low, high = self.ranges()
+        return {"real_below": low, "ai_above": high}
+
     def describe(self) -> str:
         """The three ranges in the words every face uses next to a score."""
         low, high = self.ranges()

@@ -36,16 +36,19 @@ def predict():
     service = _service()
     uploads = uploads_from_request(request, current_app.config["REALCHECK"])
     results = service.predict(uploads)
-    threshold = service.detector.rule.threshold
+    rule = service.detector.rule
+    ranges = rule.range_fields()
     return jsonify(
         model={"name": service.metadata["name"], "version": service.metadata["version"]},
-        decision={"threshold": threshold, "uncertainty_band": list(service.detector.rule.band)},
-        predictions=[_prediction(upload, result, threshold) for upload, result in zip(uploads, results)],
+        decision=rule.to_dict() | ranges,
+        predictions=[
+            _prediction(upload, result, rule.threshold, ranges) for upload, result in zip(uploads, results)
+        ],
         time_ms=round((time.perf_counter() - started) * 1000.0, 3),
     )
 
 
-def _prediction(upload, result, threshold: float) -> dict:
+def _prediction(upload, result, threshold: float, ranges: dict) -> dict:
     prediction = result.prediction
     if not prediction.ok:
         # One bad image of several: its own error in its slot, the others are scored.
@@ -61,6 +64,7 @@ def _prediction(upload, result, threshold: float) -> dict:
         "model_verdict": prediction.model_verdict,
         "provenance": prediction.provenance.to_dict(),
         "threshold": threshold,
+        **ranges,
         "sha256": prediction.sha256,
         "cached": result.cached,
         "time_ms": result.time_ms,

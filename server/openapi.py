@@ -198,6 +198,8 @@ def openapi_document(config: ServerConfig) -> dict:
                         "model_verdict",
                         "provenance",
                         "threshold",
+                        "real_below",
+                        "ai_above",
                         "sha256",
                         "cached",
                         "time_ms",
@@ -223,6 +225,14 @@ def openapi_document(config: ServerConfig) -> dict:
                         "model_verdict": {"type": "string", "enum": ["ai", "real", "uncertain"]},
                         "provenance": {"$ref": "#/components/schemas/Provenance"},
                         "threshold": {"type": "number"},
+                        "real_below": {
+                            "type": "number",
+                            "description": "the model calls a score below this `real` (shown as no AI signs found)",
+                        },
+                        "ai_above": {
+                            "type": "number",
+                            "description": "the model calls a score above this `ai`; between the two, `uncertain`",
+                        },
                         "sha256": {"type": "string", "description": "SHA-256 of the image bytes (hex)"},
                         "cached": {"type": "boolean"},
                         "time_ms": {"type": "number", "description": "decode, queue and model time"},
@@ -255,6 +265,8 @@ def openapi_document(config: ServerConfig) -> dict:
                             "properties": {
                                 "threshold": {"type": "number"},
                                 "uncertainty_band": {"type": "array", "items": {"type": "number"}},
+                                "real_below": {"type": "number"},
+                                "ai_above": {"type": "number"},
                             },
                         },
                         "predictions": {

@@ -1,7 +1,7 @@
 """Scripted queries behind `realcheck check` and `realcheck scan`: through a server, or in-process.
 
-Both produce the same rows (path, verdict, basis, score, model verdict, threshold, sha256, model, version,
-provenance columns, error), so a scan made against a server and one made with the model loaded locally are
+Both produce the same rows (path, verdict, basis, score, model verdict, the ranges real_below and ai_above,
+sha256, model, version, provenance columns, error), so a scan made against a server and one made with the model loaded locally are
 interchangeable.
 """
 
@@ -35,7 +35,8 @@ ROW_FIELDS = (
     "basis",
     "score",
     "model_verdict",
-    "threshold",
+    "real_below",
+    "ai_above",
     "sha256",
     "model",
     "version",
@@ -94,7 +95,8 @@ class RemoteChecker:
             verdict=result["verdict"],
             basis=result.get("basis", "model"),
             model_verdict=result.get("model_verdict", result["verdict"]),
-            threshold=result["threshold"],
+            real_below=result.get("real_below"),
+            ai_above=result.get("ai_above"),
             sha256=result["sha256"],
             model=result.get("model"),
             version=result.get("version"),
@@ -138,7 +140,7 @@ class LocalChecker:
                 basis=prediction.basis,
                 model_verdict=prediction.model_verdict,
                 **provenance_columns(prediction.provenance.to_dict()),
-                threshold=self.detector.rule.threshold,
+                **self.detector.rule.range_fields(),
                 sha256=prediction.sha256,
                 model=self.detector.name,
                 version=self.detector.version,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realcheck.model.artifact import bundled_model_dir
+from realcheck.model.decision import DecisionRule
 from realcheck.model.inference import Detector, Prediction
 
 MODEL_ENV = "REALCHECK_MODEL"
@@ -30,9 +31,8 @@ CSV_COLUMNS = (
     "basis",
     "model_verdict",
     "p_ai",
-    "threshold",
-    "uncertain_low",
-    "uncertain_high",
+    "real_below",
+    "ai_above",
     "model",
     "model_version",
     "bytes",
@@ -117,7 +117,7 @@ def result_rows(
     uploads: Sequence[Upload], predictions: Sequence[Prediction], metadata: Mapping
 ) -> list[dict]:
     """One row per image with the decision rule and model that produced it (the table and the CSV)."""
-    low, high = (float(v) for v in metadata["uncertainty_band"])
+    ranges = DecisionRule.from_metadata(metadata).range_fields()
     return [
         {
             "file": upload.name,
@@ -125,9 +125,7 @@ def result_rows(
             "basis": prediction.basis if prediction.ok else None,
             "model_verdict": prediction.model_verdict,
             "p_ai": None if prediction.score is None else round(prediction.score, 6),
-            "threshold": float(metadata["threshold"]),
-            "uncertain_low": low,
-            "uncertain_high": high,
+            **ranges,
             "model": metadata["name"],
             "model_version": metadata["version"],
             "bytes": len(upload.data),

@@ -43,8 +43,8 @@ VERDICTS = {
 }
 GRADCAM_EXPLANATION = """
 **What the heatmap shows.** Grad-CAM colours the parts of the image whose features pushed the score
-towards the verdict (towards *AI-generated* when P(AI) is at or above the threshold, towards *real*
-below it): red is strong, blue is none. It is read from the network's last convolutional block
+towards the model's leaning (towards *AI-generated* when P(AI) is at or above its threshold, towards
+*real* below it): red is strong, blue is none. It is read from the network's last convolutional block
 (`{layer}`), a coarse grid ({grid}), and laid over the picture the model saw.
 
 **What it does not show.** It says where the model looked, not why, and not that a red region was
@@ -180,10 +180,12 @@ def show_table(rows: list[dict]) -> None:
     st.dataframe(
         rows,
         hide_index=True,
-        column_order=("file", "verdict", "basis", "p_ai", "threshold", "provenance", "error"),
+        column_order=("file", "result", "basis", "p_ai", "provenance", "error"),
         column_config={
+            "result": st.column_config.TextColumn("verdict"),
             "p_ai": st.column_config.ProgressColumn("P(AI)", min_value=0.0, max_value=1.0, format="%.3f"),
-            "threshold": st.column_config.NumberColumn("threshold", format="%.3f"),
+            "provenance": st.column_config.TextColumn("provenance", width="medium"),
+            "error": st.column_config.TextColumn("why it could not be checked", width="large"),
         },
     )
     st.download_button(
@@ -266,6 +268,11 @@ def heatmap_picture(
     """The Grad-CAM overlay on what the model saw (`picture` is the decoded upload), and its caption."""
     target = "ai" if result.score >= detector.rule.threshold else "real"
     heat = explain(path, result.sha256, target, data)
+    caption = f"Grad-CAM: where the model saw signs of {'AI' if target == 'ai' else 'a real photo'}"
+    if result.model_verdict == "uncertain":
+        caption += "; it is unsure overall"
+    if result.basis == "provenance":
+        caption += "; the verdict rests on the file's provenance, not on this map"
     if detector.spec.mode == "resize":
         # The model saw the whole picture resized, so its map stretches back over the whole picture.
         seen = "whole image"
@@ -274,7 +281,7 @@ def heatmap_picture(
         seen = "centre crop the model saw"
         picture = fit_to_input(picture, detector.spec)
         picture = picture.resize((DISPLAY_SIZE // 2, DISPLAY_SIZE // 2), Image.Resampling.BILINEAR)
-    return overlay(picture, heat), f"Grad-CAM: evidence for {target} ({seen})"
+    return overlay(picture, heat), f"{caption} ({seen})"
 
 
 def show_result(
@@ -306,6 +313,14 @@ def show_result(
             show_feedback(feedback_db, result, data, detector.metadata)
 
 
+def grid_words(grid: tuple[int | None, int | None], input_size: int) -> str:
+    """The heatmap's resolution in words; a model taking any input size has no fixed grid."""
+    rows, columns = grid
+    if rows is None or columns is None:
+        return f"about one cell per 32 px of the {input_size} px input"
+    return f"{rows}x{columns} cells for a {input_size} px input"
+
+
 def _shrunk(picture: Image.Image) -> Image.Image:
     small = picture.copy()
     small.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE))
@@ -334,8 +349,7 @@ def main() -> None:
 
     uploads = upload_files()
     explainer = load_explainer(str(model_path))
-    rows, columns = explainer.grid
-    grid = f"{rows}x{columns} cells for a {detector.spec.size} px input"
+    grid = grid_words(explainer.grid, detector.spec.size)
     with_heatmaps = gradcam_toggle(explainer.layer_name, grid)
     if not uploads:
         st.info("Upload one or more images to check them.")
@@ -344,7 +358,12 @@ def main() -> None:
     keys = tuple((upload.name, upload.sha256) for upload in uploads)
     results = score_uploads(str(model_path), keys, max_upload_bytes(), uploads)
     show_summary(results)
-    show_table(result_rows(uploads, results, detector.metadata))
+    show_table(
+        [
+            row | {"result": VERDICTS.get(row["verdict"], ("",))[0]}
+            for row in result_rows(uploads, results, detector.metadata)
+        ]
+    )
     st.subheader("Images")
     if with_heatmaps and sum(r.ok for r in results) > MAX_GRADCAM_IMAGES:
         st.caption(f"Grad-CAM is shown for the first {MAX_GRADCAM_IMAGES} images that could be checked.")

@@ -1,4 +1,5 @@
-""" "Wrong? It's real" / "Wrong? It's AI" under each verdict: the report goes to the feedback database.
+"""Report buttons under each verdict: only its opposite ("Wrong? It's real" under AI, "Wrong? It's AI" under
+no AI signs), both when the model was unsure. A report goes to the feedback database.
 
 The same store and checks as the server's `POST /v1/feedback` (server.feedback_store). The image itself is
 stored only when the user ticks the box for that image; the user's report then stands for the image in this
@@ -15,6 +16,17 @@ from realcheck.streamlit_app.analysis import max_upload_bytes
 
 CLIENT = "app"
 WORDS = {"ai": "AI-generated", "real": "a real photograph"}
+ICONS = {"ai": ":material/smart_toy:", "real": ":material/photo_camera:"}
+SAID = {"ai": "AI-generated", "real": "no AI signs found", "uncertain": "unsure"}
+
+
+def report_choices(verdict: str) -> dict[str, str]:
+    """The labels a user can report, with their button text: only the opposite of a firm verdict."""
+    if verdict == "ai":
+        return {"real": "Wrong? It's real"}
+    if verdict == "real":
+        return {"ai": "Wrong? It's AI"}
+    return {"real": "I know it's real", "ai": "I know it's AI"}  # the model was unsure: either is news
 
 
 @st.cache_resource(show_spinner=False)
@@ -29,7 +41,7 @@ def show_feedback(location: str | None, result, data: bytes, model: dict) -> Non
     reported = st.session_state.get(key)
     if reported:
         st.badge(f"Your report: {WORDS[reported]}", color="violet", icon=":material/person:")
-        st.caption(f"You said this image is {WORDS[reported]}; the model said {result.verdict}.")
+        st.caption(f"You said this image is {WORDS[reported]}; the model said {SAID[result.verdict]}.")
     share = st.checkbox(
         "Share this image with the report",
         value=False,
@@ -38,12 +50,11 @@ def show_feedback(location: str | None, result, data: bytes, model: dict) -> Non
         "are stored. On: the image file too, so it can be used to retrain the model.",
     )
     note = st.text_input("Note (optional)", key=f"{key}-note", max_chars=1000)
-    left, right = st.columns(2)
     label = None
-    if left.button("Wrong? It's real", key=f"{key}-real", icon=":material/photo_camera:"):
-        label = "real"
-    if right.button("Wrong? It's AI", key=f"{key}-ai", icon=":material/smart_toy:"):
-        label = "ai"
+    offered = report_choices(result.verdict)
+    for column, (choice, text) in zip(st.columns(len(offered)), offered.items()):
+        if column.button(text, key=f"{key}-{choice}", icon=ICONS[choice]):
+            label = choice
     if label is None:
         return
     report = FeedbackReport(

@@ -346,3 +346,46 @@ def test_trust_anchor_mistakes_are_one_line_before_any_model_loads(capsys, photo
         str(tmp_path / "x.pem"),
     )
     assert status == 2 and "start the server with it" in err
+
+
+def test_the_three_ranges_are_the_same_in_check_scan_api_and_app(capsys, tiny_artifact, photos, tmp_path):
+    import csv as csv_module
+    import io
+    import shutil
+
+    from realcheck.model.artifact import read_metadata, write_metadata
+    from realcheck.server.app import create_app
+    from realcheck.server.config import ServerConfig
+    from realcheck.server.service import PredictionService
+    from realcheck.streamlit_app import analysis
+
+    model = shutil.copytree(tiny_artifact, tmp_path / "ranged")
+    write_metadata(model, read_metadata(model) | {"threshold": 0.5, "uncertainty_band": [0.2, 0.8]})
+    expected = {"real_below": 0.2, "ai_above": 0.8}
+    image = photos / "a.jpg"
+
+    status, out, _ = run_cli(capsys, "check", str(image), "--model", str(model))
+    assert status == 0 and "Scores: AI above 0.800, unsure 0.200-0.800, no AI signs below 0.200." in out
+    assert "threshold" not in out  # no threshold beside a verdict it may contradict
+    status, out, _ = run_cli(capsys, "check", str(image), "--model", str(model), "--json")
+    assert {key: json.loads(out)[0][key] for key in expected} == expected
+
+    table = tmp_path / "scan.csv"
+    run_cli(capsys, "scan", str(photos), "--model", str(model), "--out", str(table))
+    for row in csv_module.DictReader(io.StringIO(table.read_text())):
+        assert (float(row["real_below"]), float(row["ai_above"])) == (0.2, 0.8)
+
+    service = PredictionService(ServerConfig(model_dir=model, backend="tensorflow")).start()
+    try:
+        client = create_app(
+            ServerConfig(model_dir=model, backend="tensorflow"), service=service
+        ).test_client()
+        body = client.post("/v1/predict", data=image.read_bytes(), content_type="image/jpeg").get_json()
+        upload = analysis.Upload("a.jpg", image.read_bytes())
+        detector = service.detector  # the app's table rows, from the same scoring core
+        rows = analysis.result_rows([upload], detector.predict([upload.data]), detector.metadata)
+    finally:
+        service.stop()
+    assert {key: body["predictions"][0][key] for key in expected} == expected
+    assert {key: body["decision"][key] for key in expected} == expected
+    assert {key: rows[0][key] for key in expected} == expected

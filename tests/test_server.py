@@ -105,6 +105,7 @@ def test_predict_multipart_names_model_and_every_field(client):
         assert 0.0 <= prediction["score"] <= 1.0
         assert prediction["verdict"] in {"ai", "real", "uncertain"}
         assert prediction["threshold"] == 0.5
+        assert (prediction["real_below"], prediction["ai_above"]) == (0.5, 0.5)  # the tiny model has no band
         assert prediction["sha256"] == __import__("hashlib").sha256(data).hexdigest()
         assert prediction["cached"] is False
         assert prediction["time_ms"] >= 0

@@ -105,9 +105,8 @@ def test_csv_has_a_fixed_header_and_defuses_spreadsheet_formulas():
         "file": "x.jpg",
         "verdict": "error",
         "p_ai": "",
-        "threshold": "0.5",
-        "uncertain_low": "0.4",
-        "uncertain_high": "0.6",
+        "real_below": "0.4",
+        "ai_above": "0.6",
         "model": "m",
         "model_version": "1",
         "bytes": "3",
@@ -168,7 +167,7 @@ def test_upload_shows_verdict_score_threshold_heatmap_and_the_model(app, tiny_ar
     ranges = "AI above 0.550, unsure 0.450-0.550, no AI signs below 0.450"  # the tiny model's rule
     assert any(f"P(AI) = **{expected.score:.3f}** · {ranges}" in t for t in texts)
     assert any('class="realcheck-score"' in t for t in texts)  # the score bar
-    assert any(c.startswith("Grad-CAM: evidence for") for c in image_captions(app))
+    assert any(c.startswith("Grad-CAM: where the model saw signs of") for c in image_captions(app))
     assert [e.value for e in app.expander[0].markdown][0].startswith("**What the heatmap shows.**")
 
     sidebar = " ".join(m.value for m in app.sidebar.markdown)
@@ -233,7 +232,8 @@ def test_bad_files_get_a_message_and_the_rest_of_the_batch_still_works(
     verdicts = [m.value for m in app.markdown if m.value.startswith("Verdict: ")]
     assert len(verdicts) == len(good)
 
-    expected = load_detector(tiny_artifact).predict(list(good.values()))
+    detector = load_detector(tiny_artifact)
+    expected = detector.predict(list(good.values()))
     rows = list(csv.DictReader(io.StringIO(captured_downloads[-1]["data"])))
     assert captured_downloads[-1]["file_name"] == "realcheck-results.csv"
     assert [row["file"] for row in rows] == names
@@ -242,7 +242,10 @@ def test_bad_files_get_a_message_and_the_rest_of_the_batch_still_works(
     for name, prediction in zip(good, expected):
         assert float(scored[name]["p_ai"]) == pytest.approx(prediction.score, abs=1e-6)
         assert scored[name]["verdict"] == prediction.verdict
-        assert scored[name]["model_version"] == "0.0.1-test" and scored[name]["threshold"] == "0.5"
+        assert (
+            scored[name]["model_version"] == "0.0.1-test"
+            and float(scored[name]["ai_above"]) == detector.rule.ranges()[1]
+        )
     for row in rows:
         if row["file"] in bad:
             assert row["verdict"] == "error" and row["p_ai"] == "" and row["error"]
@@ -412,7 +415,7 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_pa
                 page.get_by_text("Verdict:").wait_for()
                 verdict = page.get_by_text("Verdict:").inner_text()
                 assert verdict.split(":")[1].strip() in {label for label, _ in VERDICTS.values()}
-                page.get_by_text("Grad-CAM: evidence for").wait_for()
+                page.get_by_text("Grad-CAM: where the model saw signs of").wait_for()
                 # Both pictures (upload and heatmap) actually loaded in the page, not just announced.
                 page.wait_for_function(
                     """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
@@ -430,3 +433,10 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_pa
                 browser.close()
     finally:
         processes.stop(process)
+
+
+def test_the_heatmap_grid_is_described_even_for_a_model_of_any_input_size():
+    from realcheck.streamlit_app.app import grid_words
+
+    assert grid_words((8, 8), 256) == "8x8 cells for a 256 px input"
+    assert "None" not in grid_words((None, None), 256)
