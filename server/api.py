@@ -39,7 +39,11 @@ def predict():
     rule = service.detector.rule
     ranges = rule.range_fields()
     return jsonify(
-        model={"name": service.metadata["name"], "version": service.metadata["version"]},
+        model={
+            "name": service.metadata["name"],
+            "version": service.metadata["version"],
+            "accuracy_statement": measured_accuracy(service.metadata),
+        },
         decision=rule.to_dict() | ranges,
         predictions=[
             _prediction(upload, result, rule.threshold, ranges) for upload, result in zip(uploads, results)

@@ -253,7 +253,14 @@ def openapi_document(config: ServerConfig) -> dict:
                 "ModelRef": {
                     "type": "object",
                     "required": ["name", "version"],
-                    "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+                    "properties": {
+                        "name": {"type": "string"},
+                        "version": {"type": "string"},
+                        "accuracy_statement": {
+                            "type": "string",
+                            "description": "how good this model was measured to be, in one sentence",
+                        },
+                    },
                 },
                 "PredictResponse": {
                     "type": "object",

@@ -33,15 +33,29 @@ export function resultFromPrediction(answer, prediction) {
     state: "done",
     verdict: prediction.verdict,
     score: prediction.score,
-    threshold: prediction.threshold ?? answer.decision?.threshold,
-    band: answer.decision?.uncertainty_band ?? null,
+    // The three ranges every face shows beside a score (real below, unsure between, AI above).
+    ranges: rangesOf(prediction, answer.decision),
     sha256: prediction.sha256,
     model: { name: answer.model?.name ?? "unknown", version: answer.model?.version ?? "unknown" },
+    // How good the model was measured to be, in the server's words (from the artifact's metadata).
+    accuracy: typeof answer.model?.accuracy_statement === "string" ? answer.model.accuracy_statement.slice(0, 400) : null,
     // What decided (`provenance` when the file itself declares AI, else `model`), and the model's own verdict.
     basis: prediction.basis ?? "model",
     modelVerdict: prediction.model_verdict ?? prediction.verdict,
     provenance: provenanceFromPrediction(prediction.provenance),
   };
+}
+
+/** {realBelow, aiAbove} from a prediction (or an older server's threshold and band), or null. */
+function rangesOf(prediction, decision) {
+  const number = (value) => (typeof value === "number" && Number.isFinite(value) ? value : null);
+  const realBelow = number(prediction.real_below) ?? number(decision?.real_below);
+  const aiAbove = number(prediction.ai_above) ?? number(decision?.ai_above);
+  if (realBelow !== null && aiAbove !== null) return { realBelow, aiAbove };
+  const [low, high] = Array.isArray(decision?.uncertainty_band) ? decision.uncertainty_band.map(number) : [];
+  const threshold = number(prediction.threshold) ?? number(decision?.threshold);
+  if (low !== null && high !== null && low < high) return { realBelow: low, aiAbove: high };
+  return threshold === null ? null : { realBelow: threshold, aiAbove: threshold };
 }
 
 const MAX_EVIDENCE = 8;
@@ -84,6 +98,7 @@ export class Checker {
   /**
    * `client` is a ServerClient; `cache` a ResultCache; `hasAccess(url)` says whether the extension may read
    * an origin; `onModelChanged()` runs when the server's model changed (cached verdicts were dropped);
+   * `onServerState(down)` hears the server stop answering and answer again;
    * `limits` (a ServerLimits) are the server's upload limits.
    */
   constructor({
@@ -91,9 +106,11 @@ export class Checker {
     cache,
     hasAccess = async () => true,
     onModelChanged = () => {},
+    onServerState = () => {},
     limits = new ServerLimits(),
     queueOptions = {},
   }) {
+    this.onServerState = onServerState;
     this.cache = cache;
     this.limits = limits;
     this.hasAccess = hasAccess;
@@ -112,6 +129,7 @@ export class Checker {
     this.client = client;
     this.queue = new RequestQueue((blobs) => client.predict(blobs), this.queueOptions, {
       limits: this.limits,
+      onServerState: (down) => this.onServerState(down),
       onWaiting: (keys, delayMs, error) => {
         const news = {
           state: "unavailable",

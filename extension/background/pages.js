@@ -125,6 +125,15 @@ export class PageSessions {
  * not the worker, so it outlives a stopped worker.
  */
 function showFlagged(tabId, count) {
-  ext.action.setBadgeText({ tabId, text: count > 0 ? String(count) : "" }).catch(() => {});
-  ext.action.setBadgeBackgroundColor({ tabId, color: "#b3261e" }).catch(() => {});
+  // null, not "": a tab without flags shows the button's global state (the server-down mark).
+  ext.action.setBadgeText({ tabId, text: count > 0 ? String(count) : null }).catch(() => {});
+  if (count > 0) ext.action.setBadgeBackgroundColor({ tabId, color: "#b3261e" }).catch(() => {});
+}
+
+/** The server stopped answering (`down`) or answers again: one grey "off" mark on the toolbar button. */
+export function showServerState(down) {
+  ext.action.setBadgeText({ text: down ? "off" : "" }).catch(() => {});
+  ext.action.setBadgeBackgroundColor({ color: "#50555a" }).catch(() => {});
+  const title = down ? "RealCheck: the server is not answering (start it with: realcheck serve)" : "RealCheck";
+  ext.action.setTitle({ title }).catch(() => {});
 }

@@ -35,13 +35,18 @@ export class QueueFullError extends Error {
 export class RequestQueue {
   /**
    * `send(blobs)` makes one request and resolves to the server's answer; `onWaiting(count, delayMs, error)`
-   * reports that `count` images wait for the server; `limits` (a ServerLimits) bounds each request; `random`
-   * makes jitter testable.
+   * reports that `count` images wait for the server; `onServerState(down)` hears the server go down and come
+   * back; `limits` (a ServerLimits) bounds each request; `random` makes jitter testable.
    */
-  constructor(send, options = {}, { onWaiting = () => {}, limits = new ServerLimits(), random = Math.random } = {}) {
+  constructor(
+    send,
+    options = {},
+    { onWaiting = () => {}, onServerState = () => {}, limits = new ServerLimits(), random = Math.random } = {},
+  ) {
     this.send = send;
     this.options = { ...QUEUE_DEFAULTS, ...options };
     this.onWaiting = onWaiting;
+    this.onServerState = onServerState;
     this.limits = limits;
     this.random = random;
     this.pending = [];
@@ -153,8 +158,10 @@ export class RequestQueue {
     this.inFlight += 1;
     try {
       const answer = await this.send(batch.map((entry) => entry.blob));
+      const wasDown = this.failures > 0;
       this.failures = 0;
       this.pausedUntil = 0;
+      if (wasDown) this.onServerState(false);
       batch.forEach((entry, index) => {
         this.byKey.delete(entry.key);
         const prediction = answer.predictions[index];
@@ -170,6 +177,7 @@ export class RequestQueue {
         if (epoch === this.epoch) {
           this.failures += 1;
           this.epoch += 1;
+          if (this.failures === 1) this.onServerState(true);
         }
         const exponential = this.options.backoffBaseMs * 2 ** Math.min(this.failures - 1, 16);
         const jittered = Math.min(this.options.backoffMaxMs, exponential) * (0.8 + 0.4 * this.random());

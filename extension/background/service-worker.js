@@ -10,7 +10,7 @@ import { reportFeedback, UserLabels } from "./feedback.js";
 import { ServerLimits } from "./limits.js";
 import { CHECK_IMAGE_MENU, createMenus } from "./menus.js";
 import { MSG, PAGE_PORT } from "./messages.js";
-import { PageSessions } from "./pages.js";
+import { PageSessions, showServerState } from "./pages.js";
 import { getSettings, onSettingsChanged, originPattern, saveSettings, siteForHost, normaliseSite } from "./settings.js";
 import {
   autoCheckOn,
@@ -43,6 +43,7 @@ const state = (async () => {
     cache,
     hasAccess,
     limits,
+    onServerState: showServerState,
     onModelChanged: () => {
       sessions.broadcastRecheck("all");
       limits.refresh(checker.client); // a new model may come with a new server configuration

@@ -116,7 +116,8 @@
       const result = this.results.resultFor(target.url, target.manual);
       const state = result?.state ?? "pending";
       const config = this.config();
-      if (!target.manual && (!config.auto || state === "skipped")) {
+      // A down server is one notice for the page (main.js), not a grey pill on every photo.
+      if (!target.manual && (!config.auto || state === "skipped" || state === "unavailable")) {
         this.clear(target);
         return;
       }

@@ -73,7 +73,13 @@
     reportFlagged();
   }
 
+  const SERVER_DOWN =
+    "RealCheck cannot reach its server, so images on this page are not being checked. Start it with " +
+    "\"realcheck serve\" on this computer (or fix the server address in RealCheck's options); RealCheck retries on its own.";
+
   function onResult(url, isManual, result) {
+    if (result?.state === "unavailable") overlay.notice(SERVER_DOWN);
+    else if (result?.state === "done") overlay.notice(null);
     if (!results.receive(url, isManual, result)) return;
     badges.renderAll(url);
     manual.answered(url, isManual, result);

@@ -65,7 +65,7 @@ function show(state) {
   $("grant-missing").textContent = `Allow ${names.join(", ")}`;
   $("server").textContent = state.serverUrl;
   const serverState = $("server-state");
-  serverState.textContent = state.serverUnavailable ? "(unavailable, retrying)" : "";
+  serverState.textContent = state.serverUnavailable ? "is not answering: start it with \"realcheck serve\" (RealCheck retries on its own)" : "";
   serverState.dataset.ok = String(!state.serverUnavailable);
   $("accuracy").textContent = state.accuracy ?? "";
 }

@@ -144,6 +144,20 @@ test("an image the server cannot decode fails alone with the server's reason; th
   assert.equal(requests.length, 2);
 });
 
+test("the ranges and the measured accuracy reach the result, from today's fields or an older server's band", () => {
+  const statement = "In tests on image collections it never saw, it called 20% of AI images AI.";
+  const today = resultFromPrediction(
+    { model: { name: "m", version: "1", accuracy_statement: statement }, decision: { threshold: 0.9 } },
+    { score: 0.5, verdict: "uncertain", sha256: "x", real_below: 0.3, ai_above: 0.9 },
+  );
+  assert.deepEqual([today.ranges, today.accuracy], [{ realBelow: 0.3, aiAbove: 0.9 }, statement]);
+  const older = resultFromPrediction(
+    { model: { name: "m", version: "1" }, decision: { threshold: 0.5, uncertainty_band: [0.45, 0.55] } },
+    { score: 0.5, verdict: "uncertain", sha256: "x", threshold: 0.5 },
+  );
+  assert.deepEqual([older.ranges, older.accuracy], [{ realBelow: 0.45, aiAbove: 0.55 }, null]);
+});
+
 test("a prediction's basis, model verdict and provenance reach the result, bounded", () => {
   const result = resultFromPrediction(
     { model: { name: "m", version: "1" }, decision: { threshold: 0.5 } },

@@ -47,6 +47,7 @@ test("a down server sees one probe at a time, with growing pauses, then everythi
   const attempts = [];
   let up = false;
   const waiting = [];
+  const serverStates = [];
   const queue = new RequestQueue(
     async (blobs) => {
       attempts.push(Date.now());
@@ -54,7 +55,11 @@ test("a down server sees one probe at a time, with growing pauses, then everythi
       return answer(blobs);
     },
     { maxBatch: 2, maxWaitMs: 0, concurrency: 4, backoffBaseMs: 20, backoffMaxMs: 200 },
-    { onWaiting: (keys, delay) => waiting.push([keys.length, delay]), random: () => 0.5 },
+    {
+      onWaiting: (keys, delay) => waiting.push([keys.length, delay]),
+      onServerState: (down) => serverStates.push(down),
+      random: () => 0.5,
+    },
   );
   const pending = Array.from({ length: 10 }, (_, n) => queue.submit(`k${n}`, { size: n }));
   try {
@@ -73,6 +78,8 @@ test("a down server sees one probe at a time, with growing pauses, then everythi
     const results = await Promise.all(pending);
     assert.equal(results.length, 10);
     assert.equal(queue.unavailable, false);
+    // One outage is one "down" and one "back" for the toolbar button, however many probes failed.
+    assert.deepEqual(serverStates, [true, false]);
   } finally {
     queue.close();
   }
