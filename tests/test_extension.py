@@ -690,7 +690,10 @@ def test_server_down_gives_unavailable_then_recovery_and_a_new_model_rechecks(
             server.wait_ready()
             below = wait_for_badges(page, newspage.BELOW_BADGED, where=lambda b: "ext-2" in b["aria"])
             assert {b["verdict"] for b in below.values()} == {"ai"}
-            assert page.evaluate(NOTICES) == [] and browser.worker.evaluate("chrome.action.getBadgeText({})") == ""
+            assert (
+                page.evaluate(NOTICES) == []
+                and browser.worker.evaluate("chrome.action.getBadgeText({})") == ""
+            )
             page.evaluate("window.scrollTo(0, 0)")
             wait_for_badges(page, newspage.TOP_BADGED, where=lambda b: "ext-2" in b["aria"])
             images = metrics(server)["images"]
