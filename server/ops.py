@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, render_template_string, request
 
+from realcheck.model.decision import DecisionRule, measured_accuracy
 from realcheck.server.openapi import openapi_document
 
 ops = Blueprint("ops", __name__)
@@ -13,12 +14,45 @@ def _service():
     return current_app.extensions["realcheck"]
 
 
+ENDPOINTS = ["/v1/predict", "/v1/models", "/healthz", "/readyz", "/metrics", "/openapi.json"]
+
+# A person who opens the server in a browser gets this page; API clients keep the JSON answer.
+STATUS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>RealCheck server</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#222}
+code{background:#f2f2f2;padding:0 .25rem;border-radius:3px}.state{font-weight:600}
+.ready{color:#1b5e20}.loading{color:#8a5a00}.failed{color:#b3261e}</style></head>
+<body><h1>RealCheck server</h1>
+<p>Model: <b>{{ name }}</b> version <code>{{ version }}</code>:
+<span class="state {{ state }}">{{ state }}</span>{% if failure %} ({{ failure }}){% endif %}</p>
+{% if ranges %}<p>Scores: {{ ranges }}.</p>{% endif %}
+<p>{{ accuracy }}</p>
+<h2>Connect the browser extension</h2>
+<p>Load <code>extension/</code> in Chrome or Firefox. Its default server is <code>http://127.0.0.1:8000</code>;
+if this page is at another address, set <code>{{ url }}</code> as the <i>Server URL</i> in RealCheck's options
+and press <i>Test connection</i>.</p>
+<h2>For programs</h2>
+<p>{% for path in endpoints %}<a href="{{ path }}"><code>{{ path }}</code></a> {% endfor %}</p>
+</body></html>"""
+
+
 @ops.get("/")
 def index():
-    """Where to go from here."""
-    return jsonify(
-        service="realcheck",
-        endpoints=["/v1/predict", "/v1/models", "/healthz", "/readyz", "/metrics", "/openapi.json"],
+    """Where to go from here: a status page for a browser, the endpoint list for API clients."""
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) != "text/html":
+        return jsonify(service="realcheck", endpoints=ENDPOINTS)
+    service = _service()
+    metadata = service.metadata
+    return render_template_string(
+        STATUS_PAGE,
+        name=metadata.get("name", "(loading)"),
+        version=metadata.get("version", "?"),
+        state=service.state,
+        failure=service.failure,
+        ranges=DecisionRule.from_metadata(metadata).describe() if "threshold" in metadata else "",
+        accuracy=measured_accuracy(metadata) if metadata else "",
+        url=request.host_url.rstrip("/"),
+        endpoints=ENDPOINTS,
     )
 
 

@@ -99,13 +99,20 @@ def test_predict_multipart_names_model_and_every_field(client):
     response = client.post("/v1/predict", **multipart(*images, names=["a.png", "b.jpg", "c.jpg"]))
     assert response.status_code == 200
     body = response.get_json()
-    assert body["model"] == {"name": "realcheck-tiny", "version": "0.0.1-test"}
+    assert body["model"] | {"accuracy_statement": None} == {
+        "name": "realcheck-tiny",
+        "version": "0.0.1-test",
+        "accuracy_statement": None,
+    }
+    assert body["model"]["accuracy_statement"].startswith("This model's accuracy")
     assert [p["filename"] for p in body["predictions"]] == ["a.png", "b.jpg", "c.jpg"]
     for prediction, data in zip(body["predictions"], images):
         assert 0.0 <= prediction["score"] <= 1.0
         assert prediction["verdict"] in {"ai", "real", "uncertain"}
         assert prediction["threshold"] == 0.5
-        assert (prediction["real_below"], prediction["ai_above"]) == (0.5, 0.5)  # the tiny model has no band
+        assert (prediction["real_below"], prediction["ai_above"]) == tuple(
+            body["decision"]["uncertainty_band"]
+        )
         assert prediction["sha256"] == __import__("hashlib").sha256(data).hexdigest()
         assert prediction["cached"] is False
         assert prediction["time_ms"] >= 0
@@ -662,3 +669,15 @@ def test_hostile_manifests_through_the_api_never_give_a_5xx(client):
         if response.status_code == 200:
             prediction = response.get_json()["predictions"][0]
             assert prediction["basis"] in {"model", "provenance"}
+
+
+def test_a_browser_at_the_root_gets_a_status_page_and_api_clients_keep_json(client):
+    browser = client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert browser.status_code == 200 and browser.mimetype == "text/html"
+    page = browser.get_data(as_text=True)
+    assert "realcheck-tiny" in page and "0.0.1-test" in page and ">ready<" in page
+    assert "Connect the browser extension" in page and "http://localhost" in page
+    assert "was not measured; treat a verdict as a hint, not proof" in page  # from the metadata
+    for accept in (None, "application/json", "*/*"):
+        answer = client.get("/", headers={"Accept": accept} if accept else {})
+        assert answer.mimetype == "application/json" and "/v1/predict" in answer.get_json()["endpoints"]
