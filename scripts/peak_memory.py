@@ -37,20 +37,33 @@ def process_table() -> dict[int, tuple[int, int]]:
     return table
 
 
-def tree_rss(root: int) -> tuple[int, int]:
-    """(total resident bytes, process count) of `root` and all its descendants."""
+def tree_members(root: int) -> dict[int, int]:
+    """pid -> resident bytes for `root` and all its descendants."""
     table = process_table()
     children: dict[int, list[int]] = {}
     for pid, (parent, _) in table.items():
         children.setdefault(parent, []).append(pid)
-    total, count, stack = 0, 0, [root]
+    members, stack = {}, [root]
     while stack:
         pid = stack.pop()
         if pid in table:
-            total += table[pid][1]
-            count += 1
+            members[pid] = table[pid][1]
         stack.extend(children.get(pid, []))
-    return total, count
+    return members
+
+
+def largest(members: dict[int, int], count: int = 4) -> list[list]:
+    """The `count` largest processes as [pid, name, MB]: which part of the tree holds the memory."""
+    rows = []
+    for pid, rss in sorted(members.items(), key=lambda item: -item[1])[:count]:
+        try:
+            name = (
+                Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:80]
+            )
+        except OSError:
+            name = "?"
+        rows.append([pid, name, round(rss / 1e6)])
+    return rows
 
 
 def main() -> int:
@@ -58,6 +71,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between samples")
+    parser.add_argument(
+        "--timeline",
+        type=Path,
+        default=None,
+        help="also write each sample (time, total, largest processes) as JSON lines",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -66,11 +85,18 @@ def main() -> int:
     started = time.perf_counter()
     process = subprocess.Popen(command)
     peak, peak_processes = 0, 0
+    timeline = open(args.timeline, "w", encoding="utf-8") if args.timeline else None  # noqa: SIM115
     while process.poll() is None:
-        total, count = tree_rss(process.pid)
+        members = tree_members(process.pid)
+        total, count = sum(members.values()), len(members)
         if total > peak:
             peak, peak_processes = total, count
+        if timeline:
+            sample = {"t": round(time.time(), 1), "gb": round(total / 1e9, 2), "largest": largest(members)}
+            timeline.write(json.dumps(sample) + "\n")
         time.sleep(args.interval)
+    if timeline:
+        timeline.close()
     report = {
         "command": " ".join(command),
         "exit_status": process.returncode,
