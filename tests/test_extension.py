@@ -591,7 +591,8 @@ def test_right_click_check_shows_waiting_then_the_verdict_and_failures(
         badge = found["linked"]
         path = newspage.TOP_BADGED["linked"]
         expected = extension_model.verdict(path)
-        assert badge["verdict"] == expected and badge["expanded"]
+        # Folded, with its full label: the details open on a click, and never unasked over the site's header.
+        assert badge["verdict"] == expected and not badge["expanded"]
         # On the image: score, verdict and the model version, all visible.
         assert f"{round(extension_model.score(path) * 100)}%" in badge["text"]
         sentence = {"ai": "likely ai-generated", "real": "no signs of ai generation found"}.get(
@@ -608,6 +609,20 @@ def test_right_click_check_shows_waiting_then_the_verdict_and_failures(
         browser.right_click(page_url, site.url("img/corrupt.jpg", host="localhost"))
         failed = wait_for_badges(page, ["broken"], state="failed")["broken"]
         assert failed["label"] == "Check failed" and "could not check" in failed["text"]
+        # One details panel open at a time.
+        overlay_badges = page.locator("realcheck-overlay .badge")
+        overlay_badges.nth(page.evaluate(BADGE_INDEX, "linked")).click(position={"x": 8, "y": 8})
+        wait_for_badges(page, ["linked"], where=lambda b: b["expanded"])
+        overlay_badges.nth(page.evaluate(BADGE_INDEX, "broken")).click(position={"x": 8, "y": 8})
+        wait_for_badges(page, ["broken"], state="failed", where=lambda b: b["expanded"])
+        assert [b["owners"] for b in badges(page) if b["expanded"]] == [["broken"]]
+        # A 16-px icon is too small to judge, even when asked: nothing is sent.
+        sent = metrics(ext_server)["images"]
+        browser.right_click(page_url, site.url("img/icon.png", host="localhost"))
+        page.wait_for_function(
+            f"() => ({BADGES})([]).some((b) => b.toast && b.state === 'skipped' && b.label === 'Too small to judge')"
+        )
+        assert metrics(ext_server)["images"] == sent
         # An image that cannot be downloaded and is not on the page: the answer comes as a panel.
         browser.right_click(page_url, site.url("img/missing.jpg", host="localhost"))
         page.wait_for_function(
@@ -813,7 +828,7 @@ RECORD_PERMISSION_REQUESTS = """(answer) => {
 
 @needs_chromium
 def test_install_opens_a_welcome_page_that_says_what_is_sent_and_asks_once_for_sites_and_image_hosts(
-    playwright_instance, news_site, tmp_path
+    playwright_instance, news_site, ext_server, tmp_path
 ):
     # Opening on install is checked by every launch of a fresh profile (Browser waits for it, then closes it).
     with launched(playwright_instance, tmp_path / "profile") as browser:
@@ -823,6 +838,9 @@ def test_install_opens_a_welcome_page_that_says_what_is_sent_and_asks_once_for_s
         assert "http://127.0.0.1:8000" in sent and "a server on this computer" in sent
         assert "the image bytes under a generic name" in sent and "nothing about the page" in sent
         assert "Not sent: the address of the page or of the image, your cookies" in sent
+        # It asks the server live: none answers at the default address in the tests.
+        status = welcome.inner_text("#server-status")
+        assert "No RealCheck server answers at http://127.0.0.1:8000" in status and "realcheck serve" in status
         screenshot(welcome, "extension-welcome.png")
 
         # One request covers every listed news site and the hosts their pictures come from.
@@ -846,10 +864,13 @@ def test_install_opens_a_welcome_page_that_says_what_is_sent_and_asks_once_for_s
 
         # After a yes, the page has the worker apply the grants and says what is on: here the test's own
         # sites, which the browser lets RealCheck read (over http) since the install.
-        browser.configure(sites=["127.0.0.1", "localhost"])
+        browser.configure(sites=["127.0.0.1", "localhost"], serverUrl=ext_server.url)
         welcome.reload()
         welcome.wait_for_selector("body[data-ready]")
         assert "already read every listed site" in welcome.inner_text("#grant-status")
+        # A server that answers: its model, and how good it was measured to be, in the metadata's words.
+        assert "model realcheck-tiny version ext-1, ready." in welcome.inner_text("#server-status")
+        assert "was not measured; treat a verdict as a hint" in welcome.inner_text("#accuracy")
         welcome.evaluate(RECORD_PERMISSION_REQUESTS, True)
         welcome.click("#grant-news")
         welcome.wait_for_selector("body[data-granted]")

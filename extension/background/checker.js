@@ -153,7 +153,8 @@ export class Checker {
 
   /**
    * The verdict for the image at `url`: a result object whose `state` is "done", "failed" or "skipped".
-   * `manual` (the user asked) lifts the size gate; `onUpdate(result)` hears "unavailable" while waiting.
+   * `manual` (the user asked) is checked apart from automatic checks; `onUpdate(result)` hears "unavailable"
+   * while waiting.
    */
   check(url, { manual = false, onUpdate = () => {} } = {}) {
     const cached = this.cache.getByUrl(url);
@@ -179,7 +180,8 @@ export class Checker {
     let image;
     try {
       const maxBytes = this.limits.maxImageBytes;
-      image = await this.downloads.run(() => fetchImage(url, { anySize: manual, maxBytes }));
+      // A right-click does not lift the size gate: under 100 px a side there is too little to judge.
+      image = await this.downloads.run(() => fetchImage(url, { maxBytes }));
     } catch (error) {
       if (error instanceof ImageError && error.code === "fetch_blocked" && !(await this.hasAccess(url))) {
         throw new ImageError(

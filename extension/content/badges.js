@@ -60,10 +60,9 @@
         this.visibleObserver.observe(element);
         this.sizeObserver.observe(element);
       }
-      if (manual) {
-        target.manual = true;
-        target.expanded = true;
-      }
+      // A check the user asked for shows its full label, folded: the details open on a click, so a panel
+      // never covers the site's header or navigation unasked.
+      if (manual) target.manual = true;
       if (target.url !== url) {
         target.url = url;
         target.revealed = false;
@@ -124,12 +123,17 @@
       if (!target.badge) {
         target.badge = this.overlay.createBadge(
           () => {
+            if (!target.expanded) this.collapseAll(); // one details panel open at a time
             target.expanded = !target.expanded;
             this.render(target);
           },
           (label, share) => this.onFeedback(target, label, share),
         );
       }
+      // Details opened for one answer close when another replaces it (a new model, a retry that succeeded).
+      const shown = `${state} ${result?.verdict ?? ""} ${result?.model?.version ?? ""}`;
+      if (target.shown?.startsWith("done") && target.shown !== shown) target.expanded = false;
+      target.shown = shown;
       const narrow = target.el.getBoundingClientRect().width < NARROW;
       // Automatic badges stay small while they wait; a check the user asked for says what is happening.
       const compact = config.badgeStyle === "compact" || narrow || (!target.manual && state === "pending");
@@ -141,6 +145,15 @@
       const blur = config.blurFlagged && state === "done" && RC.shownVerdict(result) === "ai" && !target.revealed;
       this.veil(target, blur);
       this.onMoved();
+    }
+
+    /** Fold every open details panel. */
+    collapseAll() {
+      for (const other of this.targets.values()) {
+        if (!other.expanded) continue;
+        other.expanded = false;
+        this.render(other);
+      }
     }
 
     /** Remove a target's badge and veil (it stays a target: a setting may bring them back). */

@@ -1,9 +1,11 @@
 // RealCheck right-click checks: find the image the user right-clicked (the context menu names only its URL)
-// and badge it, opened; an image not in this document (gone, a canvas copy, a closed shadow root) gets its
-// answer as a panel ("toast") instead.
+// and badge it; an image not in this document (gone, a canvas copy, a closed shadow root) or too small to
+// carry a badge gets its answer as a panel ("toast") instead.
 (() => {
   const RC = (globalThis.__realcheck ??= {});
   if (RC.ManualChecks) return;
+
+  const MIN_BADGE_SIDE = 40;
 
   function imageUrlsOf(element) {
     if (element instanceof HTMLImageElement) return [element.currentSrc, element.src];
@@ -36,7 +38,9 @@
     /** The user asked about the image at `url`. */
     check(url) {
       const element = this.findElement(url);
-      if (element) {
+      const rect = element?.getBoundingClientRect();
+      // A badge needs room on its image; on an icon-sized one the answer comes as a panel.
+      if (element && rect.width >= MIN_BADGE_SIDE && rect.height >= MIN_BADGE_SIDE) {
         const target = this.badges.show(element, element instanceof HTMLImageElement ? "img" : "background", url, true);
         this.overlay.announce(`RealCheck is checking ${RC.subjectOf(target)}.`);
         return;

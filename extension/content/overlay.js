@@ -86,6 +86,7 @@
     return node;
   }
 
+  const capitalised = (text) => `${text[0].toUpperCase()}${text.slice(1)}`;
   const percent = (value) => `${Math.round(Number(value) * 100)}%`;
   const REPORTED = { ai: "AI-generated", real: "a real photograph" };
 
@@ -152,6 +153,23 @@
         short: "–",
         details: `The RealCheck server cannot answer right now.${wait}`,
         spoken: `RealCheck: ${subject} could not be checked yet, the server is unavailable; retrying.`,
+      };
+    }
+    if (state === "skipped" && result.code === "tiny") {
+      return {
+        label: "Too small to judge",
+        short: "–",
+        details: `${capitalised(result.message ?? "the image is small")}: too small to judge (RealCheck needs 100 pixels a side).`,
+        spoken: `RealCheck: ${subject} is too small to judge.`,
+      };
+    }
+    if (state === "failed" && result.code === "no_access") {
+      // Not a failure of the image: RealCheck has not been allowed to read its host yet.
+      return {
+        label: "No access · allow",
+        short: "!",
+        details: `${result.message ?? "RealCheck may not read this image"}.`,
+        spoken: `RealCheck may not read ${subject} yet: allow it from RealCheck's toolbar button.`,
       };
     }
     if (state === "failed" || state === "skipped") {

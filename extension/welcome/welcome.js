@@ -53,6 +53,32 @@ async function grant(origins) {
   document.body.dataset.granted = "true";
 }
 
+/** Ask the server now: is it there, which model, and how good that model was measured to be. */
+async function checkServer() {
+  const settings = await getSettings();
+  $("server-status").textContent = `Asking ${settings.serverUrl}…`;
+  const answer = await ext.runtime.sendMessage({
+    type: MSG.extensionPageToWorker.testConnection,
+    serverUrl: settings.serverUrl,
+    apiKey: settings.apiKey,
+  });
+  const status = $("server-status");
+  if (answer?.ok) {
+    const model = answer.model ?? {};
+    status.textContent =
+      `The server at ${settings.serverUrl} answers: model ${model.name ?? "?"} version ${model.version ?? "?"}` +
+      (answer.ready ? ", ready." : ", still loading.");
+    $("accuracy").textContent = model.accuracy_statement ?? "";
+  } else {
+    status.textContent =
+      `No RealCheck server answers at ${settings.serverUrl} (${answer?.message ?? "no answer"}). Start one with ` +
+      `"realcheck serve" on this computer, or set its address in the options, then press Check again.`;
+    $("accuracy").textContent = "";
+  }
+  status.dataset.ok = String(Boolean(answer?.ok));
+}
+
+$("check-server").addEventListener("click", checkServer);
 $("grant-news").addEventListener("click", () => grant(newsOrigins));
 $("grant-all").addEventListener("click", () => grant(ALL_SITES));
 $("not-now").addEventListener("click", async () => {
@@ -74,5 +100,6 @@ getSettings().then(async (settings) => {
   $("grant-news").disabled = $("grant-all").disabled = false;
   const allowed = await sitesWithAccess();
   if (sites.length && allowed === sites.length) status("RealCheck may already read every listed site.", true);
+  await checkServer();
   document.body.dataset.ready = "true";
 });

@@ -66,13 +66,13 @@ test("the same URL is downloaded once; the same bytes under another URL are uplo
   assert.equal(downloads.length, 3);
 });
 
-test("tiny images are skipped in automatic mode and checked when the user asks", async () => {
+test("tiny images are too small to judge, also when the user asks: nothing is sent", async () => {
   const { checker, uploads } = setup({ files: { "https://a/icon.png": png(32, 32, 70) } });
   const auto = await checker.check("https://a/icon.png");
   assert.deepEqual([auto.state, auto.code], ["skipped", "tiny"]);
   const manual = await checker.check("https://a/icon.png", { manual: true });
-  assert.equal(manual.state, "done");
-  assert.equal(uploads.length, 1);
+  assert.deepEqual([manual.state, manual.code], ["skipped", "tiny"]);
+  assert.equal(uploads.length, 0);
 });
 
 test("failures come back as results: a download error, a refused key", async () => {

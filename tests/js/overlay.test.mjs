@@ -72,3 +72,15 @@ test("no badge calls an image real from its score alone; a user's own report may
   const reported = describe({ state: "done", verdict: "ai", score: 0.9, model, userLabel: "real" }, "it");
   assert.equal(reported.label, "Real (your report)");
 });
+
+test("an image too small to judge and one RealCheck may not read yet say so, not 'check failed'", () => {
+  const tiny = describe({ state: "skipped", code: "tiny", message: "the image is only 32x32 pixels" }, "it");
+  assert.equal(tiny.label, "Too small to judge");
+  assert.match(tiny.details, /^The image is only 32x32 pixels: too small to judge/);
+  const blocked = describe(
+    { state: "failed", code: "no_access", message: "RealCheck may not read images from cdn.example: allow it from the toolbar button" },
+    "it",
+  );
+  assert.equal(blocked.label, "No access · allow");
+  assert.match(blocked.spoken, /allow it from RealCheck's toolbar button/);
+});
