@@ -177,12 +177,22 @@ class Provenance:
         chosen = (decisive or [item for item in self.evidence if item.kind == "c2pa"] or self.evidence)[0]
         return _describe(chosen, self.c2pa)
 
+    @property
+    def explanation(self) -> str:
+        """What the file says about its origin, in plain sentences, before any code or trust label."""
+        if not self.evidence:
+            return NOTHING_DECLARED
+        decisive = [item for item in self.evidence if item.says == "ai" and item.trust in DECISIVE_TRUST]
+        chosen = (decisive or [item for item in self.evidence if item.kind == "c2pa"] or self.evidence)[0]
+        return _explain(chosen, self.c2pa)
+
     def to_dict(self) -> dict:
         """The JSON form the API, `check --json` and `scan` share."""
         return {
             "declares_ai": self.declares_ai,
             "signed_capture": self.signed_capture,
             "summary": self.summary,
+            "explanation": self.explanation,
             "evidence": [asdict(item) for item in self.evidence],
             "c2pa": None if self.c2pa is None else asdict(self.c2pa),
         }
@@ -516,6 +526,57 @@ def _source_type_name(value) -> str | None:
         return None
     name = value.rstrip("/").rsplit("/", 1)[-1]
     return _bounded(name.split(".")[-1] if name.startswith("c2pa.") else name)
+
+
+NOTHING_DECLARED = (
+    "The file says nothing about where it came from. That is no evidence either way: most sites remove it."
+)
+_SIGNATURE = {
+    "trusted": "The signature is intact, and the signer is on your trust list.",
+    "valid": "The signature is intact, but the signer is not on your trust list.",
+    "tampered": "But the picture or its record changed after signing, so the record proves nothing.",
+}
+
+
+def _explain(item: Evidence, manifest: C2paManifest | None) -> str:
+    if item.kind == "c2pa" and manifest is not None:
+        return _explain_c2pa(item, manifest)
+    if item.kind == "digital_source_type":
+        if item.says == "ai":
+            return (
+                "The file's metadata says it was made by an AI tool. It is not signed: whoever wrote the file "
+                "could have written that."
+            )
+        return "The file's metadata says it is a capture. It is not signed, so it is only a hint."
+    if item.kind == "generator":
+        return (
+            f"The file holds an AI generator's record ({item.detail}). It is not signed, but it is rarely "
+            "written by anything else."
+        )
+    return f"The file names a camera ({item.detail}). Anyone can write that, so it is only a hint."
+
+
+def _explain_c2pa(item: Evidence, manifest: C2paManifest) -> str:
+    if manifest.state == "remote":
+        return (
+            "The file points to Content Credentials kept online. RealCheck never fetches them, so they "
+            "decide nothing here."
+        )
+    if manifest.state == "unreadable":
+        return "The file carries Content Credentials that cannot be read, so they decide nothing."
+    what = {
+        "ai": "The file says it was made by an AI tool",
+        "capture": "The file says a camera took it",
+        "edited": "The file says it was edited",
+    }.get(item.says, "The file carries Content Credentials")
+    generator = next((a.software_agent for a in manifest.actions if a.software_agent), None)
+    name = generator or manifest.claim_generator
+    sentence = f"{what}{f' ({name})' if name else ''}."
+    if item.says == "ai" and not {a.digital_source_type for a in manifest.actions} & GENERATED_SOURCE_TYPES:
+        sentence = f"The file says it was edited from an AI-generated picture{f' ({name})' if name else ''}."
+    if item.says == "capture" and manifest.state in INTACT_C2PA_STATES:
+        sentence += " That tells where it came from, not that the scene is real."
+    return f"{sentence} {_SIGNATURE[manifest.state]}"
 
 
 def _describe(item: Evidence, manifest: C2paManifest | None) -> str:

@@ -351,14 +351,18 @@ def provenance_schemas() -> dict:
         "Provenance": {
             "type": "object",
             "description": "what the image's own bytes declare about its origin (never fetched from elsewhere)",
-            "required": ["declares_ai", "signed_capture", "summary", "evidence", "c2pa"],
+            "required": ["declares_ai", "signed_capture", "summary", "explanation", "evidence", "c2pa"],
             "properties": {
                 "declares_ai": {"type": "boolean", "description": "the evidence that decides `ai`"},
                 "signed_capture": {
                     "type": "boolean",
                     "description": "an intact C2PA manifest says a camera captured it (shown, never decisive)",
                 },
-                "summary": text,
+                "summary": {"type": "string", "description": "one line: the strongest finding and its trust"},
+                "explanation": {
+                    "type": "string",
+                    "description": "what the file says about its origin and how far that goes, in plain sentences",
+                },
                 "evidence": {"type": "array", "items": {"$ref": "#/components/schemas/Evidence"}},
                 "c2pa": {"$ref": "#/components/schemas/C2paManifest"},
             },

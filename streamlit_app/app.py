@@ -233,18 +233,17 @@ def show_verdict(result: Prediction, detector: Detector) -> None:
 
 
 def show_provenance(provenance: Provenance) -> None:
-    """What the file itself declares: each piece of evidence, and the C2PA manifest in detail."""
+    """What the file itself declares: plain sentences first, each piece of evidence and the C2PA manifest
+    under technical details."""
     st.markdown("**Provenance**")
-    if not provenance.evidence:
-        st.caption(
-            "The file declares nothing about its origin (no Content Credentials, no generator or camera "
-            "metadata). That is no evidence either way: most sites strip metadata."
-        )
-        return
     if provenance.signed_capture:
         st.badge("Signed capture", icon=":material/photo_camera:", color="blue")
-    st.markdown(_escape(provenance.summary))
-    lines = [
+    if not provenance.evidence:
+        st.caption(provenance.explanation)
+        return
+    st.markdown(_escape(provenance.explanation))
+    lines = [f"- {_escape(provenance.summary)}"]
+    lines += [
         f"- {_escape(item.source)}: {_escape(item.detail)} (says *{item.says}*, trust *{item.trust}*)"
         for item in provenance.evidence
     ]
@@ -259,7 +258,8 @@ def show_provenance(provenance: Provenance) -> None:
             lines.append("- C2PA ingredients: " + ", ".join(_escape(name) for name in manifest.ingredients))
         if manifest.failures:
             lines.append("- C2PA validation: " + ", ".join(_escape(code) for code in manifest.failures))
-    st.markdown("\n".join(lines))
+    with st.expander("Technical details"):
+        st.markdown("\n".join(lines))
 
 
 def heatmap_picture(

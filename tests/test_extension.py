@@ -840,7 +840,9 @@ def test_install_opens_a_welcome_page_that_says_what_is_sent_and_asks_once_for_s
         assert "Not sent: the address of the page or of the image, your cookies" in sent
         # It asks the server live: none answers at the default address in the tests.
         status = welcome.inner_text("#server-status")
-        assert "No RealCheck server answers at http://127.0.0.1:8000" in status and "realcheck serve" in status
+        assert (
+            "No RealCheck server answers at http://127.0.0.1:8000" in status and "realcheck serve" in status
+        )
         screenshot(welcome, "extension-welcome.png")
 
         # One request covers every listed news site and the hosts their pictures come from.

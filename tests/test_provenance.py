@@ -41,6 +41,10 @@ def test_an_intact_manifest_declaring_ai_decides_the_verdict(reader, fmt):
     assert decide("real", provenance).verdict == "ai" and decide("real", provenance).basis == "provenance"
     summary = provenance.summary
     assert summary.startswith("AI · Content Credentials: Imaginary Diffusion 3, signed by Test Generator")
+    assert provenance.explanation == (
+        "The file says it was made by an AI tool (Imaginary Diffusion 3). The signature is intact, but the "
+        "signer is not on your trust list."
+    )
 
 
 def test_a_signer_under_a_configured_trust_anchor_is_trusted(tmp_path):
@@ -49,6 +53,7 @@ def test_a_signer_under_a_configured_trust_anchor_is_trusted(tmp_path):
     provenance = ProvenanceReader.from_trust_anchors_file(anchors).read(gen.signed())
     assert provenance.c2pa.state == "trusted" and provenance.c2pa.failures == ()
     assert "[signer trusted]" in provenance.summary
+    assert provenance.explanation.endswith("The signature is intact, and the signer is on your trust list.")
 
 
 def test_a_bad_trust_anchors_file_is_one_clear_error(tmp_path):
@@ -89,6 +94,7 @@ def test_a_tampered_copy_is_reported_and_decides_nothing(reader):
     assert not provenance.declares_ai
     assert decide("real", provenance).basis == "model"
     assert "TAMPERED" in provenance.summary
+    assert provenance.explanation.endswith("changed after signing, so the record proves nothing.")
 
 
 def test_a_signed_capture_is_shown_but_never_makes_an_image_real(reader):
@@ -97,6 +103,9 @@ def test_a_signed_capture_is_shown_but_never_makes_an_image_real(reader):
     assert decide("ai", provenance).verdict == "ai"  # the model's verdict stands
     assert decide("ai", provenance).basis == "model"
     assert provenance.summary.startswith("Capture · Content Credentials: Test Camera")
+    assert provenance.explanation.startswith(
+        "The file says a camera took it (Test Camera). That tells where it came from, not that the scene is real."
+    )
 
 
 def test_a_remote_manifest_is_reported_and_never_fetched(reader, listener):
@@ -108,6 +117,7 @@ def test_a_remote_manifest_is_reported_and_never_fetched(reader, listener):
     assert provenance.c2pa.state == "remote" and provenance.c2pa.remote_url == url
     assert not provenance.declares_ai
     assert "not fetched" in provenance.summary
+    assert "RealCheck never fetches them" in provenance.explanation
     time.sleep(0.3)
     assert listener.connections == 0
     # The control: the library with its default settings does connect, so the count above means something.
@@ -125,6 +135,7 @@ def test_generator_settings_in_png_text_declare_ai(reader):
     [item] = a1111.evidence
     assert (item.kind, item.trust, item.source) == ("generator", "declared", "PNG text 'parameters'")
     assert "model sd_xl_base_1.0" in item.detail and "lighthouse" not in item.detail  # no prompt echoed
+    assert a1111.explanation.startswith("The file holds an AI generator's record (Stable Diffusion settings")
     comfy = reader.read(gen.png_with_text(prompt=gen.COMFYUI_PROMPT, workflow='{"nodes": []}'))
     assert comfy.declares_ai and {item.source for item in comfy.evidence} == {
         "PNG text 'prompt'",
@@ -157,6 +168,7 @@ def test_each_xmp_digital_source_type(reader, source_type, fmt, attribute):
     assert provenance.declares_ai is (source_type in GENERATED_SOURCE_TYPES)
     if source_type in GENERATED_SOURCE_TYPES:
         assert provenance.evidence[0].detail == source_type and provenance.evidence[0].trust == "declared"
+        assert provenance.explanation.startswith("The file's metadata says it was made by an AI tool.")
     elif source_type in CAPTURE_SOURCE_TYPES:
         assert provenance.evidence[0].says == "capture" and provenance.evidence[0].trust == "hint"
     else:
@@ -169,6 +181,10 @@ def test_camera_exif_is_a_hint_only(reader):
     assert (item.kind, item.says, item.detail) == ("camera", "hint", "Canon EOS R5")
     assert not provenance.declares_ai and not provenance.signed_capture
     assert decide("ai", provenance).verdict == "ai"
+    assert (
+        provenance.explanation
+        == "The file names a camera (Canon EOS R5). Anyone can write that, so it is only a hint."
+    )
 
 
 def test_a_file_without_metadata_is_no_evidence_of_anything(reader):
@@ -177,6 +193,7 @@ def test_a_file_without_metadata_is_no_evidence_of_anything(reader):
         assert provenance == NO_PROVENANCE, fmt
         assert decide("real", provenance).verdict == "real"
     assert NO_PROVENANCE.summary == "no provenance metadata"
+    assert NO_PROVENANCE.explanation.startswith("The file says nothing about where it came from.")
 
 
 @pytest.mark.parametrize(

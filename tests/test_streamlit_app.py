@@ -261,11 +261,18 @@ def test_each_image_shows_its_provenance_and_what_decided(app, tiny_artifact, ca
     texts = [m.value for m in app.markdown]
     assert "Verdict: **AI-generated**, decided by the file's provenance" in texts
     assert f"The model alone says **{VERDICTS[model[0].verdict][0]}**:" in texts
-    # The generator's name comes from the file: shown as text, its Markdown escaped.
-    assert any(t.startswith("AI · Content Credentials: Imaginary \\*Diffusion\\* 3") for t in texts)
+    # Plain sentences first; the generator's name comes from the file: shown as text, its Markdown escaped.
+    assert (
+        "The file says it was made by an AI tool \\(Imaginary \\*Diffusion\\* 3\\)\\. The signature is intact, "
+        "but the signer is not on your trust list\\." in texts
+    )
+    assert any("The file says a camera took it \\(Test Camera\\)" in t for t in texts)
+    # The codes under technical details.
+    assert any("- AI · Content Credentials: Imaginary \\*Diffusion\\* 3" in t for t in texts)
     assert any("C2PA action c2pa\\.created: trainedAlgorithmicMedia" in t for t in texts)
+    assert "Technical details" in [e.label for e in app.expander]
     assert sum("Signed capture" in t for t in texts) == 1  # the badge, for the capture only
-    assert any(c.value.startswith("The file declares nothing about its origin") for c in app.caption)
+    assert any(c.value.startswith("The file says nothing about where it came from") for c in app.caption)
 
     rows = {row["file"]: row for row in csv.DictReader(io.StringIO(captured_downloads[-1]["data"]))}
     assert (rows["signed.jpg"]["verdict"], rows["signed.jpg"]["basis"]) == ("ai", "provenance")

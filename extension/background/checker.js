@@ -67,6 +67,7 @@ export function provenanceFromPrediction(provenance) {
   const c2pa = provenance.c2pa;
   return {
     summary: text(provenance.summary) ?? "",
+    explanation: typeof provenance.explanation === "string" ? provenance.explanation.slice(0, 400) : "",
     declaresAi: provenance.declares_ai === true,
     signedCapture: provenance.signed_capture === true,
     evidence: (Array.isArray(provenance.evidence) ? provenance.evidence : []).slice(0, MAX_EVIDENCE).map((item) => ({

@@ -38,7 +38,7 @@ test("a signed capture gets its own mark but keeps the model's verdict", () => {
   assert.equal(text.label, "AI 90%");
   assert.equal(text.mark, "✓ signed capture");
   assert.match(text.details, /Signed capture: Content Credentials say a camera took it\./);
-  assert.match(text.details, /Found in the file:\n• C2PA manifest: Test Camera \(valid\)$/);
+  assert.match(text.details, /Technical details:\n• C2PA manifest: Test Camera \(valid\)$/);
 });
 
 test("a result without provenance (or from an older server) reads as before", () => {
@@ -83,4 +83,15 @@ test("an image too small to judge and one RealCheck may not read yet say so, not
   );
   assert.equal(blocked.label, "No access · allow");
   assert.match(blocked.spoken, /allow it from RealCheck's toolbar button/);
+});
+
+test("provenance reads as plain sentences first, its codes under technical details", () => {
+  const explanation = "The file says it was made by an AI tool (Imaginary Diffusion 3). The signature is intact, but the signer is not on your trust list.";
+  const text = describe(
+    { state: "done", verdict: "ai", score: 0.12, model, basis: "provenance", modelVerdict: "real", provenance: { ...declared, explanation } },
+    "it",
+  );
+  assert.ok(text.details.startsWith(`${explanation} The model alone says`), text.details);
+  assert.ok(text.details.indexOf("Technical details:") > text.details.indexOf(explanation));
+  assert.match(text.details, /Technical details:\n• C2PA manifest: Test builder 1\.0 \(valid\)$/);
 });
