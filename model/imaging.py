@@ -107,7 +107,9 @@ def _open(source: ImageSource, max_pixels: int) -> Image.Image:
                 raise ImageDecodeError(f"no such file: {path}")
             return Image.open(path)
     except UnidentifiedImageError as error:
-        raise ImageDecodeError("not an image, or an image format Pillow cannot identify") from error
+        raise ImageDecodeError(
+            "not an image, or a format RealCheck cannot read (it reads JPEG, PNG, WebP, GIF, BMP and TIFF)"
+        ) from error
     except Image.DecompressionBombError as error:
         # The same wording as RealCheck's own check, whichever limit fired first.
         raise ImageDecodeError(

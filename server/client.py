@@ -128,9 +128,10 @@ class RealCheckClient:
 def _error_from_response(error: urllib.error.HTTPError) -> ClientError:
     try:
         detail = json.loads(error.read())["error"]
-        return ClientError(f"{detail['message']} (HTTP {error.code})", error.code, detail.get("code"))
+        # The server's own words; the status is on the error (`status`), not in a sentence for people.
+        return ClientError(detail["message"], error.code, detail.get("code"))
     except (ValueError, KeyError, TypeError, OSError):
-        return ClientError(f"HTTP {error.code} {error.reason}", error.code)
+        return ClientError(f"the server refused the request ({error.reason})", error.code)
 
 
 def _read(item: ImageInput, index: int) -> tuple[str, bytes]:

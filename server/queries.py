@@ -11,6 +11,7 @@ import csv
 import itertools
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -44,6 +45,7 @@ ROW_FIELDS = (
     "error",
 )
 OUTPUT_SUFFIXES = (".csv", ".jsonl")
+_IMAGE_PREFIX = re.compile(r"^image \d+(?: \([^)]*\))?: ")
 
 
 def _never() -> bool:
@@ -88,7 +90,8 @@ class RemoteChecker:
         try:
             result = self.client.check_one(path)
         except ClientError as error:
-            return _row(name, error=str(error))
+            # The line already names the file: drop the server's "image 1 (photo.jpg): " in front.
+            return _row(name, error=_IMAGE_PREFIX.sub("", str(error)))
         return _row(
             name,
             score=result["score"],

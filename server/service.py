@@ -47,7 +47,8 @@ class Upload:
     filename: str | None = None
 
     def describe(self, index: int) -> str:
-        return f"image {index}" + (f" ({self.filename})" if self.filename else "")
+        """How an error names this image: its place in the request (from 1) and the client's file name."""
+        return f"image {index + 1}" + (f" ({self.filename})" if self.filename else "")
 
 
 class PredictionService:

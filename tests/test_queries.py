@@ -389,3 +389,16 @@ def test_the_three_ranges_are_the_same_in_check_scan_api_and_app(capsys, tiny_ar
     assert {key: body["predictions"][0][key] for key in expected} == expected
     assert {key: body["decision"][key] for key in expected} == expected
     assert {key: rows[0][key] for key in expected} == expected
+
+
+def test_check_errors_name_no_library_index_or_http_status(capsys, live_server, photos, tmp_path):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a picture")
+    for where in (["--server", live_server.url], []):
+        status, out, _ = run_cli(capsys, "check", str(bad), *where)
+        line = out.splitlines()[0]
+        assert status == 1 and line.startswith(
+            f"{bad}: error: not an image, or a format RealCheck cannot read"
+        )
+        for jargon in ("Pillow", "HTTP", "image 0", "image 1", "400"):
+            assert jargon not in line, line

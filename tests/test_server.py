@@ -369,8 +369,8 @@ def test_bad_image_among_good_ones_gets_its_own_error_and_the_others_are_scored(
     first, bad, bombed, last = response.get_json()["predictions"]
     assert [first["score"], last["score"]] == [alone[0]["score"], alone[1]["score"]]
     assert bad["error"]["code"] == bombed["error"]["code"] == "invalid_image"
-    assert bad["filename"] == "bad.png" and "image 1 (bad.png)" in bad["error"]["message"]
-    assert "image 2 (bomb.png)" in bombed["error"]["message"] and "pixels" in bombed["error"]["message"]
+    assert bad["filename"] == "bad.png" and "image 2 (bad.png)" in bad["error"]["message"]
+    assert "image 3 (bomb.png)" in bombed["error"]["message"] and "pixels" in bombed["error"]["message"]
     assert bad["sha256"] == hashlib.sha256(b"nope").hexdigest()
     assert "score" not in bad and "verdict" not in bad
     # The good images were cache hits, so the bad ones cost no model time either.
