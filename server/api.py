@@ -39,12 +39,9 @@ def predict():
     rule = service.detector.rule
     ranges = rule.range_fields()
     return jsonify(
-        model={
-            "name": service.metadata["name"],
-            "version": service.metadata["version"],
-            "accuracy_statement": measured_accuracy(service.metadata),
-        },
-        decision=rule.to_dict() | ranges,
+        model={"name": service.metadata["name"], "version": service.metadata["version"]},
+        # How scores become verdicts, and how far those verdicts were measured to go.
+        decision=rule.to_dict() | ranges | {"accuracy_statement": measured_accuracy(service.metadata)},
         predictions=[
             _prediction(upload, result, rule.threshold, ranges) for upload, result in zip(uploads, results)
         ],

@@ -253,14 +253,7 @@ def openapi_document(config: ServerConfig) -> dict:
                 "ModelRef": {
                     "type": "object",
                     "required": ["name", "version"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "version": {"type": "string"},
-                        "accuracy_statement": {
-                            "type": "string",
-                            "description": "how good this model was measured to be, in one sentence",
-                        },
-                    },
+                    "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
                 },
                 "PredictResponse": {
                     "type": "object",
@@ -274,6 +267,11 @@ def openapi_document(config: ServerConfig) -> dict:
                                 "uncertainty_band": {"type": "array", "items": {"type": "number"}},
                                 "real_below": {"type": "number"},
                                 "ai_above": {"type": "number"},
+                                "accuracy_statement": {
+                                    "type": "string",
+                                    "description": "how good this model's verdicts were measured to be, in "
+                                    "one sentence (the same as /v1/models gives)",
+                                },
                             },
                         },
                         "predictions": {

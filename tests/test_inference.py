@@ -101,7 +101,8 @@ def test_provenance_decides_in_the_core_and_only_with_a_reader(trained_artifact)
     # Without a reader (training, evaluation) the model alone decides, on the same score.
     [model_only] = load_detector(trained_artifact).predict([declared])
     assert model_only.basis == "model" and model_only.verdict == model_only.model_verdict
-    assert model_only.score == declared_result.score
+    # Same score up to float rounding: one image alone and two in a batch take different oneDNN kernels.
+    assert model_only.score == pytest.approx(declared_result.score, abs=1e-5)
 
 
 def test_a_lazy_source_is_read_only_as_batches_fill(detector, folder_dataset):

@@ -38,7 +38,7 @@ export function resultFromPrediction(answer, prediction) {
     sha256: prediction.sha256,
     model: { name: answer.model?.name ?? "unknown", version: answer.model?.version ?? "unknown" },
     // How good the model was measured to be, in the server's words (from the artifact's metadata).
-    accuracy: typeof answer.model?.accuracy_statement === "string" ? answer.model.accuracy_statement.slice(0, 400) : null,
+    accuracy: typeof answer.decision?.accuracy_statement === "string" ? answer.decision.accuracy_statement.slice(0, 400) : null,
     // What decided (`provenance` when the file itself declares AI, else `model`), and the model's own verdict.
     basis: prediction.basis ?? "model",
     modelVerdict: prediction.model_verdict ?? prediction.verdict,

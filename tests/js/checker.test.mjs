@@ -147,7 +147,7 @@ test("an image the server cannot decode fails alone with the server's reason; th
 test("the ranges and the measured accuracy reach the result, from today's fields or an older server's band", () => {
   const statement = "In tests on image collections it never saw, it called 20% of AI images AI.";
   const today = resultFromPrediction(
-    { model: { name: "m", version: "1", accuracy_statement: statement }, decision: { threshold: 0.9 } },
+    { model: { name: "m", version: "1" }, decision: { threshold: 0.9, accuracy_statement: statement } },
     { score: 0.5, verdict: "uncertain", sha256: "x", real_below: 0.3, ai_above: 0.9 },
   );
   assert.deepEqual([today.ranges, today.accuracy], [{ realBelow: 0.3, aiAbove: 0.9 }, statement]);
