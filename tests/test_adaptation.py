@@ -15,6 +15,9 @@ from test_cli import run_cli
 from realcheck.model import adaptation
 from realcheck.model.architecture import backbone_of, build_model
 
+# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
+pytestmark = pytest.mark.trains
+
 
 def tiny_model():
     keras.utils.set_random_seed(0)  # the same initial weights each time, as ImageNet weights would be

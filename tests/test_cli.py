@@ -17,6 +17,9 @@ from PIL import Image
 
 from realcheck.cli import main
 
+# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
+pytestmark = pytest.mark.trains
+
 REQUIRED_EVALUATE_KEYS = {
     "accuracy",
     "balanced_accuracy",
