@@ -44,8 +44,8 @@ VERDICTS = {
 GRADCAM_EXPLANATION = """
 **What the heatmap shows.** Grad-CAM colours the parts of the image whose features pushed the score
 towards the model's leaning (towards *AI-generated* when P(AI) is at or above its threshold, towards
-*real* below it): red is strong, blue is none. It is read from the network's last convolutional block
-(`{layer}`), a coarse grid ({grid}), and laid over the picture the model saw.
+*real* below it): red is strong, blue is none. It is read from the network's last convolutional block,
+a coarse grid ({grid}), and laid over the picture the model saw.
 
 **What it does not show.** It says where the model looked, not why, and not that a red region was
 generated or edited. Artefacts spread evenly over the whole image (noise, upsampling patterns) can give
@@ -56,16 +56,15 @@ is a hint for a human to look closer, not evidence.
 
 @st.cache_resource(show_spinner="Loading the model...")
 def load_model(path: str) -> Detector:
-    """The artifact at `path` as a Detector, loaded once per process (shared by every session)."""
-    return load_detector(
-        path, provenance=ProvenanceReader(), runtime="keras"
-    )  # Grad-CAM needs the Keras model
+    """The artifact at `path` as a Detector, loaded once per process (shared by every session): its shipped
+    ONNX file when it has one, so the first page comes without TensorFlow."""
+    return load_detector(path, provenance=ProvenanceReader())
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner="Loading the network for the heatmaps...")
 def load_explainer(path: str) -> GradCam:
-    """Grad-CAM for the model at `path`, built once (it traces its TensorFlow function on first use)."""
-    return GradCam(load_model(path).runtime.model)
+    """Grad-CAM on the artifact's Keras model, loaded only when a heatmap is first asked for."""
+    return GradCam(load_detector(path, runtime="keras").runtime.model)
 
 
 @st.cache_data(max_entries=64, show_spinner="Scoring...")
@@ -154,13 +153,13 @@ def upload_files() -> list[Upload]:
     return [Upload(file.name, file.getvalue()) for file in files or []]
 
 
-def gradcam_toggle(explainer_layer: str, grid: str) -> bool:
+def gradcam_toggle(grid: str) -> bool:
     """The Grad-CAM switch with its explanation next to it."""
     enabled = st.toggle(
         "Show Grad-CAM heatmaps", value=True, help="Where in the image the evidence was found"
     )
     with st.expander("What the Grad-CAM heatmap means, and what it does not"):
-        st.markdown(GRADCAM_EXPLANATION.format(layer=explainer_layer, grid=grid))
+        st.markdown(GRADCAM_EXPLANATION.format(grid=grid))
     return enabled
 
 
@@ -313,12 +312,10 @@ def show_result(
             show_feedback(feedback_db, result, data, detector.metadata)
 
 
-def grid_words(grid: tuple[int | None, int | None], input_size: int) -> str:
-    """The heatmap's resolution in words; a model taking any input size has no fixed grid."""
-    rows, columns = grid
-    if rows is None or columns is None:
-        return f"about one cell per 32 px of the {input_size} px input"
-    return f"{rows}x{columns} cells for a {input_size} px input"
+def grid_words(input_size: int) -> str:
+    """The heatmap's resolution in words: every backbone here ends at stride 32."""
+    cells = max(1, input_size // 32)
+    return f"{cells}x{cells} cells for a {input_size} px input"
 
 
 def _shrunk(picture: Image.Image) -> Image.Image:
@@ -348,9 +345,7 @@ def main() -> None:
     st.info(measured_accuracy(detector.metadata))  # above the uploader: how far a verdict can be trusted
 
     uploads = upload_files()
-    explainer = load_explainer(str(model_path))
-    grid = grid_words(explainer.grid, detector.spec.size)
-    with_heatmaps = gradcam_toggle(explainer.layer_name, grid)
+    with_heatmaps = gradcam_toggle(grid_words(detector.spec.size))
     if not uploads:
         st.info("Upload one or more images to check them.")
         return

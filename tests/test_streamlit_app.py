@@ -445,5 +445,5 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_pa
 def test_the_heatmap_grid_is_described_even_for_a_model_of_any_input_size():
     from realcheck.streamlit_app.app import grid_words
 
-    assert grid_words((8, 8), 256) == "8x8 cells for a 256 px input"
-    assert "None" not in grid_words((None, None), 256)
+    assert grid_words(256) == "8x8 cells for a 256 px input"
+    assert grid_words(224) == "7x7 cells for a 224 px input"
