@@ -1,10 +1,14 @@
-"""Who may call the API: CORS origins, an optional API key and an optional per-client rate limit."""
+"""Who may call the API: the host names it answers for, CORS origins, an optional API key and an optional
+per-client rate limit."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import threading
 import time
+
+from werkzeug.sansio.utils import host_is_trusted
 
 from realcheck.server.config import EXTENSION_ORIGIN_PREFIXES, ServerConfig
 from realcheck.server.errors import ApiError
@@ -39,6 +43,34 @@ def cors_headers(origin: str, preflight: bool, private_network: bool) -> dict[st
             # Chrome's Private Network Access: a public page may call a loopback server only if it says yes.
             headers["Access-Control-Allow-Private-Network"] = "true"
     return headers
+
+
+def check_host(host: str, config: ServerConfig) -> None:
+    """Refuse (400) a request addressed to a name the server does not answer for.
+
+    A web page whose name an attacker re-resolves to 127.0.0.1 (DNS rebinding) is same-origin with a loopback
+    server and could read it; its requests still carry the attacker's name in Host. IP addresses cannot be
+    rebound, so they always pass; names must be loopback's or allowed with --allowed-host.
+    """
+    names = config.trusted_host_names
+    if names is None:
+        return
+    # "name:port", "[v6]:port": the name without the port (IPv6 keeps its brackets).
+    name = host.split("]", 1)[0] + "]" if host.startswith("[") else host.rsplit(":", 1)[0]
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return
+    except ValueError:
+        pass
+    if name and host_is_trusted(name.lower(), names):
+        return
+    shown = name[:100] or "(none)"
+    raise ApiError(
+        f"this server does not answer requests addressed to {shown!r}; if that is its own name, start it "
+        f"with --allowed-host {shown}",
+        status=400,
+        code="host_not_allowed",
+    )
 
 
 def check_api_key(headers, config: ServerConfig) -> None:

@@ -9,7 +9,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from realcheck.server.access import RateLimiter, check_api_key, cors_headers, origin_allowed
+from realcheck.server.access import RateLimiter, check_api_key, check_host, cors_headers, origin_allowed
 from realcheck.server.config import ServerConfig
 from realcheck.server.errors import ApiError
 from realcheck.server.metrics import Metrics
@@ -59,6 +59,7 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
     @app.before_request
     def guard():
         g.started = time.perf_counter()
+        check_host(request.headers.get("Host", ""), config)  # every path: no DNS-rebinding page reads any
         if request.method == "OPTIONS" or request.path in OPEN_PATHS:
             return None
         check_api_key(request.headers, config)

@@ -84,6 +84,12 @@ class ServerConfig:
         name="--cors-origin",
         help="allow this web origin (repeatable), e.g. https://x.org",
     )
+    allowed_hosts: list[str] = option(
+        default_factory=list,
+        name="--allowed-host",
+        help="also answer requests addressed to this host name (repeatable; loopback names and IP addresses "
+        "always are; * answers any name, e.g. behind a proxy that checks it)",
+    )
     api_key: str | None = option(
         None,
         env="REALCHECK_API_KEY",
@@ -139,6 +145,13 @@ class ServerConfig:
                 raise RealCheckError(
                     f"CORS origin {origin!r} must be a full origin such as https://example.org (no wildcards)"
                 )
+
+    @property
+    def trusted_host_names(self) -> list[str] | None:
+        """Host names (besides IP addresses) the server answers for; None: any (`--allowed-host *`)."""
+        if "*" in self.allowed_hosts:
+            return None
+        return sorted({"localhost", *(name.lower() for name in self.allowed_hosts)})
 
     def provenance_reader(self) -> ProvenanceReader:
         """The provenance reader for served images (reads the trust anchors file; a bad one fails here)."""

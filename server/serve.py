@@ -19,6 +19,7 @@ import sys
 from realcheck.model.errors import RealCheckError
 from realcheck.server.config import ServerConfig
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 log = logging.getLogger("realcheck")
 
 
@@ -87,8 +88,13 @@ def run_server(config: ServerConfig) -> int:
         "feedback reports go to %s (created on the first report)",
         app.extensions["realcheck_feedback"].location,
     )
-    if config.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
+    if config.host not in LOOPBACK_HOSTS and not config.api_key:
         log.warning("listening beyond loopback without an API key: anyone who can reach this port can use it")
+    if config.host not in LOOPBACK_HOSTS and not config.allowed_hosts:
+        log.warning(
+            "requests addressed by a host name other than localhost get a 400 (DNS-rebinding guard): "
+            "name this server's own names with --allowed-host NAME; IP addresses always work"
+        )
 
     def stop(signum, frame):
         raise KeyboardInterrupt

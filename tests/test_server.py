@@ -677,3 +677,21 @@ def test_a_browser_at_the_root_gets_a_status_page_and_api_clients_keep_json(clie
     for accept in (None, "application/json", "*/*"):
         answer = client.get("/", headers={"Accept": accept} if accept else {})
         assert answer.mimetype == "application/json" and "/v1/predict" in answer.get_json()["endpoints"]
+
+
+def test_a_rebinding_page_s_host_name_is_refused_on_every_path(make_client):
+    client = make_client()
+    for host in ("rebind.evil.example:8000", "127.0.0.1.nip.io", "localhost.evil.example", ""):
+        for path in ("/v1/feedback", "/v1/models", "/", "/healthz"):
+            response = client.get(path, headers={"Host": host})
+            assert_error(response, 400, "host_not_allowed", "--allowed-host")
+    # Loopback names and IP addresses (which cannot be rebound) are answered.
+    for host in ("127.0.0.1:8000", "localhost:8000", "LocalHost", "[::1]:8000", "10.1.2.3:8000", "[fe80::1]"):
+        assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
+    named = make_client(allowed_hosts=["realcheck.lan", ".corp.example"])
+    for host in ("realcheck.lan:8000", "gpu.corp.example"):
+        assert named.get("/healthz", headers={"Host": host}).status_code == 200, host
+    assert named.get("/healthz", headers={"Host": "evil.example"}).status_code == 400
+    assert (
+        make_client(allowed_hosts=["*"]).get("/healthz", headers={"Host": "any.example"}).status_code == 200
+    )
