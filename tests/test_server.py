@@ -695,3 +695,24 @@ def test_a_rebinding_page_s_host_name_is_refused_on_every_path(make_client):
     assert (
         make_client(allowed_hosts=["*"]).get("/healthz", headers={"Host": "any.example"}).status_code == 200
     )
+
+
+def test_a_json_body_of_millions_of_tiny_instances_is_refused_before_it_is_parsed():
+    import subprocess
+    import sys
+
+    # In a child: its peak memory is what the refusal cost (a parse would build 5.5 M dicts, about 2 GB).
+    child = """
+import resource
+from realcheck.server.errors import ApiError
+from realcheck.server.uploads import _from_json
+body = b'{"instances": [' + b'{"b64": ""},' * 5_500_000 + b'{"b64": ""}]}'
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    _from_json(body, 64)
+except ApiError as error:
+    print(error.status, error.code, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    status, code, grown_mb = done.stdout.split()
+    assert (status, code) == ("413", "too_many_images") and int(grown_mb) < 50, done.stdout + done.stderr
