@@ -72,8 +72,12 @@ def report_from_json(document) -> FeedbackReport:
         raise ApiError("feedback must be a JSON object", code="invalid_json")
     unknown = sorted(set(document) - REPORT_FIELDS)
     if unknown:
+        # Named, but bounded: a body of millions of keys gets a short answer.
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5]) + (
+            f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        )
         raise ApiError(
-            f"unknown field(s) {', '.join(unknown)}: a report holds only {', '.join(sorted(REPORT_FIELDS))}",
+            f"unknown field(s) {shown}: a report holds only {', '.join(sorted(REPORT_FIELDS))}",
             code="unknown_field",
         )
     missing = [name for name in REQUIRED_FIELDS if document.get(name) is None]

@@ -49,7 +49,8 @@ DEFAULT_MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "feedback_migrations"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # A program's name and version, never a person: letters, digits and . _ / - only.
-_CLIENT = re.compile(r"^[A-Za-z0-9._/-]{1,40}$")
+MAX_REPORT_ID = 2**31 - 1  # the id column is INTEGER: 32 bits on PostgreSQL
+_CLIENT = re.compile(r"[A-Za-z0-9._/-]{1,40}")  # fullmatch: no trailing newline slips through
 # The file suffix an exported image gets, by the format its bytes decoded as.
 SUFFIXES = {
     "JPEG": "jpg",
@@ -152,11 +153,13 @@ class FeedbackReport:
             if not isinstance(self.note, str):
                 raise InvalidFeedback("note must be text", "invalid_note")
             note = self.note.strip() or None
+            if note is not None:
+                _storable(note, "note", "invalid_note")
             if note is not None and len(note) > MAX_NOTE_CHARS:
                 raise InvalidFeedback(
                     f"note is {len(note)} characters, over {MAX_NOTE_CHARS}", "note_too_long"
                 )
-        if self.client is not None and not (isinstance(self.client, str) and _CLIENT.match(self.client)):
+        if self.client is not None and not (isinstance(self.client, str) and _CLIENT.fullmatch(self.client)):
             raise InvalidFeedback(
                 "client must be a short program name (letters, digits, . _ / -)", "invalid_client"
             )
@@ -239,7 +242,19 @@ def _text(value, what: str, limit: int) -> str:
     value = value.strip()
     if len(value) > limit:
         raise InvalidFeedback(f"{what} is over {limit} characters", "invalid_model")
+    _storable(value, what, "invalid_model")
     return value
+
+
+def _storable(text: str, what: str, code: str) -> None:
+    """Refuse what one of the databases cannot store, so both answer alike: a NUL character (PostgreSQL's text
+    refuses it) and a lone surrogate (not UTF-8 at all)."""
+    if "\x00" in text:
+        raise InvalidFeedback(f"{what} contains a NUL character", code)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidFeedback(f"{what} is not valid Unicode text (a lone surrogate)", code) from None
 
 
 def _checked_image(data: bytes, sha256: str, max_bytes: int, max_pixels: int) -> SharedImage:
@@ -329,7 +344,12 @@ class FeedbackStore:
 
     def _open(self) -> Engine:
         if self.url.get_backend_name() == "sqlite":
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise FeedbackUnavailable(
+                    f"cannot create the folder of the feedback database {self.location}: {error}"
+                ) from None
             # A writer waits up to 30 s for another (16 clients at once queue, they do not fail).
             engine = sa.create_engine(self.url, connect_args={"timeout": 30})
             sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -337,7 +357,7 @@ class FeedbackStore:
             engine = sa.create_engine(self.url, pool_pre_ping=True)
         try:
             migrate(engine)
-        except sa.exc.OperationalError as error:
+        except sa.exc.DBAPIError as error:  # down, refused, or a file that is not a database
             engine.dispose()
             raise FeedbackUnavailable(
                 f"cannot open the feedback database {self.location}: {error.orig}"
@@ -385,6 +405,8 @@ class FeedbackStore:
 
     def reports(self, after: int = 0, limit: int | None = None) -> list[StoredReport]:
         """Reports with an id above `after`, oldest first, at most `limit` of them."""
+        if after >= MAX_REPORT_ID:
+            return []  # no id is that large, on either database (PostgreSQL's INTEGER ends there)
         query = sa.select(reports_table).where(reports_table.c.id > after).order_by(reports_table.c.id)
         if limit is not None:
             query = query.limit(limit)
@@ -428,7 +450,7 @@ class FeedbackStore:
         try:
             with engine.begin() if write else engine.connect() as connection:
                 yield connection
-        except sa.exc.OperationalError as error:
+        except sa.exc.DatabaseError as error:  # down, refused, locked too long, or not a database
             raise FeedbackUnavailable(f"feedback database unavailable: {error.orig}") from None
 
 

@@ -124,6 +124,16 @@ BAD_REPORTS = [
     ("note", {"json": body(note="n" * 1001)}, 400, "note_too_long"),
     ("base64", {"json": body(image_b64="not base64!")}, 400, "invalid_base64"),
     ("base64 number", {"json": body(image_b64=5)}, 400, "invalid_base64"),
+    ("nul in note", {"json": body(note="a\x00b")}, 400, "invalid_note"),
+    ("lone surrogate in note", {"json": body(note="\ud800")}, 400, "invalid_note"),
+    (
+        "lone surrogate in model",
+        {"json": body(model={"name": "\udfff", "version": "1"})},
+        400,
+        "invalid_model",
+    ),
+    ("nul in version", {"json": body(model={"name": "m", "version": "1\x00"})}, 400, "invalid_model"),
+    ("client with newline", {"json": body(client="app\n")}, 400, "invalid_client"),
 ]
 
 
@@ -174,6 +184,33 @@ def test_api_key_and_rate_limit_cover_feedback(make_client):
     response = limited.post("/v1/feedback", json=body())
     assert_error(response, 429, "rate_limited")
     assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_both_databases_answer_client_mistakes_alike(make_client, feedback_db):
+    client = make_client(feedback_db=feedback_db)
+    for document in (body(note="a\x00b"), body(note="\ud800"), body(model={"name": "m\x00", "version": "1"})):
+        assert client.post("/v1/feedback", json=document).status_code == 400
+    for after in (2**31 - 1, 2**31, 2**63, 10**30):
+        answer = client.get(f"/v1/feedback?after={after}")
+        assert answer.status_code == 200 and answer.get_json()["reports"] == [], after
+    assert stored(client) == []
+
+
+def test_unknown_fields_are_named_briefly(make_client):
+    document = body() | {f"field-{index}-" + "x" * 100: 1 for index in range(10_000)}
+    error = assert_error(make_client().post("/v1/feedback", json=document), 400, "unknown_field")
+    assert len(error["message"]) < 600 and "and 9995 more" in error["message"]
+
+
+def test_a_database_that_cannot_be_opened_is_a_503_not_a_500(make_client, tmp_path):
+    not_a_database = tmp_path / "garbage.sqlite3"
+    not_a_database.write_bytes(b"this is not a database file " * 100)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("a file where the database's folder should be")
+    for location in (not_a_database, blocked / "feedback.sqlite3"):
+        client = make_client(feedback_db=str(location))
+        assert_error(client.post("/v1/feedback", json=body()), 503, "feedback_unavailable")
+        assert_error(client.get("/v1/feedback"), 503, "feedback_unavailable")
 
 
 def test_an_unreachable_database_is_a_503_that_says_retry(make_client):
