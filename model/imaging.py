@@ -54,6 +54,7 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
         raise ImageDecodeError(
             f"image has too many pixels: {width}x{height} = {width * height:,}, over the limit of {max_pixels:,}"
         )
+    check_aspect_ratio(image)  # from the header: a 1 x 50,000,000 strip is refused before it is decoded
     try:
         if getattr(image, "is_animated", False):
             image.seek(0)
@@ -121,21 +122,63 @@ def _open(source: ImageSource, max_pixels: int) -> Image.Image:
         raise ImageDecodeError(f"corrupt or truncated image data, cannot read it ({error})") from error
 
 
+# Rows converted at a time: the conversions' temporaries stay a few MB whatever the image's size.
+CONVERT_ROWS = 256
+HIGH_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB; transparency is composited over white as browsers show it."""
+    """Any Pillow mode to 8-bit RGB; transparency is composited over white as browsers show it.
+
+    Memory stays near the decoded image plus the RGB result, whatever the mode: high-bit and transparent
+    images are converted a strip of rows at a time, never as whole-image float or RGBA copies.
+    """
     if image.mode == "RGB":
         return image
-    if image.mode in {"I;16", "I;16B", "I;16L", "I", "F"}:
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if image.mode == "P":
-        image = image.convert("RGBA")
-    if image.mode in {"RGBA", "LA", "PA", "RGBa", "La"}:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in HIGH_BIT_MODES:
+        image = _high_bit_to_grey(image)
+    if image.mode == "P" and "transparency" not in image.info:
+        return image.convert("RGB")
+    if image.mode in ALPHA_MODES or image.mode == "P":
+        return _over_white(image)
     return image.convert("RGB")
+
+
+def _strips(height: int):
+    for top in range(0, height, CONVERT_ROWS):
+        yield top, min(height, top + CONVERT_ROWS)
+
+
+def _high_bit_to_grey(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer or float grey -> 8-bit grey, scaled by the mode's range (or 255 when the
+    values fit in 8 bits, as some encoders write them)."""
+    width, height = image.size
+    peak = 65535.0
+    if not image.mode.startswith("I;16"):
+        highest = image.getextrema()[1]
+        peak = 255.0 if highest is None or highest <= 255 else 65535.0
+    grey = Image.new("L", (width, height))
+    for top, bottom in _strips(height):
+        strip = np.array(image.crop((0, top, width, bottom)), dtype=np.float32)  # a writable copy
+        np.nan_to_num(strip, copy=False, nan=0.0, posinf=peak, neginf=0.0)
+        strip *= 255.0 / peak
+        strip += 0.5
+        np.clip(strip, 0, 255, out=strip)
+        grey.paste(Image.fromarray(strip.astype(np.uint8), "L"), (0, top))
+    return grey
+
+
+def _over_white(image: Image.Image) -> Image.Image:
+    """Transparent pixels composited over white, a strip at a time."""
+    width, height = image.size
+    rgb = Image.new("RGB", (width, height))
+    for top, bottom in _strips(height):
+        rgba = np.asarray(image.crop((0, top, width, bottom)).convert("RGBA"), dtype=np.float32)
+        alpha = rgba[..., 3:4] / 255.0
+        strip = np.clip(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)
+        rgb.paste(Image.fromarray(strip, "RGB"), (0, top))
+    return rgb
 
 
 def fit_to_input(image: Image.Image, spec: InputSpec) -> Image.Image:

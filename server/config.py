@@ -110,6 +110,11 @@ class ServerConfig:
     host: str = option(DEFAULT_HOST, help="interface to listen on (0.0.0.0 for all)")
     port: int = option(DEFAULT_PORT, parse=tcp_port, help="port to listen on")
     threads: int = option(16, parse=positive_int, help="request worker threads")
+    max_decodes: int = option(
+        4,
+        parse=positive_int,
+        help="images decoded at once across all requests (each may take up to 600 MB while it decodes)",
+    )
     connection_limit: int = option(200, parse=positive_int, help="most open connections at once")
     channel_timeout_s: int = 30
     request_timeout_s: float = option(

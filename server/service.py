@@ -65,6 +65,9 @@ class PredictionService:
         self.batcher: MicroBatcher | None = None
         self.cache = ResultCache(config.result_cache_size)
         self.provenance: ProvenanceReader = config.provenance_reader()
+        # Decoding is where an image's memory is spent (up to 600 MB at the pixel limit): bounded across
+        # requests, so the server's peak is bounded however many clients send large images at once.
+        self.decode_slots = threading.BoundedSemaphore(config.max_decodes)
         self._loader: threading.Thread | None = None
 
     @property
@@ -178,7 +181,9 @@ class PredictionService:
                     results[index] = ImageResult(hit, cached=True, time_ms=_ms_since(started))
                     continue
                 try:
-                    waiting.append((index, self.detector.examine(upload.data, sha256), started))
+                    with self.decode_slots:
+                        prepared = self.detector.examine(upload.data, sha256)
+                    waiting.append((index, prepared, started))
                 except ImageDecodeError as error:
                     if count == 1:
                         raise InvalidImage(f"{upload.describe(index)}: {error}") from None

@@ -390,3 +390,48 @@ def test_every_bomb_gets_the_same_message_and_no_raw_warning(side):
         ):
             open_rgb(data)
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+# Decoding memory is measured in child processes: one makes the files, each decode runs alone in another.
+MAKE_HOSTILE_IMAGES = """
+import sys
+from PIL import Image
+folder, side = sys.argv[1], 7071  # 50 megapixels: just under the pixel limit
+Image.new("I;16", (side, side), 1000).save(f"{folder}/grey16.png")
+Image.new("F", (side, side), 0.5).save(f"{folder}/float.tif", compression="tiff_deflate")
+Image.new("RGBA", (side, side), (10, 20, 30, 128)).save(f"{folder}/alpha.png")
+Image.new("P", (side, side), 3).save(f"{folder}/palette.png", transparency=3)
+Image.new("L", (1, 50_000_000)).save(f"{folder}/strip.png")
+"""
+DECODE_AND_MEASURE = """
+import resource, sys
+from realcheck.model.errors import ImageDecodeError
+from realcheck.model.imaging import open_rgb
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    size = open_rgb(data).size
+except ImageDecodeError as error:
+    size = str(error)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, size)
+"""
+
+
+def test_decoding_any_mode_at_the_pixel_limit_costs_at_most_600_mb(tmp_path):
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", MAKE_HOSTILE_IMAGES, str(tmp_path)], check=True, timeout=300)
+    for name in ("grey16.png", "float.tif", "alpha.png", "palette.png", "strip.png"):
+        done = subprocess.run(
+            [sys.executable, "-c", DECODE_AND_MEASURE, str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        grown_mb, _, outcome = done.stdout.strip().partition(" ")
+        assert done.returncode == 0 and int(grown_mb) <= 600, (name, done.stdout, done.stderr[-2000:])
+        if name == "strip.png":  # refused from its header, before a pixel is decoded
+            assert "aspect ratio" in outcome and int(grown_mb) < 50, outcome
+        else:
+            assert outcome == "(7071, 7071)", outcome

@@ -8,6 +8,8 @@ import io
 import json
 import shutil
 import struct
+import threading
+import time
 import zlib
 
 import imagegen
@@ -716,3 +718,35 @@ except ApiError as error:
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     status, code, grown_mb = done.stdout.split()
     assert (status, code) == ("413", "too_many_images") and int(grown_mb) < 50, done.stdout + done.stderr
+
+
+def test_decodes_are_bounded_across_requests(tiny_artifact, onnx_cache_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from realcheck.server.service import Upload
+
+    service = PredictionService(
+        ServerConfig(model_dir=tiny_artifact, backend="onnx", cache_dir=onnx_cache_dir, max_decodes=2)
+    ).start()
+    examine, lock, state = service.detector.examine, threading.Lock(), {"now": 0, "most": 0}
+
+    def counted(*args, **kwargs):  # the real decode, counted
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            time.sleep(0.05)  # long enough for the other requests to arrive meanwhile
+            return examine(*args, **kwargs)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    service.detector.examine = counted
+    try:
+        images = varied_images(12, size=48)
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            results = list(pool.map(lambda data: service.predict([Upload(data)]), images))
+    finally:
+        service.stop()
+    assert all(result[0].prediction.ok for result in results)
+    assert state["most"] == 2, state
