@@ -87,6 +87,18 @@ def test_deeply_nested_and_huge_assertions_read_cleanly(reader):
     assert provenance.c2pa.state == "valid" and provenance.declares_ai
 
 
+def test_a_store_of_too_many_parts_is_not_read_and_the_model_decides(reader):
+    from realcheck.model.provenance import MAX_C2PA_BOXES
+
+    many = [
+        {"label": f"org.realcheck.part{index}", "data": {"i": index}} for index in range(MAX_C2PA_BOXES + 50)
+    ]
+    provenance = reader.read(gen.edited_from(gen.signed(), many))
+    assert provenance.c2pa.state == "unreadable" and "too large to read" in provenance.c2pa.message
+    assert not provenance.declares_ai and decide("real", provenance).basis == "model"
+    assert "cannot be read, so they decide nothing" in provenance.explanation
+
+
 def test_a_tampered_copy_is_reported_and_decides_nothing(reader):
     provenance = reader.read(gen.tampered(gen.signed()))
     assert provenance.c2pa.state == "tampered"
