@@ -69,6 +69,8 @@ def export_artifact(model_dir: str | Path, fmt: str, out: str | Path | None = No
         # Lets a server use an export shipped in the artifact only if it came from this model.keras.
         "source_sha256": file_sha256(model_dir / MODEL_FILE),
     }
+    if fmt == "onnx":
+        record["onnx_sha256"] = file_sha256(path)  # and only if the file is still the one exported
     write_json(
         path.with_name(path.name + ".export.json") if fmt == "onnx" else path.parent / "export.json", record
     )

@@ -7,10 +7,13 @@ agree within `realcheck.model.export.TOLERANCE`). TensorFlow and ONNX Runtime ar
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+log = logging.getLogger("realcheck")
 
 
 class Runtime(Protocol):
@@ -76,12 +79,18 @@ class OnnxRuntime:
 
 
 def shipped_onnx(model_dir: Path, model_digest: str) -> Path | None:
-    """The artifact's model.onnx when its export record says it was made from this very model.keras."""
+    """The artifact's model.onnx when its export record says it was made from this very model.keras, and
+    (when the record has its digest) the file is still the one exported: a damaged copy is never served."""
+    from realcheck.model.artifact import file_sha256
+
     path = model_dir / "model.onnx"
     try:
         record = json.loads(path.with_name(path.name + ".export.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if path.is_file() and isinstance(record, dict) and record.get("source_sha256") == model_digest:
-        return path
-    return None
+    if not (path.is_file() and isinstance(record, dict) and record.get("source_sha256") == model_digest):
+        return None
+    if "onnx_sha256" in record and record["onnx_sha256"] != file_sha256(path):
+        log.warning("%s does not match its export record (damaged?): not used", path)
+        return None
+    return path

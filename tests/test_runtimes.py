@@ -121,6 +121,12 @@ def test_an_artifacts_own_onnx_export_is_used_only_when_it_matches(tiny_artifact
     assert backends.ensure_onnx_export(artifact, tmp_path / "cache", "m") == artifact / "model.onnx"
     (artifact / "model.onnx.export.json").write_text(json.dumps({"source_sha256": "0" * 64}))
     assert backends.shipped_onnx(artifact, record["source_sha256"]) is None  # made from another model
+    # With the file's own digest in the record, a damaged copy is not served.
+    record["onnx_sha256"] = model_artifact.file_sha256(artifact / "model.onnx")
+    (artifact / "model.onnx.export.json").write_text(json.dumps(record))
+    assert backends.shipped_onnx(artifact, record["source_sha256"]) == artifact / "model.onnx"
+    (artifact / "model.onnx").write_bytes(b"shipped, then damaged")
+    assert backends.shipped_onnx(artifact, record["source_sha256"]) is None
 
 
 def test_the_export_runs_in_a_child_process_and_its_failure_says_why(tiny_artifact, onnx_cache_dir, tmp_path):
