@@ -32,7 +32,7 @@ def origin_allowed(origin: str | None, config: ServerConfig) -> bool:
 
 def cors_headers(origin: str, preflight: bool, private_network: bool) -> dict[str, str]:
     """Headers that let an allowed origin read responses (and pass a preflight)."""
-    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    headers = {"Access-Control-Allow-Origin": origin}
     if preflight:
         headers |= {
             "Access-Control-Allow-Methods": CORS_METHODS,

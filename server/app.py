@@ -70,6 +70,8 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
     @app.after_request
     def finish(response):
         origin = request.headers.get("Origin")
+        # The answer depends on the Origin header whether or not this one is allowed: caches must know.
+        response.vary.add("Origin")
         if origin_allowed(origin, config):
             preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
             private = request.headers.get("Access-Control-Request-Private-Network") == "true"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -143,8 +145,31 @@ def _int_argument(name: str, default: int, low: int, high: int | None = None) ->
     return value
 
 
+class _OutageLog:
+    """One log line per outage interval, not per refused report: a down database must not flood the log."""
+
+    def __init__(self, interval_s: float = 10.0):
+        self.interval_s = interval_s
+        self.lock = threading.Lock()
+        self.last = float("-inf")
+        self.skipped = 0
+
+    def error(self, error: Exception) -> None:
+        with self.lock:
+            now = time.monotonic()
+            if now - self.last < self.interval_s:
+                self.skipped += 1
+                return
+            skipped, self.skipped, self.last = self.skipped, 0, now
+        more = f" ({skipped} more refused since the last line)" if skipped else ""
+        log.error("%s%s", error, more)
+
+
+_outages = _OutageLog()
+
+
 def _unavailable(error: FeedbackUnavailable) -> ApiError:
-    log.error("%s", error)  # the operator sees the database's own words; the client a plain retry
+    _outages.error(error)  # the operator sees the database's own words; the client a plain retry
     return ApiError(
         "feedback storage is unavailable; nothing was stored, retry later",
         status=503,

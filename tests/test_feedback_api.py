@@ -221,6 +221,15 @@ def test_an_unreachable_database_is_a_503_that_says_retry(make_client):
     assert_error(client.get("/v1/feedback"), 503, "feedback_unavailable")
 
 
+def test_a_database_outage_is_logged_once_per_interval_not_per_report(make_client, caplog):
+    client = make_client(feedback_db=f"postgresql://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2")
+    with caplog.at_level("ERROR", logger="realcheck"):
+        for _ in range(5):
+            assert client.post("/v1/feedback", json=body()).status_code == 503
+    outage_lines = [record for record in caplog.records if "feedback database" in record.getMessage()]
+    assert len(outage_lines) <= 1, [record.getMessage() for record in outage_lines]
+
+
 def test_openapi_describes_feedback(make_client):
     from openapi_spec_validator import validate
 

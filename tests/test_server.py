@@ -465,7 +465,10 @@ def test_cors_only_for_configured_origins(make_client):
             == origin
         )
     for origin in ("https://evil.example", "chrome-extension://", "null"):
-        assert "Access-Control-Allow-Origin" not in client.get("/healthz", headers={"Origin": origin}).headers
+        refused = client.get("/healthz", headers={"Origin": origin}).headers
+        assert "Access-Control-Allow-Origin" not in refused
+        assert refused["Vary"] == "Origin"  # a cache must not hand this answer to an allowed origin, or back
+    assert client.get("/healthz", headers={"Origin": "https://news.example"}).headers["Vary"] == "Origin"
 
     preflight = client.options(
         "/v1/predict",
