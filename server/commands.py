@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -83,6 +84,31 @@ def _add_feedback(commands: argparse._SubParsersAction) -> None:
 
 
 def command_serve(args: argparse.Namespace) -> int:
+    # First of all: a SIGTERM while the server is still starting is a clean stop too (exit 0, not 143).
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _serve(args)
+    except KeyboardInterrupt:
+        return _stopped_while_starting()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stopped_while_starting() -> int:
+    import logging
+    import os
+
+    logging.getLogger("realcheck").info("stopped while starting")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A model loader thread may already be inside ONNX Runtime or TensorFlow: leave without finalising.
+    os._exit(0)
+
+
+def _serve(args: argparse.Namespace) -> int:
     from realcheck.model.artifact import resolve_model_dir
     from realcheck.server.serve import run_server
 

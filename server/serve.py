@@ -71,6 +71,10 @@ def make_server(config: ServerConfig):
     return app, server
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run_server(config: ServerConfig) -> int:
     """Serve until interrupted (Ctrl-C or SIGTERM); returns the exit status."""
     app, server = make_server(config)
@@ -96,10 +100,7 @@ def run_server(config: ServerConfig) -> int:
             "name this server's own names with --allowed-host NAME; IP addresses always work"
         )
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, _interrupt)  # `command_serve` set it already; callers from Python too
     try:
         server.run()
     except KeyboardInterrupt:

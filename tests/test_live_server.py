@@ -8,6 +8,7 @@ import re
 import socket
 import time
 import urllib.request
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 from serving import LiveServer, jpeg_bytes, varied_images
@@ -147,3 +148,32 @@ def test_a_request_that_trickles_in_gets_a_408_and_frees_its_connection(
         assert RealCheckClient(server.url, timeout=30).check_one(jpeg_bytes(seed=77))["verdict"]
     finally:
         server.stop()
+
+
+def test_sigterm_before_the_server_listens_exits_cleanly(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from serving import free_port, realcheck_command
+
+    process = subprocess.Popen(
+        [*realcheck_command(), "serve", "--port", str(free_port()), "--cache-dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        # As soon as the command has taken SIGTERM over: it lands while the server is still being made (imports,
+        # app, model loader), the path a supervisor's early stop takes.
+        caught = 0
+        deadline = time.monotonic() + 60
+        while not caught >> (signal.SIGTERM - 1) & 1 and time.monotonic() < deadline:
+            status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+            caught = int(next(line for line in status if line.startswith("SigCgt:")).split()[1], 16)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, process.stderr.read()[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
