@@ -8,8 +8,8 @@ import re
 import socket
 import time
 import urllib.request
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from serving import LiveServer, jpeg_bytes, varied_images
 
