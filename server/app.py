@@ -49,8 +49,11 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
     limiter = RateLimiter(config.rate_limit_per_minute) if config.rate_limit_per_minute else None
 
     from realcheck.server.api import api
-    from realcheck.server.feedback import feedback
+    from realcheck.server.feedback import FeedbackGate, feedback
     from realcheck.server.ops import ops
+
+    # A quarter of the worker threads may wait on a stuck feedback database; predict keeps the rest.
+    app.extensions["realcheck_feedback_gate"] = FeedbackGate(slots=max(1, config.threads // 4))
 
     app.register_blueprint(api)
     app.register_blueprint(feedback)

@@ -7,6 +7,7 @@ means the report is committed to the database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -39,13 +40,54 @@ def feedback_store() -> FeedbackStore:
     return current_app.extensions["realcheck_feedback"]
 
 
+class FeedbackGate:
+    """Keeps a slow or locked feedback database from taking every worker thread away from predict.
+
+    Reports are admitted freely while the database answers: a burst of users reporting at once queues in
+    the database as usual. Once `slots` reports are in flight and the oldest has waited `stuck_s` (another
+    process holds the SQLite lock, or PostgreSQL hangs), further ones get a 503 at once instead of a thread.
+    """
+
+    def __init__(self, slots: int, stuck_s: float = 0.5):
+        self.slots = slots
+        self.stuck_s = stuck_s
+        self.lock = threading.Lock()
+        self.started: dict[int, float] = {}
+        self.next_ticket = 0
+
+    @contextlib.contextmanager
+    def admit(self):
+        with self.lock:
+            now = time.monotonic()
+            if len(self.started) >= self.slots and now - min(self.started.values()) > self.stuck_s:
+                raise ApiError(
+                    "feedback storage is busy; nothing was stored, retry later",
+                    status=503,
+                    code="feedback_unavailable",
+                    headers={"Retry-After": "5"},
+                )
+            ticket, self.next_ticket = self.next_ticket, self.next_ticket + 1
+            self.started[ticket] = now
+        try:
+            yield
+        finally:
+            with self.lock:
+                del self.started[ticket]
+
+
+def feedback_gate() -> FeedbackGate:
+    return current_app.extensions["realcheck_feedback_gate"]
+
+
 @feedback.post("/feedback")
 def post_feedback():
     """Store one report: 201 with the stored report, or a JSON 4xx saying what is wrong."""
     config = current_app.config["REALCHECK"]
     report = report_from_json(_json_body(config.max_request_bytes))
     try:
-        stored = feedback_store().add(report.checked(config.max_image_bytes, config.max_pixels))
+        checked = report.checked(config.max_image_bytes, config.max_pixels)
+        with feedback_gate().admit():
+            stored = feedback_store().add(checked)
     except InvalidFeedback as error:
         raise ApiError(str(error), status=error.status, code=error.code) from None
     except FeedbackUnavailable as error:
@@ -60,8 +102,9 @@ def list_feedback():
     limit = _int_argument("limit", DEFAULT_PAGE, 1, MAX_PAGE)
     store = feedback_store()
     try:
-        reports = store.reports(after=after, limit=limit)
-        total = store.count()
+        with feedback_gate().admit():
+            reports = store.reports(after=after, limit=limit)
+            total = store.count()
     except FeedbackUnavailable as error:
         raise _unavailable(error) from None
     following = reports[-1].id if len(reports) == limit else None

@@ -350,8 +350,9 @@ class FeedbackStore:
                 raise FeedbackUnavailable(
                     f"cannot create the folder of the feedback database {self.location}: {error}"
                 ) from None
-            # A writer waits up to 30 s for another (16 clients at once queue, they do not fail).
-            engine = sa.create_engine(self.url, connect_args={"timeout": 30})
+            # A writer waits up to 2 s for another (16 clients at once queue, they do not fail); a lock held
+            # longer (a backup, a sqlite3 shell) is a 503 to retry, and holds no worker thread for long.
+            engine = sa.create_engine(self.url, connect_args={"timeout": 2})
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = sa.create_engine(self.url, pool_pre_ping=True)

@@ -247,3 +247,57 @@ def test_feedback_commands_refuse_a_database_that_does_not_exist(tmp_path, capsy
     )
     assert capsys.readouterr().err.count("no feedback database") == 2
     assert not missing.exists()
+
+
+def test_a_locked_sqlite_file_does_not_starve_predict(tiny_artifact, onnx_cache_dir, tmp_path):
+    database = str(tmp_path / "feedback.sqlite3")
+    server = serve(tiny_artifact, onnx_cache_dir, tmp_path / "serve.log", database)
+    image = imagegen.image_bytes("real", 48, seed=3, fmt="PNG")
+    try:
+        server.wait_ready()
+        assert (
+            post_json(server.url + "/v1/feedback", report_of(image, "real", "first", share=False))[0] == 201
+        )
+        # Another program holds the write lock (a backup, a sqlite3 shell), while 24 clients keep reporting.
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        statuses: list[int] = []
+        stop = threading.Event()
+
+        def reporter(number: int) -> None:
+            while not stop.is_set():
+                try:
+                    status, _ = post_json(
+                        server.url + "/v1/feedback", report_of(image, "ai", f"r{number}", share=False), 30
+                    )
+                except OSError:
+                    status = 0
+                statuses.append(status)
+
+        reporters = [threading.Thread(target=reporter, args=(n,)) for n in range(24)]
+        for thread in reporters:
+            thread.start()
+        try:
+            time.sleep(1.0)
+            # Predict still gets worker threads: each answer comes (urllib raises on a timeout).
+            for _ in range(10):
+                request = urllib.request.Request(
+                    server.url + "/v1/predict",
+                    data=image,
+                    headers={"Content-Type": "image/png"},
+                    method="POST",
+                )
+                with urllib.request.urlopen(request, timeout=15) as response:
+                    assert response.status == 200
+        finally:
+            stop.set()
+            for thread in reporters:
+                thread.join(timeout=60)
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert statuses and set(statuses) <= {503}, sorted(set(statuses))  # refused, never a 500 or a hang
+        assert (
+            post_json(server.url + "/v1/feedback", report_of(image, "real", "after", share=False))[0] == 201
+        )
+    finally:
+        server.stop()
