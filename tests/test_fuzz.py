@@ -42,6 +42,7 @@ class Case:
     data: bytes | dict | None = None
     content_type: str | None = None
     json_text: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @pytest.fixture(scope="module")
@@ -230,9 +231,54 @@ def hostile_requests() -> Iterator[Case]:
             yield Case(f"content-type {content_type!r:.30} {len(data)}", data=data, content_type=content_type)
 
 
+def hostile_feedback_and_hosts() -> Iterator[Case]:
+    """The second round's finds: feedback text the databases cannot store, ids past 32 bits, floods of
+    unknown fields or tiny JSON instances, and requests addressed to a rebinding page's name."""
+    report = {"sha256": "ab" * 32, "label": "real", "model": {"name": "m", "version": "1"}, "score": 0.5}
+    texts = ["\x00", "a\x00b", "\ud800", "\udfff\ud800", "x" * 1001, "app\n", "", " "]
+    for index, text in enumerate(texts):
+        for field in ("note", "client", "model"):
+            value = {"name": text, "version": "1"} if field == "model" else text
+            body = json.dumps(report | {field: value})
+            yield Case(
+                f"feedback {field} {index}",
+                path="/v1/feedback",
+                json_text=body,
+                content_type="application/json",
+            )
+    flood = json.dumps(report | {f"k{index}": 1 for index in range(20_000)})
+    yield Case(
+        "feedback unknown-field flood", path="/v1/feedback", json_text=flood, content_type="application/json"
+    )
+    for after in (
+        "2147483647",
+        "2147483648",
+        "9223372036854775808",
+        "1" + "0" * 400,
+        "-1",
+        "1e3",
+        "0x10",
+        "",
+    ):
+        yield Case(f"feedback after={after[:20]}", method="GET", path=f"/v1/feedback?after={after}")
+    tiny = '{"instances": [' + ",".join(['{"b64": ""}'] * 200_000) + "]}"
+    yield Case("json instance flood", json_text=tiny, content_type="application/json")
+    for host in (
+        "rebind.evil.example",
+        "rebind.evil.example:8000",
+        "localhost.evil",
+        "[::1",
+        "a" * 300,
+        "\u00e9.example",
+    ):
+        for path in ("/v1/models", "/v1/feedback", "/"):
+            yield Case(f"host {host[:30]} {path}", method="GET", path=path, headers=(("Host", host),))
+
+
 def corpus() -> list[Case]:
     rng = random.Random(SEED)
     cases = list(mutated_images(rng)) + list(hostile_multipart(rng)) + list(hostile_requests())
+    cases += list(hostile_feedback_and_hosts())
     cases += [
         Case(f"json-{index}", json_text=text, content_type="application/json")
         for index, text in enumerate(hostile_json(rng))
@@ -243,7 +289,7 @@ def corpus() -> list[Case]:
 def send(client, case: Case):
     data = case.json_text.encode("utf-8", "surrogatepass") if case.json_text is not None else case.data
     headers = {"Content-Type": case.content_type} if case.content_type is not None else {}
-    return client.open(case.path, method=case.method, data=data, headers=headers)
+    return client.open(case.path, method=case.method, data=data, headers=headers | dict(case.headers))
 
 
 def problems_with(case: Case, response) -> str | None:
