@@ -64,6 +64,7 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
         cut_short = _looks_cut_short(image)
+        scans_missing = _progressive_scans_missing(source, image)
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
     except ImageDecodeError:
@@ -75,6 +76,10 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
     if cut_short:
         raise ImageDecodeError(
             "truncated JPEG: its last rows are flat grey, what libjpeg fills in when the data ends early"
+        )
+    if scans_missing:
+        raise ImageDecodeError(
+            "truncated progressive JPEG: its later scans are missing (the data ends early)"
         )
     return rgb
 
@@ -92,6 +97,70 @@ def _looks_cut_short(image: Image.Image) -> bool:
         return False
     bottom = np.asarray(image.crop((0, image.height - CUT_SHORT_GREY_ROWS, image.width, image.height)))
     return bool(np.all(np.abs(bottom.astype(np.int16) - 128) <= 1))
+
+
+def _progressive_scans_missing(source: ImageSource, image: Image.Image) -> bool:
+    """A progressive JPEG whose scans do not finish every coefficient of every component: cut short.
+
+    Its scans refine the picture in passes; libjpeg shows whatever passes arrived, only warning (and an end
+    marker appended after a cut hides the cut from Pillow). A complete file's scans cover, for each
+    component, the DC and AC coefficients 1-63 at full precision (successive approximation bit 0).
+    """
+    if image.format not in {"JPEG", "MPO"} or not (
+        image.info.get("progressive") or image.info.get("progression")
+    ):
+        return False
+    if isinstance(source, Image.Image):
+        return False
+    data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
+    scans = _jpeg_scans(data)
+    components = {component for scan in scans for component in scan[0]}
+    finished = {
+        (component, index)
+        for ids, start, end, low in scans
+        if low == 0
+        for component in ids
+        for index in range(start, end + 1)
+    }
+    return not components or any(
+        (component, index) not in finished for component in components for index in range(64)
+    )
+
+
+def _jpeg_scans(data: bytes) -> list[tuple[tuple[int, ...], int, int, int]]:
+    """(component ids, Ss, Se, Al) of each scan (SOS) of a JPEG, walking marker segments and skipping the
+    entropy-coded data between them (stuffed 0xFF00 bytes and restart markers are part of it)."""
+    scans = []
+    position = 2  # after SOI
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return scans
+        marker = data[position + 1]
+        if marker == 0xD9:  # EOI
+            return scans
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        segment = data[position + 4 : position + 2 + length]
+        position += 2 + length
+        if marker != 0xDA:
+            continue
+        count = segment[0] if segment else 0
+        ids = tuple(segment[1 + 2 * index] for index in range(count) if 1 + 2 * index < len(segment))
+        tail = segment[1 + 2 * count : 4 + 2 * count]
+        if len(tail) == 3:
+            scans.append((ids, tail[0], min(tail[1], 63), tail[2] & 0x0F))
+        while True:  # the entropy-coded data runs to the next marker that is not a stuffed byte or RSTn
+            position = data.find(b"\xff", position)
+            if position < 0 or position + 1 >= len(data):
+                return scans
+            following = data[position + 1]
+            if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
+                position += 1 if following == 0xFF else 2
+                continue
+            break
+    return scans
 
 
 def _open(source: ImageSource, max_pixels: int) -> Image.Image:

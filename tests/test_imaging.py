@@ -435,3 +435,17 @@ def test_decoding_any_mode_at_the_pixel_limit_costs_at_most_600_mb(tmp_path):
             assert "aspect ratio" in outcome and int(grown_mb) < 50, outcome
         else:
             assert outcome == "(7071, 7071)", outcome
+
+
+@pytest.mark.parametrize("subsampling", [0, 2], ids=["4:4:4", "4:2:0"])
+def test_a_progressive_jpeg_that_lost_whole_scans_is_refused(subsampling):
+    buffer = io.BytesIO()
+    Image.fromarray(imagegen.make_array("real", 200, seed=3)).save(
+        buffer, format="JPEG", quality=90, progressive=True, subsampling=subsampling
+    )
+    data = buffer.getvalue()
+    assert open_rgb(data).size == (200, 200)
+    last_scan = data.rindex(b"\xff\xda")
+    for cut in (data[:last_scan], data[: data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)]):
+        with pytest.raises(ImageDecodeError, match="truncated progressive JPEG"):
+            open_rgb(cut + b"\xff\xd9")  # EOI appended: the file looks complete to Pillow
