@@ -35,8 +35,9 @@ fi
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
-# Two pytest processes: TensorFlow keeps what in-process training allocated until its process exits, and the
-# second group starts servers, browsers and the app beside the test process. Apart, the peaks do not add up.
+# Two pytest processes: TensorFlow keeps what in-process training allocated until its process exits (the
+# modules marked `trains` grow it to about 4 GB), and the second group starts servers, browsers, the app and
+# export children beside the test process. Apart, the peaks do not add up.
 status=0
 .venv/bin/python -m pytest -m trains || status=$?
 .venv/bin/python -m pytest -m "not trains" || status=$?

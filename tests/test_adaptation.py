@@ -15,7 +15,7 @@ from test_cli import run_cli
 from realcheck.model import adaptation
 from realcheck.model.architecture import backbone_of, build_model
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
+# Trains models in the test process, which grows by gigabytes: scripts/test.sh runs these in a pytest of their own.
 pytestmark = pytest.mark.trains
 
 

@@ -12,9 +12,6 @@ import pytest
 from realcheck.model import architecture
 from realcheck.model.errors import RealCheckError, WeightsUnavailableError
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
-pytestmark = pytest.mark.trains
-
 
 @pytest.mark.parametrize("backbone", ["resnet50", "vgg16", "efficientnetb0"])
 def test_every_backbone_takes_raw_pixels_of_any_size(backbone):

@@ -17,7 +17,7 @@ from PIL import Image
 
 from realcheck.cli import main
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
+# Trains models in the test process, which grows by gigabytes: scripts/test.sh runs these in a pytest of their own.
 pytestmark = pytest.mark.trains
 
 REQUIRED_EVALUATE_KEYS = {

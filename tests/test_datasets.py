@@ -14,9 +14,6 @@ from realcheck.model.datasets import discover, image_key
 from realcheck.model.errors import DataError
 from realcheck.model.labels import AI, REAL, label_for_folder
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
-pytestmark = pytest.mark.trains
-
 GENERATORS = {
     "SD_dataset": "stable-diffusion",
     "DALLE_dataset": "dall-e-3",

@@ -25,9 +25,6 @@ from realcheck.model.efficientnet_lite import (
 from realcheck.model.errors import WeightsUnavailableError
 from realcheck.model.torch_checkpoint import read_state_dict
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
-pytestmark = pytest.mark.trains
-
 LITE0, LITE2 = VARIANTS["efficientnet_lite0"], VARIANTS["efficientnet_lite2"]
 
 

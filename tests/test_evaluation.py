@@ -19,9 +19,6 @@ from realcheck.model.evaluation import (
 )
 from realcheck.model.labels import UNCERTAIN
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
-pytestmark = pytest.mark.trains
-
 
 def noisy_model(seed=0, n=2000, separation=2.0, noise=1.5):
     """Labels and P(AI) scores of a decent but imperfect model (about 91 % accurate)."""

@@ -11,9 +11,6 @@ from keras import layers
 from realcheck.model.architecture import BackbonePreprocessing, build_model
 from realcheck.model.gradcam import GradCam, gradcam, overlay, target_layer_name
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
-pytestmark = pytest.mark.trains
-
 SIZE = 32
 HALF = SIZE // 2
 

@@ -23,9 +23,6 @@ from realcheck.model.inference import load_detector
 from realcheck.model.labels import UNCERTAIN
 from realcheck.model.provenance import ProvenanceReader
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
-pytestmark = pytest.mark.trains
-
 
 @pytest.fixture(scope="module")
 def detector(trained_artifact):

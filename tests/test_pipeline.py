@@ -10,9 +10,6 @@ from realcheck.model.imaging import load_model_input
 from realcheck.model.pipeline import Augmenter, make_dataset
 from realcheck.model.settings import AugmentConfig, InputSpec
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
-pytestmark = pytest.mark.trains
-
 
 @pytest.mark.parametrize("mode", ["resize", "crop"])
 def test_evaluation_batches_equal_the_inference_path(folder_dataset, mode):

@@ -11,9 +11,6 @@ from realcheck.model import protocol
 from realcheck.model.artifact import model_card
 from realcheck.model.labels import AI, REAL
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
-pytestmark = pytest.mark.trains
-
 
 def synthetic(seed: int = 0):
     """Two real sources (one with a tail of high scores) and one AI source."""

@@ -12,9 +12,6 @@ from realcheck.server import backends
 from realcheck.server.config import ServerConfig
 from realcheck.server.service import PredictionService, Upload
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
-pytestmark = pytest.mark.trains
-
 
 def test_onnx_and_tensorflow_give_the_same_scores(tiny_artifact, onnx_cache_dir):
     images = [Upload(data) for data in varied_images(6, size=50)]

