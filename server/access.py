@@ -5,44 +5,45 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import threading
 import time
 
 from werkzeug.sansio.utils import host_is_trusted
 
-from realcheck.server.config import EXTENSION_ORIGIN_PREFIXES, ServerConfig
+from realcheck.server.config import ServerConfig
 from realcheck.server.errors import ApiError
 
-CORS_METHODS = "GET, POST, OPTIONS"
-CORS_HEADERS = "Content-Type, X-API-Key, Authorization"
+CORS_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_HEADERS = ["Content-Type", "X-API-Key", "Authorization"]
+# A browser extension's origin: its scheme, then its id; nothing else (no path, no port).
+EXTENSION_ORIGIN = re.compile(r"^(chrome|moz)-extension://[A-Za-z0-9-]+$")
 
 
-def origin_allowed(origin: str | None, config: ServerConfig) -> bool:
-    """True for the extension's origins (when enabled) and the explicitly configured origins."""
-    if not origin:
-        return False
-    if origin in config.cors_origins:
-        return True
-    if config.allow_extension_origins and origin.startswith(EXTENSION_ORIGIN_PREFIXES):
-        # The extension's id follows the scheme; nothing else (no path, no port) may.
-        extension_id = origin.split("://", 1)[1]
-        return bool(extension_id) and extension_id.replace("-", "").isalnum()
-    return False
+def allowed_origins(config: ServerConfig) -> list[re.Pattern]:
+    """The origins that may read answers: each configured one exactly, and the extension's when enabled."""
+    origins = [re.compile("^" + re.escape(origin) + "$") for origin in config.cors_origins]
+    if config.allow_extension_origins:
+        origins.append(EXTENSION_ORIGIN)
+    return origins
 
 
-def cors_headers(origin: str, preflight: bool, private_network: bool) -> dict[str, str]:
-    """Headers that let an allowed origin read responses (and pass a preflight)."""
-    headers = {"Access-Control-Allow-Origin": origin}
-    if preflight:
-        headers |= {
-            "Access-Control-Allow-Methods": CORS_METHODS,
-            "Access-Control-Allow-Headers": CORS_HEADERS,
-            "Access-Control-Max-Age": "600",
-        }
-        if private_network:
-            # Chrome's Private Network Access: a public page may call a loopback server only if it says yes.
-            headers["Access-Control-Allow-Private-Network"] = "true"
-    return headers
+def enable_cors(app, config: ServerConfig) -> None:
+    """CORS through flask-cors for the allowed origins, Chrome's Private Network Access preflight included (a
+    public page may call a loopback server only if the server says yes); nothing when none is allowed."""
+    origins = allowed_origins(config)
+    if not origins:
+        return
+    from flask_cors import CORS
+
+    CORS(
+        app,
+        origins=origins,
+        methods=CORS_METHODS,
+        allow_headers=CORS_HEADERS,
+        max_age=600,
+        allow_private_network=True,
+    )
 
 
 def check_host(host: str, config: ServerConfig) -> None:

@@ -9,7 +9,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from realcheck.server.access import RateLimiter, check_api_key, check_host, cors_headers, origin_allowed
+from realcheck.server.access import RateLimiter, check_api_key, check_host, enable_cors
 from realcheck.server.config import ServerConfig
 from realcheck.server.errors import ApiError
 from realcheck.server.metrics import Metrics
@@ -58,6 +58,7 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
     app.register_blueprint(api)
     app.register_blueprint(feedback)
     app.register_blueprint(ops)
+    enable_cors(app, config)
 
     @app.before_request
     def guard():
@@ -72,13 +73,8 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
 
     @app.after_request
     def finish(response):
-        origin = request.headers.get("Origin")
         # The answer depends on the Origin header whether or not this one is allowed: caches must know.
         response.vary.add("Origin")
-        if origin_allowed(origin, config):
-            preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
-            private = request.headers.get("Access-Control-Request-Private-Network") == "true"
-            response.headers.update(cors_headers(origin, preflight, private))
         endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
         service.metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
         if "started" in g:
