@@ -6,19 +6,21 @@
     for result in client.check(["photo.jpg", open("other.png", "rb").read()]):
         print(result["score"], result["verdict"])
 
-Only the standard library is used (urllib), so importing it costs nothing.
+It talks through one `requests` Session (connections kept alive across calls, safe to share between threads);
+idempotent calls (GET) are retried with backoff when the connection fails or a proxy answers 502/504.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
-import urllib.error
-import urllib.request
-import uuid
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from realcheck.model.errors import RealCheckError
 
@@ -38,7 +40,9 @@ class ClientError(RealCheckError):
 class RealCheckClient:
     """Talks to a RealCheck server: check images, read model metadata, health and readiness."""
 
-    def __init__(self, url: str = DEFAULT_URL, api_key: str | None = None, timeout: float = 60.0):
+    def __init__(
+        self, url: str = DEFAULT_URL, api_key: str | None = None, timeout: float = 60.0, retries: int = 2
+    ):
         if "://" not in url:
             url = f"http://{url}"  # `127.0.0.1:8000` means what a browser would make of it
         if not url.startswith(("http://", "https://")):
@@ -46,6 +50,23 @@ class RealCheckClient:
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
+        self.session = requests.Session()
+        # GETs only: a POST that failed mid-way is the caller's to repeat. 503 is the server's own answer
+        # (loading, overloaded) with a Retry-After the caller sees; 502/504 come from a proxy in front.
+        retry = Retry(
+            total=retries,
+            read=0,
+            status_forcelist=(502, 504),
+            allowed_methods=frozenset({"GET"}),
+            backoff_factor=0.2,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=32)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["Accept"] = "application/json"
+        if api_key:
+            self.session.headers["X-API-Key"] = api_key
 
     def check(self, images: ImageInput | Iterable[ImageInput]) -> list[dict]:
         """Score one image or several (paths or bytes) in one request; one result dict per image, in order.
@@ -59,12 +80,11 @@ class RealCheckClient:
         )
         if not items:
             return []
-        parts = [_read(item, index) for index, item in enumerate(items)]
-        boundary = f"realcheck-{uuid.uuid4().hex}"
-        body = _multipart(parts, boundary)
-        response = self._request(
-            "POST", "/v1/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-        )
+        files = [
+            ("image", (name, data, "application/octet-stream"))
+            for name, data in (_read(item, index) for index, item in enumerate(items))
+        ]
+        response = self._request("POST", "/v1/predict", files=files)
         model = response.get("model", {})
         return [
             prediction | {"model": model.get("name"), "version": model.get("version")}
@@ -78,8 +98,7 @@ class RealCheckClient:
     def check_base64(self, images: Iterable[bytes]) -> list[dict]:
         """Score images sent as JSON base64 instances (the TF Serving style body)."""
         instances = [{"b64": base64.b64encode(bytes(data)).decode("ascii")} for data in images]
-        body = json.dumps({"instances": instances}).encode()
-        response = self._request("POST", "/v1/predict", body, {"Content-Type": "application/json"})
+        response = self._request("POST", "/v1/predict", json={"instances": instances})
         return response["predictions"]
 
     def models(self) -> list[dict]:
@@ -88,7 +107,7 @@ class RealCheckClient:
 
     def model(self, name: str) -> dict:
         """Metadata of the model called `name`."""
-        return self._request("GET", f"/v1/models/{urllib.request.quote(name, safe='')}")
+        return self._request("GET", f"/v1/models/{urllib.parse.quote(name, safe='')}")
 
     def healthy(self) -> bool:
         """True when the server answers /healthz."""
@@ -105,33 +124,42 @@ class RealCheckClient:
         except ClientError:
             return False
 
-    def _request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
-    ) -> dict:
-        headers = dict(headers or {})
-        headers["Accept"] = "application/json"
-        if self.api_key:
-            headers["X-API-Key"] = self.api_key
-        request = urllib.request.Request(self.url + path, data=body, headers=headers, method=method)
+    def close(self) -> None:
+        """Close the kept-alive connections."""
+        self.session.close()
+
+    def _request(self, method: str, path: str, **body) -> dict:
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            raise _error_from_response(error) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise ClientError(f"cannot reach the RealCheck server at {self.url}: {reason}") from None
+            response = self.session.request(method, self.url + path, timeout=self.timeout, **body)
+        except requests.RequestException as error:
+            inner = error.args[0] if error.args else error  # urllib3's MaxRetryError, or the error itself
+            raise ClientError(f"cannot reach the RealCheck server at {self.url}: {_reason(inner)}") from None
+        if response.status_code >= 400:
+            raise _error_from_response(response)
+        try:
+            return response.json()
         except ValueError as error:
             raise ClientError(f"the server at {self.url} did not answer JSON: {error}") from None
 
 
-def _error_from_response(error: urllib.error.HTTPError) -> ClientError:
+def _reason(error) -> str:
+    """The innermost cause of a connection failure in plain words ("Connection refused"), not the HTTP
+    library's own wrapping of it."""
+    seen = getattr(error, "reason", error)
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return str(getattr(error, "reason", error)).rsplit(": ", 1)[-1]
+
+
+def _error_from_response(response: requests.Response) -> ClientError:
     try:
-        detail = json.loads(error.read())["error"]
+        detail = response.json()["error"]
         # The server's own words; the status is on the error (`status`), not in a sentence for people.
-        return ClientError(detail["message"], error.code, detail.get("code"))
-    except (ValueError, KeyError, TypeError, OSError):
-        return ClientError(f"the server refused the request ({error.reason})", error.code)
+        return ClientError(detail["message"], response.status_code, detail.get("code"))
+    except (ValueError, KeyError, TypeError):
+        return ClientError(f"the server refused the request ({response.reason})", response.status_code)
 
 
 def _read(item: ImageInput, index: int) -> tuple[str, bytes]:
@@ -142,20 +170,3 @@ def _read(item: ImageInput, index: int) -> tuple[str, bytes]:
         return path.name, path.read_bytes()
     except OSError as error:
         raise ClientError(f"cannot read {path}: {error.strerror or error}") from None
-
-
-def _multipart(parts: list[tuple[str, bytes]], boundary: str) -> bytes:
-    chunks = []
-    for filename, data in parts:
-        safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
-        chunks.append(
-            (
-                f"--{boundary}\r\n"
-                f'Content-Disposition: form-data; name="image"; filename="{safe_name}"\r\n'
-                "Content-Type: application/octet-stream\r\n\r\n"
-            ).encode()
-        )
-        chunks.append(data)
-        chunks.append(b"\r\n")
-    chunks.append(f"--{boundary}--\r\n".encode())
-    return b"".join(chunks)
