@@ -127,3 +127,19 @@ def feedback_db(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "feedback" / "reports.sqlite3")
     return request.getfixturevalue("postgres_cluster").new_database()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright's browsers: the system Chromium (never a Playwright download), headless, sandbox off
+    (CI runs as root)."""
+    return browser_type_launch_args | {
+        "executable_path": "/usr/bin/chromium",
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+        ],
+    }

@@ -234,25 +234,15 @@ def ext_server(tmp_path_factory, extension_model, onnx_cache_dir):
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def playwright_instance():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        yield playwright
-
-
 # ---- the browser ------------------------------------------------------------------------------------
 
 
 class Browser:
     """Chromium with the unpacked extension, its service worker at hand."""
 
-    def __init__(self, playwright, profile: Path):
+    def __init__(self, browser_type, profile: Path):
         installing = not profile.exists()
-        self.context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, viewport=VIEWPORT, args=CHROMIUM_ARGS
-        )
+        self.context = launch_with_extension(browser_type, profile)
         self.context.set_default_timeout(WAIT_S * 1000)
         workers = self.context.service_workers
         self.worker = workers[0] if workers else self.context.wait_for_event("serviceworker")
@@ -353,9 +343,16 @@ class Browser:
         )
 
 
+def launch_with_extension(browser_type, profile: Path):
+    """A Chromium profile with the unpacked extension (pytest-playwright's browser type; the system binary)."""
+    return browser_type.launch_persistent_context(
+        str(profile), executable_path=str(CHROMIUM), headless=True, viewport=VIEWPORT, args=CHROMIUM_ARGS
+    )
+
+
 @contextmanager
-def launched(playwright, profile: Path):
-    browser = Browser(playwright, profile)
+def launched(browser_type, profile: Path):
+    browser = Browser(browser_type, profile)
     try:
         yield browser
     finally:
@@ -468,11 +465,11 @@ def test_worker_modules_under_node(tmp_path):
 
 @needs_chromium
 def test_news_page_badges_exactly_the_right_images_and_sends_each_image_once(
-    playwright_instance, news_site, ext_server, extension_model, tmp_path
+    browser_type, news_site, ext_server, extension_model, tmp_path
 ):
     site, _ = news_site
     site.hits.clear()
-    with launched(playwright_instance, tmp_path / "profile") as browser:
+    with launched(browser_type, tmp_path / "profile") as browser:
         browser.configure(serverUrl=ext_server.url, sites=["127.0.0.1"])
         before = metrics(ext_server)
         page = browser.page(site.url())
@@ -572,11 +569,11 @@ def test_news_page_badges_exactly_the_right_images_and_sends_each_image_once(
 
 @needs_chromium
 def test_right_click_check_shows_waiting_then_the_verdict_and_failures(
-    playwright_instance, news_site, ext_server, extension_model, tmp_path
+    browser_type, news_site, ext_server, extension_model, tmp_path
 ):
     site, _ = news_site
     page_url = site.url(host="localhost")
-    with launched(playwright_instance, tmp_path / "profile") as browser:
+    with launched(browser_type, tmp_path / "profile") as browser:
         browser.configure(serverUrl=ext_server.url, sites=["127.0.0.1"])
         before = metrics(ext_server)
         page = browser.page(page_url)
@@ -666,14 +663,14 @@ class RefusingServer:
 
 @needs_chromium
 def test_server_down_gives_unavailable_then_recovery_and_a_new_model_rechecks(
-    playwright_instance, news_site, extension_model, onnx_cache_dir, tmp_path
+    browser_type, news_site, extension_model, onnx_cache_dir, tmp_path
 ):
     site, _ = news_site
     port = free_port()
     server = LiveServer(extension_model.v1, onnx_cache_dir, tmp_path / "v1.log", "--threads", "4", port=port)
     try:
         server.wait_ready()
-        with launched(playwright_instance, tmp_path / "profile") as browser:
+        with launched(browser_type, tmp_path / "profile") as browser:
             browser.configure(serverUrl=server.url, sites=["127.0.0.1"])
             page = browser.page(site.url())
             wait_for_badges(page, newspage.TOP_BADGED)
@@ -719,10 +716,10 @@ def test_server_down_gives_unavailable_then_recovery_and_a_new_model_rechecks(
 
 @needs_chromium
 def test_options_persist_across_a_restart_and_test_connection_shows_the_model_version(
-    playwright_instance, ext_server, tmp_path
+    browser_type, ext_server, tmp_path
 ):
     profile = tmp_path / "profile"
-    with launched(playwright_instance, profile) as browser:
+    with launched(browser_type, profile) as browser:
         options = browser.extension_page("options/options.html")
         options.wait_for_selector("body[data-ready]")
         assert options.input_value("#serverUrl") == "http://127.0.0.1:8000"
@@ -752,7 +749,7 @@ def test_options_persist_across_a_restart_and_test_connection_shows_the_model_ve
         note = options.inner_text("#access-note")
         assert "2 of these sites" in note and "example.com" in note and "127.0.0.1" not in note
 
-    with launched(playwright_instance, profile) as browser:
+    with launched(browser_type, profile) as browser:
         expected = {
             "serverUrl": ext_server.url,
             "apiKey": "secret-key",
@@ -773,10 +770,10 @@ def test_options_persist_across_a_restart_and_test_connection_shows_the_model_ve
 
 
 @needs_chromium
-def test_the_popup_switches_automatic_badges_for_a_site(playwright_instance, news_site, ext_server, tmp_path):
+def test_the_popup_switches_automatic_badges_for_a_site(browser_type, news_site, ext_server, tmp_path):
     site, _ = news_site
     page_url = site.url(host="localhost")
-    with launched(playwright_instance, tmp_path / "profile") as browser:
+    with launched(browser_type, tmp_path / "profile") as browser:
         browser.configure(serverUrl=ext_server.url, sites=["127.0.0.1"])
         page = browser.page(page_url)
         page.wait_for_load_state("load")
@@ -828,10 +825,10 @@ RECORD_PERMISSION_REQUESTS = """(answer) => {
 
 @needs_chromium
 def test_install_opens_a_welcome_page_that_says_what_is_sent_and_asks_once_for_sites_and_image_hosts(
-    playwright_instance, news_site, ext_server, tmp_path
+    browser_type, news_site, ext_server, tmp_path
 ):
     # Opening on install is checked by every launch of a fresh profile (Browser waits for it, then closes it).
-    with launched(playwright_instance, tmp_path / "profile") as browser:
+    with launched(browser_type, tmp_path / "profile") as browser:
         welcome = browser.extension_page("welcome/welcome.html")
         welcome.wait_for_selector("body[data-ready]")
         sent = welcome.inner_text("#what-is-sent")
@@ -885,11 +882,11 @@ def test_install_opens_a_welcome_page_that_says_what_is_sent_and_asks_once_for_s
 
 @needs_chromium
 def test_a_page_opened_before_access_or_right_at_browser_start_gets_badges_without_a_reload(
-    playwright_instance, news_site, ext_server, tmp_path
+    browser_type, news_site, ext_server, tmp_path
 ):
     site, _ = news_site
     profile = tmp_path / "profile"
-    with launched(playwright_instance, profile) as browser:
+    with launched(browser_type, profile) as browser:
         browser.configure(serverUrl=ext_server.url)
         page = browser.page(site.url())
         page.wait_for_load_state("load")
@@ -901,9 +898,7 @@ def test_a_page_opened_before_access_or_right_at_browser_start_gets_badges_witho
 
     # The first page of a browser start, opened before the worker has even started: badges every time.
     for _ in range(3):
-        context = playwright_instance.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, viewport=VIEWPORT, args=CHROMIUM_ARGS
-        )
+        context = launch_with_extension(browser_type, profile)
         context.set_default_timeout(WAIT_S * 1000)
         try:
             page = context.new_page()
@@ -916,12 +911,12 @@ def test_a_page_opened_before_access_or_right_at_browser_start_gets_badges_witho
 
 @needs_chromium
 def test_the_popup_says_which_images_lack_access_and_asks_for_exactly_that(
-    playwright_instance, news_site, ext_server, tmp_path
+    browser_type, news_site, ext_server, tmp_path
 ):
     site, _ = news_site
     (site.root / "cdn.html").write_text(newspage.cdn_page(site.url("", host=CDN_HOST)))
     page_url = site.url("cdn.html")
-    with launched(playwright_instance, tmp_path / "profile") as browser:
+    with launched(browser_type, tmp_path / "profile") as browser:
         browser.configure(serverUrl=ext_server.url, sites=["127.0.0.1"])
         page = browser.page(page_url)
         wait_for_badges(page, newspage.CDN_OWN)
@@ -959,10 +954,10 @@ def test_the_popup_says_which_images_lack_access_and_asks_for_exactly_that(
 
 @needs_chromium
 def test_an_undecodable_image_fails_alone_and_the_images_sent_with_it_get_verdicts(
-    playwright_instance, news_site, ext_server, extension_model, tmp_path
+    browser_type, news_site, ext_server, extension_model, tmp_path
 ):
     site, _ = news_site
-    with launched(playwright_instance, tmp_path / "profile") as browser:
+    with launched(browser_type, tmp_path / "profile") as browser:
         browser.configure(serverUrl=ext_server.url, sites=["127.0.0.1"])
         # Hold requests up to 1 s (not 25 ms) for images to join, so that the page's four travel together on
         # this slow shared machine whatever the download times.
@@ -986,12 +981,12 @@ def test_an_undecodable_image_fails_alone_and_the_images_sent_with_it_get_verdic
 
 @needs_chromium
 def test_an_image_that_declares_itself_ai_is_badged_by_its_content_credentials(
-    playwright_instance, news_site, ext_server, tmp_path
+    browser_type, news_site, ext_server, tmp_path
 ):
     site, _ = news_site
     (site.root / "img" / "signed.jpg").write_bytes(provenancegen.signed("trainedAlgorithmicMedia", size=160))
     page_url = site.url(host="localhost")
-    with launched(playwright_instance, tmp_path / "profile") as browser:
+    with launched(browser_type, tmp_path / "profile") as browser:
         browser.configure(serverUrl=ext_server.url, sites=["127.0.0.1"])
         page = browser.page(page_url)
         page.wait_for_load_state("load")
@@ -1025,7 +1020,7 @@ BADGE_INDEX = """
 
 @needs_chromium
 def test_wrong_verdict_reports_reach_the_server_and_the_users_label_stands_for_the_image(
-    playwright_instance, news_site, ext_server, extension_model, tmp_path
+    browser_type, news_site, ext_server, extension_model, tmp_path
 ):
     import hashlib
 
@@ -1034,7 +1029,7 @@ def test_wrong_verdict_reports_reach_the_server_and_the_users_label_stands_for_t
     flagged = next(i for i in candidates if extension_model.verdict(newspage.TOP_BADGED[i]) == "ai")
     passed = next(i for i in candidates if extension_model.verdict(newspage.TOP_BADGED[i]) == "real")
     _, before = ext_server.get_json("/v1/feedback?limit=1000")
-    with launched(playwright_instance, tmp_path / "profile") as browser:
+    with launched(browser_type, tmp_path / "profile") as browser:
         browser.configure(serverUrl=ext_server.url, sites=["127.0.0.1"])
         page = browser.page(site.url())
         shown = wait_for_badges(page, newspage.TOP_BADGED)

@@ -389,9 +389,7 @@ def browser_artifact(tmp_path_factory) -> Path:
 @pytest.mark.skipif(
     not CHROMIUM.exists(), reason="/usr/bin/chromium missing: install it with `apt-get install -y chromium`"
 )
-def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, browser, tmp_path):
     picture = tmp_path / "upload.jpg"
     Image.fromarray(imagegen.make_array("ai", 256, seed=7)).save(picture, quality=92)
     port = free_port()
@@ -403,41 +401,30 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, tmp_pa
         process = processes.spawn(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_until_healthy(url, process, log)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM),
-                headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                ],
+        page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+        try:
+            page.set_default_timeout(RUN_TIMEOUT * 1000)
+            page.goto(url)
+            page.locator('input[type="file"]').set_input_files(str(picture))
+            page.get_by_text("Verdict:").wait_for()
+            verdict = page.get_by_text("Verdict:").inner_text()
+            assert verdict.split(":")[1].strip() in {label for label, _ in VERDICTS.values()}
+            page.get_by_text("Grad-CAM: where the model saw signs of").wait_for()
+            # Both pictures (upload and heatmap) actually loaded in the page, not just announced.
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
+                         .filter(img => img.complete && img.naturalWidth > 0).length >= 2"""
             )
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
-                page.set_default_timeout(RUN_TIMEOUT * 1000)
-                page.goto(url)
-                page.locator('input[type="file"]').set_input_files(str(picture))
-                page.get_by_text("Verdict:").wait_for()
-                verdict = page.get_by_text("Verdict:").inner_text()
-                assert verdict.split(":")[1].strip() in {label for label, _ in VERDICTS.values()}
-                page.get_by_text("Grad-CAM: where the model saw signs of").wait_for()
-                # Both pictures (upload and heatmap) actually loaded in the page, not just announced.
-                page.wait_for_function(
-                    """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
-                             .filter(img => img.complete && img.naturalWidth > 0).length >= 2"""
-                )
-                assert page.get_by_text("realcheck-browser-test").count() >= 1
-                ARTEFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTEFACTS / "streamlit_app.png"), full_page=True)
-                with page.expect_download() as download:
-                    page.get_by_text("Download results as CSV").click()
-                rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
-                assert [row["file"] for row in rows] == ["upload.jpg"]
-                assert VERDICTS[rows[0]["verdict"]][0] in verdict and 0.0 <= float(rows[0]["p_ai"]) <= 1.0
-            finally:
-                browser.close()
+            assert page.get_by_text("realcheck-browser-test").count() >= 1
+            ARTEFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTEFACTS / "streamlit_app.png"), full_page=True)
+            with page.expect_download() as download:
+                page.get_by_text("Download results as CSV").click()
+            rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+            assert [row["file"] for row in rows] == ["upload.jpg"]
+            assert VERDICTS[rows[0]["verdict"]][0] in verdict and 0.0 <= float(rows[0]["p_ai"]) <= 1.0
+        finally:
+            page.close()
     finally:
         processes.stop(process)
 
