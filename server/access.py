@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
 import re
-import threading
 import time
 
 from werkzeug.sansio.utils import host_is_trusted
@@ -93,34 +93,29 @@ def check_api_key(headers, config: ServerConfig) -> None:
         )
 
 
-class RateLimiter:
-    """A token bucket per client address: `per_minute` requests a minute, bursts up to the same number."""
+def limit_requests(app, config: ServerConfig, exempt) -> None:
+    """Flask-Limiter: `rate_limit_per_minute` requests a minute per client address (a moving window), kept in
+    `rate_limit_storage` (memory by default; Redis shares the count between replicas). `exempt()` names the
+    requests never counted. Nothing when there is no limit."""
+    if not config.rate_limit_per_minute:
+        return
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
 
-    MAX_CLIENTS = 10_000
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        default_limits=[f"{config.rate_limit_per_minute} per minute"],
+        storage_uri=config.rate_limit_storage,
+        strategy="moving-window",
+    )
+    limiter.request_filter(exempt)
+    app.extensions["realcheck_limiter"] = limiter
 
-    def __init__(self, per_minute: int):
-        self.capacity = float(per_minute)
-        self.refill_per_s = per_minute / 60.0
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
 
-    def check(self, client: str) -> None:
-        """Take one token for `client`, or raise 429 with the seconds until the next one."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, updated = self._buckets.get(client, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - updated) * self.refill_per_s)
-            if tokens < 1.0:
-                wait = (1.0 - tokens) / self.refill_per_s
-                self._buckets[client] = (tokens, now)
-                raise ApiError(
-                    f"rate limit of {int(self.capacity)} requests a minute exceeded; retry in {wait:.1f} s",
-                    status=429,
-                    code="rate_limited",
-                    headers={"Retry-After": str(max(1, round(wait + 0.5)))},
-                )
-            self._buckets[client] = (tokens - 1.0, now)
-            if len(self._buckets) > self.MAX_CLIENTS:
-                # Bounded memory: forget the clients that have been quiet longest (their buckets are full).
-                for key in sorted(self._buckets, key=lambda k: self._buckets[k][1])[: self.MAX_CLIENTS // 2]:
-                    del self._buckets[key]
+def retry_after_s(app) -> int:
+    """Seconds until the current client's window lets a request through again (for a 429's Retry-After)."""
+    limiter = app.extensions.get("realcheck_limiter")
+    window = limiter.current_limit if limiter is not None else None
+    # At most the window itself (60 s): the library rounds its reset time up to a whole second.
+    return min(60, max(1, math.ceil(window.reset_at - time.time()))) if window is not None else 60

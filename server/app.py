@@ -9,7 +9,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from realcheck.server.access import RateLimiter, check_api_key, check_host, enable_cors
+from realcheck.server.access import check_api_key, check_host, enable_cors, limit_requests, retry_after_s
 from realcheck.server.config import ServerConfig
 from realcheck.server.errors import ApiError
 from realcheck.server.metrics import Metrics
@@ -46,7 +46,6 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
     if service is None:
         service = PredictionService(config, Metrics()).start()
     app.extensions["realcheck"] = service
-    limiter = RateLimiter(config.rate_limit_per_minute) if config.rate_limit_per_minute else None
 
     from realcheck.server.api import api
     from realcheck.server.feedback import FeedbackGate, feedback
@@ -60,16 +59,20 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
     app.register_blueprint(ops)
     enable_cors(app, config)
 
+    def open_request() -> bool:
+        """Preflights and the open paths: no API key, no rate limit."""
+        return request.method == "OPTIONS" or request.path in OPEN_PATHS
+
     @app.before_request
     def guard():
         g.started = time.perf_counter()
         check_host(request.headers.get("Host", ""), config)  # every path: no DNS-rebinding page reads any
-        if request.method == "OPTIONS" or request.path in OPEN_PATHS:
-            return None
-        check_api_key(request.headers, config)
-        if limiter is not None:
-            limiter.check(request.remote_addr or "unknown")
+        if not open_request():
+            check_api_key(request.headers, config)
         return None
+
+    # Registered after `guard`, so a request is counted only once its host and key passed.
+    limit_requests(app, config, exempt=open_request)
 
     @app.after_request
     def finish(response):
@@ -98,6 +101,13 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
             message = f"no such endpoint: {request.path} (the API is described at /openapi.json)"
         elif error.code == 405:
             message = f"{request.method} is not allowed on {request.path}; use {headers.get('Allow', 'another method')}"
+        elif error.code == 429:  # Flask-Limiter's RateLimitExceeded
+            code = "rate_limited"
+            wait = retry_after_s(app)
+            headers["Retry-After"] = str(wait)
+            message = (
+                f"rate limit of {config.rate_limit_per_minute} requests a minute exceeded; retry in {wait} s"
+            )
         elif error.code == 413:
             code = "request_too_large"
             message = f"request body is over the limit of {config.max_request_bytes:,} bytes"

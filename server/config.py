@@ -98,6 +98,12 @@ class ServerConfig:
     rate_limit_per_minute: int = option(
         0, name="--rate-limit", parse=non_negative_int, help="requests a minute per client (0: no limit)"
     )
+    rate_limit_storage: str = option(
+        "memory://",
+        metavar="URI",
+        help="where rate-limit counts live: memory:// (this process) or redis://HOST:PORT (shared by "
+        "replicas; needs the redis package)",
+    )
     # "This verdict is wrong" reports, opened on first use (server.feedback_store).
     feedback_db: str | Path | None = option(
         None,
