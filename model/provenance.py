@@ -174,20 +174,21 @@ class Provenance:
     @property
     def summary(self) -> str:
         """One line for people: the strongest finding, or that the file declares nothing."""
-        if not self.evidence:
-            return "no provenance metadata"
-        decisive = [item for item in self.evidence if item.says == "ai" and item.trust in DECISIVE_TRUST]
-        chosen = (decisive or [item for item in self.evidence if item.kind == "c2pa"] or self.evidence)[0]
-        return _describe(chosen, self.c2pa)
+        strongest = self._strongest()
+        return "no provenance metadata" if strongest is None else _describe(strongest, self.c2pa)
 
     @property
     def explanation(self) -> str:
         """What the file says about its origin, in plain sentences, before any code or trust label."""
+        strongest = self._strongest()
+        return NOTHING_DECLARED if strongest is None else _explain(strongest, self.c2pa)
+
+    def _strongest(self) -> Evidence | None:
+        """The finding people are told of first: a decisive AI declaration, else the C2PA manifest, else any."""
         if not self.evidence:
-            return NOTHING_DECLARED
+            return None
         decisive = [item for item in self.evidence if item.says == "ai" and item.trust in DECISIVE_TRUST]
-        chosen = (decisive or [item for item in self.evidence if item.kind == "c2pa"] or self.evidence)[0]
-        return _explain(chosen, self.c2pa)
+        return (decisive or [item for item in self.evidence if item.kind == "c2pa"] or self.evidence)[0]
 
     def to_dict(self) -> dict:
         """The JSON form the API, `check --json` and `scan` share."""

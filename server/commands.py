@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -84,28 +83,15 @@ def _add_feedback(commands: argparse._SubParsersAction) -> None:
 
 
 def command_serve(args: argparse.Namespace) -> int:
+    from realcheck.server.serve import exit_without_finalising, stop_on_sigterm  # light: no Flask, no model
+
     # First of all: a SIGTERM while the server is still starting is a clean stop too (exit 0, not 143).
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_sigterm()
     try:
         return _serve(args)
     except KeyboardInterrupt:
-        return _stopped_while_starting()
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _stopped_while_starting() -> int:
-    import logging
-    import os
-
-    logging.getLogger("realcheck").info("stopped while starting")
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # A model loader thread may already be inside ONNX Runtime or TensorFlow: leave without finalising.
-    os._exit(0)
+        exit_without_finalising("stopped while starting")
+        return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -10,6 +10,24 @@ from realcheck.server.feedback_openapi import feedback_paths, feedback_schemas
 
 OPENAPI_VERSION = "3.0.3"
 
+# The three ranges every face shows beside a score, and the sentence of how far verdicts go: the same in
+# predict answers (each prediction and the decision) and in /v1/models.
+RANGES = {
+    "real_below": {
+        "type": "number",
+        "description": "the model calls a score below this `real` (shown as no AI signs found)",
+    },
+    "ai_above": {
+        "type": "number",
+        "description": "the model calls a score above this `ai`; between the two, `uncertain`",
+    },
+}
+ACCURACY_STATEMENT = {
+    "type": "string",
+    "description": "one plain sentence of how good the model is, from the verdict rates its metadata measured "
+    "on held-out data (or that they were not measured)",
+}
+
 
 def _json(schema_ref: str, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}
@@ -225,14 +243,7 @@ def openapi_document(config: ServerConfig) -> dict:
                         "model_verdict": {"type": "string", "enum": ["ai", "real", "uncertain"]},
                         "provenance": {"$ref": "#/components/schemas/Provenance"},
                         "threshold": {"type": "number"},
-                        "real_below": {
-                            "type": "number",
-                            "description": "the model calls a score below this `real` (shown as no AI signs found)",
-                        },
-                        "ai_above": {
-                            "type": "number",
-                            "description": "the model calls a score above this `ai`; between the two, `uncertain`",
-                        },
+                        **RANGES,
                         "sha256": {"type": "string", "description": "SHA-256 of the image bytes (hex)"},
                         "cached": {"type": "boolean"},
                         "time_ms": {"type": "number", "description": "decode, queue and model time"},
@@ -265,13 +276,8 @@ def openapi_document(config: ServerConfig) -> dict:
                             "properties": {
                                 "threshold": {"type": "number"},
                                 "uncertainty_band": {"type": "array", "items": {"type": "number"}},
-                                "real_below": {"type": "number"},
-                                "ai_above": {"type": "number"},
-                                "accuracy_statement": {
-                                    "type": "string",
-                                    "description": "how good this model's verdicts were measured to be, in "
-                                    "one sentence (the same as /v1/models gives)",
-                                },
+                                **RANGES,
+                                "accuracy_statement": ACCURACY_STATEMENT,
                             },
                         },
                         "predictions": {
@@ -296,11 +302,7 @@ def openapi_document(config: ServerConfig) -> dict:
                         **openapi_properties(PUBLIC_FIELDS),
                         "state": {"type": "string"},
                         "runtime": {"type": "object"},
-                        "accuracy_statement": {
-                            "type": "string",
-                            "description": "one plain sentence of how good the model is, from the verdict rates "
-                            "its metadata measured on held-out data (or that they were not measured)",
-                        },
+                        "accuracy_statement": ACCURACY_STATEMENT,
                     },
                 },
                 "ModelList": {

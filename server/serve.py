@@ -71,8 +71,24 @@ def make_server(config: ServerConfig):
     return app, server
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def stop_on_sigterm() -> None:
+    """SIGTERM stops the server as Ctrl+C does (a KeyboardInterrupt), whatever it is doing then."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def exit_without_finalising(reason: str) -> None:
+    """Exit 0 now. A model loader thread may be inside ONNX Runtime or TensorFlow, whose native threads abort
+    the process (SIGABRT, "terminate called without an active exception") if the interpreter finalises under
+    them; an export child dies with this process."""
+    log.info("%s", reason)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def run_server(config: ServerConfig) -> int:
@@ -100,7 +116,7 @@ def run_server(config: ServerConfig) -> int:
             "name this server's own names with --allowed-host NAME; IP addresses always work"
         )
 
-    signal.signal(signal.SIGTERM, _interrupt)  # `command_serve` set it already; callers from Python too
+    stop_on_sigterm()  # `command_serve` did already; callers from Python too
     try:
         server.run()
     except KeyboardInterrupt:
@@ -110,12 +126,5 @@ def run_server(config: ServerConfig) -> int:
         service.stop()
         app.extensions["realcheck_feedback"].close()
     if service.loading:
-        # The loader thread is inside ONNX Runtime or TensorFlow, whose native threads abort the process
-        # (SIGABRT, "terminate called without an active exception") if the interpreter finalises under
-        # them: stop here, cleanly, without finalising. An export child dies with this process.
-        log.info("stopped while the model was still loading")
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        exit_without_finalising("stopped while the model was still loading")
     return 0
