@@ -91,7 +91,7 @@ def fit_platt(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
         return 1.0, 0.0
     from sklearn.linear_model import LogisticRegression
 
-    fit = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(scores)[:, None], labels)
+    fit = LogisticRegression(C=1e4, max_iter=1000).fit(logit(scores)[:, None], labels)
     scale, bias = float(fit.coef_[0, 0]), float(fit.intercept_[0])
     if not scale > 0:
         return 1.0, 0.0
@@ -100,7 +100,7 @@ def fit_platt(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
 
 def apply_platt(scores: np.ndarray, scale: float, bias: float) -> np.ndarray:
     """Scores calibrated as the model's Calibration layer does."""
-    return 1.0 / (1.0 + np.exp(-(scale * _logit(np.asarray(scores, dtype=np.float64)) + bias)))
+    return 1.0 / (1.0 + np.exp(-(scale * logit(np.asarray(scores, dtype=np.float64)) + bias)))
 
 
 def log_loss(labels: np.ndarray, scores: np.ndarray) -> float | None:
@@ -110,7 +110,7 @@ def log_loss(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float(skm.log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
 
 
-def _logit(scores: np.ndarray) -> np.ndarray:
+def logit(scores: np.ndarray) -> np.ndarray:
     p = np.clip(scores, 1e-7, 1 - 1e-7)
     return np.log(p) - np.log1p(-p)
 

@@ -212,7 +212,27 @@ def read_scores(path: Path) -> dict[tuple[str, str, str, str], dict[str, np.ndar
             group["scores"].append(float(row["score"]))
             group["sources"].append(row["source"])
             group["collections"].append(row["collection"])
+            group["paths"].append(row["path"])
     return {key: {k: np.array(v) for k, v in group.items()} for key, group in grouped.items()}
+
+
+def combine(scores: dict, members: list[str]) -> dict:
+    """The ensemble of recipes that scored the same images: mean log-odds, as one more recipe's scores.
+
+    Named `a+b`; keys that not every member has are left out, and images must line up path by path.
+    """
+    name = "+".join(members)
+    combined = {}
+    for recipe, direction, split, tier in list(scores):
+        keys = [(member, direction, split, tier) for member in members]
+        if recipe != members[0] or not all(key in scores for key in keys):
+            continue
+        groups = [scores[key] for key in keys]
+        if any(not np.array_equal(g["paths"], groups[0]["paths"]) for g in groups):
+            raise ValueError(f"{name} {direction} {split} {tier}: the members scored different images")
+        odds = np.mean([evaluation.logit(g["scores"]) for g in groups], axis=0)
+        combined[(name, direction, split, tier)] = {**groups[0], "scores": 1 / (1 + np.exp(-odds))}
+    return combined
 
 
 def report(scores: dict) -> dict:
@@ -253,9 +273,12 @@ def headline(entry: dict, tier: str = "clean") -> str:
     return ", ".join(parts)
 
 
-def write_report(out: Path) -> dict:
-    """report.json beside scores.csv, and a summary on stdout."""
-    result = report(read_scores(out / "scores.csv"))
+def write_report(out: Path, ensembles: tuple[list[str], ...] = ()) -> dict:
+    """report.json beside scores.csv (with any `ensembles` of its recipes), and a summary on stdout."""
+    scores = read_scores(out / "scores.csv")
+    for members in ensembles:
+        scores |= combine(scores, members)
+    result = report(scores)
     (out / "report.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     for recipe, directions in result.items():
         for direction, entry in directions.items():

@@ -14,8 +14,8 @@ Two steps, so the expensive one can run where the hardware is (a lent GPU, under
     python scripts/cross_collection.py run --recipe frozen-top frozen-stages adapt --out runs/xc
     # the final model of a recipe on everything but its calibration sources, and its weights
     python scripts/cross_collection.py run --recipe adapt --final --out runs/xc
-    # metrics per recipe, direction, copy and source (no TensorFlow, seconds)
-    python scripts/cross_collection.py report --out runs/xc
+    # metrics per recipe (and ensembles of them), direction, copy and source (no TensorFlow, seconds)
+    python scripts/cross_collection.py report --out runs/xc --ensemble adapt:early+adapt:reg160
 
 Recipes: `frozen-top` (today's: the top layer's pooled ImageNet features, one centre window, a linear
 head), `frozen-stages` (mean, std and max of seven intermediate stages), `adapt` (partial fine-tuning of
@@ -339,6 +339,13 @@ def main() -> None:
     adapt.add_argument("--loader-processes", action="store_true", help="crop in --workers - 2 processes")
     reporter = sub.add_parser("report", help="metrics from the scores")
     reporter.add_argument("--out", type=Path, default=Path("runs/cross-collection"))
+    reporter.add_argument(
+        "--ensemble",
+        nargs="+",
+        default=[],
+        metavar="A+B",
+        help="also report these ensembles of recipes (mean log-odds), e.g. adapt:early+adapt:reg160",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     if args.command == "run":
@@ -346,7 +353,7 @@ def main() -> None:
     else:
         from realcheck.model.protocol import write_report
 
-        write_report(args.out)
+        write_report(args.out, tuple(e.split("+") for e in args.ensemble))
 
 
 if __name__ == "__main__":

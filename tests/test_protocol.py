@@ -111,3 +111,34 @@ def test_final_split_holds_out_calibration_sources_and_a_fifth_of_the_in_distrib
     assert 70 <= len(parts["in_distribution"]) <= 130
     assert parts == protocol.final_split(items, seed=42)
     assert len(parts["train"]) + len(parts["in_distribution"]) + len(parts["calibration"]) == 530
+
+
+def test_an_ensemble_is_the_mean_log_odds_of_its_members_on_the_same_images(tmp_path):
+    def rows(recipe, scores, prefix="img"):
+        return [
+            {
+                "recipe": recipe,
+                "direction": direction,
+                "split": split,
+                "tier": "clean",
+                "collection": "c",
+                "path": f"{prefix}/{i}.jpg",
+                "label": i % 2,
+                "source": f"s{i % 4}",
+                "score": score,
+            }
+            for direction in ("A->B", "B->A")
+            for split in ("val", "test")
+            for i, score in enumerate(scores)
+        ]
+
+    write_scores(tmp_path / "scores.csv", rows("a", [0.2, 0.9] * 20) + rows("b", [0.5, 0.5] * 20))
+    scores = protocol.read_scores(tmp_path / "scores.csv")
+    combined = protocol.combine(scores, ["a", "b"])
+    expected = 1 / (1 + np.exp(-(np.log(0.9 / 0.1) + 0.0) / 2))
+    assert combined[("a+b", "A->B", "test", "clean")]["scores"][1] == pytest.approx(expected)
+    assert set(protocol.write_report(tmp_path, (["a", "b"],))) == {"a", "b", "a+b"}
+
+    write_scores(tmp_path / "scores.csv", rows("a", [0.2] * 4) + rows("b", [0.2] * 4, prefix="other"))
+    with pytest.raises(ValueError, match="different images"):
+        protocol.combine(protocol.read_scores(tmp_path / "scores.csv"), ["a", "b"])
