@@ -2,7 +2,7 @@
 
 The schema is SQLAlchemy Core (`metadata` below) and it reaches a database only through the Alembic
 migrations shipped in `server/feedback_migrations/`, run on first use. A report is committed (and, on SQLite,
-fsynced: WAL with synchronous=FULL) before `FeedbackStore.add` returns, so a report the API acknowledged
+fsynced: a rollback journal with synchronous=FULL) before `FeedbackStore.add` returns, so a report the API acknowledged
 survives the server being killed.
 
 What is stored: the image's SHA-256, the label the user gives, the model name, version, score and verdict
@@ -486,9 +486,11 @@ def _insert_new(connection, table: sa.Table):
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # WAL: readers never block the writer; synchronous=FULL: a commit is on disk before it returns.
+    # A rollback journal, not WAL: WAL maps its -shm file into memory, and a damaged or truncated -shm
+    # (a full disk, a careless cleanup) turns the next write into a SIGBUS that kills the server. Readers
+    # here are short, so they rarely hold a writer up. synchronous=FULL: a commit is on disk before it returns.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA journal_mode=DELETE")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
 

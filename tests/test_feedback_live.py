@@ -301,3 +301,24 @@ def test_a_locked_sqlite_file_does_not_starve_predict(tiny_artifact, onnx_cache_
         )
     finally:
         server.stop()
+
+
+def test_damaged_files_beside_the_sqlite_database_do_not_kill_the_server(
+    tiny_artifact, onnx_cache_dir, tmp_path
+):
+    # A WAL database maps its -shm file into memory: truncating it (a full disk, a careless cleanup) made the
+    # next write a SIGBUS that killed the server. A rollback journal keeps nothing mapped.
+    database = tmp_path / "feedback.sqlite3"
+    server = serve(tiny_artifact, onnx_cache_dir, tmp_path / "serve.log", str(database))
+    image = imagegen.image_bytes("real", 48, seed=4, fmt="PNG")
+    try:
+        url = server.url + "/v1/feedback"
+        assert post_json(url, report_of(image, "real", "first", share=False))[0] == 201
+        for sibling in tmp_path.glob("feedback.sqlite3-*"):
+            sibling.write_bytes(b"")
+        status, body = post_json(url, report_of(image, "ai", "second", share=False))
+        assert status == 201, body
+        assert server.process.poll() is None
+        assert server.get_json("/v1/feedback")[1]["total"] == 2
+    finally:
+        server.stop()

@@ -215,12 +215,15 @@ def test_export_is_a_training_layout_with_every_report_in_its_csv(store, tmp_pat
         export_feedback(store, out)
 
 
-def test_a_sqlite_file_is_in_wal_mode_with_full_sync(tmp_path):
+def test_a_sqlite_file_keeps_a_rollback_journal_with_full_sync_even_when_it_was_wal(tmp_path):
     path = tmp_path / "fb.sqlite3"
+    with sqlite3.connect(path) as connection:  # as an earlier RealCheck left it
+        connection.execute("PRAGMA journal_mode=WAL")
     store = FeedbackStore(path)
     store.add(report().checked())
     with store.engine().connect() as connection:
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     store.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert not path.with_name("fb.sqlite3-shm").exists()
