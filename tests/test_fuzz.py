@@ -119,6 +119,14 @@ def mutated_images(rng: random.Random) -> Iterator[Case]:
         sof = data.find(b"\xff\xc0")
         data[sof + 5 : sof + 9] = struct.pack(">HH", height & 0xFFFF, width & 0xFFFF)
         yield Case(f"jpeg-sof-{index}-{width}x{height}", data=bytes(data), content_type="image/jpeg")
+    buffer = io.BytesIO()
+    Image.fromarray(imagegen.make_array("real", 64, seed=7)).save(buffer, format="JPEG", progressive=True)
+    progressive = buffer.getvalue()
+    for index in range(20):  # cut anywhere in its scans, an end marker appended to hide the cut
+        cut = rng.randrange(progressive.index(b"\xff\xda"), len(progressive) - 2)
+        yield Case(
+            f"progressive-cut-{index}", data=progressive[:cut] + b"\xff\xd9", content_type="image/jpeg"
+        )
     for index in range(20):
         data = bytearray(seed_images()["BMP"])
         data[18:26] = struct.pack(
@@ -193,8 +201,8 @@ def hostile_json(rng: random.Random) -> Iterator[str]:
         instances = []
         for _ in range(rng.randint(0, 4)):
             instance = {"b64": rng.choice(values)} if rng.random() < 0.8 else rng.choice(values)
-            if isinstance(instance, dict) and rng.random() < 0.3:
-                instance["name"] = rng.choice(values)
+            if isinstance(instance, dict) and rng.random() < 0.3:  # a copy: `values` holds dicts too
+                instance = {**instance, "name": rng.choice(values)}
             instances.append(instance)
         document = {"instances": instances} if rng.random() < 0.85 else rng.choice(values)
         yield json.dumps(document)

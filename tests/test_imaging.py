@@ -402,6 +402,7 @@ Image.new("F", (side, side), 0.5).save(f"{folder}/float.tif", compression="tiff_
 Image.new("RGBA", (side, side), (10, 20, 30, 128)).save(f"{folder}/alpha.png")
 Image.new("P", (side, side), 3).save(f"{folder}/palette.png", transparency=3)
 Image.new("L", (1, 50_000_000)).save(f"{folder}/strip.png")
+Image.new("RGB", (side, side), (90, 120, 150)).save(f"{folder}/progressive.jpg", quality=95, progressive=True)
 """
 DECODE_AND_MEASURE = """
 import resource, sys
@@ -422,7 +423,7 @@ def test_decoding_any_mode_at_the_pixel_limit_costs_at_most_600_mb(tmp_path):
     import sys
 
     subprocess.run([sys.executable, "-c", MAKE_HOSTILE_IMAGES, str(tmp_path)], check=True, timeout=300)
-    for name in ("grey16.png", "float.tif", "alpha.png", "palette.png", "strip.png"):
+    for name in ("grey16.png", "float.tif", "alpha.png", "palette.png", "progressive.jpg", "strip.png"):
         done = subprocess.run(
             [sys.executable, "-c", DECODE_AND_MEASURE, str(tmp_path / name)],
             capture_output=True,
@@ -447,5 +448,20 @@ def test_a_progressive_jpeg_that_lost_whole_scans_is_refused(subsampling):
     assert open_rgb(data).size == (200, 200)
     last_scan = data.rindex(b"\xff\xda")
     for cut in (data[:last_scan], data[: data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)]):
-        with pytest.raises(ImageDecodeError, match="truncated progressive JPEG"):
+        with pytest.raises(ImageDecodeError, match="truncated progressive JPEG: its later scans are missing"):
             open_rgb(cut + b"\xff\xd9")  # EOI appended: the file looks complete to Pillow
+
+
+@pytest.mark.parametrize("subsampling", [0, 2], ids=["4:4:4", "4:2:0"])
+def test_a_progressive_jpeg_cut_inside_its_last_scan_is_refused(subsampling):
+    buffer = io.BytesIO()
+    Image.fromarray(imagegen.make_array("real", 200, seed=3)).save(
+        buffer, format="JPEG", quality=90, progressive=True, subsampling=subsampling
+    )
+    data = buffer.getvalue()
+    last_scan = data.rindex(b"\xff\xda")
+    cut = (
+        data[: (last_scan + len(data)) // 2] + b"\xff\xd9"
+    )  # every scan header there, the last one's data half
+    with pytest.raises(ImageDecodeError, match="the data of its last scan ends early"):
+        open_rgb(cut)
