@@ -32,6 +32,16 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
       "install it with: sudo apt-get install -y postgresql" >&2
   fi
 fi
+# The scale-out test puts two replicas behind HAProxy with Redis for rate limits (Debian's packages; the
+# test starts its own of each on loopback ports).
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ] || ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy redis-server
+  else
+    echo "test: haproxy or redis-server is missing, so the scale-out test will be skipped;" \
+      "install them with: sudo apt-get install -y haproxy redis-server" >&2
+  fi
+fi
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi

@@ -93,6 +93,16 @@ def check_api_key(headers, config: ServerConfig) -> None:
         )
 
 
+def trust_proxies(app, config: ServerConfig) -> None:
+    """Behind `trusted_proxies` proxies (a load balancer), the client is the one they name in
+    X-Forwarded-For (Werkzeug's ProxyFix): rate limits and logs then count clients, not the balancer. The
+    Host header is not taken from them: the host allow-list checks what the balancer passed on."""
+    if config.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies, x_proto=config.trusted_proxies)
+
+
 def limit_requests(app, config: ServerConfig, exempt) -> None:
     """Flask-Limiter: `rate_limit_per_minute` requests a minute per client address (a moving window), kept in
     `rate_limit_storage` (memory by default; Redis shares the count between replicas). `exempt()` names the
@@ -105,7 +115,8 @@ def limit_requests(app, config: ServerConfig, exempt) -> None:
     limiter = Limiter(
         get_remote_address,
         app=app,
-        default_limits=[f"{config.rate_limit_per_minute} per minute"],
+        # One count per client across every route (default_limits would count each route apart).
+        application_limits=[f"{config.rate_limit_per_minute} per minute"],
         storage_uri=config.rate_limit_storage,
         strategy="moving-window",
     )

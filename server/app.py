@@ -9,7 +9,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from realcheck.server.access import check_api_key, check_host, enable_cors, limit_requests, retry_after_s
+from realcheck.server.access import (
+    check_api_key,
+    check_host,
+    enable_cors,
+    limit_requests,
+    retry_after_s,
+    trust_proxies,
+)
 from realcheck.server.config import ServerConfig
 from realcheck.server.errors import ApiError
 from realcheck.server.metrics import Metrics
@@ -72,6 +79,7 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
         return None
 
     # Registered after `guard`, so a request is counted only once its host and key passed.
+    trust_proxies(app, config)
     limit_requests(app, config, exempt=open_request)
 
     @app.after_request

@@ -104,6 +104,13 @@ class ServerConfig:
         help="where rate-limit counts live: memory:// (this process) or redis://HOST:PORT (shared by "
         "replicas; needs the redis package)",
     )
+    trusted_proxies: int = option(
+        0,
+        parse=non_negative_int,
+        metavar="N",
+        help="proxies in front of the server whose X-Forwarded-For and X-Forwarded-Proto to trust (a load "
+        "balancer: 1), so rate limits count clients, not the balancer (0: none)",
+    )
     # "This verdict is wrong" reports, opened on first use (server.feedback_store).
     feedback_db: str | Path | None = option(
         None,

@@ -1,4 +1,4 @@
-"""Real databases for the feedback tests: SQLite files, and a throwaway PostgreSQL cluster started here.
+"""Real databases for the tests: SQLite files, a throwaway PostgreSQL cluster and a Redis server started here.
 
 The cluster is Debian's `postgresql` package (scripts/test.sh installs it when run as root): initdb in a
 temporary folder, then `postgres` itself on a free loopback port, in its own process group and dying with
@@ -127,6 +127,54 @@ class PostgresCluster:
             self.process.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=30)
+        processes.stop(self.process)
+        self._log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer:
+    """A Redis server of its own on a free loopback port, in memory only (no snapshots, no append log)."""
+
+    def __init__(self, executable: str):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.root = Path(tempfile.mkdtemp(prefix="realcheck-redis-"))
+        self._log = open(self.root / "redis.log", "wb")  # noqa: SIM115  closed in stop()
+        command = [
+            executable,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        command += ["--dir", str(self.root)]
+        self.process = processes.spawn(command, stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        import redis
+
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}: {self.log()}")
+            try:
+                redis.Redis.from_url(self.url, socket_timeout=2).ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"redis-server did not answer in {STARTUP_TIMEOUT_S} s: {self.log()}")
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return (self.root / "redis.log").read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
         processes.stop(self.process)
         self._log.close()
         shutil.rmtree(self.root, ignore_errors=True)

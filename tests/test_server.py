@@ -509,12 +509,23 @@ def test_api_key(make_client):
 def test_rate_limit(make_client):
     client = make_client(rate_limit_per_minute=2)
     assert client.get("/v1/models").status_code == 200
-    assert client.get("/v1/models").status_code == 200
-    response = client.get("/v1/models")
+    assert client.get("/v1/feedback").status_code == 200
+    response = client.get("/v1/models")  # one count per client, whatever the routes
     assert_error(response, 429, "rate_limited", "rate limit of 2 requests a minute exceeded")
     assert 1 <= int(response.headers["Retry-After"]) <= 60
     assert client.get("/healthz").status_code == 200  # open paths and preflights are never counted
     assert client.options("/v1/predict").status_code == 200
+
+
+@pytest.mark.parametrize("trusted_proxies", [0, 1])
+def test_behind_a_trusted_balancer_the_rate_limit_counts_the_clients_it_names(make_client, trusted_proxies):
+    client = make_client(rate_limit_per_minute=1, trusted_proxies=trusted_proxies)
+    statuses = [
+        client.get("/v1/models", headers={"X-Forwarded-For": address}).status_code
+        for address in ("203.0.113.1", "203.0.113.2")
+    ]
+    # Trusted: two clients, one request each. Not trusted: the header is anyone's to forge, so one client.
+    assert statuses == ([200, 200] if trusted_proxies else [200, 429])
 
 
 def test_metrics_are_per_app():
