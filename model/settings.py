@@ -346,7 +346,7 @@ class TrainConfig:
     distribute: str = option(
         "auto",
         choices=DISTRIBUTE,
-        help="tf.distribute: mirrored across local GPUs, multiworker through TF_CONFIG",
+        help="tf.distribute: mirrored across local GPUs (multiworker: refused, Keras 3 cannot fit with it yet)",
         refused_by={"finetune": FINETUNE_ONE_DEVICE, "tune": TUNE_ONE_DEVICE},
     )
     mixed_precision: str = option(

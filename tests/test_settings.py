@@ -162,3 +162,10 @@ def test_add_flags_only_and_skip():
 def test_config_checks_choices_set_in_python():
     with pytest.raises(Exception, match="--split-by must be one of group, source"):
         TrainConfig(data="d", out="o", split_by="random")
+
+
+def test_multiworker_training_is_refused_in_one_line_before_any_data_is_read(capsys, tmp_path):
+    status = main(["train", "--data", str(tmp_path / "nowhere"), "--distribute", "multiworker"])
+    assert status != 0
+    err = capsys.readouterr().err
+    assert "keras-team/keras#20585" in err and "Traceback" not in err and "nowhere" not in err
