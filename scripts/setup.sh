@@ -11,9 +11,10 @@ fi
 [ -n "$python" ] || { echo "setup: Python 3.10-3.12 not found (set PYTHON=/path/to/python)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-if [ "${1:-}" = "--dev" ]; then
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
-else
-  .venv/bin/python -m pip install --quiet -e .
-fi
+# Strict editable mode: realcheck.* lives in a tree of links (build/__editable__.*) that editors and type
+# checkers resolve like any installed package; the default mode's import hook is invisible to them. A new
+# module appears there when this script runs again.
+extra=""
+[ "${1:-}" = "--dev" ] && extra="[dev]"
+.venv/bin/python -m pip install --quiet -e ".${extra}" --config-settings editable_mode=strict
 echo "setup: ready; run .venv/bin/realcheck --help"
