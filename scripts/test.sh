@@ -13,33 +13,22 @@ if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get 
 fi
 command -v npm >/dev/null 2>&1 || { echo "test: npm (Node.js 20+) is needed to lint the extension" >&2; exit 1; }
 (cd extension && npm ci --no-audit --no-fund --loglevel=error && npm run --silent lint)
-# The browser tests drive the system Chromium (never a Playwright download); install it where we can.
-if [ ! -x /usr/bin/chromium ]; then
+# Debian packages the tests start their own instances of, installed where we can (as root with apt-get):
+# Chromium and Firefox ESR for the extension (never a Playwright or Mozilla download), PostgreSQL for the
+# feedback tests (a throwaway cluster, never the system's), HAProxy and Redis for the scale-out test. Where
+# one is missing and cannot be installed, its tests are skipped with a reason.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
   else
-    echo "test: /usr/bin/chromium is missing, so the browser tests will be skipped;" \
-      "install it with: sudo apt-get install -y chromium" >&2
-  fi
-fi
-# The feedback tests start a throwaway PostgreSQL server of their own (Debian's package; never the system's
-# cluster): install it where we can.
-if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql
-  else
-    echo "test: PostgreSQL is missing, so the PostgreSQL feedback tests will be skipped;" \
-      "install it with: sudo apt-get install -y postgresql" >&2
-  fi
-fi
-# The scale-out test puts two replicas behind HAProxy with Redis for rate limits (Debian's packages; the
-# test starts its own of each on loopback ports).
-if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ] || ! command -v redis-server >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy redis-server
-  else
-    echo "test: haproxy or redis-server is missing, so the scale-out test will be skipped;" \
-      "install them with: sudo apt-get install -y haproxy redis-server" >&2
+    echo "test: ${missing[*]} missing, so their tests will be skipped;" \
+      "install them with: sudo apt-get install -y ${missing[*]}" >&2
   fi
 fi
 if [ "$#" -gt 0 ]; then

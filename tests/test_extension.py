@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import firefox
 import newspage
 import numpy as np
 import provenancegen
@@ -659,6 +660,37 @@ class RefusingServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@pytest.mark.skipif(
+    firefox.FIREFOX is None,
+    reason="Firefox is missing: install it with `apt-get install -y firefox-esr` (scripts/test.sh does as root)",
+)
+def test_in_firefox_the_same_extension_badges_a_news_page_and_checks_on_right_click(
+    news_site, ext_server, extension_model, tmp_path
+):
+    site, _ = news_site
+    with firefox.launched(EXTENSION, tmp_path / "firefox-profile", tmp_path / "firefox.log") as browser:
+        browser.configure(WAIT_S, serverUrl=ext_server.url, sites=["127.0.0.1"])
+        # Checking is off on the second site: nothing is drawn until the user asks about one image.
+        browser.open(site.url(host="localhost"))
+        time.sleep(1.5)
+        assert badges(browser) == []
+        before = metrics(ext_server)
+        browser.right_click_check("linked")
+        badge = wait_for_badges(browser, ["linked"])["linked"]
+        path = newspage.TOP_BADGED["linked"]
+        assert badge["verdict"] == extension_model.verdict(path)
+        assert f"{round(extension_model.score(path) * 100)}%" in badge["text"]
+        assert "realcheck-tiny ext-1" in badge["text"]
+        assert [b["owners"] for b in badges(browser)] == [["linked"]]
+        assert delta(metrics(ext_server), before)["images"] == 1
+
+        # On the site where checking is on, every candidate image gets its badge, as in Chromium.
+        browser.open(site.url())
+        found = wait_for_badges(browser, newspage.TOP_BADGED)
+        check_verdicts(found, newspage.TOP_BADGED, extension_model, "ext-1")
+        assert {badge["verdict"] for badge in found.values()} == {"ai", "real", "uncertain"}
 
 
 @needs_chromium
