@@ -135,7 +135,7 @@ def preflight_weights(config: TrainConfig) -> None:
 
 
 def make_strategy(kind: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy: mirrored across local GPUs, multi-worker through TF_CONFIG, or default."""
+    """The tf.distribute strategy: mirrored across local GPUs, or the default (multi-worker is refused)."""
     gpus = tf.config.list_physical_devices("GPU")
     if kind == "multiworker":
         # Run with 2 workers on loopback (TF_CONFIG; TensorFlow 2.21, Keras 3.15): Keras 3's fit() reduces

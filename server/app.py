@@ -65,6 +65,7 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
     app.register_blueprint(feedback)
     app.register_blueprint(ops)
     enable_cors(app, config)
+    trust_proxies(app, config)
 
     def open_request() -> bool:
         """Preflights and the open paths: no API key, no rate limit."""
@@ -79,7 +80,6 @@ def create_app(config: ServerConfig, service: PredictionService | None = None) -
         return None
 
     # Registered after `guard`, so a request is counted only once its host and key passed.
-    trust_proxies(app, config)
     limit_requests(app, config, exempt=open_request)
 
     @app.after_request

@@ -102,7 +102,7 @@ class ServerConfig:
         "memory://",
         metavar="URI",
         help="where rate-limit counts live: memory:// (this process) or redis://HOST:PORT (shared by "
-        "replicas; needs the redis package)",
+        "replicas)",
     )
     trusted_proxies: int = option(
         0,
