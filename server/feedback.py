@@ -44,8 +44,9 @@ class FeedbackGate:
     """Keeps a slow or locked feedback database from taking every worker thread away from predict.
 
     Reports are admitted freely while the database answers: a burst of users reporting at once queues in
-    the database as usual. Once `slots` reports are in flight and the oldest has waited `stuck_s` (another
-    process holds the SQLite lock, or PostgreSQL hangs), further ones get a 503 at once instead of a thread.
+    the database as usual, however slowly a loaded machine works through it. Once `slots` reports are in
+    flight, the oldest has waited `stuck_s` and none has been stored in that time (another process holds
+    the SQLite lock, or PostgreSQL hangs), further ones get a 503 at once instead of a thread.
     """
 
     def __init__(self, slots: int, stuck_s: float = 0.5):
@@ -54,12 +55,17 @@ class FeedbackGate:
         self.lock = threading.Lock()
         self.started: dict[int, float] = {}
         self.next_ticket = 0
+        self.last_stored = 0.0  # a queue that moves is slow, not stuck
 
     @contextlib.contextmanager
     def admit(self):
         with self.lock:
             now = time.monotonic()
-            if len(self.started) >= self.slots and now - min(self.started.values()) > self.stuck_s:
+            if (
+                len(self.started) >= self.slots
+                and now - min(self.started.values()) > self.stuck_s
+                and now - self.last_stored > self.stuck_s
+            ):
                 raise ApiError(
                     "feedback storage is busy; nothing was stored, retry later",
                     status=503,
@@ -70,6 +76,8 @@ class FeedbackGate:
             self.started[ticket] = now
         try:
             yield
+            with self.lock:
+                self.last_stored = time.monotonic()
         finally:
             with self.lock:
                 del self.started[ticket]

@@ -281,3 +281,27 @@ def test_hostile_report_bodies_never_get_a_5xx(make_client):
         else:
             assert set(response.get_json()["error"]) == {"code", "message"}
     assert client.get("/v1/feedback").get_json()["total"] == accepted
+
+
+def test_the_feedback_gate_refuses_only_while_the_database_stores_nothing():
+    import time
+
+    from realcheck.server.errors import ApiError
+    from realcheck.server.feedback import FeedbackGate
+
+    gate = FeedbackGate(slots=2, stuck_s=0.05)
+    first, second = gate.admit(), gate.admit()
+    first.__enter__()
+    second.__enter__()
+    time.sleep(0.1)
+    first.__exit__(None, None, None)  # stored: a slow queue that moves
+    third, fourth = gate.admit(), gate.admit()
+    third.__enter__()  # two in flight, the oldest long waiting, but one was just stored: admitted
+    fourth.__enter__()
+    time.sleep(0.1)  # nothing stored since: stuck
+    with pytest.raises(ApiError, match="busy"), gate.admit():
+        pass
+    for admitted in (second, third, fourth):
+        admitted.__exit__(None, None, None)
+    with gate.admit():  # nothing in flight: admitted again
+        pass
