@@ -241,13 +241,14 @@ def validate_new_metadata(metadata: dict, source: str | Path) -> dict:
 
 
 def openapi_properties(keys: Iterable[str]) -> dict[str, dict]:
-    """OpenAPI 3.0 schemas of the fields `keys`, typed and described as in the table."""
+    """OpenAPI 3.1 (JSON Schema 2020-12) schemas of the fields `keys`, typed and described as in the table."""
     properties = {}
     for key in keys:
         field = FIELDS_BY_KEY[key]
-        schema: dict = {"type": field.json_type, "description": field.description}
-        if field.nullable:
-            schema["nullable"] = True
+        schema: dict = {
+            "type": [field.json_type, "null"] if field.nullable else field.json_type,
+            "description": field.description,
+        }
         if field.items:
             schema["items" if field.json_type == "array" else "additionalProperties"] = {"type": field.items}
         properties[key] = schema

@@ -14,23 +14,26 @@ import threading
 import time
 
 from flask import Blueprint, current_app, jsonify, request
+from pydantic import ValidationError
 
 from realcheck.server.errors import ApiError
 from realcheck.server.feedback_store import (
+    MAX_NOTE_CHARS,
     FeedbackReport,
     FeedbackStore,
     FeedbackUnavailable,
     InvalidFeedback,
 )
+from realcheck.server.schemas import FeedbackRequest
 from realcheck.server.uploads import decode_base64
 
 log = logging.getLogger("realcheck")
 feedback = Blueprint("feedback", __name__, url_prefix="/v1")
 
-REQUIRED_FIELDS = ("sha256", "label", "model", "score")
-# Anything else (a page URL, a user id) is refused rather than silently dropped: the client learns at once
-# that this server stores nothing more.
-REPORT_FIELDS = frozenset({*REQUIRED_FIELDS, "verdict", "note", "client", "image_b64"})
+# From the declaration. Anything else (a page URL, a user id) is refused rather than silently dropped: the
+# client learns at once that this server stores nothing more.
+REPORT_FIELDS = frozenset(FeedbackRequest.model_fields)
+REQUIRED_FIELDS = tuple(name for name, field in FeedbackRequest.model_fields.items() if field.is_required())
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 
@@ -119,8 +122,23 @@ def list_feedback():
     return jsonify(reports=[report.to_dict() for report in reports], total=total, next_after=following)
 
 
+# Which check a field's declaration (server/schemas.py) failed: the error code a client can act on.
+FIELD_CODES = {
+    "sha256": "invalid_sha256",
+    "label": "invalid_label",
+    "model": "invalid_model",
+    "score": "invalid_score",
+    "verdict": "invalid_verdict",
+    "note": "invalid_note",
+    "client": "invalid_client",
+    "image_b64": "invalid_base64",
+}
+
+
 def report_from_json(document) -> FeedbackReport:
-    """The report in a parsed JSON body; raises ApiError for a wrong shape (values are checked later)."""
+    """The report in a parsed JSON body, validated by its declaration (`FeedbackRequest`); raises ApiError
+    naming the first field that is wrong. What a declaration cannot say (NUL characters, the image) is
+    checked after, by `FeedbackReport.checked`."""
     if not isinstance(document, dict):
         raise ApiError("feedback must be a JSON object", code="invalid_json")
     unknown = sorted(set(document) - REPORT_FIELDS)
@@ -136,24 +154,25 @@ def report_from_json(document) -> FeedbackReport:
     missing = [name for name in REQUIRED_FIELDS if document.get(name) is None]
     if missing:
         raise ApiError(f"missing field(s): {', '.join(missing)}", code="missing_field")
-    model = document["model"]
-    if not isinstance(model, dict) or set(model) - {"name", "version"}:
-        raise ApiError(
-            'model must be {"name": ..., "version": ...} as the prediction named it', code="invalid_model"
-        )
-    encoded = document.get("image_b64")
-    if encoded is not None and not isinstance(encoded, str):
-        raise ApiError("image_b64 must be a base64 string", code="invalid_base64")
+    try:
+        report = FeedbackRequest.model_validate(document)
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        field = str(first["loc"][0])
+        where = ".".join(str(part) for part in first["loc"])
+        if field == "note" and first["type"] == "string_too_long":
+            raise ApiError(f"note is over {MAX_NOTE_CHARS} characters", code="note_too_long") from None
+        raise ApiError(f"{where}: {first['msg']}", code=FIELD_CODES[field]) from None
     return FeedbackReport(
-        sha256=document["sha256"] if isinstance(document["sha256"], str) else "",
-        label=document["label"],
-        model_name=model.get("name"),
-        model_version=model.get("version"),
-        score=document["score"],
-        verdict=document.get("verdict"),
-        note=document.get("note"),
-        client=document.get("client"),
-        image=None if encoded is None else decode_base64(encoded, "image_b64"),
+        sha256=report.sha256,
+        label=report.label,
+        model_name=report.model.name,
+        model_version=report.model.version,
+        score=report.score,
+        verdict=report.verdict,
+        note=report.note,
+        client=report.client,
+        image=None if report.image_b64 is None else decode_base64(report.image_b64, "image_b64"),
     )
 
 

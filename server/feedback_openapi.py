@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from realcheck.server.config import ServerConfig
 from realcheck.server.feedback import DEFAULT_PAGE, MAX_PAGE
-from realcheck.server.feedback_store import MAX_MODEL_NAME_CHARS, MAX_MODEL_VERSION_CHARS, MAX_NOTE_CHARS
 
 
 def _json(schema: str, description: str) -> dict:
@@ -73,74 +71,4 @@ def feedback_paths(errors: dict, secured: list) -> dict:
                 },
             },
         }
-    }
-
-
-def feedback_schemas(config: ServerConfig) -> dict:
-    """The component schemas the feedback paths use."""
-    sha256 = {
-        "type": "string",
-        "pattern": "^[0-9a-fA-F]{64}$",
-        "description": "SHA-256 of the image bytes (hex)",
-    }
-    model = {
-        "type": "object",
-        "required": ["name", "version"],
-        "properties": {
-            "name": {"type": "string", "maxLength": MAX_MODEL_NAME_CHARS},
-            "version": {"type": "string", "maxLength": MAX_MODEL_VERSION_CHARS},
-        },
-    }
-    common = {
-        "sha256": sha256,
-        "label": {"type": "string", "enum": ["ai", "real"], "description": "what the user says the image is"},
-        "model": model,
-        "score": {"type": "number", "minimum": 0, "maximum": 1, "description": "the P(AI) the user saw"},
-        "verdict": {"type": "string", "enum": ["ai", "real", "uncertain"], "nullable": True},
-        "note": {"type": "string", "maxLength": MAX_NOTE_CHARS, "nullable": True},
-        "client": {"type": "string", "pattern": "^[A-Za-z0-9._/-]{1,40}$", "nullable": True},
-    }
-    return {
-        "FeedbackRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["sha256", "label", "model", "score"],
-            "properties": common
-            | {
-                "image_b64": {
-                    "type": "string",
-                    "format": "byte",
-                    "description": f"the image bytes, base64 (at most {config.max_image_bytes:,} bytes decoded); "
-                    "only when the user agreed to share them",
-                }
-            },
-        },
-        "FeedbackReport": {
-            "type": "object",
-            "required": ["id", "created_at", "sha256", "label", "model", "score", "image_shared"],
-            "properties": common
-            | {
-                "id": {"type": "integer"},
-                "created_at": {"type": "string", "format": "date-time"},
-                "image_shared": {"type": "boolean", "description": "this report came with the image bytes"},
-            },
-        },
-        "FeedbackCreated": {
-            "type": "object",
-            "required": ["report"],
-            "properties": {"report": {"$ref": "#/components/schemas/FeedbackReport"}},
-        },
-        "FeedbackList": {
-            "type": "object",
-            "required": ["reports", "total"],
-            "properties": {
-                "reports": {"type": "array", "items": {"$ref": "#/components/schemas/FeedbackReport"}},
-                "total": {"type": "integer", "description": "reports stored in all"},
-                "next_after": {
-                    "type": "integer",
-                    "nullable": True,
-                    "description": "pass as after for the next page; null on the last page",
-                },
-            },
-        },
     }

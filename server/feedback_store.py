@@ -51,6 +51,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # A program's name and version, never a person: letters, digits and . _ / - only.
 MAX_REPORT_ID = 2**31 - 1  # the id column is INTEGER: 32 bits on PostgreSQL
 SQLITE_BUSY_S = 2  # the longest a report waits for the SQLite file before it is a 503
+CLIENT_PATTERN = "^[A-Za-z0-9._/-]{1,40}$"  # a short program name ("extension", "app")
 _CLIENT = re.compile(r"[A-Za-z0-9._/-]{1,40}")  # fullmatch: no trailing newline slips through
 # The file suffix an exported image gets, by the format its bytes decoded as.
 SUFFIXES = {

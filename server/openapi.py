@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
+from pydantic import TypeAdapter
+
 from realcheck.model import __version__
 from realcheck.model.metadata import PUBLIC_FIELDS, REQUIRED_FIELDS, openapi_properties
-from realcheck.model.provenance import C2PA_STATES
 from realcheck.server.config import ServerConfig
-from realcheck.server.feedback_openapi import feedback_paths, feedback_schemas
+from realcheck.server.feedback_openapi import feedback_paths
+from realcheck.server.schemas import AccuracyStatement, component_schemas
 
-OPENAPI_VERSION = "3.0.3"
-
-# The three ranges every face shows beside a score, and the sentence of how far verdicts go: the same in
-# predict answers (each prediction and the decision) and in /v1/models.
-RANGES = {
-    "real_below": {
-        "type": "number",
-        "description": "the model calls a score below this `real` (shown as no AI signs found)",
-    },
-    "ai_above": {
-        "type": "number",
-        "description": "the model calls a score above this `ai`; between the two, `uncertain`",
-    },
-}
-ACCURACY_STATEMENT = {
-    "type": "string",
-    "description": "one plain sentence of how good the model is, from the verdict rates its metadata measured "
-    "on held-out data (or that they were not measured)",
-}
+# 3.1: its schemas are JSON Schema 2020-12, what pydantic writes.
+OPENAPI_VERSION = "3.1.0"
 
 
 def _json(schema_ref: str, description: str) -> dict:
@@ -170,245 +155,23 @@ def openapi_document(config: ServerConfig) -> dict:
         },
         "components": {
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
-            "schemas": {
-                "ErrorDetail": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": {"type": "string", "example": "invalid_image"},
-                        "message": {"type": "string"},
-                    },
-                },
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}},
-                },
-                "PredictRequest": {
-                    "type": "object",
-                    "required": ["instances"],
-                    "properties": {
-                        "instances": {
-                            "type": "array",
-                            "minItems": 1,
-                            "maxItems": config.max_images_per_request,
-                            "items": {
-                                "type": "object",
-                                "required": ["b64"],
-                                "properties": {
-                                    "b64": {
-                                        "type": "string",
-                                        "format": "byte",
-                                        "description": "base64 image bytes",
-                                    },
-                                    "name": {"type": "string", "description": "echoed back as filename"},
-                                },
-                            },
-                        }
-                    },
-                },
-                "Prediction": {
-                    "type": "object",
-                    "required": [
-                        "score",
-                        "verdict",
-                        "basis",
-                        "model_verdict",
-                        "provenance",
-                        "threshold",
-                        "real_below",
-                        "ai_above",
-                        "sha256",
-                        "cached",
-                        "time_ms",
-                    ],
-                    "properties": {
-                        "score": {
-                            "type": "number",
-                            "minimum": 0,
-                            "maximum": 1,
-                            "description": "P(AI) from the pixels (the model's, whatever the basis)",
-                        },
-                        "verdict": {
-                            "type": "string",
-                            "enum": ["ai", "real", "uncertain"],
-                            "description": "the decision, resting on `basis`",
-                        },
-                        "basis": {
-                            "type": "string",
-                            "enum": ["model", "provenance"],
-                            "description": "`provenance` when an intact C2PA manifest or an explicit metadata "
-                            "declaration says the image is AI-generated; otherwise `model`",
-                        },
-                        "model_verdict": {"type": "string", "enum": ["ai", "real", "uncertain"]},
-                        "provenance": {"$ref": "#/components/schemas/Provenance"},
-                        "threshold": {"type": "number"},
-                        **RANGES,
-                        "sha256": {"type": "string", "description": "SHA-256 of the image bytes (hex)"},
-                        "cached": {"type": "boolean"},
-                        "time_ms": {"type": "number", "description": "decode, queue and model time"},
-                        "filename": {"type": "string", "nullable": True},
-                    },
-                },
-                **provenance_schemas(),
-                "ImageError": {
-                    "type": "object",
-                    "description": "an image of a multi-image request that could not be decoded",
-                    "required": ["error", "sha256"],
-                    "properties": {
-                        "error": {"$ref": "#/components/schemas/ErrorDetail"},
-                        "sha256": {"type": "string", "description": "SHA-256 of the image bytes (hex)"},
-                        "filename": {"type": "string", "nullable": True},
-                    },
-                },
-                "ModelRef": {
-                    "type": "object",
-                    "required": ["name", "version"],
-                    "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
-                },
-                "PredictResponse": {
-                    "type": "object",
-                    "required": ["model", "predictions"],
-                    "properties": {
-                        "model": {"$ref": "#/components/schemas/ModelRef"},
-                        "decision": {
-                            "type": "object",
-                            "properties": {
-                                "threshold": {"type": "number"},
-                                "uncertainty_band": {"type": "array", "items": {"type": "number"}},
-                                **RANGES,
-                                "accuracy_statement": ACCURACY_STATEMENT,
-                            },
-                        },
-                        "predictions": {
-                            "type": "array",
-                            "description": "one entry per image, in request order; in a request of several "
-                            "images, one that cannot be decoded gets an ImageError and the others are scored",
-                            "items": {
-                                "oneOf": [
-                                    {"$ref": "#/components/schemas/Prediction"},
-                                    {"$ref": "#/components/schemas/ImageError"},
-                                ]
-                            },
-                        },
-                        "time_ms": {"type": "number"},
-                    },
-                },
-                "Model": {
-                    "type": "object",
-                    "required": [key for key in PUBLIC_FIELDS if key in REQUIRED_FIELDS]
-                    + ["accuracy_statement"],
-                    "properties": {
-                        **openapi_properties(PUBLIC_FIELDS),
-                        "state": {"type": "string"},
-                        "runtime": {"type": "object"},
-                        "accuracy_statement": ACCURACY_STATEMENT,
-                    },
-                },
-                "ModelList": {
-                    "type": "object",
-                    "required": ["models", "limits"],
-                    "properties": {
-                        "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
-                        "limits": {"$ref": "#/components/schemas/UploadLimits"},
-                    },
-                },
-                "UploadLimits": {
-                    "type": "object",
-                    "description": "what /v1/predict accepts (larger requests are refused with a 413)",
-                    "required": ["max_image_bytes", "max_request_bytes", "max_images_per_request"],
-                    "properties": {
-                        "max_image_bytes": {"type": "integer", "minimum": 1, "description": "per image"},
-                        "max_request_bytes": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "description": "per request body",
-                        },
-                        "max_images_per_request": {"type": "integer", "minimum": 1},
-                    },
-                },
-                **feedback_schemas(config),
-                "Status": {
-                    "type": "object",
-                    "required": ["status"],
-                    "properties": {
-                        "status": {"type": "string"},
-                        "model": {"$ref": "#/components/schemas/ModelRef"},
-                        "runtime": {"type": "object"},
-                        "message": {"type": "string"},
-                    },
-                },
-            },
+            "schemas": component_schemas_for(config),
         },
     }
 
 
-def provenance_schemas() -> dict:
-    """Provenance, Evidence and C2paManifest, with their enums taken from `realcheck.model.provenance`."""
-    text = {"type": "string"}
-    nullable = {"type": "string", "nullable": True}
-    return {
-        "Provenance": {
-            "type": "object",
-            "description": "what the image's own bytes declare about its origin (never fetched from elsewhere)",
-            "required": ["declares_ai", "signed_capture", "summary", "explanation", "evidence", "c2pa"],
-            "properties": {
-                "declares_ai": {"type": "boolean", "description": "the evidence that decides `ai`"},
-                "signed_capture": {
-                    "type": "boolean",
-                    "description": "an intact C2PA manifest says a camera captured it (shown, never decisive)",
-                },
-                "summary": {"type": "string", "description": "one line: the strongest finding and its trust"},
-                "explanation": {
-                    "type": "string",
-                    "description": "what the file says about its origin and how far that goes, in plain sentences",
-                },
-                "evidence": {"type": "array", "items": {"$ref": "#/components/schemas/Evidence"}},
-                "c2pa": {"$ref": "#/components/schemas/C2paManifest"},
-            },
-        },
-        "Evidence": {
-            "type": "object",
-            "required": ["kind", "says", "trust", "source", "detail"],
-            "properties": {
-                "kind": {"type": "string", "enum": ["c2pa", "digital_source_type", "generator", "camera"]},
-                "says": {"type": "string", "enum": ["ai", "capture", "edited", "unknown", "hint"]},
-                "trust": {"type": "string", "enum": [*C2PA_STATES, "declared", "hint"]},
-                "source": text,
-                "detail": text,
-            },
-        },
-        "C2paManifest": {
-            "type": "object",
-            "nullable": True,
-            "description": "the active C2PA manifest; null when the file carries none",
-            "required": ["state"],
-            "properties": {
-                "state": {"type": "string", "enum": list(C2PA_STATES)},
-                "claim_generator": nullable,
-                "signer": nullable,
-                "issuer": nullable,
-                "signed_at": nullable,
-                "actions": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "action": text,
-                            "digital_source_type": nullable,
-                            "software_agent": nullable,
-                        },
-                    },
-                },
-                "ingredients": {"type": "array", "items": text},
-                "ingredient_source_types": {
-                    "type": "array",
-                    "items": text,
-                    "description": "digital source types the ingredients' own manifests declare",
-                },
-                "failures": {"type": "array", "items": text, "description": "C2PA validation failure codes"},
-                "remote_url": {**nullable, "description": "a remote manifest's address, not fetched"},
-                "message": nullable,
-            },
+def component_schemas_for(config: ServerConfig) -> dict:
+    """The declared shapes (server/schemas.py), the metadata table's `Model`, and this server's limits."""
+    schemas = component_schemas()
+    schemas["Model"] = {
+        "type": "object",
+        "required": [key for key in PUBLIC_FIELDS if key in REQUIRED_FIELDS] + ["accuracy_statement"],
+        "properties": {
+            **openapi_properties(PUBLIC_FIELDS),
+            "state": {"type": "string"},
+            "runtime": {"type": "object"},
+            "accuracy_statement": TypeAdapter(AccuracyStatement).json_schema(),
         },
     }
+    schemas["PredictRequest"]["properties"]["instances"]["maxItems"] = config.max_images_per_request
+    return schemas

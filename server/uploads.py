@@ -10,9 +10,11 @@ import binascii
 import json
 
 from flask import Request
+from pydantic import ValidationError
 
 from realcheck.server.config import ServerConfig
 from realcheck.server.errors import ApiError
+from realcheck.server.schemas import PredictRequest
 from realcheck.server.service import Upload
 
 RAW_TYPES = ("application/octet-stream",)
@@ -110,25 +112,23 @@ def _from_json(body: bytes, max_images: int) -> list[Upload]:
         raise ApiError(f"request body is not valid JSON ({error})", code="invalid_json") from None
     except RecursionError:
         raise ApiError("request body is JSON nested too deeply", code="invalid_json") from None
-    instances = document.get("instances") if isinstance(document, dict) else None
-    if not isinstance(instances, list):
+    try:
+        instances = PredictRequest.model_validate(document).instances
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        # ("instances", 0, "b64") -> "instance 0 b64", as the base64 errors name them
+        where = " ".join(str(part) for part in first["loc"]).replace("instances ", "instance ", 1)
         raise ApiError(
-            'JSON body must be {"instances": [{"b64": "<base64 image bytes>"}, ...]}', code="invalid_json"
+            f'JSON body must be {{"instances": [{{"b64": "<base64 image bytes>"}}, ...]}}: {where}: {first["msg"]}',
+            code="invalid_json",
+        ) from None
+    return [
+        Upload(
+            decode_base64(instance.b64, f"instance {index}"),
+            instance.name if isinstance(instance.name, str) else None,
         )
-    uploads = []
-    for index, instance in enumerate(instances):
-        encoded = instance.get("b64") if isinstance(instance, dict) else None
-        if not isinstance(encoded, str):
-            raise ApiError(
-                f'instance {index} must be an object {{"b64": "<base64 image bytes>"}}', code="invalid_json"
-            )
-        uploads.append(
-            Upload(
-                decode_base64(encoded, f"instance {index}"),
-                instance.get("name") if isinstance(instance.get("name"), str) else None,
-            )
-        )
-    return uploads
+        for index, instance in enumerate(instances)
+    ]
 
 
 def decode_base64(encoded: str, what: str) -> bytes:

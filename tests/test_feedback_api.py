@@ -12,7 +12,7 @@ import imagegen
 import pytest
 from PIL import Image
 from serving import free_port
-from test_server import assert_error, bomb_png
+from test_server import assert_error, bomb_png, schema_validator
 
 from realcheck.server.app import create_app
 from realcheck.server.config import ServerConfig
@@ -115,6 +115,7 @@ BAD_REPORTS = [
     ("sha number", {"json": body(sha256=12)}, 400, "invalid_sha256"),
     ("label", {"json": body(label="fake")}, 400, "invalid_label"),
     ("score", {"json": body(score=-0.1)}, 400, "invalid_score"),
+    ("bool score", {"json": body(score=True)}, 400, "invalid_score"),
     (
         "huge score",
         {"data": json.dumps(body(score=10**400)), "content_type": "application/json"},
@@ -246,8 +247,11 @@ def test_openapi_describes_feedback(make_client):
 
 
 def test_hostile_report_bodies_never_get_a_5xx(make_client):
-    """A seeded corpus of mutated reports: each gets JSON below 500, and only valid ones are stored."""
+    """A seeded corpus of mutated reports: each gets JSON below 500, only valid ones are stored, and the
+    served OpenAPI document's FeedbackRequest agrees: what it refuses, the server refuses (the server also
+    refuses what a schema cannot say: NUL characters, an image that does not hash to sha256)."""
     client = make_client()
+    schema = schema_validator(client, "FeedbackRequest")
     rng = random.Random(13)
     png = imagegen.image_bytes("real", 40, seed=4)
     values = [
@@ -276,6 +280,8 @@ def test_hostile_report_bodies_never_get_a_5xx(make_client):
         response = client.post("/v1/feedback", data=json.dumps(document), content_type="application/json")
         assert response.status_code < 500, (document, response.get_data(as_text=True))
         assert response.mimetype == "application/json"
+        if not schema.is_valid(document):
+            assert response.status_code == 400, document
         if response.status_code == 201:
             accepted += 1
         else:

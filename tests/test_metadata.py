@@ -112,5 +112,8 @@ def test_the_openapi_model_schema_is_the_public_fields_as_the_table_types_them()
     # What the server derives from the metadata rather than copies: always there.
     assert set(schema["required"]) - set(from_table) == {"accuracy_statement"}
     for key in PUBLIC_FIELDS:
-        assert schema["properties"][key]["type"] == FIELDS_BY_KEY[key].json_type
+        field = FIELDS_BY_KEY[key]
+        assert schema["properties"][key]["type"] == (
+            [field.json_type, "null"] if field.nullable else field.json_type
+        )
         assert schema["properties"][key]["description"] == FIELDS_BY_KEY[key].description

@@ -175,13 +175,13 @@ def test_models_and_one_model(client):
 
 def schema_validator(client, name: str):
     """A validator for the server's own OpenAPI schema `name`, as /openapi.json serves it."""
-    from openapi_schema_validator import OAS30Validator
+    from openapi_schema_validator import OAS31Validator
     from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT4
+    from referencing.jsonschema import DRAFT202012
 
     document = client.get("/openapi.json").get_json()
-    registry = Registry().with_resource("urn:realcheck", Resource.from_contents(document, DRAFT4))
-    return OAS30Validator({"$ref": f"urn:realcheck#/components/schemas/{name}"}, registry=registry)
+    registry = Registry().with_resource("urn:realcheck", Resource.from_contents(document, DRAFT202012))
+    return OAS31Validator({"$ref": f"urn:realcheck#/components/schemas/{name}"}, registry=registry)
 
 
 def test_a_model_shows_its_public_metadata_as_the_openapi_schema_describes(client, service):
