@@ -18,13 +18,12 @@ from pydantic import ValidationError
 
 from realcheck.server.errors import ApiError
 from realcheck.server.feedback_store import (
-    MAX_NOTE_CHARS,
     FeedbackReport,
     FeedbackStore,
     FeedbackUnavailable,
     InvalidFeedback,
 )
-from realcheck.server.schemas import FeedbackRequest
+from realcheck.server.schemas import FeedbackRequest, report_error
 from realcheck.server.uploads import decode_base64
 
 log = logging.getLogger("realcheck")
@@ -122,19 +121,6 @@ def list_feedback():
     return jsonify(reports=[report.to_dict() for report in reports], total=total, next_after=following)
 
 
-# Which check a field's declaration (server/schemas.py) failed: the error code a client can act on.
-FIELD_CODES = {
-    "sha256": "invalid_sha256",
-    "label": "invalid_label",
-    "model": "invalid_model",
-    "score": "invalid_score",
-    "verdict": "invalid_verdict",
-    "note": "invalid_note",
-    "client": "invalid_client",
-    "image_b64": "invalid_base64",
-}
-
-
 def report_from_json(document) -> FeedbackReport:
     """The report in a parsed JSON body, validated by its declaration (`FeedbackRequest`); raises ApiError
     naming the first field that is wrong. What a declaration cannot say (NUL characters, the image) is
@@ -157,12 +143,8 @@ def report_from_json(document) -> FeedbackReport:
     try:
         report = FeedbackRequest.model_validate(document)
     except ValidationError as error:
-        first = error.errors(include_url=False, include_input=False)[0]
-        field = str(first["loc"][0])
-        where = ".".join(str(part) for part in first["loc"])
-        if field == "note" and first["type"] == "string_too_long":
-            raise ApiError(f"note is over {MAX_NOTE_CHARS} characters", code="note_too_long") from None
-        raise ApiError(f"{where}: {first['msg']}", code=FIELD_CODES[field]) from None
+        message, code = report_error(error)
+        raise ApiError(message, code=code) from None
     return FeedbackReport(
         sha256=report.sha256,
         label=report.label,

@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import math
 import os
 import re
 import threading
@@ -32,27 +31,25 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from PIL import Image
+from pydantic import ValidationError
 from sqlalchemy.engine import URL, Engine, make_url
 
 from realcheck.model.errors import ImageDecodeError, RealCheckError
 from realcheck.model.imaging import DEFAULT_MAX_PIXELS, check_aspect_ratio, open_rgb
+from realcheck.server.schemas import (
+    MAX_MODEL_NAME_CHARS,
+    MAX_MODEL_VERSION_CHARS,
+    FeedbackFields,
+    report_error,
+)
 
 log = logging.getLogger("realcheck")
 
 FEEDBACK_DB_ENV = "REALCHECK_FEEDBACK_DB"
-LABELS = ("ai", "real")
-VERDICTS = ("ai", "real", "uncertain")
-MAX_NOTE_CHARS = 1000
-MAX_MODEL_NAME_CHARS = 200
-MAX_MODEL_VERSION_CHARS = 100
 DEFAULT_MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "feedback_migrations"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-# A program's name and version, never a person: letters, digits and . _ / - only.
 MAX_REPORT_ID = 2**31 - 1  # the id column is INTEGER: 32 bits on PostgreSQL
 SQLITE_BUSY_S = 2  # the longest a report waits for the SQLite file before it is a 503
-CLIENT_PATTERN = "^[A-Za-z0-9._/-]{1,40}$"  # a short program name ("extension", "app")
-_CLIENT = re.compile(r"[A-Za-z0-9._/-]{1,40}")  # fullmatch: no trailing newline slips through
 # The file suffix an exported image gets, by the format its bytes decoded as.
 SUFFIXES = {
     "JPEG": "jpg",
@@ -125,58 +122,43 @@ class FeedbackReport:
     def checked(
         self, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
     ) -> CheckedReport:
-        """This report validated (raises InvalidFeedback); shared image bytes go through the decode checks
-        of predict (model/imaging.py) and must hash to `sha256`."""
-        sha256 = str(self.sha256).strip().lower()
-        if not _SHA256.match(sha256):
-            raise InvalidFeedback(
-                "sha256 must be the image's SHA-256 as 64 hexadecimal digits", "invalid_sha256"
-            )
-        if self.label not in LABELS:
-            raise InvalidFeedback(
-                f"label must be one of {', '.join(LABELS)}, got {self.label!r}", "invalid_label"
-            )
-        name, version = (
-            _text(self.model_name, "model name", MAX_MODEL_NAME_CHARS),
-            _text(self.model_version, "model version", MAX_MODEL_VERSION_CHARS),
-        )
-        if isinstance(self.score, bool) or not isinstance(self.score, int | float):
-            raise InvalidFeedback("score must be a number (the P(AI) the model gave)", "invalid_score")
+        """This report validated (raises InvalidFeedback): its fields by their declaration
+        (`realcheck.server.schemas.FeedbackFields`, the one the API documents), then what a declaration cannot
+        say: text either database can store, and shared image bytes that pass the decode checks of predict
+        (model/imaging.py) and hash to `sha256`."""
         try:
-            score = float(self.score)
-        except OverflowError:  # a JSON integer of hundreds of digits
-            score = math.inf
-        if not (math.isfinite(score) and 0.0 <= score <= 1.0):
-            raise InvalidFeedback(f"score must be between 0 and 1, got {score:g}", "invalid_score")
-        if self.verdict is not None and self.verdict not in VERDICTS:
-            raise InvalidFeedback(f"verdict must be one of {', '.join(VERDICTS)}", "invalid_verdict")
-        note = None
-        if self.note is not None:
-            if not isinstance(self.note, str):
-                raise InvalidFeedback("note must be text", "invalid_note")
-            note = self.note.strip() or None
-            if note is not None:
-                _storable(note, "note", "invalid_note")
-            if note is not None and len(note) > MAX_NOTE_CHARS:
-                raise InvalidFeedback(
-                    f"note is {len(note)} characters, over {MAX_NOTE_CHARS}", "note_too_long"
-                )
-        if self.client is not None and not (isinstance(self.client, str) and _CLIENT.fullmatch(self.client)):
-            raise InvalidFeedback(
-                "client must be a short program name (letters, digits, . _ / -)", "invalid_client"
+            fields = FeedbackFields.model_validate(
+                {
+                    "sha256": self.sha256,
+                    "label": self.label,
+                    "model": {"name": self.model_name, "version": self.model_version},
+                    "score": self.score,
+                    "verdict": self.verdict,
+                    "note": self.note,
+                    "client": self.client,
+                }
             )
+        except ValidationError as error:
+            raise InvalidFeedback(*report_error(error)) from None
+        sha256 = fields.sha256.lower()
+        name, version = fields.model.name, fields.model.version
+        _storable(name, "model name", "invalid_model")
+        _storable(version, "model version", "invalid_model")
+        note = fields.note or None
+        if note is not None:
+            _storable(note, "note", "invalid_note")
         image = None
         if self.image is not None:
             image = _checked_image(self.image, sha256, max_image_bytes, max_pixels)
         return CheckedReport(
             sha256=sha256,
-            label=self.label,
+            label=fields.label,
             model_name=name,
             model_version=version,
-            score=score,
-            verdict=self.verdict,
+            score=fields.score,
+            verdict=fields.verdict,
             note=note,
-            client=self.client,
+            client=fields.client,
             image=image,
         )
 
@@ -236,16 +218,6 @@ class StoredReport:
             "client": self.client,
             "image_shared": self.image_shared,
         }
-
-
-def _text(value, what: str, limit: int) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidFeedback(f"{what} must be given as text", "invalid_model")
-    value = value.strip()
-    if len(value) > limit:
-        raise InvalidFeedback(f"{what} is over {limit} characters", "invalid_model")
-    _storable(value, what, "invalid_model")
-    return value
 
 
 def _storable(text: str, what: str, code: str) -> None:

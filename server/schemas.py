@@ -12,16 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from realcheck.model.provenance import C2PA_STATES
-from realcheck.server.feedback_store import (
-    CLIENT_PATTERN,
-    MAX_MODEL_NAME_CHARS,
-    MAX_MODEL_VERSION_CHARS,
-    MAX_NOTE_CHARS,
-)
+
+MAX_NOTE_CHARS = 1000
+MAX_MODEL_NAME_CHARS = 200
+MAX_MODEL_VERSION_CHARS = 100
+# A program's name, never a person: letters, digits and . _ / - only.
+CLIENT_PATTERN = "^[A-Za-z0-9._/-]{1,40}$"
 
 Verdict = Literal["ai", "real", "uncertain"]
 Sha256 = Annotated[str, Field(description="SHA-256 of the image bytes (hex)")]
@@ -183,20 +183,34 @@ class Status(BaseModel):
     message: str | None = None
 
 
+def _text(max_length: int, min_length: int = 0):
+    """Text measured without the spaces around it (which are dropped)."""
+    return Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
+    ]
+
+
 class ReportedModel(BaseModel):
+    """The model as the prediction named it."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=MAX_MODEL_NAME_CHARS)
-    version: str = Field(max_length=MAX_MODEL_VERSION_CHARS)
+    name: _text(MAX_MODEL_NAME_CHARS, min_length=1)
+    version: _text(MAX_MODEL_VERSION_CHARS, min_length=1)
 
 
 class FeedbackFields(BaseModel):
-    sha256: str = Field(pattern="^[0-9a-fA-F]{64}$", description="SHA-256 of the image bytes (hex)")
+    """What a report says, however it arrives (the API's JSON, the app)."""
+
+    sha256: Annotated[str, StringConstraints(strip_whitespace=True, pattern="^[0-9a-fA-F]{64}$")] = Field(
+        description="SHA-256 of the image bytes (hex)"
+    )
     label: Literal["ai", "real"] = Field(description="what the user says the image is")
     model: ReportedModel
-    score: float = Field(ge=0, le=1, strict=True, description="the P(AI) the user saw")
+    # Strict: true and "0.5" are not scores.
+    score: float = Field(ge=0, le=1, strict=True, allow_inf_nan=False, description="the P(AI) the user saw")
     verdict: Verdict | None = None
-    note: str | None = Field(None, max_length=MAX_NOTE_CHARS)
+    note: _text(MAX_NOTE_CHARS) | None = None
     client: str | None = Field(None, pattern=CLIENT_PATTERN)
 
 
@@ -227,6 +241,28 @@ class FeedbackList(BaseModel):
     reports: list[FeedbackReport]
     total: int = Field(description="reports stored in all")
     next_after: int | None = Field(description="pass as after for the next page; null on the last page")
+
+
+# Which field's declaration a report failed: the error code a client can act on.
+FIELD_CODES = {
+    "sha256": "invalid_sha256",
+    "label": "invalid_label",
+    "model": "invalid_model",
+    "score": "invalid_score",
+    "verdict": "invalid_verdict",
+    "note": "invalid_note",
+    "client": "invalid_client",
+    "image_b64": "invalid_base64",
+}
+
+
+def report_error(error: ValidationError) -> tuple[str, str]:
+    """(message, code) of the first field a report got wrong."""
+    first = error.errors(include_url=False, include_input=False)[0]
+    field = str(first["loc"][0])
+    if field == "note" and first["type"] == "string_too_long":
+        return f"note is over {MAX_NOTE_CHARS} characters", "note_too_long"
+    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}", FIELD_CODES[field]
 
 
 COMPONENTS = (
