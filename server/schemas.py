@@ -2,7 +2,8 @@
 
 The OpenAPI document (server/openapi.py) takes its component schemas from these declarations, and the
 request bodies are validated by them (`PredictRequest` in server/uploads.py, `FeedbackRequest` in
-server/feedback.py), so what the document says is what the server checks. The metadata of a model is the
+server/feedback.py, `FeedbackFields` for every report in server/feedback_store.py, the app's too), so what
+the document says is what the server checks. The metadata of a model is the
 one exception: its fields are declared in the metadata table (realcheck.model.metadata), which types every
 artifact's metadata.json.
 """
@@ -83,7 +84,7 @@ class C2paAction(BaseModel):
 class C2paManifest(BaseModel):
     """The active C2PA manifest."""
 
-    state: C2paState
+    state: C2paState  # pyright: ignore[reportInvalidTypeForm]  (an enum of C2PA_STATES)
     claim_generator: str | None = None
     signer: str | None = None
     issuer: str | None = None
@@ -183,11 +184,15 @@ class Status(BaseModel):
     message: str | None = None
 
 
-def _text(max_length: int, min_length: int = 0):
-    """Text measured without the spaces around it (which are dropped)."""
-    return Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
-    ]
+# Text is measured without the spaces around it, which are dropped.
+ModelName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MODEL_NAME_CHARS)
+]
+ModelVersion = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MODEL_VERSION_CHARS)
+]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_NOTE_CHARS)]
+Sha256Hex = Annotated[str, StringConstraints(strip_whitespace=True, pattern="^[0-9a-fA-F]{64}$")]
 
 
 class ReportedModel(BaseModel):
@@ -195,22 +200,20 @@ class ReportedModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: _text(MAX_MODEL_NAME_CHARS, min_length=1)
-    version: _text(MAX_MODEL_VERSION_CHARS, min_length=1)
+    name: ModelName
+    version: ModelVersion
 
 
 class FeedbackFields(BaseModel):
     """What a report says, however it arrives (the API's JSON, the app)."""
 
-    sha256: Annotated[str, StringConstraints(strip_whitespace=True, pattern="^[0-9a-fA-F]{64}$")] = Field(
-        description="SHA-256 of the image bytes (hex)"
-    )
+    sha256: Sha256Hex = Field(description="SHA-256 of the image bytes (hex)")
     label: Literal["ai", "real"] = Field(description="what the user says the image is")
     model: ReportedModel
     # Strict: true and "0.5" are not scores.
     score: float = Field(ge=0, le=1, strict=True, allow_inf_nan=False, description="the P(AI) the user saw")
     verdict: Verdict | None = None
-    note: _text(MAX_NOTE_CHARS) | None = None
+    note: Note | None = None
     client: str | None = Field(None, pattern=CLIENT_PATTERN)
 
 
