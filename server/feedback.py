@@ -47,7 +47,7 @@ class FeedbackGate:
 
     Reports are admitted freely while the database answers: a burst of users reporting at once queues in
     the database as usual, however slowly a loaded machine works through it. Once `slots` reports are in
-    flight, the oldest has waited `stuck_s` and none has been stored in that time (another process holds
+    flight, the oldest has waited `stuck_s` and none has finished in that time (another process holds
     the SQLite lock, or PostgreSQL hangs), further ones get a 503 at once instead of a thread.
     """
 
@@ -57,7 +57,7 @@ class FeedbackGate:
         self.lock = threading.Lock()
         self.started: dict[int, float] = {}
         self.next_ticket = 0
-        self.last_stored = 0.0  # a queue that moves is slow, not stuck
+        self.last_done = 0.0  # a queue that moves is slow, not stuck
 
     @contextlib.contextmanager
     def admit(self):
@@ -66,7 +66,7 @@ class FeedbackGate:
             if (
                 len(self.started) >= self.slots
                 and now - min(self.started.values()) > self.stuck_s
-                and now - self.last_stored > self.stuck_s
+                and now - self.last_done > self.stuck_s
             ):
                 raise ApiError(
                     "feedback storage is busy; nothing was stored, retry later",
@@ -79,7 +79,7 @@ class FeedbackGate:
         try:
             yield
             with self.lock:
-                self.last_stored = time.monotonic()
+                self.last_done = time.monotonic()
         finally:
             with self.lock:
                 del self.started[ticket]

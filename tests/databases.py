@@ -50,6 +50,21 @@ def _account() -> tuple[int, int] | None:
     raise RuntimeError("running as root, and there is no postgres or nobody user to run PostgreSQL as")
 
 
+def wait_until_serving(name: str, process, probe, refused: type[Exception], log) -> None:
+    """Until `probe()` stops raising `refused`; a RuntimeError with the server's log if it exits or takes
+    longer than STARTUP_TIMEOUT_S."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}: {log()}")
+        try:
+            probe()
+            return
+        except refused:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not answer in {STARTUP_TIMEOUT_S} s: {log()}")
+
+
 class PostgresCluster:
     """A PostgreSQL server of its own: `url(database)` for SQLAlchemy, `new_database()` for each test."""
 
@@ -96,16 +111,13 @@ class PostgresCluster:
     def _wait_ready(self) -> None:
         import psycopg
 
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"postgres exited with {self.process.returncode}: {self.log()}")
-            try:
-                psycopg.connect(self.url(), connect_timeout=2).close()
-                return
-            except psycopg.OperationalError:
-                time.sleep(0.2)
-        raise RuntimeError(f"postgres did not accept connections in {STARTUP_TIMEOUT_S} s: {self.log()}")
+        wait_until_serving(
+            "postgres",
+            self.process,
+            lambda: psycopg.connect(self.url(), connect_timeout=2).close(),
+            psycopg.OperationalError,
+            self.log,
+        )
 
     def new_database(self) -> str:
         """A fresh, empty database; its SQLAlchemy URL."""
@@ -158,16 +170,13 @@ class RedisServer:
     def _wait_ready(self) -> None:
         import redis
 
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}: {self.log()}")
-            try:
-                redis.Redis.from_url(self.url, socket_timeout=2).ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError(f"redis-server did not answer in {STARTUP_TIMEOUT_S} s: {self.log()}")
+        wait_until_serving(
+            "redis-server",
+            self.process,
+            lambda: redis.Redis.from_url(self.url, socket_timeout=2).ping(),
+            redis.ConnectionError,
+            self.log,
+        )
 
     def log(self) -> str:
         if not self._log.closed:

@@ -438,13 +438,17 @@ def test_decoding_any_mode_at_the_pixel_limit_costs_at_most_600_mb(tmp_path):
             assert outcome == "(7071, 7071)", outcome
 
 
-@pytest.mark.parametrize("subsampling", [0, 2], ids=["4:4:4", "4:2:0"])
-def test_a_progressive_jpeg_that_lost_whole_scans_is_refused(subsampling):
+def progressive_jpeg(subsampling: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(imagegen.make_array("real", 200, seed=3)).save(
         buffer, format="JPEG", quality=90, progressive=True, subsampling=subsampling
     )
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("subsampling", [0, 2], ids=["4:4:4", "4:2:0"])
+def test_a_progressive_jpeg_that_lost_whole_scans_is_refused(subsampling):
+    data = progressive_jpeg(subsampling)
     assert open_rgb(data).size == (200, 200)
     last_scan = data.rindex(b"\xff\xda")
     for cut in (data[:last_scan], data[: data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)]):
@@ -454,11 +458,7 @@ def test_a_progressive_jpeg_that_lost_whole_scans_is_refused(subsampling):
 
 @pytest.mark.parametrize("subsampling", [0, 2], ids=["4:4:4", "4:2:0"])
 def test_a_progressive_jpeg_cut_inside_its_last_scan_is_refused(subsampling):
-    buffer = io.BytesIO()
-    Image.fromarray(imagegen.make_array("real", 200, seed=3)).save(
-        buffer, format="JPEG", quality=90, progressive=True, subsampling=subsampling
-    )
-    data = buffer.getvalue()
+    data = progressive_jpeg(subsampling)
     last_scan = data.rindex(b"\xff\xda")
     cut = (
         data[: (last_scan + len(data)) // 2] + b"\xff\xd9"
