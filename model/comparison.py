@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from realcheck.model.errors import RealCheckError
 from realcheck.model.settings import TrainConfig
 from realcheck.model.training import train
 
@@ -17,6 +18,11 @@ COLUMNS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_au
 
 def compare_backbones(config: TrainConfig, backbones: list[str]) -> list[dict]:
     """Train each backbone with `config` on one shared split; write comparison.{json,md,png} to config.out."""
+    if config.distribute == "multiworker":
+        raise RealCheckError(
+            "compare trains its backbones one after another in one process: run `realcheck train "
+            "--distribute multiworker` for each backbone instead"
+        )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -101,6 +101,9 @@ FIELDS: tuple[Field, ...] = (
     Field("seed", "integer", "random seed of the run"),
     Field("precision", "string", "Keras precision policy used in training"),
     Field("device", "string", "devices that trained it"),
+    Field(
+        "replicas", "integer", "replicas that trained it in step: devices, times workers with several workers"
+    ),
     Field("training_seconds", "number", "wall-clock training time"),
     Field("epoch_seconds", "object", "mean seconds per epoch, per training phase", items="number"),
     Field("parameters", "integer", "number of model parameters"),

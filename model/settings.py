@@ -346,7 +346,7 @@ class TrainConfig:
     distribute: str = option(
         "auto",
         choices=DISTRIBUTE,
-        help="tf.distribute: mirrored across local GPUs (multiworker: refused, Keras 3 cannot fit with it yet)",
+        help="tf.distribute: mirrored across local GPUs, or multiworker across the processes TF_CONFIG names",
         refused_by={"finetune": FINETUNE_ONE_DEVICE, "tune": TUNE_ONE_DEVICE},
     )
     mixed_precision: str = option(
@@ -399,6 +399,10 @@ class TrainConfig:
             raise RealCheckError("--adapt-until trains on native crops: give --input-mode crop")
         if self.adapt_until is not None and self.search:
             raise RealCheckError("--adapt-until trains its own head: drop --search")
+        if self.distribute == "multiworker" and (self.search or self.adapt_until is not None):
+            raise RealCheckError(
+                "--distribute multiworker trains the head and fine-tunes; --search and --adapt-until run on one machine"
+            )
         if self.adapted_weights is not None and self.adapt_until is None:
             raise RealCheckError("--adapted-weights are the adaptation recipe's: give --adapt-until too")
         if self.l2sp < 0:

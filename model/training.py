@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from realcheck.model import architecture, artifact, evaluation
+from realcheck.model import architecture, artifact, devices, evaluation
 from realcheck.model.datasets import Discovery, Sample, discover, summarize
 from realcheck.model.decision import DecisionRule
 from realcheck.model.errors import DataError, RealCheckError
@@ -46,7 +47,7 @@ class PreparedData:
 
 @dataclass
 class TrainResult:
-    artifact_dir: Path
+    artifact_dir: Path | None  # None on a worker other than the chief: it writes no artifact
     metadata: dict
     history: dict = field(default_factory=dict)
 
@@ -134,36 +135,6 @@ def preflight_weights(config: TrainConfig) -> None:
         architecture.build_backbone(config.backbone, config.training_size, config.weights)
 
 
-def make_strategy(kind: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy: mirrored across local GPUs, or the default (multi-worker is refused)."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if kind == "multiworker":
-        # Run with 2 workers on loopback (TF_CONFIG; TensorFlow 2.21, Keras 3.15): Keras 3's fit() reduces
-        # its first distributed batch with a collective that rejects it ("Attempt to convert a value
-        # (PerReplica...)"), an open upstream bug (keras-team/keras#20585). Refused here, before the data scan.
-        raise RealCheckError(
-            "--distribute multiworker does not work with Keras 3 yet (keras-team/keras#20585: fit() fails on "
-            "its first batch under MultiWorkerMirroredStrategy); train on one machine, --distribute mirrored "
-            "across its GPUs"
-        )
-    if kind == "mirrored" or (kind == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def configure_precision(mode: str) -> str:
-    """mixed_float16 on GPU (or when forced); float32 on CPU where it would only be slower."""
-    use_mixed = mode == "on" or (mode == "auto" and bool(tf.config.list_physical_devices("GPU")))
-    policy = "mixed_float16" if use_mixed else "float32"
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
-
-
-def device_description() -> str:
-    gpus = tf.config.list_physical_devices("GPU")
-    return f"{len(gpus)} GPU(s): " + ", ".join(g.name for g in gpus) if gpus else "CPU"
-
-
 def compile_for_training(model: keras.Model, learning_rate: float, steps: int) -> None:
     """AdamW with cosine decay over the phase; binary cross-entropy; accuracy and ROC AUC."""
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
@@ -181,6 +152,7 @@ def fit_phase(
     if epochs == 0:
         return {}
     compile_for_training(model, learning_rate, steps=epochs * int(train_data.cardinality()))
+    devices.prepare_fit(model, tf.distribute.get_strategy())
     callbacks = [EpochTimer()]
     if patience > 0:
         callbacks.append(
@@ -220,18 +192,35 @@ def make_splits_datasets(config: TrainConfig, data: PreparedData):
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """The whole flow: data -> head (or from-scratch) training -> optional head search -> fine-tune -> artifact."""
-    run_dir = Path(config.out)
-    set_seed(config.seed)
+    """The whole flow: data -> head (or from-scratch) training -> optional head search -> fine-tune -> artifact.
+
+    With several workers every one runs this; only the chief writes `config.out` (the others train in a
+    temporary folder and return no artifact folder).
+    """
     if config.search and config.from_scratch:
         raise RealCheckError(
             "--search tunes a head on pretrained features: give --weights imagenet or a weights file"
         )
-    policy = configure_precision(config.mixed_precision)
-    strategy = make_strategy(config.distribute)
+    strategy = devices.make_strategy(config.distribute)  # first: workers set up collectives before any op
+    policy = devices.configure_precision(config.mixed_precision)
     log.info(
-        "device: %s; precision %s; %d replica(s)", device_description(), policy, strategy.num_replicas_in_sync
+        "device: %s; precision %s; %d replica(s)",
+        devices.device_description(),
+        policy,
+        strategy.num_replicas_in_sync,
     )
+    if devices.is_chief(strategy):
+        return train_on(strategy, policy, config)
+    with tempfile.TemporaryDirectory(prefix="realcheck-worker-") as scratch:
+        result = train_on(strategy, policy, replace(config, out=scratch))
+    log.info("%s finished; the chief writes the artifact", devices.worker_name(strategy))
+    return replace(result, artifact_dir=None)
+
+
+def train_on(strategy: tf.distribute.Strategy, policy: str, config: TrainConfig) -> TrainResult:
+    """`train` under a strategy and precision policy already chosen, writing to `config.out`."""
+    run_dir = Path(config.out)
+    set_seed(config.seed)
     preflight_weights(config)
     data = prepare_data(config, run_dir)
     config.save(run_dir / "config.json")
@@ -300,7 +289,8 @@ def train(config: TrainConfig) -> TrainResult:
         input_filter=config.input_filter,
         seed=config.seed,
         precision=policy,
-        device=device_description(),
+        device=devices.device_description(),
+        replicas=strategy.num_replicas_in_sync,
         training_seconds=round(training_seconds, 1),
         git_commit=source_commit,
     )
@@ -504,7 +494,7 @@ def finetune(model_dir: str | Path, config: TrainConfig) -> TrainResult:
         **{key: previous[key] for key in NETWORK_FIELDS if key in previous},
         seed=config.seed,
         fine_tuned_from={"name": previous["name"], "version": previous["version"], "path": str(model_dir)},
-        device=device_description(),
+        device=devices.device_description(),
         training_seconds=round(time.perf_counter() - started, 1),
     )
     return finish(model, metadata, config, data, history, run_dir)
@@ -520,7 +510,7 @@ def summary_text(result: TrainResult) -> str:
         return "n/a" if value is None else f"{value:.4f}"
 
     return (
-        f"artifact: {result.artifact_dir}\n"
+        f"artifact: {result.artifact_dir or 'written by the chief worker'}\n"
         f"{result.metadata['name']} {result.metadata['version']}  threshold {result.metadata['threshold']:.4f}  "
         f"uncertain band {result.metadata['uncertainty_band']}\n"
         f"{which}: accuracy {fmt(test.get('accuracy'))}  balanced accuracy {fmt(test.get('balanced_accuracy'))}  "

@@ -164,8 +164,50 @@ def test_config_checks_choices_set_in_python():
         TrainConfig(data="d", out="o", split_by="random")
 
 
-def test_multiworker_training_is_refused_in_one_line_before_any_data_is_read(capsys, tmp_path):
+@pytest.mark.parametrize(
+    ("tf_config", "reason"),
+    [
+        (None, "needs TF_CONFIG in the environment of every worker"),
+        ("{not json", "does not name a cluster and this task's place in it"),
+        (
+            '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}',
+            "this task's place",
+        ),
+        (
+            '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "chief", "index": 0}}',
+            "this task's place",
+        ),
+    ],
+)
+def test_multiworker_training_without_a_usable_tf_config_is_refused_before_any_data_is_read(
+    capsys, monkeypatch, tmp_path, tf_config, reason
+):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
     status = main(["train", "--data", str(tmp_path / "nowhere"), "--distribute", "multiworker"])
     assert status != 0
     err = capsys.readouterr().err
-    assert "keras-team/keras#20585" in err and "Traceback" not in err and "nowhere" not in err
+    assert reason in err and "Traceback" not in err and "nowhere" not in err
+
+
+@pytest.mark.parametrize(
+    ("command", "flags", "reason"),
+    [
+        ("train", ["--search"], "--search and --adapt-until run on one machine"),
+        (
+            "train",
+            ["--adapt-until", "block5", "--input-mode", "crop"],
+            "--search and --adapt-until run on one",
+        ),
+        ("compare", ["--backbones", "resnet50"], "run `realcheck train --distribute multiworker` for each"),
+    ],
+)
+def test_multiworker_training_refuses_the_flows_that_run_on_one_machine(
+    capsys, tmp_path, command, flags, reason
+):
+    status = main([command, "--data", str(tmp_path / "nowhere"), "--distribute", "multiworker", *flags])
+    assert status != 0
+    err = capsys.readouterr().err
+    assert reason in err and "Traceback" not in err
