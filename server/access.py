@@ -9,11 +9,14 @@ import math
 import re
 import time
 
+from flask import Flask, request
 from werkzeug.sansio.utils import host_is_trusted
 
 from realcheck.server.config import ServerConfig
 from realcheck.server.errors import ApiError
 
+# Paths open to everyone (orchestrators and scrapers do not carry API keys) and never rate limited.
+OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json"})
 CORS_METHODS = ["GET", "POST", "OPTIONS"]
 CORS_HEADERS = ["Content-Type", "X-API-Key", "Authorization"]
 # A browser extension's origin: its scheme, then its id; nothing else (no path, no port).
@@ -26,6 +29,33 @@ def allowed_origins(config: ServerConfig) -> list[re.Pattern]:
     if config.allow_extension_origins:
         origins.append(EXTENSION_ORIGIN)
     return origins
+
+
+def protect(app: Flask, config: ServerConfig) -> None:
+    """Every access rule: CORS, proxies, the host allow-list (every path: no DNS-rebinding page reads any),
+    the API key and the rate limit (neither on preflights and the open paths)."""
+    enable_cors(app, config)
+    trust_proxies(app, config)
+
+    @app.before_request
+    def guard():
+        check_host(request.headers.get("Host", ""), config)
+        if not open_request():
+            check_api_key(request.headers, config)
+
+    # Registered after `guard`, so a request is counted only once its host and key passed.
+    limit_requests(app, config, exempt=open_request)
+
+    @app.after_request
+    def vary_on_origin(response):
+        # The answer depends on the Origin header whether or not this one is allowed: caches must know.
+        response.vary.add("Origin")
+        return response
+
+
+def open_request() -> bool:
+    """Preflights and the open paths: no API key, no rate limit."""
+    return request.method == "OPTIONS" or request.path in OPEN_PATHS
 
 
 def enable_cors(app, config: ServerConfig) -> None:

@@ -132,7 +132,7 @@ def _checker(args: argparse.Namespace):
 
 def _existing_feedback_store(location: str | None):
     """The store at `location`; a SQLite file that does not exist is an error here, not a new empty database."""
-    from realcheck.server.feedback_store import FeedbackStore
+    from realcheck.server.feedback.store import FeedbackStore
 
     store = FeedbackStore(location)
     if store.url.get_backend_name() == "sqlite" and not Path(store.url.database).is_file():
@@ -162,7 +162,7 @@ def command_feedback_list(args: argparse.Namespace) -> int:
 
 
 def command_feedback_export(args: argparse.Namespace) -> int:
-    from realcheck.server.feedback_export import export_feedback
+    from realcheck.server.feedback.export import export_feedback
 
     summary = export_feedback(_existing_feedback_store(args.feedback_db), args.out)
     print(summary.text(Path(args.out)))

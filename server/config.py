@@ -111,7 +111,7 @@ class ServerConfig:
         help="proxies in front of the server whose X-Forwarded-For and X-Forwarded-Proto to trust (a load "
         "balancer: 1), so rate limits count clients, not the balancer (0: none)",
     )
-    # "This verdict is wrong" reports, opened on first use (server.feedback_store).
+    # "This verdict is wrong" reports, opened on first use (server.feedback.store).
     feedback_db: str | Path | None = option(
         None,
         metavar="PATH_OR_URL",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from flask import Flask, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -73,3 +76,21 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+def count_requests(app: Flask, metrics: Metrics) -> None:
+    """Count every answer by endpoint, method and status, time it, and count errors by their code."""
+
+    @app.before_request
+    def start_clock():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def count(response):
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        if "started" in g:
+            metrics.latency.labels(endpoint).observe(time.perf_counter() - g.started)
+        if response.status_code >= 400:
+            metrics.errors.labels(str(response.status_code), g.get("error_code", "unknown")).inc()
+        return response

@@ -7,7 +7,7 @@ from pydantic import TypeAdapter
 from realcheck.model import __version__
 from realcheck.model.metadata import PUBLIC_FIELDS, REQUIRED_FIELDS, openapi_properties
 from realcheck.server.config import ServerConfig
-from realcheck.server.feedback_openapi import feedback_paths
+from realcheck.server.feedback.openapi import feedback_paths
 from realcheck.server.schemas import AccuracyStatement, component_schemas
 
 # 3.1: its schemas are JSON Schema 2020-12, what pydantic writes.

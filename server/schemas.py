@@ -2,7 +2,7 @@
 
 The OpenAPI document (server/openapi.py) takes its component schemas from these declarations, and the
 request bodies are validated by them (`PredictRequest` in server/uploads.py, `FeedbackRequest` in
-server/feedback.py, `FeedbackFields` for every report in server/feedback_store.py, the app's too), so what
+server/feedback/routes.py, `FeedbackFields` for every report in server/feedback/store.py, the app's too), so what
 the document says is what the server checks. The metadata of a model is the
 one exception: its fields are declared in the metadata table (realcheck.model.metadata), which types every
 artifact's metadata.json.

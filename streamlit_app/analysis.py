@@ -63,7 +63,7 @@ def parse_app_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="streamlit_app", add_help=False, allow_abbrev=False)
     parser.add_argument("--model", default=None, help="RealCheck artifact folder")
     parser.add_argument(
-        "--feedback-db", default=None, help="where wrong-verdict reports go (server.feedback_store)"
+        "--feedback-db", default=None, help="where wrong-verdict reports go (server.feedback.store)"
     )
     args, _ = parser.parse_known_args(list(argv))
     return args

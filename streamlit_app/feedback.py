@@ -1,7 +1,7 @@
 """Report buttons under each verdict: only its opposite ("Wrong? It's real" under AI, "Wrong? It's AI" under
 no AI signs), both when the model was unsure. A report goes to the feedback database.
 
-The same store and checks as the server's `POST /v1/feedback` (server.feedback_store). The image itself is
+The same store and checks as the server's `POST /v1/feedback` (server.feedback.store). The image itself is
 stored only when the user ticks the box for that image; the user's report then stands for the image in this
 session, shown as theirs next to what the model said.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from realcheck.model.errors import RealCheckError
-from realcheck.server.feedback_store import FeedbackReport, FeedbackStore
+from realcheck.server.feedback.store import FeedbackReport, FeedbackStore
 from realcheck.streamlit_app.analysis import max_upload_bytes
 
 CLIENT = "app"

@@ -1103,7 +1103,7 @@ def test_wrong_verdict_reports_reach_the_server_and_the_users_label_stands_for_t
             assert report_["score"] == pytest.approx(extension_model.score(path))
         # Nothing about where the image was seen: no page or image address, no host.
         assert "127.0.0.1" not in json.dumps(new) and "img/" not in json.dumps(new)
-        from realcheck.server.feedback_store import FeedbackStore
+        from realcheck.server.feedback.store import FeedbackStore
 
         assert (
             FeedbackStore(ext_server.feedback_db).image(new[0]["sha256"]).data

@@ -1,4 +1,4 @@
-"""POST and GET /v1/feedback (server/feedback.py) through Flask's test client, on real databases."""
+"""POST and GET /v1/feedback (server/feedback/routes.py) through Flask's test client, on real databases."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from test_server import assert_error, bomb_png, schema_validator
 
 from realcheck.server.app import create_app
 from realcheck.server.config import ServerConfig
-from realcheck.server.feedback_store import FeedbackStore
+from realcheck.server.feedback.store import FeedbackStore
 from realcheck.server.service import PredictionService
 
 
@@ -240,7 +240,7 @@ def test_openapi_describes_feedback(make_client):
     assert {"post", "get"} <= set(operations)
     request_schema = document["components"]["schemas"]["FeedbackRequest"]
     # The document names exactly the fields the server takes.
-    from realcheck.server.feedback import REPORT_FIELDS
+    from realcheck.server.feedback.routes import REPORT_FIELDS
 
     assert set(request_schema["properties"]) == REPORT_FIELDS
     assert request_schema["additionalProperties"] is False
@@ -293,7 +293,7 @@ def test_the_feedback_gate_refuses_only_while_the_database_stores_nothing():
     import time
 
     from realcheck.server.errors import ApiError
-    from realcheck.server.feedback import FeedbackGate
+    from realcheck.server.feedback.routes import FeedbackGate
 
     gate = FeedbackGate(slots=2, stuck_s=0.05)
     first, second = gate.admit(), gate.admit()

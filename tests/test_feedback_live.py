@@ -21,7 +21,7 @@ import pytest
 from serving import LiveServer
 
 from realcheck.cli import main as cli_main
-from realcheck.server.feedback_store import FeedbackStore
+from realcheck.server.feedback.store import FeedbackStore
 
 CLIENTS = 16
 REPORTS_PER_CLIENT = 10

@@ -1,4 +1,4 @@
-"""server/feedback_store.py and server/feedback_export.py on real databases: a SQLite file and PostgreSQL."""
+"""server/feedback/store.py and server/feedback/export.py on real databases: a SQLite file and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from realcheck.model.datasets import discover_folders
 from realcheck.model.errors import RealCheckError
-from realcheck.server.feedback_export import export_feedback
-from realcheck.server.feedback_store import (
+from realcheck.server.feedback.export import export_feedback
+from realcheck.server.feedback.store import (
     FeedbackReport,
     FeedbackStore,
     FeedbackUnavailable,

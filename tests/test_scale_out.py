@@ -20,7 +20,7 @@ import pytest
 import requests
 from serving import LiveServer, free_port
 
-from realcheck.server.feedback_store import FeedbackStore
+from realcheck.server.feedback.store import FeedbackStore
 
 ROOT = Path(__file__).resolve().parent.parent
 HAPROXY_CONFIG = ROOT / "deploy" / "haproxy.cfg"

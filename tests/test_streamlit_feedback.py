@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from realcheck.model.inference import load_detector
-from realcheck.server.feedback_store import FEEDBACK_DB_ENV, FeedbackStore
+from realcheck.server.feedback.store import FEEDBACK_DB_ENV, FeedbackStore
 from realcheck.streamlit_app import analysis
 from realcheck.streamlit_app.feedback import report_choices
 from realcheck.streamlit_app.launch import APP_PATH, streamlit_command

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
 from realcheck.server.errors import ApiError
-from realcheck.server.feedback_store import (
+from realcheck.server.feedback.store import (
     FeedbackReport,
     FeedbackStore,
     FeedbackUnavailable,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realcheck.model.errors import RealCheckError
-from realcheck.server.feedback_store import SUFFIXES, FeedbackStore
+from realcheck.server.feedback.store import SUFFIXES, FeedbackStore
 
 MANIFEST = "manifest.csv"
 FOLDERS = {"real": "real", "ai": "fake"}

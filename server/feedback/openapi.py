@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from realcheck.server.feedback import DEFAULT_PAGE, MAX_PAGE
+from realcheck.server.feedback.routes import DEFAULT_PAGE, MAX_PAGE
 
 
 def _json(schema: str, description: str) -> dict:

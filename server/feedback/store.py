@@ -1,7 +1,7 @@
 """Where "this verdict is wrong" reports are kept: one schema on SQLite (the default) or PostgreSQL.
 
 The schema is SQLAlchemy Core (`metadata` below) and it reaches a database only through the Alembic
-migrations shipped in `server/feedback_migrations/`, run on first use. A report is committed (and, on SQLite,
+migrations shipped in `server/feedback/migrations/`, run on first use. A report is committed (and, on SQLite,
 fsynced: a rollback journal with synchronous=FULL) before `FeedbackStore.add` returns, so a report the API acknowledged
 survives the server being killed.
 
@@ -10,7 +10,7 @@ they saw, an optional note, an optional short client name ("extension", "app") a
 agreed to share them, the image bytes (once per image, however many reports name it). No page or image
 URL, no cookies, no address, no user identity: the API refuses fields it does not know.
 
-To add a migration: change `metadata`, then write the next file in `feedback_migrations/versions/`
+To add a migration: change `metadata`, then write the next file in `migrations/versions/`
 (`alembic revision --autogenerate` works with a config whose script_location points there); the tests
 check that the migrations build exactly `metadata`.
 """
@@ -47,7 +47,7 @@ log = logging.getLogger("realcheck")
 
 FEEDBACK_DB_ENV = "REALCHECK_FEEDBACK_DB"
 DEFAULT_MAX_IMAGE_BYTES = 25 * 1024 * 1024
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "feedback_migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MAX_REPORT_ID = 2**31 - 1  # the id column is INTEGER: 32 bits on PostgreSQL
 SQLITE_BUSY_S = 2  # the longest a report waits for the SQLite file before it is a 503
 # The file suffix an exported image gets, by the format its bytes decoded as.

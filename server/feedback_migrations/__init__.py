@@ -1,1 +1,0 @@
-"""Alembic migrations of the feedback database (run by `realcheck.server.feedback_store.migrate`)."""
