@@ -1,11 +1,16 @@
-"""The decision rule: from P(AI) to a verdict. Free of TensorFlow and scikit-learn, so serving stays light."""
+"""From P(AI) and the file's provenance to the verdict. Free of TensorFlow and scikit-learn, so serving stays
+light."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from realcheck.model.labels import AI, LABEL_NAMES, REAL, UNCERTAIN
+
+if TYPE_CHECKING:
+    from realcheck.model.provenance import Provenance
 
 
 def verdict_for_score(score: float, threshold: float, band: tuple[float, float]) -> str:
@@ -51,6 +56,21 @@ class DecisionRule:
         if low == high:
             return f"AI from {high:.3f}, no AI signs below"
         return f"AI above {high:.3f}, unsure {low:.3f}-{high:.3f}, no AI signs below {low:.3f}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict given, and what it rests on: `provenance` or `model`."""
+
+    verdict: str
+    basis: str
+
+
+def decide(model_verdict: str, provenance: Provenance) -> Decision:
+    """The verdict for an image: provenance decides only when it declares AI; otherwise the model does."""
+    if provenance.declares_ai:
+        return Decision(LABEL_NAMES[AI], "provenance")
+    return Decision(model_verdict, "model")
 
 
 NOT_PROOF = "treat a verdict as a hint, not proof"

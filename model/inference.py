@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from realcheck.model.decision import DecisionRule
+from realcheck.model.decision import DecisionRule, decide
 from realcheck.model.errors import ImageDecodeError
 from realcheck.model.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, load_model_input
-from realcheck.model.provenance import NO_PROVENANCE, Provenance, ProvenanceReader, decide
+from realcheck.model.provenance import NO_PROVENANCE, Provenance, ProvenanceReader
 from realcheck.model.runtimes import KerasRuntime, OnnxRuntime, Runtime, shipped_onnx
 
 # Bytes per pixel an image file may take: 16-bit RGBA uncompressed. A larger file cannot hold an image within

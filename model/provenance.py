@@ -13,9 +13,9 @@ two are kept apart. Read here, from the bytes only and never from the network:
   name a generator.
 - Camera make and model from EXIF, as a hint only: anyone can write them.
 
-`decide` is the one rule that turns evidence into a verdict: an intact manifest or an explicit metadata
-declaration that the image is AI-generated makes it `ai`; nothing else overrides the model, and missing
-metadata is never evidence of anything.
+`Provenance.declares_ai` is all the verdict takes from here (`realcheck.model.decision.decide`): an intact
+manifest or an explicit metadata declaration that the image is AI-generated makes it `ai`; nothing else
+overrides the model, and missing metadata is never evidence of anything.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from pathlib import Path
 from PIL import Image
 
 from realcheck.model.errors import RealCheckError
-from realcheck.model.labels import AI, LABEL_NAMES
 
 IPTC_SOURCE_TYPE_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 # Made by an algorithm, not captured: `trainedAlgorithmicData` is C2PA's older name for the first.
@@ -203,21 +202,6 @@ class Provenance:
 
 
 NO_PROVENANCE = Provenance()
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The verdict given, and what it rests on: `provenance` or `model`."""
-
-    verdict: str
-    basis: str
-
-
-def decide(model_verdict: str, provenance: Provenance) -> Decision:
-    """The verdict for an image: provenance decides only when it declares AI; otherwise the model does."""
-    if provenance.declares_ai:
-        return Decision(LABEL_NAMES[AI], "provenance")
-    return Decision(model_verdict, "model")
 
 
 @dataclass

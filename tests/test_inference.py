@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,7 +15,6 @@ import provenancegen
 import pytest
 from PIL import Image
 
-from realcheck.model.artifact import store_weights_as_float16
 from realcheck.model.decision import DecisionRule
 from realcheck.model.export import export_onnx_in_child, run_onnx
 from realcheck.model.inference import load_detector
@@ -149,14 +147,3 @@ def test_artifact_holds_weights_without_optimizer_state(trained_artifact):
         weights = archive.read("model.weights.h5")
     with h5py.File(io.BytesIO(weights), "r") as store:
         assert "optimizer" not in store and "layers" in store
-
-
-def test_float16_weights_keep_the_scores(trained_artifact, folder_dataset, tmp_path):
-    compact = tmp_path / "float16"
-    shutil.copytree(trained_artifact, compact)
-    before, after = store_weights_as_float16(compact)
-    assert after < 0.6 * before
-    paths = sorted(folder_dataset.glob("*/*.png"))
-    full = np.array([p.score for p in load_detector(trained_artifact).predict(paths)])
-    half = np.array([p.score for p in load_detector(compact).predict(paths)])
-    assert np.abs(full - half).max() < 1e-2

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from realcheck.model import protocol
-from realcheck.model.artifact import model_card
 from realcheck.model.labels import AI, REAL
+from realcheck.model.model_card import model_card
 
 
 def synthetic(seed: int = 0):

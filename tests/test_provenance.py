@@ -11,13 +11,13 @@ import provenancegen as gen
 import pytest
 from PIL import PngImagePlugin
 
+from realcheck.model.decision import decide
 from realcheck.model.errors import RealCheckError
 from realcheck.model.provenance import (
     CAPTURE_SOURCE_TYPES,
     GENERATED_SOURCE_TYPES,
     NO_PROVENANCE,
     ProvenanceReader,
-    decide,
 )
 
 
