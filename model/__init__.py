@@ -13,7 +13,7 @@ __all__ = ["Detector", "Prediction", "load_detector", "__version__"]
 def __getattr__(name: str):
     # Lazy so that `import realcheck.model` (and `realcheck --help`) stays fast.
     if name in {"Detector", "Prediction", "load_detector"}:
-        from realcheck.model import inference
+        from realcheck.model.scoring import inference
 
         return getattr(inference, name)
     raise AttributeError(f"module 'realcheck.model' has no attribute {name!r}")

@@ -121,7 +121,7 @@ def searched_head(path: Path, learning_rate: float) -> tuple[HeadParams, float]:
 
 def make_config(args: argparse.Namespace, **fixed) -> TrainConfig:
     """CLI flags -> TrainConfig (the one place flags become configuration); `fixed` is what the command sets."""
-    from realcheck.model.metadata import new_version
+    from realcheck.model.artifacts.metadata import new_version
 
     values = flag_values(args, TrainConfig) | {"augment": augment_config(args)}
     if getattr(args, "head_params", None):
@@ -136,15 +136,15 @@ def make_config(args: argparse.Namespace, **fixed) -> TrainConfig:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from realcheck.model.training import summary_text, train
+    from realcheck.model.training.flows import summary_text, train
 
     print(summary_text(train(make_config(args))))
     return 0
 
 
 def command_tune(args: argparse.Namespace) -> int:
-    from realcheck.model.training import preflight_weights, prepare_data, set_seed
-    from realcheck.model.tuning import run_head_search
+    from realcheck.model.training.flows import preflight_weights, prepare_data, set_seed
+    from realcheck.model.training.tuning import run_head_search
 
     config = make_config(args, search=True)
     set_seed(config.seed)
@@ -161,14 +161,14 @@ def command_tune(args: argparse.Namespace) -> int:
 
 
 def command_finetune(args: argparse.Namespace) -> int:
-    from realcheck.model.training import finetune, summary_text
+    from realcheck.model.training.flows import finetune, summary_text
 
     print(summary_text(finetune(args.model, make_config(args))))
     return 0
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    from realcheck.model.comparison import compare_backbones, markdown_table
+    from realcheck.model.training.comparison import compare_backbones, markdown_table
 
     backbones = [b.strip().lower() for b in args.backbones.split(",") if b.strip()]
     unknown = [b for b in backbones if b not in BACKBONES]
@@ -226,7 +226,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 def _degradation(text: str):
-    from realcheck.model.imaging import WebDegradation
+    from realcheck.model.data.imaging import WebDegradation
 
     try:
         return WebDegradation.parse(text)
@@ -235,9 +235,9 @@ def _degradation(text: str):
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    from realcheck.model.artifact import resolve_model_dir
-    from realcheck.model.evaluation import format_report
-    from realcheck.model.folder_evaluation import evaluate_folder
+    from realcheck.model.artifacts.artifact import resolve_model_dir
+    from realcheck.model.evaluation.folders import evaluate_folder
+    from realcheck.model.evaluation.measures import format_report
     from realcheck.model.labels import label_for_folder
 
     result = evaluate_folder(
@@ -273,8 +273,8 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from realcheck.model.artifact import read_metadata, resolve_model_dir
-    from realcheck.model.export import export_artifact
+    from realcheck.model.artifacts.artifact import read_metadata, resolve_model_dir
+    from realcheck.model.artifacts.export import export_artifact
 
     model_dir = resolve_model_dir(args.model)
     out = args.out

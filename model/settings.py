@@ -59,7 +59,7 @@ class InputSpec:
 @dataclass(frozen=True)
 class BackboneSpec:
     name: str
-    # attribute of keras.applications, or "efficientnet_lite" (built in realcheck.model.efficientnet_lite)
+    # attribute of keras.applications, or "efficientnet_lite" (built in realcheck.model.networks.efficientnet_lite)
     constructor: str
     # "caffe" (BGR, ImageNet mean subtracted), "symmetric" ((x - 127) / 128) or "none" (it rescales itself)
     preprocessing: str
@@ -96,7 +96,7 @@ BACKBONES = {
 INPUT_FILTERS = ("none", "highpass")
 SPLIT_BY = ("group", "source")
 # band: the balanced threshold with a band around it; per-source: the threshold for the worst real
-# validation source (realcheck.model.protocol).
+# validation source (realcheck.model.evaluation.protocol).
 OPERATING_POINTS = ("band", "per-source")
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 MIXED_PRECISION = ("auto", "on", "off")
@@ -258,7 +258,7 @@ class TrainConfig:
         None,
         help="adapt the backbone from its stem up to this block (e.g. block10, or all) on native crops that "
         "went through one processing chain for both classes, instead of fine-tuning its top "
-        "(realcheck.model.adaptation; needs --input-mode crop; --epochs are then the head's warm-up)",
+        "(realcheck.model.training.adaptation; needs --input-mode crop; --epochs are then the head's warm-up)",
         refused_by={
             "finetune": KEPT_FROM_ARTIFACT,
             "tune": TUNE_SEARCHES_HEADS,

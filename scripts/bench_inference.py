@@ -54,9 +54,9 @@ def main() -> None:
     import benchlib
     import numpy as np
 
-    from realcheck.model.artifact import read_metadata
-    from realcheck.model.inference import load_detector
-    from realcheck.model.runtimes import OnnxRuntime
+    from realcheck.model.artifacts.artifact import read_metadata
+    from realcheck.model.scoring.inference import load_detector
+    from realcheck.model.scoring.runtimes import OnnxRuntime
     from realcheck.server.backends import ensure_onnx_export
     from realcheck.server.config import ServerConfig
 

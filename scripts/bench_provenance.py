@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from realcheck.model.data.imaging import is_image_file, open_rgb  # noqa: E402
 from realcheck.model.errors import ImageDecodeError  # noqa: E402
-from realcheck.model.imaging import is_image_file, open_rgb  # noqa: E402
-from realcheck.model.provenance import ProvenanceReader  # noqa: E402
+from realcheck.model.scoring.provenance import ProvenanceReader  # noqa: E402
 
 
 def _milliseconds(values: list[float]) -> dict:

@@ -165,8 +165,8 @@ def in_process(
     """The runtime's batched throughput on prepared inputs, and the naive one-predict-per-request rate."""
     import numpy as np
 
-    from realcheck.model.artifact import read_metadata
-    from realcheck.model.inference import Detector
+    from realcheck.model.artifacts.artifact import read_metadata
+    from realcheck.model.scoring.inference import Detector
     from realcheck.server.backends import load_runtime
     from realcheck.server.config import ServerConfig
 
@@ -189,7 +189,7 @@ def in_process(
         detector.prepare(data)
     result["decode_ms_per_image"] = round((time.perf_counter() - decode_started) / 16 * 1000, 2)
     if naive:
-        from realcheck.model.artifact import load_artifact
+        from realcheck.model.artifacts.artifact import load_artifact
 
         keras_model, _ = load_artifact(model_dir)
         keras_model.predict(prepared[:1].astype("float32"), verbose=0)

@@ -43,11 +43,11 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from realcheck.model.architecture import build_model
-    from realcheck.model.datasets import discover
-    from realcheck.model.pipeline import make_dataset
+    from realcheck.model.data.datasets import discover
+    from realcheck.model.data.pipeline import make_dataset
+    from realcheck.model.networks.architecture import build_model
     from realcheck.model.settings import AugmentConfig, InputSpec
-    from realcheck.model.training import compile_for_training
+    from realcheck.model.training.flows import compile_for_training
 
     keras.utils.set_random_seed(0)
     samples = discover(args.data).samples

@@ -16,7 +16,7 @@ def ensure_artifact(folder: str | Path = DEFAULT_ARTIFACT, size: int = 224) -> P
     folder = Path(folder)
     if (folder / "metadata.json").is_file() and (folder / "model.keras").is_file():
         return folder
-    from realcheck.model.artifact import save_untrained_artifact
+    from realcheck.model.artifacts.artifact import save_untrained_artifact
 
     return save_untrained_artifact(folder, "resnet50", size, "realcheck-bench", f"untrained-{size}")
 
@@ -66,7 +66,7 @@ def backbone_gflop_per_image(backbone: str = "resnet50", size: int = 224) -> flo
     negligible)."""
     import keras
 
-    from realcheck.model.architecture import build_backbone
+    from realcheck.model.networks.architecture import build_backbone
 
     model = build_backbone(backbone, size, "none")
     flops = 0

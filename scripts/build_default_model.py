@@ -5,7 +5,7 @@ Every step is a command (printed before it runs), so each artifact's metadata re
 made it. Two recipes:
 
 `--recipe adapt` (the default since the cross-collection work): EfficientNet-Lite0 adapted from its stem up
-to --adapt-until on native crops processed alike for both classes (`realcheck.model.adaptation`), scored on a
+to --adapt-until on native crops processed alike for both classes (`realcheck.model.training.adaptation`), scored on a
 256x256 window, with the per-source operating point.
 1. One data folder of links to the --data folders (their files stay where they are); each folder's
    `manifest.csv` names every image's source.
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realcheck.model.protocol import MAX_AI_CALLED_REAL, MAX_REAL_CALLED_AI, TIERS
+from realcheck.model.evaluation.protocol import MAX_AI_CALLED_REAL, MAX_REAL_CALLED_AI, TIERS
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -95,7 +95,7 @@ def realcheck(*args: str, capture: bool = False) -> str:
 
 def link_data(folders: list[str], target: Path) -> Path:
     """target/<folder name>/... with a link per image and each folder's manifest.csv copied."""
-    from realcheck.model.imaging import is_image_file
+    from realcheck.model.data.imaging import is_image_file
 
     if target.exists():
         shutil.rmtree(target)
@@ -123,8 +123,8 @@ def evaluate(model_dir: Path, data: Path, out: Path, subset: str, degrade: str |
 
 def run_protocol(args: argparse.Namespace, data: Path, out: Path) -> dict:
     """Train without each fold, test on it; per-source results and pooled held-out predictions per tier."""
-    from realcheck.model.datasets import discover
-    from realcheck.model.splitting import save_manifest, source_folds, split_by_source
+    from realcheck.model.data.datasets import discover
+    from realcheck.model.data.splitting import save_manifest, source_folds, split_by_source
 
     samples = discover(data).samples
     folds = source_folds(samples, args.folds, args.seed)
@@ -151,7 +151,7 @@ def run_protocol(args: argparse.Namespace, data: Path, out: Path) -> dict:
 
 def decision_rule(model_dir: Path) -> dict:
     """The threshold and band a model's verdicts used, from its metadata."""
-    from realcheck.model.artifact import read_metadata
+    from realcheck.model.artifacts.artifact import read_metadata
 
     metadata = read_metadata(model_dir)
     return {"threshold": metadata["threshold"], "band": metadata["uncertainty_band"]}
@@ -189,7 +189,7 @@ def summarize(rows: list[dict]) -> dict:
     """
     from sklearn import metrics
 
-    from realcheck.model import evaluation
+    from realcheck.model.evaluation import measures
     from realcheck.model.labels import AI, UNCERTAIN
 
     labels = np.array([1 if row["label"] == "ai" else 0 for row in rows])
@@ -214,7 +214,7 @@ def summarize(rows: list[dict]) -> dict:
         "n": int(len(rows)),
         "roc_auc": float(metrics.roc_auc_score(labels, scores)),
         "average_precision": float(metrics.average_precision_score(labels, scores)),
-        "ece": evaluation.expected_calibration_error(labels, scores),
+        "ece": measures.expected_calibration_error(labels, scores),
         "balanced_accuracy": float((np.mean(~above[labels == 0]) + np.mean(above[labels == 1])) / 2),
         "ai_caught": float(called_ai[labels == 1].mean()),
         "real_called_ai": float(called_ai[labels == 0].mean()),
@@ -228,7 +228,7 @@ def baseline(model_dir: Path, data: Path, out: Path, tiers: list[str]) -> dict:
 
     An evaluation already in `out` is reused (the previous default scores about 4 images/s here).
     """
-    from realcheck.model.artifact import read_metadata
+    from realcheck.model.artifacts.artifact import read_metadata
 
     rule = decision_rule(model_dir)
     results = {"name": read_metadata(model_dir)["name"]}
@@ -245,16 +245,16 @@ def baseline(model_dir: Path, data: Path, out: Path, tiers: list[str]) -> dict:
 def protocol_plots(predictions_file: Path, metadata: dict, folder: Path) -> list[str]:
     """ROC, precision-recall, reliability and confusion matrix of the pooled clean held-out predictions, at the
     bundled model's threshold (each fold model had its own; these are the scores' plots)."""
-    from realcheck.model import evaluation
-    from realcheck.model.decision import DecisionRule
+    from realcheck.model.evaluation import measures
+    from realcheck.model.scoring.decision import DecisionRule
 
     with predictions_file.open(newline="", encoding="utf-8") as handle:
         rows = [row for row in csv.DictReader(handle) if row["tier"] == "clean"]
     labels = np.array([1 if row["label"] == "ai" else 0 for row in rows])
     scores = np.array([float(row["score"]) for row in rows])
     rule = DecisionRule.from_metadata(metadata)
-    result = evaluation.compute_metrics(labels, scores, rule)
-    return evaluation.save_plots(labels, scores, result, folder, title="source-held-out")
+    result = measures.compute_metrics(labels, scores, rule)
+    return measures.save_plots(labels, scores, result, folder, title="source-held-out")
 
 
 def same_images(predictions_file: Path, subfolder: str) -> dict:
@@ -285,7 +285,7 @@ def measure_speed(model_dir: Path, out: Path) -> dict:
 def cross_collection(args: argparse.Namespace, data: Path, out: Path) -> dict:
     """The cross-collection protocol (scripts/cross_collection.py) for this recipe, today's frozen recipe beside
     it; returns the metadata it adds: the report, and the rates measured at the operating point."""
-    from realcheck.model.protocol import pooled_rates, write_report
+    from realcheck.model.evaluation.protocol import pooled_rates, write_report
 
     folder = out / "cross-collection"
     script = [sys.executable, str(ROOT / "scripts" / "cross_collection.py"), "run", "--data", str(data)]
@@ -325,8 +325,8 @@ def final_split_of(args: argparse.Namespace, data: Path) -> dict:
     """The bundled model's split: its calibration sources are the validation split, a fifth of dhanush-dev the
     test split (in-distribution), the rest trains; the same split a GPU run of cross_collection.py --final
     trained on."""
-    from realcheck.model.datasets import Sample
-    from realcheck.model.protocol import final_split, load_collection
+    from realcheck.model.data.datasets import Sample
+    from realcheck.model.evaluation.protocol import final_split, load_collection
 
     parts = final_split(load_collection("A", data) + load_collection("B", data), args.seed)
     samples = {
@@ -337,7 +337,7 @@ def final_split_of(args: argparse.Namespace, data: Path) -> dict:
 
 
 def train_final(args: argparse.Namespace, data: Path, out: Path, split: dict) -> None:
-    from realcheck.model.splitting import save_manifest
+    from realcheck.model.data.splitting import save_manifest
 
     if (out / "run" / "metadata.json").is_file():
         return
@@ -475,7 +475,7 @@ def main() -> None:
     parser.add_argument("--bundle", action="store_true", help="install the result as the bundled default")
     args = parser.parse_args()
 
-    from realcheck.model.artifact import (
+    from realcheck.model.artifacts.artifact import (
         bundled_models_root,
         read_metadata,
         write_json,
@@ -500,8 +500,8 @@ def main() -> None:
             protocol = run_protocol(args, data, out)
             write_json(protocol_file, protocol)
         if not (run_dir / "metadata.json").is_file():
-            from realcheck.model.datasets import discover
-            from realcheck.model.splitting import split_by_source
+            from realcheck.model.data.datasets import discover
+            from realcheck.model.data.splitting import split_by_source
 
             split = split_by_source(
                 discover(data).samples, 0.0, 0.0, args.seed, val_sources=set(args.val_sources)

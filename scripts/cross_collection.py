@@ -19,7 +19,7 @@ Two steps, so the expensive one can run where the hardware is (a lent GPU, under
 
 Recipes: `frozen-top` (today's: the top layer's pooled ImageNet features, one centre window, a linear
 head), `frozen-stages` (mean, std and max of seven intermediate stages), `adapt` (partial fine-tuning of
-the backbone, `realcheck.model.adaptation`).
+the backbone, `realcheck.model.training.adaptation`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realcheck.model.protocol import (
+from realcheck.model.evaluation.protocol import (
     COLLECTIONS,
     DIRECTIONS,
     TIERS,
@@ -56,7 +56,7 @@ log = logging.getLogger("realcheck")
 
 def model_inputs(items: list[Item], window: int, tier: str, workers: int) -> np.ndarray:
     """The inference path's input (centre window at native resolution) of each image's copy at `tier`."""
-    from realcheck.model.imaging import WebDegradation, load_model_input
+    from realcheck.model.data.imaging import WebDegradation, load_model_input
     from realcheck.model.settings import InputSpec
 
     spec = InputSpec(window, "crop")
@@ -76,7 +76,7 @@ class FrozenRecipe:
     def __init__(self, kind: str, args: argparse.Namespace):
         import keras
 
-        from realcheck.model.architecture import BackbonePreprocessing, build_backbone
+        from realcheck.model.networks.architecture import BackbonePreprocessing, build_backbone
 
         self.kind, self.args = kind, args
         base = build_backbone(args.backbone, None, "imagenet")
@@ -125,10 +125,10 @@ class FrozenRecipe:
 
 
 class AdaptRecipe:
-    """Partial fine-tuning of the backbone (`realcheck.model.adaptation`), scored as the product scores."""
+    """Partial fine-tuning of the backbone (`realcheck.model.training.adaptation`), scored as the product scores."""
 
     def __init__(self, args: argparse.Namespace, stem: str):
-        from realcheck.model.adaptation import AdaptSettings
+        from realcheck.model.training.adaptation import AdaptSettings
 
         self.args, self.stem = args, stem  # stem: the name of its weights file (.npz)
         self.settings = AdaptSettings(
@@ -147,8 +147,8 @@ class AdaptRecipe:
     def fit(self, train: list[Item], val: list[Item]) -> None:
         import keras
 
-        from realcheck.model import adaptation
-        from realcheck.model.architecture import build_model
+        from realcheck.model.networks.architecture import build_model
+        from realcheck.model.training import adaptation
 
         keras.utils.set_random_seed(self.args.seed)
         self.model = build_model(
@@ -278,7 +278,7 @@ def run(args: argparse.Namespace) -> None:
                 ]
                 replace_scores(out / "scores.csv", variant, direction, rows)
             if name == "adapt" and args.save_adapted and not args.from_weights:
-                from realcheck.model.adaptation import adapted_weights
+                from realcheck.model.training.adaptation import adapted_weights
 
                 np.savez(out / f"{recipe.stem}.npz", **adapted_weights(recipe.model, args.trainable_until))
             done[key] = {
@@ -351,7 +351,7 @@ def main() -> None:
     if args.command == "run":
         run(args)
     else:
-        from realcheck.model.protocol import write_report
+        from realcheck.model.evaluation.protocol import write_report
 
         write_report(args.out, tuple(e.split("+") for e in args.ensemble))
 

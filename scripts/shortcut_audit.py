@@ -54,8 +54,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from realcheck.model.protocol import COLLECTIONS as SIDES
-from realcheck.model.protocol import DIRECTIONS
+from realcheck.model.evaluation.protocol import COLLECTIONS as SIDES
+from realcheck.model.evaluation.protocol import DIRECTIONS
 
 COLLECTIONS = tuple(folder for folders in SIDES.values() for folder in folders)
 SMALL_SIDE = 256  # images with a shorter side below this are upscaled before inference
@@ -238,7 +238,9 @@ def pixel_features(image: Image.Image) -> dict[str, float]:
 def extract(records: list[Record], seed: int) -> tuple[list[dict], list[dict], list[float]]:
     """Features of every stored image (all groups) and of its copy after the ProcessingChain (pixel groups);
     the chain's randomness is seeded per image. Also the chain's seconds per image."""
-    from realcheck.model.adaptation import ProcessingChain  # imports Keras (TensorFlow): only when needed
+    from realcheck.model.training.adaptation import (
+        ProcessingChain,  # imports Keras (TensorFlow): only when needed
+    )
 
     chain = ProcessingChain()
     before, after, chain_seconds = [], [], []

@@ -1,6 +1,6 @@
 """Which runtime serves an artifact (TensorFlow on a GPU, ONNX Runtime on a CPU) and the cached ONNX export.
 
-The runtimes themselves are `realcheck.model.runtimes`; the server wraps the chosen one in the scoring core's Detector.
+The runtimes themselves are `realcheck.model.scoring.runtimes`; the server wraps the chosen one in the scoring core's Detector.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from realcheck.model.artifact import MODEL_FILE, file_sha256
+from realcheck.model.artifacts.artifact import MODEL_FILE, file_sha256
 from realcheck.model.errors import ArtifactError
-from realcheck.model.runtimes import KerasRuntime, OnnxRuntime, Runtime, shipped_onnx
+from realcheck.model.scoring.runtimes import KerasRuntime, OnnxRuntime, Runtime, shipped_onnx
 
 log = logging.getLogger("realcheck")
 KEY_LENGTH = 20  # hex digits of the model file's SHA-256 in an export's name
@@ -42,7 +42,7 @@ def ensure_onnx_export(model_dir: str | Path, cache_dir: str | Path, name: str =
     re-exported and a stale export can never be served. Exports are written under a temporary name and
     renamed, so concurrent servers never load half a file.
     """
-    from realcheck.model.export import export_onnx_in_child
+    from realcheck.model.artifacts.export import export_onnx_in_child
 
     model_file = Path(model_dir) / MODEL_FILE
     if not model_file.is_file():

@@ -95,7 +95,7 @@ def command_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from realcheck.model.artifact import resolve_model_dir
+    from realcheck.model.artifacts.artifact import resolve_model_dir
     from realcheck.server.serve import run_server
 
     values = flag_values(args, ServerConfig)

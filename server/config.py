@@ -1,7 +1,7 @@
 """Server configuration: one ServerConfig, and the app reads nothing else.
 
 Each setting's default and `realcheck serve` flag (help text, choices) are declared on its field once
-(`realcheck.model.flags`); `realcheck.model.artifact.resolve_model_dir` decides which artifact is served.
+(`realcheck.model.flags`); `realcheck.model.artifacts.artifact.resolve_model_dir` decides which artifact is served.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from realcheck.model.flags import port as tcp_port
 from realcheck.model.settings import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:  # the reader loads Pillow: only `serve` and `check` need it
-    from realcheck.model.provenance import ProvenanceReader
+    from realcheck.model.scoring.provenance import ProvenanceReader
 
 BACKENDS = ("auto", "onnx", "tensorflow")
 EXTENSION_ORIGIN_PREFIXES = ("chrome-extension://", "moz-extension://")
@@ -173,7 +173,7 @@ class ServerConfig:
 
     def provenance_reader(self) -> ProvenanceReader:
         """The provenance reader for served images (reads the trust anchors file; a bad one fails here)."""
-        from realcheck.model.provenance import ProvenanceReader
+        from realcheck.model.scoring.provenance import ProvenanceReader
 
         return ProvenanceReader.from_trust_anchors_file(self.c2pa_trust_anchors)
 

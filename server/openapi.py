@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import TypeAdapter
 
 from realcheck.model import __version__
-from realcheck.model.metadata import PUBLIC_FIELDS, REQUIRED_FIELDS, openapi_properties
+from realcheck.model.artifacts.metadata import PUBLIC_FIELDS, REQUIRED_FIELDS, openapi_properties
 from realcheck.server.config import ServerConfig
 from realcheck.server.feedback.openapi import feedback_paths
 from realcheck.server.schemas import AccuracyStatement, component_schemas

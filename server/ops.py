@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, render_template_string, request
 
-from realcheck.model.decision import DecisionRule, measured_accuracy
+from realcheck.model.scoring.decision import DecisionRule, measured_accuracy
 from realcheck.server.openapi import openapi_document
 
 ops = Blueprint("ops", __name__)

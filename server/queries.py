@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from realcheck.model.decision import DecisionRule, measured_accuracy
+from realcheck.model.data.imaging import is_image_file
 from realcheck.model.errors import RealCheckError
-from realcheck.model.imaging import is_image_file
-from realcheck.model.provenance import NO_PROVENANCE
+from realcheck.model.scoring.decision import DecisionRule, measured_accuracy
+from realcheck.model.scoring.provenance import NO_PROVENANCE
 
 # `verdict` is the decision and `basis` what it rests on (`provenance` or `model`); `score` and
 # `model_verdict` are always the model's own. The provenance columns flatten the API's provenance object.
@@ -113,9 +113,9 @@ class LocalChecker:
     def __init__(
         self, model_dir: str | Path | None, batch_size: int = 32, trust_anchors: str | Path | None = None
     ):
-        from realcheck.model.artifact import resolve_model_dir
-        from realcheck.model.inference import load_detector
-        from realcheck.model.provenance import ProvenanceReader
+        from realcheck.model.artifacts.artifact import resolve_model_dir
+        from realcheck.model.scoring.inference import load_detector
+        from realcheck.model.scoring.provenance import ProvenanceReader
 
         provenance = ProvenanceReader.from_trust_anchors_file(trust_anchors)
         self.detector = load_detector(resolve_model_dir(model_dir), provenance=provenance)

@@ -4,7 +4,7 @@ The OpenAPI document (server/openapi.py) takes its component schemas from these 
 request bodies are validated by them (`PredictRequest` in server/uploads.py, `FeedbackRequest` in
 server/feedback/routes.py, `FeedbackFields` for every report in server/feedback/store.py, the app's too), so what
 the document says is what the server checks. The metadata of a model is the
-one exception: its fields are declared in the metadata table (realcheck.model.metadata), which types every
+one exception: its fields are declared in the metadata table (realcheck.model.artifacts.metadata), which types every
 artifact's metadata.json.
 """
 
@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from realcheck.model.provenance import C2PA_STATES
+from realcheck.model.scoring.provenance import C2PA_STATES
 
 MAX_NOTE_CHARS = 1000
 MAX_MODEL_NAME_CHARS = 200

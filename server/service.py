@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from realcheck.model.artifact import read_metadata, resolve_model_dir
+from realcheck.model.artifacts.artifact import read_metadata, resolve_model_dir
 from realcheck.model.errors import ImageDecodeError, RealCheckError
-from realcheck.model.inference import Detector, Prediction, PreparedImage
-from realcheck.model.provenance import ProvenanceReader
+from realcheck.model.scoring.inference import Detector, Prediction, PreparedImage
+from realcheck.model.scoring.provenance import ProvenanceReader
 from realcheck.server.batching import BatcherStopped, MicroBatcher, Overloaded
 from realcheck.server.cache import ResultCache
 from realcheck.server.config import ServerConfig

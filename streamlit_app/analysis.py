@@ -1,6 +1,6 @@
 """The app's logic without Streamlit: which model to load, scoring uploads, the results table and CSV.
 
-Scores and decisions come from the scoring core (`realcheck.model.inference.Detector`, with a provenance reader) on
+Scores and decisions come from the scoring core (`realcheck.model.scoring.inference.Detector`, with a provenance reader) on
 the uploaded bytes, the path the server, `check` and `realcheck evaluate` take, so a file gets the same
 score and verdict here as everywhere else.
 """
@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from realcheck.model.artifact import bundled_model_dir
-from realcheck.model.decision import DecisionRule
-from realcheck.model.inference import Detector, Prediction
+from realcheck.model.artifacts.artifact import bundled_model_dir
+from realcheck.model.scoring.decision import DecisionRule
+from realcheck.model.scoring.inference import Detector, Prediction
 
 MODEL_ENV = "REALCHECK_MODEL"
 MAX_UPLOAD_ENV = "REALCHECK_MAX_UPLOAD_MB"

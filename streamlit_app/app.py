@@ -15,12 +15,12 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from realcheck.model.decision import measured_accuracy
+from realcheck.model.data.imaging import fit_to_input, open_rgb
 from realcheck.model.errors import RealCheckError
-from realcheck.model.gradcam import GradCam, overlay
-from realcheck.model.imaging import fit_to_input, open_rgb
-from realcheck.model.inference import Detector, Prediction, load_detector
-from realcheck.model.provenance import Provenance, ProvenanceReader
+from realcheck.model.scoring.decision import measured_accuracy
+from realcheck.model.scoring.gradcam import GradCam, overlay
+from realcheck.model.scoring.inference import Detector, Prediction, load_detector
+from realcheck.model.scoring.provenance import Provenance, ProvenanceReader
 from realcheck.streamlit_app.analysis import (
     MODEL_ENV,
     UPLOAD_TYPES,

@@ -28,7 +28,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def command_app(args: argparse.Namespace) -> int:
-    from realcheck.model.artifact import read_metadata
+    from realcheck.model.artifacts.artifact import read_metadata
     from realcheck.streamlit_app.launch import run_streamlit, streamlit_command
 
     if args.model:

@@ -36,7 +36,7 @@ def feedback_store(location: str | None) -> FeedbackStore:
 
 
 def show_feedback(location: str | None, result, data: bytes, model: dict) -> None:
-    """The report buttons for one scored image (`result` is its realcheck.model.inference.Prediction)."""
+    """The report buttons for one scored image (`result` is its realcheck.model.scoring.inference.Prediction)."""
     key = f"feedback-{result.sha256}"
     reported = st.session_state.get(key)
     if reported:

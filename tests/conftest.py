@@ -48,7 +48,7 @@ def trained_artifact(tmp_path_factory, folder_dataset) -> Path:
 @pytest.fixture(scope="session")
 def tiny_artifact(tmp_path_factory) -> Path:
     """An untrained artifact at 32 px, written in seconds: for tests of serving, not of learning."""
-    from realcheck.model.artifact import save_untrained_artifact
+    from realcheck.model.artifacts.artifact import save_untrained_artifact
 
     out = tmp_path_factory.mktemp("tiny") / f"{TINY_BACKBONE}-tiny"
     return save_untrained_artifact(out, TINY_BACKBONE, 32, "realcheck-tiny", "0.0.1-test")
@@ -57,7 +57,7 @@ def tiny_artifact(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def onnx_cache_dir(tmp_path_factory, tiny_artifact) -> Path:
     """A runtime cache holding the tiny artifact's ONNX export, exported once for every serving test."""
-    from realcheck.model.artifact import read_metadata
+    from realcheck.model.artifacts.artifact import read_metadata
     from realcheck.server.backends import ensure_onnx_export
 
     cache = tmp_path_factory.mktemp("runtime-cache")

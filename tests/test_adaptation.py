@@ -12,8 +12,8 @@ from conftest import TINY
 from PIL import Image
 from test_cli import run_cli
 
-from realcheck.model import adaptation
-from realcheck.model.architecture import backbone_of, build_model
+from realcheck.model.networks.architecture import backbone_of, build_model
+from realcheck.model.training import adaptation
 
 # Trains models in the test process, which grows by gigabytes: scripts/test.sh runs these in a pytest of their own.
 pytestmark = pytest.mark.trains
@@ -144,7 +144,7 @@ def test_train_adapts_and_sets_the_per_source_operating_point(capsys, folder_dat
         "--epochs", "1", "--adapt-until", "block1", "--adapted-weights", str(tmp_path / "adapted.npz"),
     )  # fmt: skip
     assert status == 0, err
-    from realcheck.model.artifact import load_artifact
+    from realcheck.model.artifacts.artifact import load_artifact
 
     artifact_model, metadata = load_artifact(loaded)
     assert np.allclose(backbone_of(artifact_model).get_layer("stem_conv").get_weights()[0], 0.01)

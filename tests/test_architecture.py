@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from realcheck.model import architecture
 from realcheck.model.errors import RealCheckError, WeightsUnavailableError
+from realcheck.model.networks import architecture
 
 
 @pytest.mark.parametrize("backbone", ["resnet50", "vgg16", "efficientnetb0"])

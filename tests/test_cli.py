@@ -370,7 +370,7 @@ def test_export_unknown_format_is_refused(capsys, trained_artifact):
 def test_export_without_model_exports_the_bundled_one_into_the_current_folder(
     capsys, tmp_path, monkeypatch, fmt
 ):
-    from realcheck.model.artifact import bundled_model_dir, read_metadata
+    from realcheck.model.artifacts.artifact import bundled_model_dir, read_metadata
 
     calls = []
 
@@ -378,7 +378,7 @@ def test_export_without_model_exports_the_bundled_one_into_the_current_folder(
         calls.append((Path(model_dir), fmt, out))
         return {"format": fmt, "path": str(out), "max_abs_diff": 0.0}
 
-    monkeypatch.setattr("realcheck.model.export.export_artifact", record)
+    monkeypatch.setattr("realcheck.model.artifacts.export.export_artifact", record)
     monkeypatch.chdir(tmp_path)
     status, out, _ = run_cli(capsys, "export", "--format", fmt)
     bundled = bundled_model_dir()
@@ -482,7 +482,7 @@ def test_train_on_crops_with_highpass_scores_a_larger_window(capsys, folder_data
     assert config["augment"]["jpeg_probability"] == 0.9 and config["augment"]["jpeg_quality"] == [30, 90]
     assert config["augment"]["flip"] is True  # keys the file leaves out keep their defaults
 
-    from realcheck.model.artifact import load_artifact
+    from realcheck.model.artifacts.artifact import load_artifact
 
     model, _ = load_artifact(out)
     names = {layer.name for layer in model.layers}
@@ -655,7 +655,7 @@ def test_train_split_by_source_calibrates_on_unseen_sources(capsys, tmp_path):
     calibration = metadata["calibration"]
     assert calibration["method"] == "platt" and calibration["fitted_on"] == "val"
     assert calibration["val_log_loss_after"] <= calibration["val_log_loss_before"] + 1e-9
-    from realcheck.model.artifact import load_artifact
+    from realcheck.model.artifacts.artifact import load_artifact
 
     model, _ = load_artifact(out_dir)
     # A one-epoch model may rank validation no better than chance; Platt scaling then keeps its scores

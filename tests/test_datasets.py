@@ -10,7 +10,7 @@ import imagegen
 import pytest
 from PIL import Image
 
-from realcheck.model.datasets import discover, image_key
+from realcheck.model.data.datasets import discover, image_key
 from realcheck.model.errors import DataError
 from realcheck.model.labels import AI, REAL, label_for_folder
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from realcheck.model.artifact import bundled_model_dir, read_metadata
+from realcheck.model.artifacts.artifact import bundled_model_dir, read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_SCREEN_LINES = 15

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torchfile
 
-from realcheck.model import architecture
-from realcheck.model.efficientnet_lite import (
+from realcheck.model.errors import WeightsUnavailableError
+from realcheck.model.networks import architecture
+from realcheck.model.networks.efficientnet_lite import (
     BASE_STAGES,
     VARIANTS,
     build_efficientnet_lite,
@@ -22,8 +23,7 @@ from realcheck.model.efficientnet_lite import (
     scaled_stages,
     weights_path,
 )
-from realcheck.model.errors import WeightsUnavailableError
-from realcheck.model.torch_checkpoint import read_state_dict
+from realcheck.model.networks.torch_checkpoint import read_state_dict
 
 LITE0, LITE2 = VARIANTS["efficientnet_lite0"], VARIANTS["efficientnet_lite2"]
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realcheck.model.decision import DecisionRule, verdict_for_score
-from realcheck.model.evaluation import (
+from realcheck.model.evaluation.measures import (
     apply_platt,
     choose_band,
     choose_threshold,
@@ -18,6 +17,7 @@ from realcheck.model.evaluation import (
     save_plots,
 )
 from realcheck.model.labels import UNCERTAIN
+from realcheck.model.scoring.decision import DecisionRule, verdict_for_score
 
 
 def noisy_model(seed=0, n=2000, separation=2.0, noise=1.5):
@@ -299,7 +299,7 @@ def test_platt_scaling_never_flattens_or_reverses_the_ranking(case):
 
 
 def test_calibration_layer_matches_apply_platt():
-    from realcheck.model.architecture import Calibration
+    from realcheck.model.networks.architecture import Calibration
 
     scores = np.array([[1e-9], [0.01], [0.3], [0.5], [0.9], [1.0]], dtype=np.float32)
     layer = Calibration(0.4, -0.3)

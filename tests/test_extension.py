@@ -179,8 +179,8 @@ def news_site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def extension_model(tiny_artifact, onnx_cache_dir, tmp_path_factory, news_site) -> ExtensionModel:
-    from realcheck.model.artifact import read_metadata
-    from realcheck.model.inference import Detector
+    from realcheck.model.artifacts.artifact import read_metadata
+    from realcheck.model.scoring.inference import Detector
     from realcheck.server.backends import load_runtime
 
     _, files = news_site

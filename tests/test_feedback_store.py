@@ -12,7 +12,7 @@ import imagegen
 import pytest
 import sqlalchemy as sa
 
-from realcheck.model.datasets import discover_folders
+from realcheck.model.data.datasets import discover_folders
 from realcheck.model.errors import RealCheckError
 from realcheck.server.feedback.export import export_feedback
 from realcheck.server.feedback.store import (

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from keras import layers
 
-from realcheck.model.architecture import BackbonePreprocessing, build_model
-from realcheck.model.gradcam import GradCam, gradcam, overlay, target_layer_name
+from realcheck.model.networks.architecture import BackbonePreprocessing, build_model
+from realcheck.model.scoring.gradcam import GradCam, gradcam, overlay, target_layer_name
 
 SIZE = 32
 HALF = SIZE // 2

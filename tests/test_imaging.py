@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realcheck.model.errors import ImageDecodeError
-from realcheck.model.imaging import (
+from realcheck.model.data.imaging import (
     DEFAULT_MAX_PIXELS,
     InputSpec,
     ensure_min_side,
@@ -21,6 +20,7 @@ from realcheck.model.imaging import (
     load_model_input,
     open_rgb,
 )
+from realcheck.model.errors import ImageDecodeError
 
 
 def encode(image, fmt="PNG", **options):
@@ -407,7 +407,7 @@ Image.new("RGB", (side, side), (90, 120, 150)).save(f"{folder}/progressive.jpg",
 DECODE_AND_MEASURE = """
 import resource, sys
 from realcheck.model.errors import ImageDecodeError
-from realcheck.model.imaging import open_rgb
+from realcheck.model.data.imaging import open_rgb
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:

@@ -15,11 +15,11 @@ import provenancegen
 import pytest
 from PIL import Image
 
-from realcheck.model.decision import DecisionRule
-from realcheck.model.export import export_onnx_in_child, run_onnx
-from realcheck.model.inference import load_detector
+from realcheck.model.artifacts.export import export_onnx_in_child, run_onnx
 from realcheck.model.labels import UNCERTAIN
-from realcheck.model.provenance import ProvenanceReader
+from realcheck.model.scoring.decision import DecisionRule
+from realcheck.model.scoring.inference import load_detector
+from realcheck.model.scoring.provenance import ProvenanceReader
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_reload_and_onnx_give_the_same_scores(trained_artifact, detector, folder
 
 @pytest.mark.parametrize("band", [(0.3, 0.6), (0.45, 0.45)])
 def test_verdicts_follow_threshold_and_band(trained_artifact, band):
-    from realcheck.model.artifact import read_metadata
+    from realcheck.model.artifacts.artifact import read_metadata
 
     metadata = read_metadata(trained_artifact) | {"threshold": 0.45, "uncertainty_band": band}
     rule = DecisionRule.from_metadata(metadata)
@@ -131,7 +131,7 @@ def test_a_file_too_large_for_the_pixel_limit_is_refused_unread(trained_artifact
 
 def test_serving_imports_neither_scikit_learn_nor_tensorflow_up_front():
     code = (
-        "import sys; from realcheck.model import inference; from realcheck.server import service, backends, queries, app; "
+        "import sys; from realcheck.model.scoring import inference; from realcheck.server import service, backends, queries, app; "
         "print(sorted(m for m in ('sklearn', 'tensorflow') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -22,6 +22,10 @@ FORBIDDEN = {
 
 
 FACES = ("model", "server", "streamlit_app")
+# Inside model/: its wings in layers, each importing only its own layer and those before it. The loose
+# modules at model/'s top are the core (errors, labels, settings, flags) that all may use, except
+# `commands` (the package's CLI) and `__init__` (its lazy `Detector`), which sit on top.
+WING_LAYERS = (("data", "networks"), ("artifacts",), ("scoring",), ("evaluation",), ("training",))
 
 
 def imported_layers(source: str) -> set[str]:
@@ -62,6 +66,59 @@ def test_a_package_never_imports_a_layer_above_it(package):
         for name in sorted(imported_layers(path.read_text(encoding="utf-8")) & forbidden)
     ]
     assert not offences, offences
+
+
+def imported_wings(source: str) -> set[str]:
+    """The model/ wing (or loose module) of every `realcheck.model.*` import in `source`, at any depth."""
+    wings = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module]
+            if node.module == "realcheck.model":
+                modules = [f"realcheck.model.{alias.name}" for alias in node.names]
+        else:
+            continue
+        wings |= {module.split(".")[2] for module in modules if module.startswith("realcheck.model.")}
+    return wings
+
+
+def wing_layer(name: str) -> int:
+    """0 for the core modules, then one more per layer of WING_LAYERS; `commands` and `__init__` on top."""
+    if name in {"commands", "__init__"}:
+        return len(WING_LAYERS) + 1
+    return next((index + 1 for index, layer in enumerate(WING_LAYERS) if name in layer), 0)
+
+
+def test_imported_wings_sees_every_form_of_import_at_any_depth():
+    source = (
+        "from realcheck.model import errors\nimport realcheck.model.data.imaging\n\ndef later():\n"
+        "    from realcheck.model.training.flows import train\n    from realcheck.server.config import X\n"
+    )
+    assert imported_wings(source) == {"errors", "data", "training"}
+    assert wing_layer("settings") == 0 < wing_layer("data") == wing_layer("networks") < wing_layer("scoring")
+    assert wing_layer("scoring") < wing_layer("evaluation") < wing_layer("training") < wing_layer("commands")
+
+
+def test_model_wings_import_only_their_own_layer_and_those_below():
+    offences = []
+    for path in sorted((ROOT / "model").rglob("*.py")):
+        relative = path.relative_to(ROOT / "model")
+        if relative.parts[0] == "bundled":
+            continue
+        own = relative.parts[0] if len(relative.parts) > 1 else relative.stem
+        for wing in imported_wings(path.read_text(encoding="utf-8")):
+            if wing_layer(wing) > wing_layer(own):
+                offences.append(f"model/{relative} ({own}) imports {wing}")
+    assert not offences, offences
+
+
+def test_model_is_in_wings_with_few_loose_modules():
+    wings = sorted(p.name for p in (ROOT / "model").iterdir() if (p / "__init__.py").is_file())
+    loose = sorted(p.name for p in (ROOT / "model").glob("*.py"))
+    assert set(wings) == {wing for layer in WING_LAYERS for wing in layer}
+    assert len(loose) <= 8, loose
 
 
 def test_no_code_anywhere_imports_the_bare_folder_names():

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from realcheck.model.artifact import METADATA_FILE, bundled_model_dir, read_metadata, write_metadata
-from realcheck.model.errors import ArtifactError
-from realcheck.model.metadata import (
+from realcheck.model.artifacts.artifact import METADATA_FILE, bundled_model_dir, read_metadata, write_metadata
+from realcheck.model.artifacts.metadata import (
     FIELDS_BY_KEY,
     FORMAT_VERSION,
     PUBLIC_FIELDS,
@@ -16,6 +15,7 @@ from realcheck.model.metadata import (
     build_metadata,
     validate_new_metadata,
 )
+from realcheck.model.errors import ArtifactError
 from realcheck.server.config import ServerConfig
 from realcheck.server.openapi import openapi_document
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realcheck.model.datasets import discover
-from realcheck.model.imaging import load_model_input
-from realcheck.model.pipeline import Augmenter, make_dataset
+from realcheck.model.data.datasets import discover
+from realcheck.model.data.imaging import load_model_input
+from realcheck.model.data.pipeline import Augmenter, make_dataset
 from realcheck.model.settings import AugmentConfig, InputSpec
 
 

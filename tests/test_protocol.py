@@ -7,9 +7,9 @@ import csv
 import numpy as np
 import pytest
 
-from realcheck.model import protocol
+from realcheck.model.artifacts.model_card import model_card
+from realcheck.model.evaluation import protocol
 from realcheck.model.labels import AI, REAL
-from realcheck.model.model_card import model_card
 
 
 def synthetic(seed: int = 0):

@@ -11,9 +11,9 @@ import provenancegen as gen
 import pytest
 from PIL import PngImagePlugin
 
-from realcheck.model.decision import decide
 from realcheck.model.errors import RealCheckError
-from realcheck.model.provenance import (
+from realcheck.model.scoring.decision import decide
+from realcheck.model.scoring.provenance import (
     CAPTURE_SOURCE_TYPES,
     GENERATED_SOURCE_TYPES,
     NO_PROVENANCE,
@@ -88,7 +88,7 @@ def test_deeply_nested_and_huge_assertions_read_cleanly(reader):
 
 
 def test_a_store_of_too_many_parts_is_not_read_and_the_model_decides(reader):
-    from realcheck.model.provenance import MAX_C2PA_BOXES
+    from realcheck.model.scoring.provenance import MAX_C2PA_BOXES
 
     many = [
         {"label": f"org.realcheck.part{index}", "data": {"i": index}} for index in range(MAX_C2PA_BOXES + 50)

@@ -127,7 +127,7 @@ def test_check_and_scan_in_process(capsys, tiny_artifact, live_server, photos, t
 def test_check_states_the_accuracy_the_artifact_measured(capsys, tiny_artifact, photos, tmp_path):
     import shutil
 
-    from realcheck.model.artifact import read_metadata, write_metadata
+    from realcheck.model.artifacts.artifact import read_metadata, write_metadata
 
     model = shutil.copytree(tiny_artifact, tmp_path / "measured")
     rates = {"ai_caught": 0.61, "real_called_ai": 0.024, "uncertain": 0.2}
@@ -162,7 +162,7 @@ def test_check_scores_with_the_shipped_onnx_export_and_never_imports_tensorflow(
 
 
 def test_check_uses_the_bundled_model_by_default(capsys, photos):
-    from realcheck.model.artifact import bundled_model_dir, read_metadata
+    from realcheck.model.artifacts.artifact import bundled_model_dir, read_metadata
 
     status, out, err = run_cli(
         capsys, "check", str(photos / "a.jpg"), str(photos / "nested" / "b.png"), "--json"
@@ -175,7 +175,7 @@ def test_check_uses_the_bundled_model_by_default(capsys, photos):
 
 
 def test_clear_errors(capsys, tmp_path, live_server, monkeypatch):
-    from realcheck.model import artifact
+    from realcheck.model.artifacts import artifact
 
     monkeypatch.setattr(artifact, "bundled_models_root", lambda: tmp_path / "no-bundled-model")
     photo = tmp_path / "x.jpg"
@@ -330,7 +330,7 @@ def test_a_scan_resumed_on_an_older_csv_rewrites_it_under_todays_columns(
 
 
 def test_trust_anchor_mistakes_are_one_line_before_any_model_loads(capsys, photos, tmp_path, monkeypatch):
-    from realcheck.model import inference
+    from realcheck.model.scoring import inference
 
     monkeypatch.setattr(inference, "load_detector", lambda *a, **k: pytest.fail("model loaded"))
     image = str(photos / "a.jpg")
@@ -353,7 +353,7 @@ def test_the_three_ranges_are_the_same_in_check_scan_api_and_app(capsys, tiny_ar
     import io
     import shutil
 
-    from realcheck.model.artifact import read_metadata, write_metadata
+    from realcheck.model.artifacts.artifact import read_metadata, write_metadata
     from realcheck.server.app import create_app
     from realcheck.server.config import ServerConfig
     from realcheck.server.service import PredictionService

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from serving import varied_images
 
-from realcheck.model import artifact as model_artifact
-from realcheck.model.artifact import bundled_model_dir, read_metadata, resolve_model_dir
+from realcheck.model.artifacts import artifact as model_artifact
+from realcheck.model.artifacts.artifact import bundled_model_dir, read_metadata, resolve_model_dir
 from realcheck.server import backends
 from realcheck.server.config import ServerConfig
 from realcheck.server.service import PredictionService, Upload
@@ -53,7 +53,7 @@ def test_onnx_export_is_cached_and_redone_when_the_model_changes(tmp_path, monke
         out.with_name(out.name + ".export.json").write_text("{}")
         return {"max_abs_diff": 0.0}
 
-    monkeypatch.setattr("realcheck.model.export.export_onnx_in_child", fake_export)
+    monkeypatch.setattr("realcheck.model.artifacts.export.export_onnx_in_child", fake_export)
     cache = tmp_path / "cache"
     first = backends.ensure_onnx_export(artifact, cache, "my model")
     assert backends.ensure_onnx_export(artifact, cache, "my model") == first
@@ -97,7 +97,7 @@ def test_a_damaged_cached_export_is_replaced(tiny_artifact, onnx_cache_dir, tmp_
         out.write_bytes(good)
         return {"max_abs_diff": 0.0}
 
-    monkeypatch.setattr("realcheck.model.export.export_onnx_in_child", export_again)
+    monkeypatch.setattr("realcheck.model.artifacts.export.export_onnx_in_child", export_again)
     runtime = backends.load_runtime(tiny_artifact, read_metadata(tiny_artifact), "onnx", cache)
     assert len(exports) == 1 and runtime.path == cached and cached.read_bytes() == good
     assert runtime.scores(np.zeros((1, 32, 32, 3), dtype=np.float32)).shape == (1,)
@@ -113,7 +113,8 @@ def test_an_artifacts_own_onnx_export_is_used_only_when_it_matches(tiny_artifact
     record = {"source_sha256": model_artifact.file_sha256(artifact / "model.keras")}
     (artifact / "model.onnx.export.json").write_text(json.dumps(record))
     monkeypatch.setattr(
-        "realcheck.model.export.export_onnx_in_child", lambda *a: pytest.fail("exported although shipped")
+        "realcheck.model.artifacts.export.export_onnx_in_child",
+        lambda *a: pytest.fail("exported although shipped"),
     )
     assert backends.ensure_onnx_export(artifact, tmp_path / "cache", "m") == artifact / "model.onnx"
     (artifact / "model.onnx.export.json").write_text(json.dumps({"source_sha256": "0" * 64}))

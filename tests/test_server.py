@@ -185,7 +185,7 @@ def schema_validator(client, name: str):
 
 
 def test_a_model_shows_its_public_metadata_as_the_openapi_schema_describes(client, service):
-    from realcheck.model.metadata import FIELDS_BY_KEY, PUBLIC_FIELDS
+    from realcheck.model.artifacts.metadata import FIELDS_BY_KEY, PUBLIC_FIELDS
 
     model = client.get("/v1/models").get_json()["models"][0]
     schema_validator(client, "Model").validate(model)

@@ -10,10 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from realcheck.model.datasets import Sample, discover
-from realcheck.model.errors import DataError
-from realcheck.model.labels import AI, REAL
-from realcheck.model.splitting import (
+from realcheck.model.data.datasets import Sample, discover
+from realcheck.model.data.splitting import (
     SPLITS,
     load_manifest,
     save_manifest,
@@ -21,6 +19,8 @@ from realcheck.model.splitting import (
     split_by_source,
     split_samples,
 )
+from realcheck.model.errors import DataError
+from realcheck.model.labels import AI, REAL
 
 
 @pytest.fixture(scope="module")

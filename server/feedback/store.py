@@ -34,8 +34,8 @@ from PIL import Image
 from pydantic import ValidationError
 from sqlalchemy.engine import URL, Engine, make_url
 
+from realcheck.model.data.imaging import DEFAULT_MAX_PIXELS, check_aspect_ratio, open_rgb
 from realcheck.model.errors import ImageDecodeError, RealCheckError
-from realcheck.model.imaging import DEFAULT_MAX_PIXELS, check_aspect_ratio, open_rgb
 from realcheck.server.schemas import (
     MAX_MODEL_NAME_CHARS,
     MAX_MODEL_VERSION_CHARS,
@@ -125,7 +125,7 @@ class FeedbackReport:
         """This report validated (raises InvalidFeedback): its fields by their declaration
         (`realcheck.server.schemas.FeedbackFields`, the one the API documents), then what a declaration cannot
         say: text either database can store, and shared image bytes that pass the decode checks of predict
-        (model/imaging.py) and hash to `sha256`."""
+        (model/data/imaging.py) and hash to `sha256`."""
         try:
             fields = FeedbackFields.model_validate(
                 {

@@ -191,7 +191,7 @@ def weights_path(variant: LiteVariant) -> Path:
 
 def load_lite_weights(model: keras.Model, variant: LiteVariant, weights: str) -> None:
     """Copy a PyTorch EfficientNet-Lite state dict into the Keras model built by build_efficientnet_lite."""
-    from realcheck.model.torch_checkpoint import read_state_dict
+    from realcheck.model.networks.torch_checkpoint import read_state_dict
 
     path = weights_path(variant) if weights == "imagenet" else Path(weights)
     state = read_state_dict(path)

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from realcheck.model.data.imaging import DEFAULT_MAX_PIXELS, is_image_file, open_rgb
 from realcheck.model.errors import DataError, ImageDecodeError
-from realcheck.model.imaging import DEFAULT_MAX_PIXELS, is_image_file, open_rgb
 from realcheck.model.labels import AI, LABEL_NAMES, REAL, label_for_folder
 
 # DeepGuardDB's `platform` field -> the folder that holds that generator's images.

@@ -13,7 +13,7 @@ two are kept apart. Read here, from the bytes only and never from the network:
   name a generator.
 - Camera make and model from EXIF, as a hint only: anyone can write them.
 
-`Provenance.declares_ai` is all the verdict takes from here (`realcheck.model.decision.decide`): an intact
+`Provenance.declares_ai` is all the verdict takes from here (`realcheck.model.scoring.decision.decide`): an intact
 manifest or an explicit metadata declaration that the image is AI-generated makes it `ai`; nothing else
 overrides the model, and missing metadata is never evidence of anything.
 """

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from realcheck.model.errors import RealCheckError
 from realcheck.model.settings import TrainConfig
-from realcheck.model.training import train
+from realcheck.model.training.flows import train
 
 log = logging.getLogger("realcheck")
 COLUMNS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "average_precision")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from realcheck.model.labels import AI, LABEL_NAMES, REAL, UNCERTAIN
 
 if TYPE_CHECKING:
-    from realcheck.model.provenance import Provenance
+    from realcheck.model.scoring.provenance import Provenance
 
 
 def verdict_for_score(score: float, threshold: float, band: tuple[float, float]) -> str:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from realcheck.model.datasets import Sample
-from realcheck.model.imaging import ensure_min_side, fit_to_input, open_rgb
+from realcheck.model.data.datasets import Sample
+from realcheck.model.data.imaging import ensure_min_side, fit_to_input, open_rgb
 from realcheck.model.settings import AugmentConfig, InputSpec
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -2,7 +2,7 @@
 
 model.keras        the Keras model (raw RGB 0..255 of any size in, P(AI) out)
 metadata.json      name, version, backbone, input, threshold, band, labels, data summary, metrics...
-                   (every field, its type and meaning: `realcheck.model.metadata.FIELDS`)
+                   (every field, its type and meaning: `realcheck.model.artifacts.metadata.FIELDS`)
 README.md          the model card
 plots/             evaluation and training plots
 config.json, split.csv, history.json, evaluation.json, skipped.json   how it was made
@@ -14,9 +14,9 @@ import hashlib
 import json
 from pathlib import Path
 
+from realcheck.model.artifacts.metadata import build_metadata, validate_metadata, validate_new_metadata
+from realcheck.model.artifacts.model_card import model_card
 from realcheck.model.errors import ArtifactError
-from realcheck.model.metadata import build_metadata, validate_metadata, validate_new_metadata
-from realcheck.model.model_card import model_card
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
@@ -42,7 +42,7 @@ def save_untrained_artifact(folder: str | Path, backbone: str, size: int, name: 
     benchmarks and tests of serving (its scores mean nothing)."""
     import keras
 
-    from realcheck.model import architecture
+    from realcheck.model.networks import architecture
     from realcheck.model.settings import HeadParams
 
     keras.utils.set_random_seed(
@@ -91,7 +91,7 @@ def load_artifact(folder: str | Path):
     """(Keras model, metadata) from an artifact folder."""
     import keras
 
-    from realcheck.model import architecture  # noqa: F401  registers the custom layers before loading
+    from realcheck.model.networks import architecture  # noqa: F401  registers the custom layers before loading
 
     folder = Path(folder)
     metadata = read_metadata(folder)
@@ -137,7 +137,7 @@ def file_sha256(path: str | Path) -> str:
 
 def bundled_models_root() -> Path:
     """The folder inside the package that holds the bundled default model."""
-    return Path(__file__).resolve().parent / "bundled"
+    return Path(__file__).resolve().parents[1] / "bundled"
 
 
 def bundled_model_dir() -> Path | None:

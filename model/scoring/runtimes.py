@@ -1,7 +1,7 @@
-"""Runtimes: what turns a batch of prepared inputs into P(AI). Plug-ins of the scoring core (`realcheck.model.inference`).
+"""Runtimes: what turns a batch of prepared inputs into P(AI). Plug-ins of the scoring core (`realcheck.model.scoring.inference`).
 
 Both take the uint8 arrays `Detector.prepare` produces, so switching runtime changes speed, not scores (they
-agree within `realcheck.model.export.TOLERANCE`). TensorFlow and ONNX Runtime are imported only by the runtime in use.
+agree within `realcheck.model.artifacts.export.TOLERANCE`). TensorFlow and ONNX Runtime are imported only by the runtime in use.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class KerasRuntime:
     @classmethod
     def load(cls, folder: str | Path) -> tuple[KerasRuntime, dict]:
         """An artifact folder's Keras model as a runtime, with the artifact's metadata."""
-        from realcheck.model.artifact import load_artifact
+        from realcheck.model.artifacts.artifact import load_artifact
 
         model, metadata = load_artifact(folder)
         return cls(model, int(metadata["input_size"])), metadata
@@ -81,7 +81,7 @@ class OnnxRuntime:
 def shipped_onnx(model_dir: Path, model_digest: str) -> Path | None:
     """The artifact's model.onnx when its export record says it was made from this very model.keras, and
     (when the record has its digest) the file is still the one exported: a damaged copy is never served."""
-    from realcheck.model.artifact import file_sha256
+    from realcheck.model.artifacts.artifact import file_sha256
 
     path = model_dir / "model.onnx"
     try:

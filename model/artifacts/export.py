@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realcheck.model.artifact import MODEL_FILE, file_sha256, load_artifact, write_json
+from realcheck.model.artifacts.artifact import MODEL_FILE, file_sha256, load_artifact, write_json
 from realcheck.model.errors import RealCheckError
 
 log = logging.getLogger("realcheck")
@@ -113,7 +113,7 @@ def export_onnx_in_child(model_dir: str | Path, out: str | Path) -> dict:
     The exporter (tf2onnx) needs several GB for a big graph and keeps much of it: in a child, a server or a
     test session gets all of it back when the child exits, and never imports TensorFlow for it.
     """
-    command = [sys.executable, "-m", "realcheck.model.export", str(model_dir), str(out)]
+    command = [sys.executable, "-m", "realcheck.model.artifacts.export", str(model_dir), str(out)]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         lines = [line for line in completed.stderr.strip().splitlines() if line.strip()]
@@ -133,7 +133,7 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m realcheck.model.export MODEL_DIR OUT.onnx`: the child process of `export_onnx_in_child`."""
+    """`python -m realcheck.model.artifacts.export MODEL_DIR OUT.onnx`: the child process of `export_onnx_in_child`."""
     _die_with_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     model_dir, out = argv if argv is not None else sys.argv[1:]

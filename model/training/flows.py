@@ -19,15 +19,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from realcheck.model import architecture, artifact, devices, evaluation
-from realcheck.model.datasets import Discovery, Sample, discover, summarize
-from realcheck.model.decision import DecisionRule
+from realcheck.model.artifacts import artifact
+from realcheck.model.artifacts.metadata import NETWORK_FIELDS, build_metadata, git_commit
+from realcheck.model.data.datasets import Discovery, Sample, discover, summarize
+from realcheck.model.data.pipeline import make_dataset
+from realcheck.model.data.splitting import (
+    SPLITS,
+    load_manifest,
+    save_manifest,
+    split_by_source,
+    split_samples,
+)
 from realcheck.model.errors import DataError, RealCheckError
-from realcheck.model.inference import keras_detector, score_paths
-from realcheck.model.metadata import NETWORK_FIELDS, build_metadata, git_commit
-from realcheck.model.pipeline import make_dataset
+from realcheck.model.evaluation import measures
+from realcheck.model.networks import architecture
+from realcheck.model.scoring.decision import DecisionRule
+from realcheck.model.scoring.inference import keras_detector, score_paths
 from realcheck.model.settings import HeadParams, TrainConfig
-from realcheck.model.splitting import SPLITS, load_manifest, save_manifest, split_by_source, split_samples
+from realcheck.model.training import devices
 
 log = logging.getLogger("realcheck")
 
@@ -224,7 +233,7 @@ def train_on(strategy: tf.distribute.Strategy, policy: str, config: TrainConfig)
     preflight_weights(config)
     data = prepare_data(config, run_dir)
     config.save(run_dir / "config.json")
-    # The adaptation recipe reads its own crops (realcheck.model.adaptation), not tf.data.
+    # The adaptation recipe reads its own crops (realcheck.model.training.adaptation), not tf.data.
     train_data, val_data = (None, None) if config.adapt_until else make_splits_datasets(config, data)
     history: dict[str, dict] = {}
     source_commit = git_commit()  # the code that trains, even if the tree moves during a long run
@@ -232,11 +241,11 @@ def train_on(strategy: tf.distribute.Strategy, policy: str, config: TrainConfig)
     with strategy.scope():
         head = config.head
         if config.adapt_until:
-            from realcheck.model.adaptation import ADAPT_HEAD
+            from realcheck.model.training.adaptation import ADAPT_HEAD
 
             head = ADAPT_HEAD  # the recipe's own head (it trains the backbone under it)
         if config.search:
-            from realcheck.model.tuning import run_head_search
+            from realcheck.model.training.tuning import run_head_search
 
             search = run_head_search(config, data, run_dir / "tuning")
             head = search.params
@@ -303,7 +312,7 @@ def train_on(strategy: tf.distribute.Strategy, policy: str, config: TrainConfig)
 
 def adapt_settings(config: TrainConfig):
     """The adaptation recipe's settings from the training configuration."""
-    from realcheck.model.adaptation import AdaptSettings
+    from realcheck.model.training.adaptation import AdaptSettings
 
     return AdaptSettings(
         crop=config.training_size,
@@ -320,7 +329,7 @@ def adapt_settings(config: TrainConfig):
 def adapt_backbone(model: keras.Model, config: TrainConfig, data: PreparedData) -> dict:
     """The adaptation recipe on the training split (validated on the validation split), or its weights
     trained elsewhere (`--adapted-weights`)."""
-    from realcheck.model import adaptation
+    from realcheck.model.training import adaptation
 
     if config.adapted_weights:
         with np.load(config.adapted_weights) as saved:
@@ -351,21 +360,21 @@ def finish(
     rule = choose_rule(config, val_labels, val_scores, [s.generator for s in val])
     metadata = metadata | {"calibration": calibration}
     detector = keras_detector(model, metadata)
-    metrics = {"val": _strip(evaluation.compute_metrics(val_labels, val_scores, rule))}
+    metrics = {"val": _strip(measures.compute_metrics(val_labels, val_scores, rule))}
     plots_dir = run_dir / "plots"
     test = data.split["test"]
     if test:
         test_labels = np.array([s.label for s in test])
         test_scores = score_paths(detector, [data.root / s.path for s in test], config.batch_size)
-        test_metrics = evaluation.compute_metrics(test_labels, test_scores, rule, [s.generator for s in test])
-        evaluation.save_plots(test_labels, test_scores, test_metrics, plots_dir, title="test")
+        test_metrics = measures.compute_metrics(test_labels, test_scores, rule, [s.generator for s in test])
+        measures.save_plots(test_labels, test_scores, test_metrics, plots_dir, title="test")
         metrics["test"] = _strip(test_metrics)
         artifact.write_json(run_dir / "evaluation.json", test_metrics)
-        log.info("test split:\n%s", evaluation.format_report(test_metrics))
+        log.info("test split:\n%s", measures.format_report(test_metrics))
     merged = merge_histories(history)
     if merged.get("loss"):
         plots_dir.mkdir(parents=True, exist_ok=True)
-        evaluation.save_history_plot(merged, plots_dir / "training_history.png")
+        measures.save_history_plot(merged, plots_dir / "training_history.png")
     artifact.write_json(run_dir / "history.json", history)
     metadata = (
         metadata
@@ -386,12 +395,12 @@ def choose_rule(
 ) -> DecisionRule:
     """The threshold and band, chosen on validation scores as `config.operating_point` says."""
     if config.operating_point == "per-source":
-        from realcheck.model.protocol import MAX_REAL_CALLED_AI, choose_operating_point
+        from realcheck.model.evaluation.protocol import MAX_REAL_CALLED_AI, choose_operating_point
 
         limit = MAX_REAL_CALLED_AI if config.max_real_called_ai is None else config.max_real_called_ai
         return choose_operating_point(labels, scores, np.array(sources), max_real_called_ai=limit)
-    threshold = evaluation.choose_threshold(labels, scores)
-    band = evaluation.choose_band(
+    threshold = measures.choose_threshold(labels, scores)
+    band = measures.choose_band(
         labels,
         scores,
         threshold,
@@ -403,18 +412,18 @@ def choose_rule(
 
 def calibrate(model, labels: np.ndarray, raw_scores: np.ndarray) -> tuple[keras.Model, np.ndarray, dict]:
     """Platt scaling fitted on (validation) scores: the calibrated model, its scores and the record of it."""
-    scale, bias = evaluation.fit_platt(labels, raw_scores)
-    scores = evaluation.apply_platt(raw_scores, scale, bias)
+    scale, bias = measures.fit_platt(labels, raw_scores)
+    scores = measures.apply_platt(raw_scores, scale, bias)
     record = {
         "method": "platt",
         "scale": scale,
         "bias": bias,
         "fitted_on": "val",
-        "val_ece_before": evaluation.expected_calibration_error(labels, raw_scores),
-        "val_ece_after": evaluation.expected_calibration_error(labels, scores),
+        "val_ece_before": measures.expected_calibration_error(labels, raw_scores),
+        "val_ece_after": measures.expected_calibration_error(labels, scores),
         # What Platt scaling minimises (ECE, binned, can move either way by a little).
-        "val_log_loss_before": evaluation.log_loss(labels, raw_scores),
-        "val_log_loss_after": evaluation.log_loss(labels, scores),
+        "val_log_loss_before": measures.log_loss(labels, raw_scores),
+        "val_log_loss_after": measures.log_loss(labels, scores),
     }
     log.info(
         "calibration on validation: scale %.3f bias %.3f, ECE %.4f -> %.4f",

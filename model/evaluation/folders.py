@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from realcheck.model import evaluation
-from realcheck.model.artifact import read_metadata, write_json
-from realcheck.model.datasets import discover
+from realcheck.model.artifacts.artifact import read_metadata, write_json
+from realcheck.model.data.datasets import discover
+from realcheck.model.data.imaging import WebDegradation
+from realcheck.model.data.splitting import load_manifest
 from realcheck.model.errors import DataError, ImageDecodeError
-from realcheck.model.imaging import WebDegradation
-from realcheck.model.inference import load_detector
-from realcheck.model.splitting import load_manifest
+from realcheck.model.evaluation import measures
+from realcheck.model.scoring.inference import load_detector
 
 log = logging.getLogger("realcheck")
 
@@ -56,7 +56,7 @@ def evaluate_folder(
     kept = [(s, p) for s, p in zip(samples, predictions) if p.ok]
     labels = np.array([s.label for s, _ in kept], dtype=int)
     scores = np.array([p.score for _, p in kept], dtype=np.float64)
-    result = evaluation.compute_metrics(labels, scores, detector.rule, [s.generator for s, _ in kept])
+    result = measures.compute_metrics(labels, scores, detector.rule, [s.generator for s, _ in kept])
     result |= {
         "model": {"name": detector.name, "version": detector.version},
         "data": {
@@ -87,7 +87,7 @@ def evaluate_folder(
                         prediction.verdict,
                     ]
                 )
-        evaluation.save_plots(labels, scores, result, out / "plots", title=Path(data).name)
+        measures.save_plots(labels, scores, result, out / "plots", title=Path(data).name)
     return result
 
 

@@ -110,7 +110,7 @@ def build_backbone(name: str, size: int | None, weights: str | None) -> keras.Mo
     """
     spec = backbone_spec(name)
     if spec.constructor == LITE:
-        from realcheck.model.efficientnet_lite import build_efficientnet_lite
+        from realcheck.model.networks.efficientnet_lite import build_efficientnet_lite
 
         return build_efficientnet_lite(spec.name, (size, size, 3), resolve_weights(weights, ".pth"))
     constructor = getattr(keras.applications, spec.constructor)

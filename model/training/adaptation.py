@@ -28,9 +28,9 @@ import numpy as np
 from keras import layers, ops
 from PIL import Image
 
-from realcheck.model.architecture import backbone_of
+from realcheck.model.data.imaging import ensure_min_side, open_rgb
 from realcheck.model.errors import RealCheckError
-from realcheck.model.imaging import ensure_min_side, open_rgb
+from realcheck.model.networks.architecture import backbone_of
 from realcheck.model.settings import HeadParams
 
 log = logging.getLogger("realcheck")
@@ -271,7 +271,7 @@ def adapt_on_files(
     verbose: int | str = 2,
 ) -> dict:
     """`adapt` on image files: (path, label) pairs; validation on the centre crop the inference path takes."""
-    from realcheck.model.imaging import load_model_input
+    from realcheck.model.data.imaging import load_model_input
     from realcheck.model.settings import InputSpec
 
     loader_workers = max(1, workers - 2) if loader_processes else 1

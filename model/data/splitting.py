@@ -12,7 +12,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from realcheck.model.datasets import Sample
+from realcheck.model.data.datasets import Sample
 from realcheck.model.errors import DataError
 from realcheck.model.labels import AI, REAL
 

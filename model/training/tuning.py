@@ -18,8 +18,8 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from realcheck.model import architecture
-from realcheck.model.pipeline import make_dataset
+from realcheck.model.data.pipeline import make_dataset
+from realcheck.model.networks import architecture
 from realcheck.model.settings import HeadParams, TrainConfig
 
 log = logging.getLogger("realcheck")

@@ -3,7 +3,7 @@
 Every face scores through `Detector`: training-time evaluation, `realcheck evaluate`, `check`/`scan`, the
 server (which adds only its cache and micro-batcher around `examine`, `scores` and `judge`) and the Streamlit
 app, so the same file gets the same score and the same decision everywhere. The runtime that runs the model
-(Keras/TensorFlow or ONNX Runtime, `realcheck.model.runtimes`) is a plug-in.
+(Keras/TensorFlow or ONNX Runtime, `realcheck.model.scoring.runtimes`) is a plug-in.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from realcheck.model.decision import DecisionRule, decide
+from realcheck.model.data.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, load_model_input
 from realcheck.model.errors import ImageDecodeError
-from realcheck.model.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, load_model_input
-from realcheck.model.provenance import NO_PROVENANCE, Provenance, ProvenanceReader
-from realcheck.model.runtimes import KerasRuntime, OnnxRuntime, Runtime, shipped_onnx
+from realcheck.model.scoring.decision import DecisionRule, decide
+from realcheck.model.scoring.provenance import NO_PROVENANCE, Provenance, ProvenanceReader
+from realcheck.model.scoring.runtimes import KerasRuntime, OnnxRuntime, Runtime, shipped_onnx
 
 # Bytes per pixel an image file may take: 16-bit RGBA uncompressed. A larger file cannot hold an image within
 # the pixel limit, so it is refused before it is read into memory.
@@ -213,7 +213,7 @@ def load_detector(
     "keras" always loads the Keras model (Grad-CAM and training need it).
     """
     if runtime == "auto":
-        from realcheck.model.artifact import MODEL_FILE, file_sha256, read_metadata
+        from realcheck.model.artifacts.artifact import MODEL_FILE, file_sha256, read_metadata
 
         folder = Path(folder)
         model_file = folder / MODEL_FILE

@@ -119,7 +119,7 @@ def _limitations_section(metadata: dict) -> list[str]:
         "",
         "## Provenance beside the score",
         "- The score above is this model's guess from pixels alone. Every RealCheck face also reads what the "
-        "file declares (`model/provenance.py`): an intact C2PA manifest or an explicit metadata declaration "
+        "file declares (`model/scoring/provenance.py`): an intact C2PA manifest or an explicit metadata declaration "
         "(IPTC DigitalSourceType, generator settings) that the image is AI-generated makes the verdict `ai` "
         "with basis `provenance`, this model's score reported beside it. Nothing else overrides the model: a "
         "signed camera capture is shown, never decisive, and missing metadata is no evidence of anything.",

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from realcheck.model import evaluation
-from realcheck.model.decision import DecisionRule
+from realcheck.model.evaluation import measures
 from realcheck.model.labels import AI, REAL, UNCERTAIN
+from realcheck.model.scoring.decision import DecisionRule
 
 MAX_REAL_CALLED_AI = 0.03
 MAX_AI_CALLED_REAL = 0.10
@@ -53,7 +53,7 @@ class Item:
 
 
 def load_collection(name: str, data_root: Path) -> list[Item]:
-    from realcheck.model.datasets import discover
+    from realcheck.model.data.datasets import discover
 
     items = []
     for folder in COLLECTIONS[name]:
@@ -64,8 +64,8 @@ def load_collection(name: str, data_root: Path) -> list[Item]:
 
 def split_sources(items: list[Item], val_fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
     """(train, val): whole sources of each class held out for validation."""
-    from realcheck.model.datasets import Sample
-    from realcheck.model.splitting import split_by_source
+    from realcheck.model.data.datasets import Sample
+    from realcheck.model.data.splitting import split_by_source
 
     samples = [Sample(item.path, item.label, item.source, item.path) for item in items]
     split = split_by_source(samples, val_fraction, 0.0, seed)
@@ -145,7 +145,7 @@ def measure(labels, scores, sources, rule: DecisionRule, balanced_threshold: flo
                 (np.mean(verdict[labels == REAL] != "ai") + np.mean(verdict[labels == AI] == "ai")) / 2
             ),
         }
-    result["ece"] = evaluation.expected_calibration_error(labels, scores)
+    result["ece"] = measures.expected_calibration_error(labels, scores)
     result["sources"] = {
         source: {"label": _class_of(labels[sources == source])}
         | rates(labels[sources == source], verdict[sources == source])
@@ -196,10 +196,10 @@ def pooled_rates(directions: dict) -> dict:
 
 def fit_on_validation(labels, scores, sources) -> tuple[tuple[float, float], DecisionRule, float]:
     """Platt calibration, the operating point and the balanced threshold, all from validation scores."""
-    scale, bias = evaluation.fit_platt(labels, scores)
-    calibrated = evaluation.apply_platt(scores, scale, bias)
+    scale, bias = measures.fit_platt(labels, scores)
+    calibrated = measures.apply_platt(scores, scale, bias)
     rule = choose_operating_point(labels, calibrated, sources)
-    return (scale, bias), rule, evaluation.choose_threshold(labels, calibrated)
+    return (scale, bias), rule, measures.choose_threshold(labels, calibrated)
 
 
 def read_scores(path: Path) -> dict[tuple[str, str, str, str], dict[str, np.ndarray]]:
@@ -230,7 +230,7 @@ def combine(scores: dict, members: list[str]) -> dict:
         groups = [scores[key] for key in keys]
         if any(not np.array_equal(g["paths"], groups[0]["paths"]) for g in groups):
             raise ValueError(f"{name} {direction} {split} {tier}: the members scored different images")
-        odds = np.mean([evaluation.logit(g["scores"]) for g in groups], axis=0)
+        odds = np.mean([measures.logit(g["scores"]) for g in groups], axis=0)
         combined[(name, direction, split, tier)] = {**groups[0], "scores": 1 / (1 + np.exp(-odds))}
     return combined
 
@@ -252,7 +252,7 @@ def report(scores: dict) -> dict:
         held_out = "in_distribution" if direction == "final" else "test"
         for (r, d, s, tier), group in sorted(scores.items()):
             if (r, d, s) == (recipe, direction, held_out):
-                calibrated = evaluation.apply_platt(group["scores"], scale, bias)
+                calibrated = measures.apply_platt(group["scores"], scale, bias)
                 entry[tier] = measure(group["labels"], calibrated, group["sources"], rule, balanced)
         result[recipe][direction] = entry
     return dict(result)

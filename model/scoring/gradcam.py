@@ -5,7 +5,7 @@ the class score with respect to them, keeps the positive part and upsamples it t
 the layer is the output of the last convolutional block (`conv5_block3_out`); for the other backbones it is
 their last convolutional layer.
 
-A RealCheck model nests its backbone as a sub-model (`realcheck.model.architecture.build_model`), so the feature maps
+A RealCheck model nests its backbone as a sub-model (`realcheck.model.networks.architecture.build_model`), so the feature maps
 are not outputs of the outer graph: `GradCam` builds a small model from the backbone's input to
 [feature maps, backbone output] and runs the outer layers around it itself, all with `training=False`.
 """
@@ -58,7 +58,7 @@ class GradCam:
     def __init__(self, model: keras.Model, layer_name: str | None = None):
         import keras
 
-        from realcheck.model.architecture import backbone_of
+        from realcheck.model.networks.architecture import backbone_of
 
         self.model = model
         backbone = backbone_of(model)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
-from realcheck.model.decision import DecisionRule
 from realcheck.model.labels import AI, LABEL_NAMES, REAL
+from realcheck.model.scoring.decision import DecisionRule
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:

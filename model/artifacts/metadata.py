@@ -1,7 +1,7 @@
 """The artifact's metadata.json: one table of its fields, from which it is built, checked and documented.
 
 Writers (training, fine-tuning, the default-model build, the untrained artifacts of tests and benchmarks)
-start from `build_metadata`; `realcheck.model.artifact` checks what it writes and what it reads against the table; the
+start from `build_metadata`; `realcheck.model.artifacts.artifact` checks what it writes and what it reads against the table; the
 API serves the `PUBLIC_FIELDS` and its OpenAPI `Model` schema is `openapi_properties`. A new field is one
 more row here. No TensorFlow: the server and the CLI read metadata without it.
 """
@@ -112,7 +112,11 @@ FIELDS: tuple[Field, ...] = (
     Field("command", "string", "the command line that made it"),
     Field("fine_tuned_from", "object", "name, version and path of the artifact it was fine-tuned from"),
     Field("source_holdout", "object", "results of the source-held-out protocol"),
-    Field("adaptation", "object", "settings of the backbone adaptation recipe (realcheck.model.adaptation)"),
+    Field(
+        "adaptation",
+        "object",
+        "settings of the backbone adaptation recipe (realcheck.model.training.adaptation)",
+    ),
     Field(
         "operating_point",
         "object",
@@ -259,7 +263,7 @@ def _check_known(metadata: Mapping, source: str | Path) -> None:
     unknown = [key for key in metadata if key not in FIELDS_BY_KEY]
     if unknown:
         raise ArtifactError(
-            f"{source}: unknown metadata field(s) {', '.join(unknown)}: add them to model/metadata.py FIELDS"
+            f"{source}: unknown metadata field(s) {', '.join(unknown)}: add them to model/artifacts/metadata.py FIELDS"
         )
 
 

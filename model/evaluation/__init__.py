@@ -1,0 +1,1 @@
+"""Evaluation: metrics, threshold, band and calibration; the cross-collection protocol; scoring labelled folders per source."""
