@@ -143,15 +143,11 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_tune(args: argparse.Namespace) -> int:
-    from realcheck.model.training.flows import preflight_weights, prepare_data, set_seed
+    from realcheck.model.training.flows import start_run
     from realcheck.model.training.tuning import run_head_search
 
     config = make_config(args, search=True)
-    set_seed(config.seed)
-    preflight_weights(config)
-    run_dir = Path(config.out)
-    data = prepare_data(config, run_dir)
-    config.save(run_dir / "config.json")
+    run_dir, data = start_run(config, check_weights=True)
     result = run_head_search(config, data, run_dir, overwrite=args.overwrite)
     print(json.dumps(result.summary, indent=2))
     print(

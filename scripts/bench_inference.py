@@ -13,7 +13,6 @@ matrix product; each runtime's images/s is also given as a percentage of the FP3
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -106,10 +105,7 @@ def main() -> None:
         "fp32_limit_images_per_s": round(limit, 1) if limit else None,
         "runtimes": results,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    benchlib.write_report(report, args.out)
 
 
 if __name__ == "__main__":

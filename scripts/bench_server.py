@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import subprocess
 import sys
@@ -275,10 +274,7 @@ def main() -> None:
             served / max(report["batching_off"]["load"]["images_per_s"], 1e-9), 2
         )
     report["load_average_at_end"] = os.getloadavg()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    benchlib.write_report(report, args.out)
 
 
 if __name__ == "__main__":

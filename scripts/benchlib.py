@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from pathlib import Path
 
@@ -94,3 +95,11 @@ def percentiles(values: list[float]) -> dict:
         "p99_ms": round(float(np.percentile(array, 99)), 2),
         "mean_ms": round(float(array.mean()), 2),
     }
+
+
+def write_report(report: dict, out: str | Path | None) -> None:
+    """Print the report as JSON, and write it to `out` when given."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")

@@ -416,6 +416,17 @@ def limitations(recipe_name: str) -> list[str]:
 
 
 def main() -> None:
+    args = build_parser().parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = link_data(args.data, out / "data")
+    protocol, extra = train_and_measure(args, data, out)
+    describe(args, out, protocol, extra)
+    if args.bundle:
+        bundle(out / "run", args.name)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -473,19 +484,14 @@ def main() -> None:
         "--audit", default=None, help="audit.json of scripts/shortcut_audit.py, for the model card"
     )
     parser.add_argument("--bundle", action="store_true", help="install the result as the bundled default")
-    args = parser.parse_args()
+    return parser
 
-    from realcheck.model.artifacts.artifact import (
-        bundled_models_root,
-        read_metadata,
-        write_json,
-        write_metadata,
-        write_model_card,
-    )
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = link_data(args.data, out / "data")
+def train_and_measure(args: argparse.Namespace, data: Path, out: Path) -> tuple[dict, dict]:
+    """Train the final model as the recipe says, measured on its protocol (and the baseline beside it):
+    (the source-held-out protocol, or {}; the metadata the recipe adds)."""
+    from realcheck.model.artifacts.artifact import read_metadata, write_json
+
     run_dir = out / "run"
     extra: dict = {}
     if args.recipe == "adapt":
@@ -532,6 +538,14 @@ def main() -> None:
         }
     if args.audit:
         extra["shortcut_audit"] = audit_summary(json.loads(Path(args.audit).read_text(encoding="utf-8")))
+    return protocol, extra
+
+
+def describe(args: argparse.Namespace, out: Path, protocol: dict, extra: dict) -> None:
+    """Export to ONNX, measure its speed, and write the final metadata and model card."""
+    from realcheck.model.artifacts.artifact import read_metadata, write_metadata, write_model_card
+
+    run_dir = out / "run"
     realcheck("export", "--model", str(run_dir), "--format", "onnx")
     speed = measure_speed(run_dir, out)
     rates = speed["runtimes"]["onnx"]
@@ -557,28 +571,31 @@ def main() -> None:
     )
     write_metadata(run_dir, metadata)
     write_model_card(run_dir)
-    if args.bundle:
-        root = bundled_models_root()
-        for old in root.iterdir() if root.is_dir() else []:
-            shutil.rmtree(old)
-        keep = {
-            "model.keras",
-            "model.onnx",
-            "model.onnx.export.json",  # what lets a server trust the shipped export (its model's SHA-256)
-            "metadata.json",
-            "README.md",
-            "config.json",
-            "split.csv",
-            "plots",
-        }
-        shutil.copytree(
-            run_dir,
-            root / args.name,
-            ignore=lambda folder, names: (
-                [n for n in names if n not in keep] if Path(folder) == run_dir else []
-            ),
-        )
-        print(f"bundled: {root / args.name}")
+
+
+def bundle(run_dir: Path, name: str) -> None:
+    """Install the run as the bundled default model (only what serving and the model card need)."""
+    from realcheck.model.artifacts.artifact import bundled_models_root
+
+    root = bundled_models_root()
+    for old in root.iterdir() if root.is_dir() else []:
+        shutil.rmtree(old)
+    keep = {
+        "model.keras",
+        "model.onnx",
+        "model.onnx.export.json",  # what lets a server trust the shipped export (its model's SHA-256)
+        "metadata.json",
+        "README.md",
+        "config.json",
+        "split.csv",
+        "plots",
+    }
+    shutil.copytree(
+        run_dir,
+        root / name,
+        ignore=lambda folder, names: [n for n in names if n not in keep] if Path(folder) == run_dir else [],
+    )
+    print(f"bundled: {root / name}")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,19 @@ def onnx_cache_dir(tmp_path_factory, tiny_artifact) -> Path:
     return cache
 
 
+@pytest.fixture(scope="module")
+def service(tiny_artifact, onnx_cache_dir):
+    """The tiny model loaded in this process (ONNX Runtime) for the Flask test-client tests of a module."""
+    from realcheck.server.config import ServerConfig
+    from realcheck.server.service import PredictionService
+
+    loaded = PredictionService(
+        ServerConfig(model_dir=tiny_artifact, backend="onnx", cache_dir=onnx_cache_dir)
+    ).start()
+    yield loaded
+    loaded.stop()
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory, tiny_artifact, onnx_cache_dir):
     """`realcheck serve` in a real process on a free loopback port (ONNX Runtime, few threads)."""

@@ -427,8 +427,8 @@ def test_manifest_asks_for_little_and_loads_in_chromium_and_firefox():
     assert "welcome/welcome.html" in files
     for relative in files:
         assert (EXTENSION / relative).is_file(), relative
-    sites = (EXTENSION / "background" / "sites.js").read_text()
-    scripts = re.findall(r'"((?:content|shared)/[\w-]+\.js)"', sites)
+    parts = (EXTENSION / "content" / "parts.js").read_text()
+    scripts = re.findall(r'"((?:content|shared)/[\w-]+\.js)"', parts)
     assert "content/main.js" in scripts and "shared/messages.js" in scripts
     for script in scripts:
         assert (EXTENSION / script).is_file(), script

@@ -17,16 +17,6 @@ from test_server import assert_error, bomb_png, schema_validator
 from realcheck.server.app import create_app
 from realcheck.server.config import ServerConfig
 from realcheck.server.feedback.store import FeedbackStore
-from realcheck.server.service import PredictionService
-
-
-@pytest.fixture(scope="module")
-def service(tiny_artifact, onnx_cache_dir):
-    loaded = PredictionService(
-        ServerConfig(model_dir=tiny_artifact, backend="onnx", cache_dir=onnx_cache_dir)
-    ).start()
-    yield loaded
-    loaded.stop()
 
 
 @pytest.fixture

@@ -28,24 +28,29 @@ FACES = ("model", "server", "streamlit_app")
 WING_LAYERS = (("data", "networks"), ("artifacts",), ("scoring",), ("evaluation",), ("training",))
 
 
+def imported_modules(source: str) -> list[str]:
+    """Every absolute import in `source`, at any depth; `from a import b` gives `a.b` too, since b may be a
+    module."""
+    modules = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    return modules
+
+
 def imported_layers(source: str) -> set[str]:
     """The RealCheck layer of every import in `source`, at any depth: `realcheck.server.app` is `server`;
     `realcheck` and `realcheck.cli` (the entry point composing every face) are `realcheck`. A bare `model`,
     `server` or `streamlit_app` (not an import name since the namespace) counts as `bare <name>`."""
     layers = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            modules = [node.module]
-        else:
-            continue
-        for module in modules:
-            parts = module.split(".")
-            if parts[0] in FACES:
-                layers.add(f"bare {parts[0]}")
-            elif parts[0] == "realcheck":
-                layers.add(parts[1] if len(parts) > 1 and parts[1] in FACES else "realcheck")
+    for module in imported_modules(source):
+        parts = module.split(".")
+        if parts[0] in FACES:
+            layers.add(f"bare {parts[0]}")
+        elif parts[0] == "realcheck":
+            layers.add(parts[1] if len(parts) > 1 and parts[1] in FACES else "realcheck")
     return layers
 
 
@@ -70,18 +75,9 @@ def test_a_package_never_imports_a_layer_above_it(package):
 
 def imported_wings(source: str) -> set[str]:
     """The model/ wing (or loose module) of every `realcheck.model.*` import in `source`, at any depth."""
-    wings = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            modules = [node.module]
-            if node.module == "realcheck.model":
-                modules = [f"realcheck.model.{alias.name}" for alias in node.names]
-        else:
-            continue
-        wings |= {module.split(".")[2] for module in modules if module.startswith("realcheck.model.")}
-    return wings
+    return {
+        module.split(".")[2] for module in imported_modules(source) if module.startswith("realcheck.model.")
+    }
 
 
 def wing_layer(name: str) -> int:

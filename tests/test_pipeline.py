@@ -76,19 +76,8 @@ def test_crop_mode_trains_on_random_native_windows(tmp_path):
     imagegen.write_image(tmp_path / "real" / "a.png", "real", size=96)
     imagegen.write_image(tmp_path / "fake" / "b.png", "ai", size=96)
     samples = discover(tmp_path).samples
-    config = AugmentConfig(
-        enabled=True,
-        flip=False,
-        rotation=0,
-        zoom=0,
-        brightness=0,
-        contrast=0,
-        jpeg_probability=0,
-        rescale_probability=0,
-        blur_probability=0,
-    )
     dataset = make_dataset(
-        samples, tmp_path, InputSpec(32, "crop"), 2, training=True, augment=config, cache=None
+        samples, tmp_path, InputSpec(32, "crop"), 2, training=True, augment=_only(enabled=True), cache=None
     )
     first = [batch[0].numpy() for batch in dataset.take(1)][0]
     assert first.shape == (2, 32, 32, 3)

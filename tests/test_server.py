@@ -27,15 +27,6 @@ ERROR_KEYS = {"code", "message"}
 
 
 @pytest.fixture(scope="module")
-def service(tiny_artifact, onnx_cache_dir):
-    loaded = PredictionService(
-        ServerConfig(model_dir=tiny_artifact, backend="onnx", cache_dir=onnx_cache_dir)
-    ).start()
-    yield loaded
-    loaded.stop()
-
-
-@pytest.fixture(scope="module")
 def make_client(service, tiny_artifact, onnx_cache_dir):
     """A test client for an app with these config overrides, sharing the one loaded model."""
 

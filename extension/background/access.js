@@ -2,9 +2,9 @@
 // known to come from (DEFAULT_IMAGE_HOSTS), and the hosts whose images the worker could not read there. Those
 // refused hosts are kept per tab in storage.session, since the worker may be stopped between a page's checks
 // and the popup's question; they are forgotten when the tab shows another page or closes.
-import { ext } from "./browser.js";
-import { imageHostsFor, normaliseSite, originPattern, siteForHost, sitePatterns } from "./settings.js";
-import { pageHost, siteAccess } from "./sites.js";
+import { ext } from "../shared/browser.js";
+import { imageHostsFor, normaliseSite, originPattern, siteForHost, sitePatterns } from "../shared/settings.js";
+import { pageHost, siteAccess } from "../shared/site-access.js";
 
 const BLOCKED_KEY = "blockedImageHosts";
 const MAX_URLS_PER_ORIGIN = 100;

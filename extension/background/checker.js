@@ -111,12 +111,7 @@ export class Checker {
     limits = new ServerLimits(),
     queueOptions = {},
   }) {
-    this.onServerState = onServerState;
-    this.cache = cache;
-    this.limits = limits;
-    this.hasAccess = hasAccess;
-    this.onModelChanged = onModelChanged;
-    this.queueOptions = queueOptions;
+    Object.assign(this, { onServerState, cache, limits, hasAccess, onModelChanged, queueOptions });
     this.downloads = new Limiter(MAX_DOWNLOADS);
     this.inFlight = new Map();
     this.listeners = new Map(); // sha256 -> Set of onUpdate callbacks, for "waiting for the server" news

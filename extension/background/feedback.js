@@ -4,7 +4,7 @@
 // What is sent: the image's SHA-256, the label, the model name, version, score and verdict the badge showed,
 // and "extension" as the client; the image bytes only when the user ticked the box on that badge. Never the
 // address of the page or of the image, and no cookies (the download for a shared image omits them too).
-import { ext } from "./browser.js";
+import { ext } from "../shared/browser.js";
 import { fetchImage, sha256Hex } from "./images.js";
 
 export const USER_LABELS_KEY = "userLabels";

@@ -1,5 +1,5 @@
 // The context menu: "Check image with RealCheck" on images.
-import { ext } from "./browser.js";
+import { ext } from "../shared/browser.js";
 
 export const CHECK_IMAGE_MENU = "realcheck-check-image";
 

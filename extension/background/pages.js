@@ -1,8 +1,8 @@
 // Messaging with content scripts: one long-lived port per page (frame). Pages ask for checks in batches; the
 // worker answers each image as its result arrives, and pushes configuration changes and re-check requests.
-import { ext } from "./browser.js";
+import { ext } from "../shared/browser.js";
 import { MIN_IMAGE_SIDE } from "./images.js";
-import { MSG, PAGE_PORT } from "./messages.js";
+import { MSG, PAGE_PORT } from "../shared/message-types.js";
 import { autoCheckOn } from "./sites.js";
 
 export class PageSessions {
@@ -13,12 +13,7 @@ export class PageSessions {
    * sends a "this verdict is wrong" report.
    */
   constructor({ checker, settings, onBlocked = () => {}, onNewPage = () => {}, labels = null, onFeedback = null }) {
-    this.checker = checker;
-    this.labels = labels;
-    this.onFeedback = onFeedback;
-    this.settings = settings;
-    this.onBlocked = onBlocked;
-    this.onNewPage = onNewPage;
+    Object.assign(this, { checker, labels, onFeedback, settings, onBlocked, onNewPage });
     this.ports = new Set();
     // What a page may send, by type.
     this.handlers = {

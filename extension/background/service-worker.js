@@ -3,23 +3,17 @@
 // started by the event it must handle; state that outlives the worker lives in chrome.storage.
 import { blockedFor, forgetBlocked, missingAccess, noteBlocked } from "./access.js";
 import { ServerClient } from "./api.js";
-import { ext } from "./browser.js";
+import { ext } from "../shared/browser.js";
 import { ResultCache } from "./cache.js";
 import { Checker } from "./checker.js";
 import { reportFeedback, UserLabels } from "./feedback.js";
 import { ServerLimits } from "./limits.js";
 import { CHECK_IMAGE_MENU, createMenus } from "./menus.js";
-import { MSG, PAGE_PORT } from "./messages.js";
+import { MSG, PAGE_PORT } from "../shared/message-types.js";
 import { PageSessions, showServerState } from "./pages.js";
-import { getSettings, onSettingsChanged, originPattern, saveSettings, siteForHost, normaliseSite } from "./settings.js";
-import {
-  autoCheckOn,
-  ensureContentScript,
-  pageHost,
-  siteAccess,
-  startInOpenTabs,
-  syncContentScripts,
-} from "./sites.js";
+import { getSettings, onSettingsChanged, originPattern, saveSettings, siteForHost, normaliseSite } from "../shared/settings.js";
+import { pageHost, siteAccess } from "../shared/site-access.js";
+import { autoCheckOn, ensureContentScript, startInOpenTabs, syncContentScripts } from "./sites.js";
 
 const WELCOME_PAGE = "welcome/welcome.html";
 

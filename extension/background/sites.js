@@ -2,64 +2,19 @@
 // and only where the user granted access; the script is registered for exactly those sites, started in the
 // tabs already open on them, and injected on demand (through activeTab) for a right-click check or a site
 // switched on from the popup.
-import { ext } from "./browser.js";
-import { MSG } from "./messages.js";
-import { getSettings, siteForHost, sitePatterns } from "./settings.js";
+import { ext } from "../shared/browser.js";
+import { MSG } from "../shared/message-types.js";
+import { getSettings, siteForHost } from "../shared/settings.js";
+import { grantedPatterns, pageHost } from "../shared/site-access.js";
+import { CONTENT_FILES } from "../content/parts.js";
 
 export const CONTENT_SCRIPT_ID = "realcheck-auto";
-// In the order they load: each defines its part on globalThis.__realcheck, main.js puts them together.
-export const CONTENT_FILES = [
-  "shared/messages.js",
-  "content/overlay.js",
-  "content/finder.js",
-  "content/results.js",
-  "content/badges.js",
-  "content/layout.js",
-  "content/manual.js",
-  "content/connection.js",
-  "content/main.js",
-];
 
-/** The host of a page URL, or "" for pages that are not http(s) (the browser's own pages, files, ...). */
-export function pageHost(url) {
-  try {
-    const parsed = new URL(url);
-    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.hostname : "";
-  } catch {
-    return "";
-  }
-}
 
 /** True when automatic badges should run on the page at `url`. */
 export function autoCheckOn(url, settings) {
   const host = pageHost(url);
   return Boolean(host && settings.autoMode && siteForHost(host, settings.sites));
-}
-
-const hasPermission = (permissions) => ext.permissions.contains(permissions);
-
-/**
- * The match patterns of `site` the extension has access to, scheme by scheme (http only is common locally);
- * `contains` is permissions.contains (replaceable for tests).
- */
-export async function grantedPatterns(site, contains = hasPermission) {
-  const granted = [];
-  for (const pattern of sitePatterns(site)) {
-    for (const scheme of ["http", "https"]) {
-      const specific = pattern.replace(/^\*:/, `${scheme}:`);
-      try {
-        if (await contains({ origins: [specific] })) granted.push(specific);
-      } catch {
-        // An invalid pattern grants nothing.
-      }
-    }
-  }
-  return granted;
-}
-
-/** True when the extension may read pages and images of `site` (over http or https). */
-export async function siteAccess(site, contains = hasPermission) {
-  return (await grantedPatterns(site, contains)).length > 0;
 }
 
 let syncing = Promise.resolve({ matches: [], changed: false });

@@ -21,12 +21,7 @@
      * `onDropped()` hears that a target went.
      */
     constructor({ overlay, results, config, onFeedback, onMoved, onDropped }) {
-      this.overlay = overlay;
-      this.results = results;
-      this.config = config;
-      this.onFeedback = onFeedback;
-      this.onMoved = onMoved;
-      this.onDropped = onDropped;
+      Object.assign(this, { overlay, results, config, onFeedback, onMoved, onDropped });
       this.targets = new Map(); // element -> target {el, kind, url, manual, badge, veil, revealed, expanded}
       this.visible = new Set();
       this.visibleObserver = new IntersectionObserver((entries) => {

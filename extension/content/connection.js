@@ -17,10 +17,7 @@
      * `isWaiting()` says whether images wait for answers; `onOrphaned()` runs once the extension is gone.
      */
     constructor({ handlers, onReconnected, isWaiting, onOrphaned }) {
-      this.handlers = handlers;
-      this.onReconnected = onReconnected;
-      this.isWaiting = isWaiting;
-      this.onOrphaned = onOrphaned;
+      Object.assign(this, { handlers, onReconnected, isWaiting, onOrphaned });
       this.port = null;
       this.keepalive = null;
     }

@@ -1,6 +1,6 @@
 // The options page: server, API key, sites, automatic mode, badge style, blur, and a connection test.
-import { ext } from "../background/browser.js";
-import { MSG } from "../background/messages.js";
+import { ext } from "../shared/browser.js";
+import { MSG } from "../shared/message-types.js";
 import {
   accessOrigins,
   DEFAULTS,
@@ -9,8 +9,8 @@ import {
   originPattern,
   parseSites,
   saveSettings,
-} from "../background/settings.js";
-import { siteAccess } from "../background/sites.js";
+} from "../shared/settings.js";
+import { siteAccess } from "../shared/site-access.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("options");

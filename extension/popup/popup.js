@@ -1,8 +1,8 @@
 // The toolbar popup: automatic badges on/off for the current site in one click, access grants, status. When
 // the page shows no badges for lack of access, it says so plainly and offers to grant exactly what is missing.
-import { ext } from "../background/browser.js";
-import { MSG } from "../background/messages.js";
-import { accessOrigins } from "../background/settings.js";
+import { ext } from "../shared/browser.js";
+import { MSG } from "../shared/message-types.js";
+import { accessOrigins } from "../shared/settings.js";
 
 const $ = (id) => document.getElementById(id);
 let tabId;

@@ -1,6 +1,6 @@
 // The messages RealCheck's parts send each other, by channel: the one definition of their types. A classic
 // script, so that content scripts can load it (first of CONTENT_FILES); the worker and the extension pages
-// import it through background/messages.js. It sets globalThis.__realcheck.MSG and .PAGE_PORT.
+// import it through shared/message-types.js. It sets globalThis.__realcheck.MSG and .PAGE_PORT.
 (() => {
   const RC = (globalThis.__realcheck ??= {});
   if (RC.MSG) return;

@@ -1,9 +1,9 @@
 // The first-run page (opened on install): says what is sent where, then asks once, in a single permission
 // request, for the listed news sites and the hosts their images come from, or for all sites.
-import { ext } from "../background/browser.js";
-import { MSG } from "../background/messages.js";
-import { accessOrigins, getSettings, imageHostsFor } from "../background/settings.js";
-import { siteAccess } from "../background/sites.js";
+import { ext } from "../shared/browser.js";
+import { MSG } from "../shared/message-types.js";
+import { accessOrigins, getSettings, imageHostsFor } from "../shared/settings.js";
+import { siteAccess } from "../shared/site-access.js";
 
 const $ = (id) => document.getElementById(id);
 const ALL_SITES = ["*://*/*"];

@@ -32,6 +32,7 @@ from realcheck.model.data.imaging import ensure_min_side, open_rgb
 from realcheck.model.errors import RealCheckError
 from realcheck.model.networks.architecture import backbone_of
 from realcheck.model.settings import HeadParams
+from realcheck.model.training.phases import compile_for_training, floats
 
 log = logging.getLogger("realcheck")
 
@@ -216,15 +217,6 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def compile_phase(model: keras.Model, learning_rate: float, steps: int) -> None:
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.AUC(name="auc")],
-    )
-
-
 def adapt(
     model: keras.Model,
     train: CropSequence,
@@ -236,15 +228,15 @@ def adapt(
     history: dict[str, dict] = {}
     set_adaptable(model, None)
     if settings.head_epochs:
-        compile_phase(model, settings.head_learning_rate, settings.head_epochs * len(train))
+        compile_for_training(model, settings.head_learning_rate, settings.head_epochs * len(train))
         fit = model.fit(train, validation_data=val, epochs=settings.head_epochs, verbose=verbose)
-        history["head"] = _floats(fit.history)
+        history["head"] = floats(fit.history)
     count = set_adaptable(model, settings.trainable_until)
     log.info(
         "adapting %d backbone layers (up to %s), L2-SP %g", count, settings.trainable_until, settings.l2sp
     )
     regularized = attach_l2sp(model, settings.l2sp)
-    compile_phase(model, settings.learning_rate, settings.epochs * len(train))
+    compile_for_training(model, settings.learning_rate, settings.epochs * len(train))
     callbacks: list = [TimeLimit(settings.seconds)]
     if val is not None:
         callbacks.append(
@@ -256,7 +248,7 @@ def adapt(
     for variable in regularized:
         variable.regularizer = None
     set_adaptable(model, None)
-    history["adapt"] = _floats(fit.history)
+    history["adapt"] = floats(fit.history)
     return history
 
 
@@ -290,10 +282,6 @@ def adapt_on_files(
         val_x = np.stack([load_model_input(path, spec) for path, _ in val]).astype(np.float32)
         val_data = (val_x, np.array([label for _, label in val], dtype=np.float32))
     return adapt(model, sequence, val_data, settings, verbose)
-
-
-def _floats(history: dict) -> dict:
-    return {key: [float(v) for v in values] for key, values in history.items()}
 
 
 def adapted_weights(model: keras.Model, trainable_until: str) -> dict[str, np.ndarray]:

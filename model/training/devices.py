@@ -70,8 +70,9 @@ def worker_name(strategy: tf.distribute.Strategy) -> str:
     return f"{resolver.task_type} {resolver.task_id}"
 
 
-def prepare_fit(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
-    """Let a compiled model `fit()` under `strategy`: nothing to do except with several workers.
+def prepare_fit(model: keras.Model) -> None:
+    """Let a compiled model `fit()` under the strategy whose scope this runs in: nothing to do except with
+    several workers.
 
     Keras 3.15's `fit()` fails under MultiWorkerMirroredStrategy in two places (keras-team/keras#20585):
     its pre-build reduces the first batch as one value, and it averages each scalar metric along an axis it
@@ -79,7 +80,7 @@ def prepare_fit(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
     is detached from the strategy (fit() then takes it from the scope it runs in, and builds while tracing),
     and its steps return each metric with a replica axis that the average removes again.
     """
-    if not is_multiworker(strategy):
+    if not is_multiworker(tf.distribute.get_strategy()):
         return
     model._distribute_strategy = None
     if not hasattr(model.train_step, "__wrapped__"):

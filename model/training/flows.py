@@ -37,6 +37,7 @@ from realcheck.model.scoring.decision import DecisionRule
 from realcheck.model.scoring.inference import keras_detector, score_paths
 from realcheck.model.settings import HeadParams, TrainConfig
 from realcheck.model.training import devices
+from realcheck.model.training.phases import fit_phase, verbosity
 
 log = logging.getLogger("realcheck")
 
@@ -59,17 +60,6 @@ class TrainResult:
     artifact_dir: Path | None  # None on a worker other than the chief: it writes no artifact
     metadata: dict
     history: dict = field(default_factory=dict)
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Seconds per epoch, kept in the history so model cards and notes can quote them."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
 def set_seed(seed: int) -> None:
@@ -144,43 +134,6 @@ def preflight_weights(config: TrainConfig) -> None:
         architecture.build_backbone(config.backbone, config.training_size, config.weights)
 
 
-def compile_for_training(model: keras.Model, learning_rate: float, steps: int) -> None:
-    """AdamW with cosine decay over the phase; binary cross-entropy; accuracy and ROC AUC."""
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
-    )
-
-
-def fit_phase(
-    model, train_data, val_data, epochs: int, learning_rate: float, patience: int, phase: str
-) -> dict:
-    """One training phase with early stopping on validation loss; the best weights are restored."""
-    if epochs == 0:
-        return {}
-    compile_for_training(model, learning_rate, steps=epochs * int(train_data.cardinality()))
-    devices.prepare_fit(model, tf.distribute.get_strategy())
-    callbacks = [EpochTimer()]
-    if patience > 0:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-        )
-    log.info("phase %s: %d epochs at learning rate %g", phase, epochs, learning_rate)
-    history = model.fit(
-        train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks, verbose=_verbosity()
-    )
-    return {key: [float(v) for v in values] for key, values in history.history.items()}
-
-
-def _verbosity() -> int | str:
-    # Progress bars on a terminal, one line per epoch in logs and CI.
-    import sys
-
-    return 1 if sys.stdout.isatty() else 2
-
-
 def make_splits_datasets(config: TrainConfig, data: PreparedData):
     """(train, val) datasets: train augmented and shuffled, val plain; both cached."""
     spec = config.training_spec
@@ -228,64 +181,13 @@ def train(config: TrainConfig) -> TrainResult:
 
 def train_on(strategy: tf.distribute.Strategy, policy: str, config: TrainConfig) -> TrainResult:
     """`train` under a strategy and precision policy already chosen, writing to `config.out`."""
-    run_dir = Path(config.out)
-    set_seed(config.seed)
-    preflight_weights(config)
-    data = prepare_data(config, run_dir)
-    config.save(run_dir / "config.json")
+    run_dir, data = start_run(config, check_weights=True)
     # The adaptation recipe reads its own crops (realcheck.model.training.adaptation), not tf.data.
     train_data, val_data = (None, None) if config.adapt_until else make_splits_datasets(config, data)
-    history: dict[str, dict] = {}
     source_commit = git_commit()  # the code that trains, even if the tree moves during a long run
     started = time.perf_counter()
     with strategy.scope():
-        head = config.head
-        if config.adapt_until:
-            from realcheck.model.training.adaptation import ADAPT_HEAD
-
-            head = ADAPT_HEAD  # the recipe's own head (it trains the backbone under it)
-        if config.search:
-            from realcheck.model.training.tuning import run_head_search
-
-            search = run_head_search(config, data, run_dir / "tuning")
-            head = search.params
-        model = architecture.build_model(
-            config.backbone,
-            config.training_size,
-            config.weights,
-            head,
-            train_backbone=config.from_scratch,
-            input_mode=config.input_mode,
-            input_filter=config.input_filter,
-        )
-        if config.search:
-            model.get_layer("head").set_weights(search.head_model.get_weights())
-            history["search"] = {"best": search.summary}
-        elif config.adapt_until:
-            history.update(adapt_backbone(model, config, data))
-        else:
-            phase = "scratch" if config.from_scratch else "head"
-            history[phase] = fit_phase(
-                model, train_data, val_data, config.epochs, config.learning_rate, config.patience, phase
-            )
-        if (
-            config.finetune
-            and not config.from_scratch
-            and config.finetune_epochs > 0
-            and not config.adapt_until
-        ):
-            count = architecture.unfreeze_top(model, config.backbone, config.unfreeze_from)
-            log.info("fine-tuning the top %d backbone layers (BatchNorm frozen)", count)
-            history["finetune"] = fit_phase(
-                model,
-                train_data,
-                val_data,
-                config.finetune_epochs,
-                config.finetune_learning_rate,
-                config.patience,
-                "finetune",
-            )
-    training_seconds = time.perf_counter() - started
+        model, head, history = train_network(config, data, run_dir, train_data, val_data)
     metadata = build_metadata(
         config.name or f"realcheck-{config.backbone}",
         config.version,
@@ -300,7 +202,7 @@ def train_on(strategy: tf.distribute.Strategy, policy: str, config: TrainConfig)
         precision=policy,
         device=devices.device_description(),
         replicas=strategy.num_replicas_in_sync,
-        training_seconds=round(training_seconds, 1),
+        training_seconds=round(time.perf_counter() - started, 1),
         git_commit=source_commit,
     )
     if config.adapted_weights:  # trained elsewhere: the settings are that run's, not this one's
@@ -308,6 +210,73 @@ def train_on(strategy: tf.distribute.Strategy, policy: str, config: TrainConfig)
     elif config.adapt_until:
         metadata["adaptation"] = adapt_settings(config).to_dict()
     return finish(model, metadata, config, data, history, run_dir)
+
+
+def start_run(config: TrainConfig, check_weights: bool) -> tuple[Path, PreparedData]:
+    """What every run does first: seed, (check the backbone weights,) scan and split the data, and save the
+    split and the configuration in the run folder."""
+    run_dir = Path(config.out)
+    set_seed(config.seed)
+    if check_weights:
+        preflight_weights(config)
+    data = prepare_data(config, run_dir)
+    config.save(run_dir / "config.json")
+    return run_dir, data
+
+
+def train_network(
+    config: TrainConfig, data: PreparedData, run_dir: Path, train_data, val_data
+) -> tuple[keras.Model, HeadParams, dict[str, dict]]:
+    """Build the network and train it as `config` says: its head (searched, fitted or the adaptation
+    recipe's), then fine-tuning. Returns the model, its head and the history of each phase."""
+    history: dict[str, dict] = {}
+    head = config.head
+    if config.adapt_until:
+        from realcheck.model.training.adaptation import ADAPT_HEAD
+
+        head = ADAPT_HEAD  # the recipe's own head (it trains the backbone under it)
+    if config.search:
+        from realcheck.model.training.tuning import run_head_search
+
+        search = run_head_search(config, data, run_dir / "tuning")
+        head = search.params
+    model = architecture.build_model(
+        config.backbone,
+        config.training_size,
+        config.weights,
+        head,
+        train_backbone=config.from_scratch,
+        input_mode=config.input_mode,
+        input_filter=config.input_filter,
+    )
+    if config.search:
+        model.get_layer("head").set_weights(search.head_model.get_weights())
+        history["search"] = {"best": search.summary}
+    elif config.adapt_until:
+        history.update(adapt_backbone(model, config, data))
+    else:
+        phase = "scratch" if config.from_scratch else "head"
+        history[phase] = fit_phase(
+            model, train_data, val_data, config.epochs, config.learning_rate, config.patience, phase
+        )
+    if config.finetune and config.finetune_epochs > 0 and not config.from_scratch and not config.adapt_until:
+        history["finetune"] = fine_tune(model, config, train_data, val_data)
+    return model, head, history
+
+
+def fine_tune(model: keras.Model, config: TrainConfig, train_data, val_data) -> dict:
+    """The fine-tuning phase: the backbone's top (from `config.unfreeze_from`) trains at its learning rate."""
+    count = architecture.unfreeze_top(model, config.backbone, config.unfreeze_from)
+    log.info("fine-tuning the top %d backbone layers (BatchNorm frozen)", count)
+    return fit_phase(
+        model,
+        train_data,
+        val_data,
+        config.finetune_epochs,
+        config.finetune_learning_rate,
+        config.patience,
+        "finetune",
+    )
 
 
 def adapt_settings(config: TrainConfig):
@@ -340,7 +309,7 @@ def adapt_backbone(model: keras.Model, config: TrainConfig, data: PreparedData) 
         name: [(str(data.root / s.path), s.label) for s in data.split[name]] for name in ("train", "val")
     }
     history = adaptation.adapt_on_files(
-        model, pairs["train"], pairs["val"], adapt_settings(config), config.seed, verbose=_verbosity()
+        model, pairs["train"], pairs["val"], adapt_settings(config), config.seed, verbose=verbosity()
     )
     return {"head": history.get("head", {}), "finetune": history["adapt"]}
 
@@ -478,25 +447,11 @@ def finetune(model_dir: str | Path, config: TrainConfig) -> TrainResult:
     )
     if config.split is None and (model_dir / "split.csv").is_file():
         config = replace(config, split=str(model_dir / "split.csv"))
-    set_seed(config.seed)
-    run_dir = Path(config.out)
-    data = prepare_data(config, run_dir)
-    config.save(run_dir / "config.json")
+    run_dir, data = start_run(config, check_weights=False)
     train_data, val_data = make_splits_datasets(config, data)
-    count = architecture.unfreeze_top(model, config.backbone, config.unfreeze_from)
-    log.info("fine-tuning the top %d backbone layers of %s (BatchNorm frozen)", count, model_dir)
+    log.info("fine-tuning %s", model_dir)
     started = time.perf_counter()
-    history = {
-        "finetune": fit_phase(
-            model,
-            train_data,
-            val_data,
-            config.finetune_epochs,
-            config.finetune_learning_rate,
-            config.patience,
-            "finetune",
-        )
-    }
+    history = {"finetune": fine_tune(model, config, train_data, val_data)}
     metadata = build_metadata(
         config.name or previous["name"],
         config.version,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 from realcheck.model.data.pipeline import make_dataset
 from realcheck.model.networks import architecture
 from realcheck.model.settings import HeadParams, TrainConfig
+from realcheck.model.training.phases import compile_for_training
 
 log = logging.getLogger("realcheck")
 
@@ -34,20 +36,18 @@ class SearchResult:
 
 
 class HeadHyperModel(kt.HyperModel):
-    """Search space of the head: width, dropout, depth, weight decay and learning rate."""
+    """Search space of the head: width, dropout, depth, L2 and learning rate, each trial trained the way the
+    head phase trains (AdamW, cosine decay over the trial's `steps`)."""
 
-    def __init__(self, feature_dim: int):
+    def __init__(self, feature_dim: int, steps: int):
         super().__init__(name="realcheck_head")
         self.feature_dim = feature_dim
+        self.steps = steps
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         params = params_from_hp(hp)
         model = architecture.build_head(self.feature_dim, params)
-        model.compile(
-            optimizer=keras.optimizers.Adam(hp.Float("learning_rate", 1e-4, 1e-2, sampling="log")),
-            loss="binary_crossentropy",
-            metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
-        )
+        compile_for_training(model, hp.Float("learning_rate", 1e-4, 1e-2, sampling="log"), self.steps)
         return model
 
 
@@ -111,8 +111,9 @@ def run_head_search(config: TrainConfig, data, directory: Path, overwrite: bool 
             "searching heads over an untrained backbone's features: results say little about a pretrained one"
         )
     features = cached_features(config, data, directory)
+    steps = config.search_epochs * math.ceil(len(features["train_x"]) / config.batch_size)
     tuner = kt.RandomSearch(
-        HeadHyperModel(features["train_x"].shape[1]),
+        HeadHyperModel(features["train_x"].shape[1], steps),
         objective="val_loss",
         max_trials=config.search_trials,
         seed=config.seed,

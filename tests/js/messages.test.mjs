@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { installFakeBrowser } from "./fake-browser.mjs";
 
 installFakeBrowser();
-const { MSG, PAGE_PORT } = await import("../../extension/background/messages.js");
+const { MSG, PAGE_PORT } = await import("../../extension/shared/message-types.js");
 const { PageSessions } = await import("../../extension/background/pages.js");
 
 const ROOT = new URL("../../extension/", import.meta.url);

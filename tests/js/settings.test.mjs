@@ -14,7 +14,7 @@ import {
   parseSites,
   siteForHost,
   sitePatterns,
-} from "../../extension/background/settings.js";
+} from "../../extension/shared/settings.js";
 
 test("defaults: the local server, automatic mode on for news sites", () => {
   assert.equal(DEFAULTS.serverUrl, "http://127.0.0.1:8000");

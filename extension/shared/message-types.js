@@ -1,5 +1,5 @@
-// The message types and the page port's name (shared/messages.js: a classic script, so that content scripts
+// The message types and the page port's name (messages.js: a classic script, so that content scripts
 // load the same file; imported here for its effect, it defines them on globalThis.__realcheck).
-import "../shared/messages.js";
+import "./messages.js";
 
 export const { MSG, PAGE_PORT } = globalThis.__realcheck;
