@@ -157,22 +157,6 @@ def whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    value = whole_number(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer of at least 0."""
-    value = whole_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
 def number(text: str) -> float:
     """argparse type: any real number."""
     try:
@@ -181,25 +165,44 @@ def number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a number above 0."""
-    value = number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+def bounded(
+    convert: Callable[[str], Any], accept: Callable[[Any], bool], problem: str
+) -> Callable[[str], Any]:
+    """An argparse type: `convert`, then refuse a value `accept` rejects with `problem` (formatted with
+    `value`). Its `check(value)` applies the same bound to a value set in Python (`check_bounds`), so the
+    range is declared once, with the flag."""
+
+    def check(value: Any) -> str | None:
+        return None if accept(value) else problem.format(value=value)
+
+    def parse(text: str) -> Any:
+        value = convert(text)
+        message = check(value)
+        if message:
+            raise argparse.ArgumentTypeError(message)
+        return value
+
+    parse.check = check  # type: ignore[attr-defined]
+    return parse
 
 
-def fraction(text: str) -> float:
-    """argparse type: a share in [0, 1)."""
-    value = number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
+positive_int = bounded(whole_number, lambda value: value >= 1, "must be at least 1, got {value}")
+non_negative_int = bounded(whole_number, lambda value: value >= 0, "must not be negative, got {value}")
+positive_float = bounded(number, lambda value: value > 0, "must be positive, got {value}")
+non_negative_float = bounded(number, lambda value: value >= 0, "must not be negative, got {value}")
+fraction = bounded(number, lambda value: 0 <= value < 1, "must be in [0, 1), got {value}")
+port = bounded(
+    whole_number, lambda value: 0 <= value <= 65535, "a port is 0-65535 (0: any free port), got {value}"
+)
 
 
-def port(text: str) -> int:
-    """argparse type: a TCP port, 0 for any free one."""
-    value = whole_number(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535 (0: any free port), got {value}")
-    return value
+def check_bounds(config: Any) -> None:
+    """ValueError naming the flag when a field holds a value its flag's type would refuse (for settings set
+    in Python); None stands for "not set" and passes."""
+    for item, flag in flagged_fields(type(config)):
+        check = getattr(flag.parse, "check", None)
+        value = getattr(config, item.name)
+        if check is not None and value is not None:
+            message = check(value)
+            if message:
+                raise ValueError(f"{spelling(item, flag)}: {message}")

@@ -27,10 +27,11 @@ from pathlib import Path
 
 from realcheck.model.errors import RealCheckError
 from realcheck.model.flags import (
+    check_bounds,
     check_choices,
     fraction,
+    non_negative_float,
     non_negative_int,
-    number,
     option,
     positive_float,
     positive_int,
@@ -279,7 +280,7 @@ class TrainConfig:
     )
     l2sp: float = option(
         1e-2,
-        parse=number,
+        parse=non_negative_float,
         help="strength of the pull of adapted weights toward their ImageNet values (L2-SP)",
         refused_by={"tune": TUNE_SEARCHES_HEADS},
     )
@@ -367,6 +368,7 @@ class TrainConfig:
         self.backbone = backbone_spec(self.backbone).name
         try:
             check_choices(self)
+            check_bounds(self)
             InputSpec(self.training_size, self.input_mode)
         except ValueError as error:
             raise RealCheckError(str(error)) from None
@@ -379,22 +381,6 @@ class TrainConfig:
                 raise RealCheckError(
                     f"--input-size ({self.input_size}) must be at least --training-size ({self.training_size})"
                 )
-        positive = {"batch_size": self.batch_size, "search_trials": self.search_trials}
-        non_negative = {
-            "epochs": self.epochs,
-            "finetune_epochs": self.finetune_epochs,
-            "patience": self.patience,
-        }
-        for key, value in positive.items():
-            if value < 1:
-                raise RealCheckError(f"{key.replace('_', '-')} must be at least 1, got {value}")
-        for key, value in non_negative.items():
-            if value < 0:
-                raise RealCheckError(f"{key.replace('_', '-')} must not be negative, got {value}")
-        if self.learning_rate <= 0 or self.finetune_learning_rate <= 0:
-            raise RealCheckError("learning rates must be positive")
-        if not 0 <= self.max_uncertain < 1:
-            raise RealCheckError(f"--max-uncertain must be in [0, 1), got {self.max_uncertain}")
         if self.adapt_until is not None and self.input_mode != "crop":
             raise RealCheckError("--adapt-until trains on native crops: give --input-mode crop")
         if self.adapt_until is not None and self.search:
@@ -405,10 +391,6 @@ class TrainConfig:
             )
         if self.adapted_weights is not None and self.adapt_until is None:
             raise RealCheckError("--adapted-weights are the adaptation recipe's: give --adapt-until too")
-        if self.l2sp < 0:
-            raise RealCheckError(f"--l2sp must not be negative, got {self.l2sp}")
-        if self.max_real_called_ai is not None and not 0 <= self.max_real_called_ai < 1:
-            raise RealCheckError(f"--max-real-called-ai must be in [0, 1), got {self.max_real_called_ai}")
 
     @property
     def training_spec(self) -> InputSpec:

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from realcheck.model.errors import RealCheckError
-from realcheck.model.flags import non_negative_int, number, option, positive_float, positive_int
+from realcheck.model.flags import (
+    bounded,
+    check_bounds,
+    non_negative_float,
+    non_negative_int,
+    option,
+    positive_float,
+    positive_int,
+)
 from realcheck.model.flags import port as tcp_port
 from realcheck.model.settings import DEFAULT_MAX_PIXELS
 
@@ -28,9 +36,12 @@ MIB = 1024 * 1024
 __all__ = ["ServerConfig", "default_cache_dir"]
 
 
-def megabytes(text: str) -> int:
-    """argparse type: a positive number of MiB, as bytes."""
+def _mib_as_bytes(text: str) -> int:
     return int(positive_float(text) * MIB)
+
+
+# argparse type: a positive number of MiB, as bytes (at least one).
+megabytes = bounded(_mib_as_bytes, lambda size: size >= 1, "must be at least 1 byte, got {value}")
 
 
 def default_cache_dir() -> Path:
@@ -57,7 +68,7 @@ class ServerConfig:
     )
     # Micro-batching: a batch closes at max_batch_size images or max_wait_ms after its first image.
     max_batch_size: int = option(16, parse=positive_int, help="images per model call (1: off)")
-    max_wait_ms: float = option(5.0, parse=number, help="longest wait for a batch to fill, in ms")
+    max_wait_ms: float = option(5.0, parse=non_negative_float, help="longest wait for a batch to fill, in ms")
     max_queue: int = 512
     result_cache_size: int = option(
         4096, name="--cache-size", parse=non_negative_int, help="results kept by content hash"
@@ -149,15 +160,12 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise RealCheckError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
-        for name in ("max_batch_size", "max_queue", "max_request_bytes", "max_image_bytes"):
-            if int(getattr(self, name)) < 1:
-                raise RealCheckError(f"{name.replace('_', '-')} must be at least 1")
-        if self.max_images_per_request < 1 or self.threads < 1:
-            raise RealCheckError("max-images-per-request and threads must be at least 1")
-        if self.request_timeout_s <= 0:
-            raise RealCheckError("request-timeout must be above 0 seconds")
-        if self.max_wait_ms < 0 or self.result_cache_size < 0 or self.rate_limit_per_minute < 0:
-            raise RealCheckError("max-wait-ms, cache size and rate limit must not be negative")
+        try:
+            check_bounds(self)
+        except ValueError as error:
+            raise RealCheckError(str(error)) from None
+        if self.max_queue < 1 or self.max_image_bytes < 1:  # the two limits without a flag
+            raise RealCheckError("max-queue and max-image-bytes must be at least 1")
         for origin in self.cors_origins:
             if origin == "*" or not origin.startswith(("http://", "https://", *EXTENSION_ORIGIN_PREFIXES)):
                 raise RealCheckError(

@@ -159,6 +159,34 @@ def test_add_flags_only_and_skip():
     assert flag_values(parser.parse_args(["--port", "9"]), ServerConfig) == {"port": 9}
 
 
+@pytest.mark.parametrize(
+    ("config", "values", "message"),
+    [
+        (TrainConfig, {"batch_size": 0}, "--batch-size: must be at least 1, got 0"),
+        (TrainConfig, {"l2sp": -0.1}, "--l2sp: must not be negative"),
+        (TrainConfig, {"max_real_called_ai": 1.0}, "--max-real-called-ai: must be in [0, 1)"),
+        (ServerConfig, {"max_wait_ms": -1.0}, "--max-wait-ms: must not be negative"),
+        (ServerConfig, {"max_request_bytes": 0}, "--max-request-mb: must be at least 1 byte"),
+        (ServerConfig, {"port": 70000}, "--port: a port is 0-65535"),
+    ],
+)
+def test_a_bound_declared_with_its_flag_holds_for_values_set_in_python(config, values, message):
+    from realcheck.model.errors import RealCheckError
+
+    required = {"data": "d", "out": "o"} if config is TrainConfig else {}
+    with pytest.raises(RealCheckError) as refused:
+        config(**required, **values)
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--l2sp", "-0.1"), ("--batch-size", "0")])
+def test_the_same_bound_refuses_the_flag(capsys, flag, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "d", flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: must" in capsys.readouterr().err
+
+
 def test_config_checks_choices_set_in_python():
     with pytest.raises(Exception, match="--split-by must be one of group, source"):
         TrainConfig(data="d", out="o", split_by="random")
