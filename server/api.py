@@ -37,19 +37,18 @@ def predict():
     uploads = uploads_from_request(request, current_app.config["REALCHECK"])
     results = service.predict(uploads)
     rule = service.detector.rule
-    ranges = rule.range_fields()
     return jsonify(
         model={"name": service.metadata["name"], "version": service.metadata["version"]},
         # How scores become verdicts, and how far those verdicts were measured to go.
-        decision=rule.to_dict() | ranges | {"accuracy_statement": measured_accuracy(service.metadata)},
-        predictions=[
-            _prediction(upload, result, rule.threshold, ranges) for upload, result in zip(uploads, results)
-        ],
+        decision=rule.to_dict()
+        | rule.range_fields()
+        | {"accuracy_statement": measured_accuracy(service.metadata)},
+        predictions=[_prediction(upload, result, rule) for upload, result in zip(uploads, results)],
         time_ms=round((time.perf_counter() - started) * 1000.0, 3),
     )
 
 
-def _prediction(upload, result, threshold: float, ranges: dict) -> dict:
+def _prediction(upload, result, rule) -> dict:
     prediction = result.prediction
     if not prediction.ok:
         # One bad image of several: its own error in its slot, the others are scored.
@@ -58,15 +57,9 @@ def _prediction(upload, result, threshold: float, ranges: dict) -> dict:
             "sha256": prediction.sha256,
             "filename": upload.filename,
         }
-    return {
-        "score": prediction.score,
-        "verdict": prediction.verdict,
-        "basis": prediction.basis,
-        "model_verdict": prediction.model_verdict,
+    return prediction.record(rule) | {
         "provenance": prediction.provenance.to_dict(),
-        "threshold": threshold,
-        **ranges,
-        "sha256": prediction.sha256,
+        "threshold": rule.threshold,
         "cached": result.cached,
         "time_ms": result.time_ms,
         "filename": upload.filename,

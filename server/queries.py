@@ -24,26 +24,13 @@ from pathlib import Path
 
 from realcheck.model.data.imaging import is_image_file
 from realcheck.model.errors import RealCheckError
-from realcheck.model.scoring.decision import DecisionRule, measured_accuracy
+from realcheck.model.scoring.decision import RECORD_FIELDS, DecisionRule, measured_accuracy
 from realcheck.model.scoring.provenance import NO_PROVENANCE
 
 # `verdict` is the decision and `basis` what it rests on (`provenance` or `model`); `score` and
 # `model_verdict` are always the model's own. The provenance columns flatten the API's provenance object.
 PROVENANCE_FIELDS = ("provenance", "c2pa_state", "c2pa_signer", "declares_ai", "signed_capture")
-ROW_FIELDS = (
-    "path",
-    "verdict",
-    "basis",
-    "score",
-    "model_verdict",
-    "real_below",
-    "ai_above",
-    "sha256",
-    "model",
-    "version",
-    *PROVENANCE_FIELDS,
-    "error",
-)
+ROW_FIELDS = ("path", *RECORD_FIELDS, "model", "version", *PROVENANCE_FIELDS, "error")
 OUTPUT_SUFFIXES = (".csv", ".jsonl")
 _IMAGE_PREFIX = re.compile(r"^image \d+(?: \([^)]*\))?: ")
 
@@ -92,15 +79,13 @@ class RemoteChecker:
         except ClientError as error:
             # The line already names the file: drop the server's "image 1 (photo.jpg): " in front.
             return _row(name, error=_IMAGE_PREFIX.sub("", str(error)))
+        record = {key: result.get(key) for key in RECORD_FIELDS}
+        # A server from before provenance decided verdicts sends neither: its verdict is the model's.
+        record["basis"] = record["basis"] or "model"
+        record["model_verdict"] = record["model_verdict"] or result["verdict"]
         return _row(
             name,
-            score=result["score"],
-            verdict=result["verdict"],
-            basis=result.get("basis", "model"),
-            model_verdict=result.get("model_verdict", result["verdict"]),
-            real_below=result.get("real_below"),
-            ai_above=result.get("ai_above"),
-            sha256=result["sha256"],
+            **record,
             model=result.get("model"),
             version=result.get("version"),
             **provenance_columns(result.get("provenance")),
@@ -138,13 +123,8 @@ class LocalChecker:
                 continue
             yield _row(
                 name,
-                score=prediction.score,
-                verdict=prediction.verdict,
-                basis=prediction.basis,
-                model_verdict=prediction.model_verdict,
+                **prediction.record(self.detector.rule),
                 **provenance_columns(prediction.provenance.to_dict()),
-                **self.detector.rule.range_fields(),
-                sha256=prediction.sha256,
                 model=self.detector.name,
                 version=self.detector.version,
             )

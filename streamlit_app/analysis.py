@@ -30,11 +30,11 @@ CSV_COLUMNS = (
     "verdict",
     "basis",
     "model_verdict",
-    "p_ai",
+    "score",
     "real_below",
     "ai_above",
     "model",
-    "model_version",
+    "version",
     "bytes",
     "sha256",
     "provenance",
@@ -116,20 +116,19 @@ def analyse(detector: Detector, uploads: Sequence[Upload], max_bytes: int) -> li
 def result_rows(
     uploads: Sequence[Upload], predictions: Sequence[Prediction], metadata: Mapping
 ) -> list[dict]:
-    """One row per image with the decision rule and model that produced it (the table and the CSV)."""
-    ranges = DecisionRule.from_metadata(metadata).range_fields()
+    """One row per image (the table and the CSV): its record under the names every face uses
+    (`Prediction.record`), the model that produced it, and what is the upload's own."""
+    rule = DecisionRule.from_metadata(metadata)
     return [
-        {
-            "file": upload.name,
+        {"file": upload.name}
+        | prediction.record(rule)
+        | {
             "verdict": prediction.verdict or "error",
             "basis": prediction.basis if prediction.ok else None,
-            "model_verdict": prediction.model_verdict,
-            "p_ai": None if prediction.score is None else round(prediction.score, 6),
-            **ranges,
+            "score": None if prediction.score is None else round(prediction.score, 6),
             "model": metadata["name"],
-            "model_version": metadata["version"],
+            "version": metadata["version"],
             "bytes": len(upload.data),
-            "sha256": prediction.sha256,
             "provenance": prediction.provenance.summary if prediction.ok else None,
             "c2pa_state": prediction.provenance.c2pa.state if prediction.provenance.c2pa else None,
             "error": prediction.error or "",

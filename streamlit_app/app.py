@@ -179,10 +179,10 @@ def show_table(rows: list[dict]) -> None:
     st.dataframe(
         rows,
         hide_index=True,
-        column_order=("file", "result", "basis", "p_ai", "provenance", "error"),
+        column_order=("file", "result", "basis", "score", "provenance", "error"),
         column_config={
             "result": st.column_config.TextColumn("verdict"),
-            "p_ai": st.column_config.ProgressColumn("P(AI)", min_value=0.0, max_value=1.0, format="%.3f"),
+            "score": st.column_config.ProgressColumn("P(AI)", min_value=0.0, max_value=1.0, format="%.3f"),
             "provenance": st.column_config.TextColumn("provenance", width="medium"),
             "error": st.column_config.TextColumn("why it could not be checked", width="large"),
         },

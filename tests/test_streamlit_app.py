@@ -100,15 +100,15 @@ def test_csv_has_a_fixed_header_and_defuses_spreadsheet_formulas():
     lines = text.splitlines()
     assert lines[0] == ",".join(analysis.CSV_COLUMNS)
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert rows[0]["file"] == "'=HYPERLINK(1).png" and rows[0]["p_ai"] == "0.75"
+    assert rows[0]["file"] == "'=HYPERLINK(1).png" and rows[0]["score"] == "0.75"
     assert rows[1] | {"sha256": ""} == {
         "file": "x.jpg",
         "verdict": "error",
-        "p_ai": "",
+        "score": "",
         "real_below": "0.4",
         "ai_above": "0.6",
         "model": "m",
-        "model_version": "1",
+        "version": "1",
         "bytes": "3",
         "sha256": "",
         "basis": "",
@@ -159,7 +159,7 @@ def test_upload_shows_verdict_score_threshold_heatmap_and_the_model(app, tiny_ar
     table = app.dataframe[0].value
     assert list(table["file"]) == ["picture.png"]
     # The same inference path as the server and evaluation: the same score for the same bytes.
-    assert table["p_ai"][0] == pytest.approx(expected.score, abs=1e-6)
+    assert table["score"][0] == pytest.approx(expected.score, abs=1e-6)
     assert table["verdict"][0] == expected.verdict
     texts = [m.value for m in app.markdown]
     assert f"Verdict: **{VERDICTS[expected.verdict][0]}**" in texts
@@ -240,15 +240,15 @@ def test_bad_files_get_a_message_and_the_rest_of_the_batch_still_works(
     scored = {row["file"]: row for row in rows if not row["error"]}
     assert sorted(scored) == sorted(good)
     for name, prediction in zip(good, expected):
-        assert float(scored[name]["p_ai"]) == pytest.approx(prediction.score, abs=1e-6)
+        assert float(scored[name]["score"]) == pytest.approx(prediction.score, abs=1e-6)
         assert scored[name]["verdict"] == prediction.verdict
         assert (
-            scored[name]["model_version"] == "0.0.1-test"
+            scored[name]["version"] == "0.0.1-test"
             and float(scored[name]["ai_above"]) == detector.rule.ranges()[1]
         )
     for row in rows:
         if row["file"] in bad:
-            assert row["verdict"] == "error" and row["p_ai"] == "" and row["error"]
+            assert row["verdict"] == "error" and row["score"] == "" and row["error"]
 
 
 def test_each_image_shows_its_provenance_and_what_decided(app, tiny_artifact, captured_downloads):
@@ -422,7 +422,7 @@ def test_the_page_in_chromium_shows_verdict_and_heatmap(browser_artifact, browse
                 page.get_by_text("Download results as CSV").click()
             rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
             assert [row["file"] for row in rows] == ["upload.jpg"]
-            assert VERDICTS[rows[0]["verdict"]][0] in verdict and 0.0 <= float(rows[0]["p_ai"]) <= 1.0
+            assert VERDICTS[rows[0]["verdict"]][0] in verdict and 0.0 <= float(rows[0]["score"]) <= 1.0
         finally:
             page.close()
     finally:

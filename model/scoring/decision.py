@@ -73,6 +73,11 @@ def decide(model_verdict: str, provenance: Provenance) -> Decision:
     return Decision(model_verdict, "model")
 
 
+# One scored image as every face gives it, under these names: the API's prediction, a `check`/`scan` row and
+# the upload page's table and CSV (each adds what is its own: provenance, timing, the file).
+# `Prediction.record` fills them.
+RECORD_FIELDS = ("verdict", "basis", "score", "model_verdict", "real_below", "ai_above", "sha256")
+
 NOT_PROOF = "treat a verdict as a hint, not proof"
 
 

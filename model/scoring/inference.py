@@ -49,6 +49,18 @@ class Prediction:
     def ok(self) -> bool:
         return self.error is None
 
+    def record(self, rule: DecisionRule) -> dict:
+        """The image's RECORD_FIELDS (realcheck.model.scoring.decision), with the ranges of the `rule` that
+        decided its verdict."""
+        return {
+            "verdict": self.verdict,
+            "basis": self.basis,
+            "score": self.score,
+            "model_verdict": self.model_verdict,
+            **rule.range_fields(),
+            "sha256": self.sha256,
+        }
+
 
 @dataclass(frozen=True)
 class PreparedImage:
