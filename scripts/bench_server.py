@@ -172,7 +172,7 @@ def in_process(
     metadata = read_metadata(model_dir)
     runtime = load_runtime(model_dir, metadata, backend, ServerConfig(cache_dir=cache_dir).resolved_cache_dir)
     detector = Detector(runtime, metadata)
-    prepared = np.stack([detector.prepare(images[i % len(images)]) for i in range(batch)])
+    prepared = np.stack([detector.pixels(images[i % len(images)]) for i in range(batch)])
     runtime.scores(prepared)
     count, started = 0, time.perf_counter()
     while count < 10_000 and (count < 2 or time.perf_counter() - started < seconds):
@@ -185,7 +185,7 @@ def in_process(
     }
     decode_started = time.perf_counter()
     for data in images[:16]:
-        detector.prepare(data)
+        detector.pixels(data)
     result["decode_ms_per_image"] = round((time.perf_counter() - decode_started) / 16 * 1000, 2)
     if naive:
         from realcheck.model.artifacts.artifact import load_artifact
@@ -194,7 +194,7 @@ def in_process(
         keras_model.predict(prepared[:1].astype("float32"), verbose=0)
         count, started = 0, time.perf_counter()
         while count < 10_000 and (count < 2 or time.perf_counter() - started < seconds):
-            array = detector.prepare(images[count % len(images)])[None].astype("float32")
+            array = detector.pixels(images[count % len(images)])[None].astype("float32")
             keras_model.predict(array, verbose=0)
             count += 1
         result["naive_predict_per_request_images_per_s"] = round(count / (time.perf_counter() - started), 2)

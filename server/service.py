@@ -1,7 +1,7 @@
 """The prediction service behind the API: artifact, runtime, micro-batcher and result cache.
 
-Request threads call `predict`: they hash their images, look them up in the cache, and examine the others
-through the scoring core (`Detector.examine`: decode and provenance); the batcher thread, the only one that
+Request threads call `predict`: they hash their images, look them up in the cache, and prepare the others
+through the scoring core (`Detector.prepare`: decode and provenance); the batcher thread, the only one that
 runs the model, scores them (`Detector.scores`), and the core judges the scores (`Detector.judge`).
 """
 
@@ -182,7 +182,7 @@ class PredictionService:
                     continue
                 try:
                     with self.decode_slots:
-                        prepared = self.detector.examine(upload.data, sha256)
+                        prepared = self.detector.prepare(upload.data, sha256)
                     waiting.append((index, prepared, started))
                 except ImageDecodeError as error:
                     if count == 1:

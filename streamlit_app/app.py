@@ -79,7 +79,7 @@ def score_uploads(
 def explain(path: str, sha256: str, target: str, _data: bytes) -> np.ndarray:
     """The Grad-CAM map of one file (cached by content) on the model's prepared input."""
     detector = load_model(path)
-    return load_explainer(path).heatmap(detector.prepare(_data), target)
+    return load_explainer(path).heatmap(detector.pixels(_data), target)
 
 
 def show_no_model() -> None:

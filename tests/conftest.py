@@ -18,7 +18,7 @@ import provenancegen  # noqa: E402
 # and ONNX exports of the suite take half the time and a fraction of the memory.
 TINY_BACKBONE = "efficientnet_lite0"
 # `compare` takes its backbones from --backbones, so it gets the tiny flags without --backbone.
-TINY_ANY_BACKBONE = ["--image-size", "32", "--batch-size", "16", "--weights", "none", "--patience", "0"]
+TINY_ANY_BACKBONE = ["--training-size", "32", "--batch-size", "16", "--weights", "none", "--patience", "0"]
 TINY = [*TINY_ANY_BACKBONE, "--backbone", TINY_BACKBONE]
 
 

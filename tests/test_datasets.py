@@ -52,7 +52,7 @@ def test_class_folder_conventions(tmp_path, real_name, ai_name):
     for sample in discovery.samples:
         expected = AI if sample.path.startswith(ai_name + "/") else REAL
         assert sample.label == expected, sample.path
-        assert sample.generator == "unknown"
+        assert sample.source == "unknown"
         assert sample.group == sample.path  # plain folders: every image is its own group
     assert discovery.summary()["real"] == 3 and discovery.summary()["ai"] == 3
 
@@ -85,10 +85,10 @@ def test_genimage_layout_names_generators_from_the_path(tmp_path):
     write(tmp_path, "progan/cat/0_real/y.png", "real")
     discovery = discover(tmp_path)
     samples = by_path(discovery)
-    assert samples["sdv4/train/ai/a0.png"].generator == "sdv4"
-    assert samples["midjourney/val/nature/n1.png"].generator == "midjourney"
+    assert samples["sdv4/train/ai/a0.png"].source == "sdv4"
+    assert samples["midjourney/val/nature/n1.png"].source == "midjourney"
     assert samples["midjourney/val/nature/n1.png"].label == REAL
-    assert samples["progan/cat/1_fake/x.png"].generator == "progan/cat"
+    assert samples["progan/cat/1_fake/x.png"].source == "progan/cat"
     assert discovery.summary()["by_generator"] == {
         "midjourney": {"real": 2, "ai": 2},
         "progan/cat": {"real": 1, "ai": 1},
@@ -238,7 +238,7 @@ def test_deepguard_counts_and_generator_names(deepguard):
     }
     for sample in discovery.samples:
         folder, class_folder = sample.path.split("/")[:2]
-        assert sample.generator == GENERATORS[folder]
+        assert sample.source == GENERATORS[folder]
         assert sample.label == (AI if class_folder == "fake" else REAL)
 
 
@@ -304,7 +304,7 @@ def test_deepguard_without_json_pairs_by_file_name(deepguard):
 def test_deepguard_groups_never_span_generators(deepguard):
     generators = defaultdict(set)
     for sample in discover(deepguard).samples:
-        generators[sample.group].add(sample.generator)
+        generators[sample.group].add(sample.source)
     assert all(len(names) == 1 for names in generators.values())
 
 
@@ -349,7 +349,7 @@ def test_sources_come_from_manifest_beside_the_class_folders(tmp_path):
         encoding="utf-8",
     )
     discovery = discover(tmp_path)  # the manifest sits in a data set folder below the root
-    assert {s.path: s.generator for s in discovery.samples} == {
+    assert {s.path: s.source for s in discovery.samples} == {
         "wild/real/cameras_0.jpg": "cameras",
         "wild/real/scans_1.jpg": "scans",
         "wild/fake/mj_2.jpg": "midjourney",
@@ -362,7 +362,7 @@ def test_sub_folders_of_a_class_folder_name_sources(tmp_path):
     write(tmp_path, "fake/flux/b.png", seed=1)
     write(tmp_path, "real/c.png", seed=2)
     write(tmp_path, "gen2/train/fake/sdxl/d.png", seed=3)
-    sources = {s.path: s.generator for s in discover(tmp_path).samples}
+    sources = {s.path: s.source for s in discover(tmp_path).samples}
     assert sources["fake/midjourney/a.png"] == "midjourney"
     assert sources["fake/flux/b.png"] == "flux"
     assert sources["real/c.png"] == "unknown"
@@ -372,7 +372,7 @@ def test_sub_folders_of_a_class_folder_name_sources(tmp_path):
 def test_a_manifest_without_source_columns_is_ignored(tmp_path):
     imagegen.make_folder_dataset(tmp_path, per_class=2, size=32)
     (tmp_path / "manifest.csv").write_text("name,size\nx,1\n", encoding="utf-8")
-    assert {s.generator for s in discover(tmp_path).samples} == {"unknown"}
+    assert {s.source for s in discover(tmp_path).samples} == {"unknown"}
 
 
 def test_one_class_folder_is_refused_for_training_and_allowed_for_evaluation(tmp_path):
@@ -392,7 +392,7 @@ def test_label_names_the_class_of_a_folder_without_class_folders(tmp_path, label
     with pytest.raises(DataError, match="--label"):
         discover(tmp_path)
     discovery = discover(tmp_path, both_classes=False, label=label)
-    assert {s.path: (s.label, s.generator) for s in discovery.samples} == {
+    assert {s.path: (s.label, s.source) for s in discovery.samples} == {
         "camera_a/1.jpg": (label, "camera_a"),
         "camera_b/2.jpg": (label, "camera_b"),
         "3.jpg": (label, "unknown"),

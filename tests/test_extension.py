@@ -188,7 +188,7 @@ def extension_model(tiny_artifact, onnx_cache_dir, tmp_path_factory, news_site) 
     # The server's own runtime and decode path: scores bit for bit what the server will answer.
     detector = Detector(load_runtime(tiny_artifact, metadata, "onnx", onnx_cache_dir), metadata)
     names = newspage.TOP_DISTINCT + newspage.BELOW_DISTINCT
-    batch = np.stack([detector.prepare(files[f"img/{name}"]) for name in names])
+    batch = np.stack([detector.pixels(files[f"img/{name}"]) for name in names])
     scores = dict(zip(names, (float(s) for s in detector.scores(batch))))
     assert len(set(scores.values())) == len(scores), "fixture images must score differently"
     # Among the images in view at load: two real, one uncertain, three AI (an untrained model's scores sit

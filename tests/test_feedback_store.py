@@ -207,7 +207,7 @@ def test_export_is_a_training_layout_with_every_report_in_its_csv(store, tmp_pat
     assert {row["relpath"] for row in rows} == {f"real/{real_sha}.png", f"fake/{fake_sha}.jpg", ""}
     # `realcheck train --data` reads it as is: the right classes, source "feedback" from the manifest.
     found = discover_folders(out)
-    assert sorted((Path(s.path).parent.name, s.label, s.generator) for s in found.samples) == [
+    assert sorted((Path(s.path).parent.name, s.label, s.source) for s in found.samples) == [
         ("fake", 1, "feedback"),
         ("real", 0, "feedback"),
     ]

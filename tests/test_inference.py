@@ -69,7 +69,7 @@ def test_reload_and_onnx_give_the_same_scores(trained_artifact, detector, folder
     np.testing.assert_allclose(before, after, atol=1e-6)
     onnx_path = tmp_path / "m.onnx"
     export_onnx_in_child(trained_artifact, onnx_path)  # tf2onnx keeps its memory: not in the test process
-    prepared = np.stack([detector.prepare(p) for p in paths]).astype("float32")
+    prepared = np.stack([detector.pixels(p) for p in paths]).astype("float32")
     np.testing.assert_allclose(run_onnx(onnx_path, prepared), before, atol=1e-4)
 
 

@@ -42,7 +42,7 @@ def test_two_workers_train_resnet50_together_and_the_chief_writes_one_artifact(
     out = tmp_path / "artifact"
     flags = [
         *("train", "--data", str(folder_dataset), "--out", str(out), "--distribute", "multiworker"),
-        *("--backbone", "resnet50", "--weights", str(resnet50_weights), "--image-size", "32"),
+        *("--backbone", "resnet50", "--weights", str(resnet50_weights), "--training-size", "32"),
         *("--batch-size", "16", "--epochs", "1", "--finetune-epochs", "1", "--patience", "0"),
     ]
     logs = [tmp_path / f"worker-{index}.log" for index in range(WORKERS)]

@@ -736,7 +736,7 @@ def test_decodes_are_bounded_across_requests(tiny_artifact, onnx_cache_dir):
     service = PredictionService(
         ServerConfig(model_dir=tiny_artifact, backend="onnx", cache_dir=onnx_cache_dir, max_decodes=2)
     ).start()
-    examine, lock, state = service.detector.examine, threading.Lock(), {"now": 0, "most": 0}
+    prepare, lock, state = service.detector.prepare, threading.Lock(), {"now": 0, "most": 0}
 
     def counted(*args, **kwargs):  # the real decode, counted
         with lock:
@@ -744,12 +744,12 @@ def test_decodes_are_bounded_across_requests(tiny_artifact, onnx_cache_dir):
             state["most"] = max(state["most"], state["now"])
         try:
             time.sleep(0.05)  # long enough for the other requests to arrive meanwhile
-            return examine(*args, **kwargs)
+            return prepare(*args, **kwargs)
         finally:
             with lock:
                 state["now"] -= 1
 
-    service.detector.examine = counted
+    service.detector.prepare = counted
     try:
         images = varied_images(12, size=48)
         with ThreadPoolExecutor(max_workers=12) as pool:

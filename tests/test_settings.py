@@ -85,7 +85,7 @@ def test_old_size_flags_still_work():
     ("flag", "reason"),
     [
         (["--backbone", "vgg16"], "keeps the network of the artifact"),
-        (["--image-size", "64"], "keeps the network of the artifact"),
+        (["--training-size", "64"], "keeps the network of the artifact"),
         (["--training-size", "64"], "keeps the network of the artifact"),
         (["--weights", "none"], "keeps the network of the artifact"),
         (["--head-params", "best.json"], "keeps the network of the artifact"),
@@ -135,7 +135,7 @@ def test_finetune_help_lists_only_what_it_honours(capsys):
         main(["finetune", "--help"])
     text = capsys.readouterr().out
     assert "--finetune-epochs" in text and "--unfreeze-from" in text
-    for refused in ("--backbone", "--image-size", "--epochs ", "--learning-rate ", "--head-params"):
+    for refused in ("--backbone", "--training-size", "--epochs ", "--learning-rate ", "--head-params"):
         assert refused not in text, refused
 
 

@@ -36,7 +36,7 @@ def folder_samples(per_class=20, generators=("a", "b", "c")):
         for label, name in ((REAL, "real"), (AI, "fake")):
             for index in range(per_class):
                 path = f"{generator}/{name}/{index:04d}.png"
-                samples.append(Sample(path=path, label=label, generator=generator, group=path))
+                samples.append(Sample(path=path, label=label, source=generator, group=path))
     return samples
 
 
@@ -131,8 +131,8 @@ def test_every_generator_reaches_every_split(deepguard_samples):
     for seed in range(5):
         split = split_samples(deepguard_samples, seed=seed)
         for name in SPLITS:
-            present = {(s.generator, s.label) for s in split[name]}
-            for generator in {s.generator for s in deepguard_samples}:
+            present = {(s.source, s.label) for s in split[name]}
+            for generator in {s.source for s in deepguard_samples}:
                 assert (generator, REAL) in present and (generator, AI) in present, (seed, name, generator)
 
 
@@ -140,7 +140,7 @@ def test_every_generator_and_class_reaches_every_split_in_plain_folders():
     samples = folder_samples(per_class=4)
     split = split_samples(samples, seed=1)
     for name in SPLITS:
-        present = {(s.generator, s.label) for s in split[name]}
+        present = {(s.source, s.label) for s in split[name]}
         assert present == {(g, label) for g in ("a", "b", "c") for label in (REAL, AI)}
 
 
@@ -161,7 +161,7 @@ def grouped_samples(draw):
         labels = draw(st.lists(st.sampled_from([REAL, AI]), min_size=1, max_size=3))
         for member, label in enumerate(labels):
             path = f"{generator}/{group_index}_{member}.png"
-            samples.append(Sample(path=path, label=label, generator=generator, group=f"group{group_index}"))
+            samples.append(Sample(path=path, label=label, source=generator, group=f"group{group_index}"))
     return samples
 
 
@@ -182,7 +182,7 @@ def test_split_properties(samples, val, test, seed):
         members[sample.group].append(sample)
     strata = defaultdict(list)
     for group_id, group in members.items():
-        strata[(group[0].generator, tuple(sorted({m.label for m in group})))].append(group_id)
+        strata[(group[0].source, tuple(sorted({m.label for m in group})))].append(group_id)
     where = split_of_each_group(split)
     for group_ids in strata.values():
         counts = Counter(next(iter(where[g])) for g in group_ids)
@@ -202,9 +202,18 @@ def test_manifest_round_trip(deepguard_samples, tmp_path):
     split = split_samples(deepguard_samples, seed=11)
     path = tmp_path / "nested" / "split.csv"
     save_manifest(split, path)
-    assert path.read_text(encoding="utf-8").splitlines()[0] == "path,label,generator,group,split"
+    assert path.read_text(encoding="utf-8").splitlines()[0] == "path,label,source,group,split"
     assert load_manifest(path) == split
     assert load_manifest(path, available=deepguard_samples) == split
+
+
+def test_a_manifest_written_before_the_source_column_was_named_so_still_loads(deepguard_samples, tmp_path):
+    split = split_samples(deepguard_samples, seed=11)
+    path = tmp_path / "split.csv"
+    save_manifest(split, path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(["path,label,generator,group,split", *lines[1:]]) + "\n", encoding="utf-8")
+    assert load_manifest(path) == split
 
 
 def test_manifest_round_trip_keeps_awkward_paths(tmp_path):
@@ -293,12 +302,12 @@ def source_samples():
         for label, count in ((REAL, n_real), (AI, n_ai)):
             for index in range(count):
                 path = f"{source}/{label}/{index:03d}.jpg"
-                samples.append(Sample(path=path, label=label, generator=source, group=path))
+                samples.append(Sample(path=path, label=label, source=source, group=path))
     return samples
 
 
 def sources_of(samples):
-    return {sample.generator for sample in samples}
+    return {sample.source for sample in samples}
 
 
 @pytest.mark.parametrize("folds", [2, 3, 4])
@@ -308,7 +317,7 @@ def test_source_folds_deal_every_source_to_one_fold_with_both_classes(folds):
     assert set(assignment) == sources_of(samples)
     assert set(assignment.values()) == set(range(folds))
     for fold in range(folds):
-        held = [s for s in samples if assignment[s.generator] == fold]
+        held = [s for s in samples if assignment[s.source] == fold]
         assert {s.label for s in held} == {REAL, AI}, f"fold {fold} tests one class only"
 
 

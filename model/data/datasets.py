@@ -1,7 +1,8 @@
 """Find labelled images: the DeepGuardDB layout, or plain folders of real and AI images.
 
-Every image becomes a `Sample` that keeps what per-generator results and leak-free splits need: the
-generator (or source) and a group id that ties a real image to the fakes generated from its caption.
+Every image becomes a `Sample` that keeps what per-source results and leak-free splits need: its source (the
+generator of an AI image, the collection of a photo) and a group id that ties a real image to the fakes
+generated from its caption.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Sample:
 
     path: str
     label: int
-    generator: str
+    source: str  # the generator of an AI image, the collection (camera, data set) of a photo
     group: str
 
     @property
@@ -62,7 +63,7 @@ class Discovery:
     notes: list[str]
 
     def summary(self) -> dict:
-        """Counts by class and generator, for logs, metadata and model cards."""
+        """Counts by class and source, for logs, metadata and model cards."""
         return summarize(self.samples) | {
             "layout": self.layout,
             "root_name": self.root.name,
@@ -72,11 +73,11 @@ class Discovery:
 
 
 def summarize(samples: list[Sample]) -> dict:
-    """Counts of samples by class and by generator and class."""
+    """Counts of samples by class and by source and class (`by_generator`, its published name)."""
     by_class = Counter(s.label_name for s in samples)
     by_generator: dict[str, dict[str, int]] = {}
     for sample in samples:
-        counts = by_generator.setdefault(sample.generator, {"real": 0, "ai": 0})
+        counts = by_generator.setdefault(sample.source, {"real": 0, "ai": 0})
         counts[sample.label_name] += 1
     return {
         "n": len(samples),
@@ -260,7 +261,7 @@ def discover_deepguard(root: Path) -> Discovery:
                 Sample(
                     path=str(path.relative_to(root)),
                     label=label,
-                    generator=DEEPGUARD_GENERATORS[folder],
+                    source=DEEPGUARD_GENERATORS[folder],
                     group=str(Path(group).relative_to(root)),
                 )
             )
@@ -302,7 +303,7 @@ def discover_folders(root: Path, label: int | None = None) -> Discovery:
             inside = path.parent.relative_to(folder).as_posix()
             named = [part for part in (above, inside) if part not in {"unknown", "."}]
             source = listed.get(path.relative_to(base).as_posix()) or "/".join(named) or "unknown"
-            samples.append(Sample(path=relative, label=folder_label, generator=source, group=relative))
+            samples.append(Sample(path=relative, label=folder_label, source=source, group=relative))
     notes = [f"sources from {SOURCE_MANIFEST}"] if any(manifests.values()) else []
     return Discovery(root=root, layout="folders", samples=samples, skipped=[], notes=notes)
 

@@ -17,7 +17,9 @@ from realcheck.model.errors import DataError
 from realcheck.model.labels import AI, REAL
 
 SPLITS = ("train", "val", "test")
-MANIFEST_FIELDS = ("path", "label", "generator", "group", "split")
+MANIFEST_FIELDS = ("path", "label", "source", "group", "split")
+# The source column's name in manifests written before it was called so (the bundled model's among them).
+LEGACY_SOURCE_FIELD = "generator"
 
 
 def split_samples(
@@ -33,7 +35,7 @@ def split_samples(
         groups[sample.group].append(sample)
     strata: dict[tuple, list[str]] = defaultdict(list)
     for group_id, members in groups.items():
-        key = (members[0].generator, tuple(sorted({m.label for m in members})))
+        key = (members[0].source, tuple(sorted({m.label for m in members})))
         strata[key].append(group_id)
     rng = random.Random(seed)
     result: dict[str, list[Sample]] = {name: [] for name in SPLITS}
@@ -58,7 +60,7 @@ def split_samples(
 
 
 def save_manifest(split: dict[str, list[Sample]], path: str | Path) -> None:
-    """Write the split as CSV: one row per image with its label, generator, group and split."""
+    """Write the split as CSV: one row per image with its label, source, group and split."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -82,7 +84,9 @@ def load_manifest(path: str | Path, available: list[Sample] | None = None) -> di
     except UnicodeDecodeError as error:
         raise DataError(f"{path} is not a split manifest (not UTF-8 text: {error})") from error
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    if reader.fieldnames is None or not set(MANIFEST_FIELDS) <= set(reader.fieldnames):
+    columns = set(reader.fieldnames or ())
+    source_field = "source" if "source" in columns else LEGACY_SOURCE_FIELD
+    if not set(MANIFEST_FIELDS) - {"source"} | {source_field} <= columns:
         raise DataError(f"{path} is not a split manifest (columns {', '.join(MANIFEST_FIELDS)} expected)")
     for row in reader:
         if row["split"] not in result:
@@ -94,7 +98,7 @@ def load_manifest(path: str | Path, available: list[Sample] | None = None) -> di
         if usable is not None and row["path"] not in usable:
             continue
         sample = Sample(
-            path=row["path"], label=int(row["label"]), generator=row["generator"], group=row["group"]
+            path=row["path"], label=int(row["label"]), source=row[source_field], group=row["group"]
         )
         result[row["split"]].append(sample)
     if usable is not None and not any(result.values()):
@@ -103,7 +107,7 @@ def load_manifest(path: str | Path, available: list[Sample] | None = None) -> di
 
 
 def source_folds(samples: list[Sample], folds: int, seed: int = 42) -> dict[str, int]:
-    """Assign every source (Sample.generator) to one of `folds` folds, whole, balancing images per class.
+    """Assign every source (Sample.source) to one of `folds` folds, whole, balancing images per class.
 
     Sources are dealt largest first to the fold with the fewest images of the source's majority class, so
     each fold holds out some AI and some real sources. The unit of the source-held-out protocol: a model
@@ -175,7 +179,7 @@ def split_by_source(
             remaining -= held[name]
     result: dict[str, list[Sample]] = {name: [] for name in SPLITS}
     for sample in samples:
-        name = next((n for n in ("test", "val") if sample.generator in held[n]), "train")
+        name = next((n for n in ("test", "val") if sample.source in held[n]), "train")
         result[name].append(sample)
     for name in SPLITS:
         result[name].sort(key=lambda s: s.path)
@@ -185,5 +189,5 @@ def split_by_source(
 def _source_sizes(samples: list[Sample]) -> dict[str, list[int]]:
     sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for sample in samples:
-        sizes[sample.generator][sample.label] += 1
+        sizes[sample.source][sample.label] += 1
     return dict(sizes)

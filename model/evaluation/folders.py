@@ -56,7 +56,7 @@ def evaluate_folder(
     kept = [(s, p) for s, p in zip(samples, predictions) if p.ok]
     labels = np.array([s.label for s, _ in kept], dtype=int)
     scores = np.array([p.score for _, p in kept], dtype=np.float64)
-    result = measures.compute_metrics(labels, scores, detector.rule, [s.generator for s, _ in kept])
+    result = measures.compute_metrics(labels, scores, detector.rule, [s.source for s, _ in kept])
     result |= {
         "model": {"name": detector.name, "version": detector.version},
         "data": {
@@ -82,7 +82,7 @@ def evaluate_folder(
                     [
                         sample.path,
                         sample.label_name,
-                        sample.generator,
+                        sample.source,
                         f"{prediction.score:.6f}",
                         prediction.verdict,
                     ]

@@ -157,7 +157,7 @@ def reliability_curve(labels: np.ndarray, scores: np.ndarray, bins: int = 10) ->
 
 
 def compute_metrics(
-    labels: np.ndarray, scores: np.ndarray, rule: DecisionRule, generators: list[str] | None = None
+    labels: np.ndarray, scores: np.ndarray, rule: DecisionRule, sources: list[str] | None = None
 ) -> dict:
     """Every number `realcheck evaluate` reports, as a JSON-ready dict."""
     labels = np.asarray(labels, dtype=int)
@@ -196,16 +196,17 @@ def compute_metrics(
         ),
         "reliability": reliability_curve(labels, scores),
     }
-    if generators is not None:
-        result["per_generator"] = per_generator_metrics(labels, scores, predicted, generators, rule.band)
+    if sources is not None:
+        # Per source, under the key's published name.
+        result["per_generator"] = per_source_metrics(labels, scores, predicted, sources, rule.band)
     return result
 
 
-def per_generator_metrics(
+def per_source_metrics(
     labels: np.ndarray,
     scores: np.ndarray,
     predicted: np.ndarray,
-    generators: list[str],
+    sources: list[str],
     band: tuple[float, float] = (0.5, 0.5),
 ) -> dict:
     """Per generator or source: accuracy, ROC AUC where both classes occur, and what its images were called.
@@ -214,11 +215,11 @@ def per_generator_metrics(
     and `real_called_ai` (real photographs accused: the false-positive rate). `uncertain` is the fraction
     whose verdict was "uncertain" (inside the band; they still count as their thresholded class above).
     """
-    generators_array = np.asarray(generators)
+    sources_array = np.asarray(sources)
     uncertain = _in_band(scores, band)
     breakdown = {}
-    for name in sorted(set(generators)):
-        mask = generators_array == name
+    for name in sorted(set(sources)):
+        mask = sources_array == name
         group_labels = labels[mask]
         group_predicted = predicted[mask]
         is_ai, is_real = group_labels == AI, group_labels == REAL

@@ -58,7 +58,7 @@ def load_collection(name: str, data_root: Path) -> list[Item]:
     items = []
     for folder in COLLECTIONS[name]:
         discovery = discover(data_root / folder, verify=False)
-        items += [Item(str(discovery.root / s.path), s.label, s.generator, folder) for s in discovery.samples]
+        items += [Item(str(discovery.root / s.path), s.label, s.source, folder) for s in discovery.samples]
     return items
 
 

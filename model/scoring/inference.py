@@ -1,7 +1,7 @@
 """The scoring core: any image source -> bytes -> fitted pixels and provenance -> runtime -> score -> verdict.
 
 Every face scores through `Detector`: training-time evaluation, `realcheck evaluate`, `check`/`scan`, the
-server (which adds only its cache and micro-batcher around `examine`, `scores` and `judge`) and the Streamlit
+server (which adds only its cache and micro-batcher around `prepare`, `scores` and `judge`) and the Streamlit
 app, so the same file gets the same score and the same decision everywhere. The runtime that runs the model
 (Keras/TensorFlow or ONNX Runtime, `realcheck.model.scoring.runtimes`) is a plug-in.
 """
@@ -100,19 +100,19 @@ class Detector:
     def version(self) -> str:
         return self.metadata["version"]
 
-    def prepare(self, source: ImageSource) -> np.ndarray:
+    def pixels(self, source: ImageSource) -> np.ndarray:
         """Decode one image into the model's input array (raises ImageDecodeError)."""
         return load_model_input(source, self.spec, self.max_pixels)
 
-    def examine(self, source: ImageSource, sha256: str | None = None) -> PreparedImage:
+    def prepare(self, source: ImageSource, sha256: str | None = None) -> PreparedImage:
         """Read, hash, decode and read the provenance of one image (raises ImageDecodeError).
 
         `sha256` is the bytes' digest when the caller has it already (the server hashes for its cache).
         """
         data = self._read(source)
         if isinstance(data, Image.Image):
-            return PreparedImage(self.prepare(data), None, NO_PROVENANCE)
-        pixels = self.prepare(data)
+            return PreparedImage(self.pixels(data), None, NO_PROVENANCE)
+        pixels = self.pixels(data)
         provenance = self.provenance.read(data) if self.provenance is not None else NO_PROVENANCE
         return PreparedImage(pixels, sha256 or hashlib.sha256(data).hexdigest(), provenance)
 
@@ -150,16 +150,16 @@ class Detector:
         """
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for start, chunk in _chunks(images, max(1, batch_size)):
-                examined = list(pool.map(self._try_examine, chunk))
-                ready = [item for item in examined if isinstance(item, PreparedImage)]
+                prepared = list(pool.map(self._try_prepare, chunk))
+                ready = [item for item in prepared if isinstance(item, PreparedImage)]
                 scores = iter(self.scores(np.stack([item.pixels for item in ready])) if ready else ())
-                for offset, item in enumerate(examined):
+                for offset, item in enumerate(prepared):
                     yield (
                         start + offset,
                         (self.judge(item, float(next(scores))) if isinstance(item, PreparedImage) else item),
                     )
 
-    def _try_examine(self, source: ImageSource) -> PreparedImage | Prediction:
+    def _try_prepare(self, source: ImageSource) -> PreparedImage | Prediction:
         try:
             data = self._read(source)
         except ImageDecodeError as error:
@@ -167,7 +167,7 @@ class Detector:
         # Hashed before decoding, so an image that fails still names its bytes.
         sha256 = None if isinstance(data, Image.Image) else hashlib.sha256(data).hexdigest()
         try:
-            return self.examine(data, sha256)
+            return self.prepare(data, sha256)
         except ImageDecodeError as error:
             return Prediction(sha256, error=str(error))
 

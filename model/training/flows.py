@@ -326,7 +326,7 @@ def finish(
         keras_detector(model, metadata), [data.root / s.path for s in val], config.batch_size
     )
     model, val_scores, calibration = calibrate(model, val_labels, raw_val_scores)
-    rule = choose_rule(config, val_labels, val_scores, [s.generator for s in val])
+    rule = choose_rule(config, val_labels, val_scores, [s.source for s in val])
     metadata = metadata | {"calibration": calibration}
     detector = keras_detector(model, metadata)
     metrics = {"val": _strip(measures.compute_metrics(val_labels, val_scores, rule))}
@@ -335,7 +335,7 @@ def finish(
     if test:
         test_labels = np.array([s.label for s in test])
         test_scores = score_paths(detector, [data.root / s.path for s in test], config.batch_size)
-        test_metrics = measures.compute_metrics(test_labels, test_scores, rule, [s.generator for s in test])
+        test_metrics = measures.compute_metrics(test_labels, test_scores, rule, [s.source for s in test])
         measures.save_plots(test_labels, test_scores, test_metrics, plots_dir, title="test")
         metrics["test"] = _strip(test_metrics)
         artifact.write_json(run_dir / "evaluation.json", test_metrics)
