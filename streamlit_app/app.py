@@ -102,7 +102,7 @@ def show_sidebar(detector: Detector, path: Path) -> None:
     sidebar.markdown(f"**{_escape(meta['name'])}**  \nversion `{meta['version']}`")
     sidebar.caption(
         f"{meta.get('backbone', '?')} backbone, {meta['input_size']} px input "
-        f"({meta.get('input_mode', 'resize')}), created {meta.get('created_at', 'unknown')}"
+        f"({meta['input_mode']}), created {meta.get('created_at', 'unknown')}"
     )
     sidebar.markdown(f"**Scores:** {detector.rule.describe()}")
     sidebar.subheader("Training data")

@@ -49,6 +49,14 @@ def test_built_metadata_is_read_back_unchanged(tmp_path):
     assert metadata["format_version"] == FORMAT_VERSION and metadata["labels"] == {"0": "real", "1": "ai"}
 
 
+def test_a_reader_gets_the_table_default_of_a_field_an_older_artifact_leaves_out(tmp_path):
+    metadata = {
+        key: value for key, value in valid_metadata().items() if key not in {"input_mode", "input_filter"}
+    }
+    read = read_metadata(artifact_folder(tmp_path, metadata))
+    assert (read["input_mode"], read["input_filter"]) == ("resize", "none")
+
+
 @pytest.mark.parametrize("key", REQUIRED_FIELDS)
 def test_a_missing_required_field_is_named_with_the_file(tmp_path, key):
     metadata = valid_metadata()

@@ -14,7 +14,12 @@ import hashlib
 import json
 from pathlib import Path
 
-from realcheck.model.artifacts.metadata import build_metadata, validate_metadata, validate_new_metadata
+from realcheck.model.artifacts.metadata import (
+    build_metadata,
+    validate_metadata,
+    validate_new_metadata,
+    with_defaults,
+)
 from realcheck.model.artifacts.model_card import model_card
 from realcheck.model.errors import ArtifactError
 
@@ -84,7 +89,7 @@ def read_metadata(folder: str | Path) -> dict:
         metadata = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise ArtifactError(f"cannot read {path}: {error}") from error
-    return validate_metadata(metadata, path)
+    return with_defaults(validate_metadata(metadata, path))
 
 
 def load_artifact(folder: str | Path):

@@ -44,6 +44,7 @@ class Field:
     network: bool = False  # describes the trained network: a fine-tuned model keeps it from its parent
     nullable: bool = False
     items: str | None = None  # the JSON type of an array's items or an object's values
+    default: str | None = None  # what readers take when an (older) artifact leaves the key out
 
 
 FIELDS: tuple[Field, ...] = (
@@ -73,9 +74,16 @@ FIELDS: tuple[Field, ...] = (
         "resize: the whole image resized to input_size; crop: windows at native resolution",
         public=True,
         network=True,
+        default="resize",
     ),
     Field("training_crop_size", "integer", "pixels per side of the training crops", network=True),
-    Field("input_filter", "string", "fixed filter inside the model before the backbone", network=True),
+    Field(
+        "input_filter",
+        "string",
+        "fixed filter inside the model before the backbone",
+        network=True,
+        default="none",
+    ),
     Field(
         "threshold",
         "number",
@@ -195,7 +203,8 @@ def new_version() -> str:
 
 
 def build_metadata(name: str, version: str | None = None, **fields) -> dict:
-    """A new artifact's metadata: the fields every artifact has, then `fields` (keys of the table).
+    """A new artifact's metadata: the fields every artifact has, then `fields` (keys of the table), and the
+    table's default for any it leaves out.
 
     An unknown key or a value of the wrong type fails here, before a long training, not when it is saved.
     """
@@ -211,6 +220,7 @@ def build_metadata(name: str, version: str | None = None, **fields) -> dict:
         "git_commit": git_commit(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     } | fields
+    metadata = with_defaults(metadata)
     _check_known(metadata, f"metadata of {name}")
     _check_types(metadata, f"metadata of {name}")
     return metadata
@@ -235,6 +245,11 @@ def validate_metadata(metadata, source: str | Path) -> dict:
         raise ArtifactError(f"{source} lacks {', '.join(missing)}")
     _check_types(metadata, source)
     return metadata
+
+
+def with_defaults(metadata: Mapping) -> dict:
+    """`metadata` with the table's default for every key it leaves out that has one."""
+    return {field.key: field.default for field in FIELDS if field.default is not None} | dict(metadata)
 
 
 def validate_new_metadata(metadata: dict, source: str | Path) -> dict:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from realcheck.model.artifacts.metadata import with_defaults
+
 
 def model_card(metadata: dict, folder: Path | None = None) -> str:
     """The model card (README.md of the artifact): its sections in order, each from the metadata."""
+    metadata = with_defaults(metadata)
     lines = [
         f"# {metadata['name']} {metadata['version']}",
         "",
@@ -36,7 +39,7 @@ def _model_section(metadata: dict) -> list[str]:
         "## Model",
         f"- Backbone: {metadata['backbone']} ({metadata.get('weights', 'unknown')} initial weights), head "
         f"{metadata.get('head', {})}",
-        f"- Input: raw RGB 0..255, any size; {metadata.get('input_mode', 'resize')} to "
+        f"- Input: raw RGB 0..255, any size; {metadata['input_mode']} to "
         f"{metadata['input_size']}x{metadata['input_size']} inside the inference path"
         + _training_input_note(metadata),
         f"- Decision: `ai` when P(AI) >= {metadata['threshold']:.4f}; `uncertain` inside "
@@ -138,7 +141,7 @@ def _training_input_note(metadata: dict) -> str:
     crop = metadata.get("training_crop_size")
     if crop and crop != metadata["input_size"]:
         notes.append(f"trained on random {crop}x{crop} crops at native resolution (fully convolutional)")
-    if metadata.get("input_filter", "none") != "none":
+    if metadata["input_filter"] != "none":
         notes.append(f"{metadata['input_filter']} input filter inside the model")
     return "; " + "; ".join(notes) if notes else ""
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from realcheck.model.artifacts.metadata import with_defaults
 from realcheck.model.data.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, load_model_input
 from realcheck.model.errors import ImageDecodeError
 from realcheck.model.scoring.decision import DecisionRule, decide
@@ -86,8 +87,8 @@ class Detector:
         provenance: ProvenanceReader | None = None,
     ):
         self.runtime = runtime
-        self.metadata = metadata
-        self.spec = InputSpec(size=int(metadata["input_size"]), mode=metadata.get("input_mode", "resize"))
+        self.metadata = metadata = with_defaults(metadata)
+        self.spec = InputSpec(size=int(metadata["input_size"]), mode=metadata["input_mode"])
         self.rule = DecisionRule.from_metadata(metadata)
         self.max_pixels = max_pixels
         self.provenance = provenance

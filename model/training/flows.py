@@ -435,14 +435,14 @@ def finetune(model_dir: str | Path, config: TrainConfig) -> TrainResult:
     """
     model, previous = artifact.load_artifact(model_dir)
     model_dir = Path(model_dir)
-    input_mode = previous.get("input_mode", "resize")
+    input_mode = previous["input_mode"]
     config = replace(
         config,
         backbone=previous["backbone"],
         training_size=int(previous.get("training_crop_size", previous["input_size"])),
         input_mode=input_mode,
         input_size=int(previous["input_size"]) if input_mode == "crop" else None,
-        input_filter=previous.get("input_filter", "none"),
+        input_filter=previous["input_filter"],
         head=HeadParams.from_dict(previous.get("head", {})),
     )
     if config.split is None and (model_dir / "split.csv").is_file():
