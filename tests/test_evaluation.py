@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from realcheck.model.evaluation.calibration import apply_platt, fit_platt
 from realcheck.model.evaluation.measures import (
-    apply_platt,
     choose_band,
     choose_threshold,
     compute_metrics,
     expected_calibration_error,
-    fit_platt,
     format_report,
     save_plots,
 )

@@ -79,30 +79,6 @@ def _raise_for_real(
     return high
 
 
-def fit_platt(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """(scale, bias) of Platt scaling: sigmoid(scale * logit(score) + bias) fitted by log loss.
-
-    Identity (1, 0) when the data cannot fit it: one class only, or a fitted scale that is not positive. A
-    scale <= 0 (validation scores that rank no better than chance) would flatten every score to one value
-    or reverse the ranking; the model's own scores are kept instead, and the metrics say how weak they are.
-    """
-    labels, scores = np.asarray(labels, dtype=int), np.asarray(scores, dtype=np.float64)
-    if len(np.unique(labels)) < 2:
-        return 1.0, 0.0
-    from sklearn.linear_model import LogisticRegression
-
-    fit = LogisticRegression(C=1e4, max_iter=1000).fit(logit(scores)[:, None], labels)
-    scale, bias = float(fit.coef_[0, 0]), float(fit.intercept_[0])
-    if not scale > 0:
-        return 1.0, 0.0
-    return scale, bias
-
-
-def apply_platt(scores: np.ndarray, scale: float, bias: float) -> np.ndarray:
-    """Scores calibrated as the model's Calibration layer does."""
-    return 1.0 / (1.0 + np.exp(-(scale * logit(np.asarray(scores, dtype=np.float64)) + bias)))
-
-
 def log_loss(labels: np.ndarray, scores: np.ndarray) -> float | None:
     """Binary cross-entropy of P(AI) scores; None for no data."""
     if len(labels) == 0:

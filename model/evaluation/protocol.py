@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from realcheck.model.evaluation import measures
+from realcheck.model.evaluation.calibration import apply_platt, fit_platt
 from realcheck.model.labels import AI, REAL, UNCERTAIN
 from realcheck.model.scoring.decision import DecisionRule
 
@@ -196,8 +197,8 @@ def pooled_rates(directions: dict) -> dict:
 
 def fit_on_validation(labels, scores, sources) -> tuple[tuple[float, float], DecisionRule, float]:
     """Platt calibration, the operating point and the balanced threshold, all from validation scores."""
-    scale, bias = measures.fit_platt(labels, scores)
-    calibrated = measures.apply_platt(scores, scale, bias)
+    scale, bias = fit_platt(labels, scores)
+    calibrated = apply_platt(scores, scale, bias)
     rule = choose_operating_point(labels, calibrated, sources)
     return (scale, bias), rule, measures.choose_threshold(labels, calibrated)
 
@@ -252,7 +253,7 @@ def report(scores: dict) -> dict:
         held_out = "in_distribution" if direction == "final" else "test"
         for (r, d, s, tier), group in sorted(scores.items()):
             if (r, d, s) == (recipe, direction, held_out):
-                calibrated = measures.apply_platt(group["scores"], scale, bias)
+                calibrated = apply_platt(group["scores"], scale, bias)
                 entry[tier] = measure(group["labels"], calibrated, group["sources"], rule, balanced)
         result[recipe][direction] = entry
     return dict(result)

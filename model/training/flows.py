@@ -32,6 +32,7 @@ from realcheck.model.data.splitting import (
 )
 from realcheck.model.errors import DataError, RealCheckError
 from realcheck.model.evaluation import measures
+from realcheck.model.evaluation.calibration import calibrate
 from realcheck.model.networks import architecture
 from realcheck.model.scoring.decision import DecisionRule
 from realcheck.model.scoring.inference import keras_detector, score_paths
@@ -377,31 +378,6 @@ def choose_rule(
         max_real_called_ai=config.max_real_called_ai,
     )
     return DecisionRule(threshold, band)
-
-
-def calibrate(model, labels: np.ndarray, raw_scores: np.ndarray) -> tuple[keras.Model, np.ndarray, dict]:
-    """Platt scaling fitted on (validation) scores: the calibrated model, its scores and the record of it."""
-    scale, bias = measures.fit_platt(labels, raw_scores)
-    scores = measures.apply_platt(raw_scores, scale, bias)
-    record = {
-        "method": "platt",
-        "scale": scale,
-        "bias": bias,
-        "fitted_on": "val",
-        "val_ece_before": measures.expected_calibration_error(labels, raw_scores),
-        "val_ece_after": measures.expected_calibration_error(labels, scores),
-        # What Platt scaling minimises (ECE, binned, can move either way by a little).
-        "val_log_loss_before": measures.log_loss(labels, raw_scores),
-        "val_log_loss_after": measures.log_loss(labels, scores),
-    }
-    log.info(
-        "calibration on validation: scale %.3f bias %.3f, ECE %.4f -> %.4f",
-        scale,
-        bias,
-        record["val_ece_before"],
-        record["val_ece_after"],
-    )
-    return architecture.with_calibration(model, scale, bias), scores, record
 
 
 def _strip(metrics: dict) -> dict:
