@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from realcheck.model.errors import RealCheckError
-from realcheck.model.flags import Refused, add_flags, flag_values, positive_int
+from realcheck.model.flags import add_flags, flag_values, option, positive_int
 from realcheck.model.settings import (
     BACKBONES,
     KEPT_FROM_ARTIFACT,
@@ -22,11 +23,26 @@ from realcheck.model.settings import (
     TrainConfig,
 )
 
-# TrainConfig settings a command does not offer (it fixes them itself).
-SEARCH_SETTINGS = ("search", "search_trials", "search_epochs")
-NOT_FOR_TUNE = ("search", "finetune")  # tune always searches, and only searches
-NOT_FOR_FINETUNE = (*SEARCH_SETTINGS, "finetune")
-NOT_FOR_COMPARE = (*SEARCH_SETTINGS, "finetune")  # heads only, the same budget for every backbone
+
+@dataclass
+class TrainingInputs:
+    """Flags that are no setting themselves: files and a switch that `make_config` turns into TrainConfig's
+    head and augmentation. Declared like the settings, so every refusal of a training flag is a `refused_by`."""
+
+    head_params: str | None = option(
+        None,
+        help="best_hyperparameters.json from `realcheck tune`",
+        refused_by={"finetune": KEPT_FROM_ARTIFACT, "tune": TUNE_SEARCHES_HEADS},
+    )
+    # tune computes features once from unaugmented images: augmentation settings would change nothing.
+    no_augment: bool = option(
+        False, help="train on unmodified images", refused_by={"tune": TUNE_SEARCHES_HEADS}
+    )
+    augment_config: str | None = option(
+        None,
+        help="JSON file of augmentation settings (keys of AugmentConfig; the rest keep their defaults)",
+        refused_by={"tune": TUNE_SEARCHES_HEADS},
+    )
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -44,52 +60,35 @@ def _add_training_commands(commands: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=command_train)
 
     tune = commands.add_parser("tune", help="Keras Tuner search over the head (resumable)")
-    add_training_flags(tune, "tune", skip=NOT_FOR_TUNE)
+    add_training_flags(tune, "tune")
     tune.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     tune.set_defaults(handler=command_tune)
 
     finetune = commands.add_parser("finetune", help="fine-tune the top of an artifact's backbone")
     finetune.add_argument("--model", required=True, help="artifact folder to start from")
-    add_training_flags(finetune, "finetune", skip=NOT_FOR_FINETUNE)
+    add_training_flags(finetune, "finetune")
     finetune.set_defaults(handler=command_finetune)
 
     compare = commands.add_parser(
         "compare", help=f"the backbones ({', '.join(BACKBONES)}) under the same head"
     )
-    add_training_flags(compare, "compare", skip=NOT_FOR_COMPARE)
+    add_training_flags(compare, "compare")
     compare.add_argument("--backbones", default=",".join(BACKBONES), help="comma-separated backbones")
     compare.set_defaults(handler=command_compare)
 
 
-def add_training_flags(parser: argparse.ArgumentParser, command: str, skip: tuple[str, ...] = ()) -> None:
-    """TrainConfig's flags (less `skip`), plus the files and switches that become its head and augmentation."""
-    add_flags(parser, TrainConfig, skip=skip, command=command)
-    refused = {"finetune": KEPT_FROM_ARTIFACT, "tune": TUNE_SEARCHES_HEADS}.get(command)
-    if refused:
-        parser.add_argument("--head-params", action=Refused, reason=refused)
-    else:
-        parser.add_argument(
-            "--head-params", default=None, help="best_hyperparameters.json from `realcheck tune`"
-        )
-    if command == "tune":
-        # Features are computed once from unaugmented images: augmentation settings would change nothing.
-        parser.add_argument("--no-augment", action=Refused, reason=TUNE_SEARCHES_HEADS, nargs=0)
-        parser.add_argument("--augment-config", action=Refused, reason=TUNE_SEARCHES_HEADS)
-        parser.set_defaults(no_augment=False, augment_config=None)
-        return
-    parser.add_argument("--no-augment", action="store_true", help="train on unmodified images")
-    parser.add_argument(
-        "--augment-config",
-        default=None,
-        help="JSON file of augmentation settings (keys of AugmentConfig; the rest keep their defaults)",
-    )
+def add_training_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """TrainConfig's flags and the inputs that become its head and augmentation; those `command` refuses are
+    recognised only to be refused with their reason."""
+    add_flags(parser, TrainConfig, command=command)
+    add_flags(parser, TrainingInputs, command=command)
 
 
-def augment_config(args: argparse.Namespace) -> AugmentConfig:
+def augment_config(inputs: TrainingInputs) -> AugmentConfig:
     """--no-augment and --augment-config -> AugmentConfig; unknown keys in the file are an error."""
     values: dict = {}
-    if args.augment_config:
-        path = Path(args.augment_config)
+    if inputs.augment_config:
+        path = Path(inputs.augment_config)
         try:
             values = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
@@ -102,7 +101,7 @@ def augment_config(args: argparse.Namespace) -> AugmentConfig:
             raise RealCheckError(
                 f"unknown augmentation settings in {path}: {', '.join(unknown)} (known: {known})"
             )
-    if args.no_augment:
+    if inputs.no_augment:
         values["enabled"] = False
     try:
         return AugmentConfig.from_dict(values)
@@ -123,10 +122,11 @@ def make_config(args: argparse.Namespace, **fixed) -> TrainConfig:
     """CLI flags -> TrainConfig (the one place flags become configuration); `fixed` is what the command sets."""
     from realcheck.model.artifacts.metadata import new_version
 
-    values = flag_values(args, TrainConfig) | {"augment": augment_config(args)}
-    if getattr(args, "head_params", None):
+    inputs = TrainingInputs(**flag_values(args, TrainingInputs))
+    values = flag_values(args, TrainConfig) | {"augment": augment_config(inputs)}
+    if inputs.head_params:
         values["head"], values["learning_rate"] = searched_head(
-            Path(args.head_params), values["learning_rate"]
+            Path(inputs.head_params), values["learning_rate"]
         )
     if values["out"] is None:
         # finetune takes its backbone from the artifact, so its runs are named for what they do.

@@ -179,6 +179,10 @@ TUNE_SEARCHES_HEADS = (
 TUNE_MAKES_NO_MODEL = "tune writes the best head's settings (best_hyperparameters.json), not a model"
 TUNE_ONE_DEVICE = "tune runs on the default device in float32"
 COMPARE_HEADS_ONLY = "compare trains the head of each backbone in --backbones, with no fine-tuning phase"
+TUNE_ALWAYS_SEARCHES = "tune is the head search: it always searches, and fine-tunes nothing"
+FINETUNE_KEEPS_HEAD = (
+    "finetune keeps the head of the artifact it starts from and runs the fine-tuning phase only"
+)
 
 
 @dataclass
@@ -237,7 +241,16 @@ class TrainConfig:
         help="head (or from-scratch) learning rate",
         refused_by={"finetune": FINETUNE_PHASE_ONLY, "tune": TUNE_SEARCHES_HEADS},
     )
-    finetune: bool = option(True, name="--no-finetune", help="stop after the head")
+    finetune: bool = option(
+        True,
+        name="--no-finetune",
+        help="stop after the head",
+        refused_by={
+            "tune": TUNE_ALWAYS_SEARCHES,
+            "finetune": FINETUNE_PHASE_ONLY,
+            "compare": COMPARE_HEADS_ONLY,
+        },
+    )
     finetune_epochs: int = option(
         5,
         parse=non_negative_int,
@@ -297,9 +310,28 @@ class TrainConfig:
         "most --max-real-called-ai (default 0.03) of every real validation source reaches",
         refused_by={"tune": TUNE_SEARCHES_HEADS},
     )
-    search: bool = option(False, help="search the head with Keras Tuner before fine-tuning")
-    search_trials: int = option(10, name="--trials", parse=positive_int, help="head-search trials")
-    search_epochs: int = option(15, parse=positive_int, help="epochs per head-search trial")
+    search: bool = option(
+        False,
+        help="search the head with Keras Tuner before fine-tuning",
+        refused_by={
+            "tune": TUNE_ALWAYS_SEARCHES,
+            "finetune": FINETUNE_KEEPS_HEAD,
+            "compare": COMPARE_HEADS_ONLY,
+        },
+    )
+    search_trials: int = option(
+        10,
+        name="--trials",
+        parse=positive_int,
+        help="head-search trials",
+        refused_by={"finetune": FINETUNE_KEEPS_HEAD, "compare": COMPARE_HEADS_ONLY},
+    )
+    search_epochs: int = option(
+        15,
+        parse=positive_int,
+        help="epochs per head-search trial",
+        refused_by={"finetune": FINETUNE_KEEPS_HEAD, "compare": COMPARE_HEADS_ONLY},
+    )
     patience: int = option(3, parse=non_negative_int, help="early-stopping patience (0: off)")
     val_fraction: float = option(
         0.15,

@@ -86,13 +86,16 @@ def test_old_size_flags_still_work():
     [
         (["--backbone", "vgg16"], "keeps the network of the artifact"),
         (["--training-size", "64"], "keeps the network of the artifact"),
-        (["--training-size", "64"], "keeps the network of the artifact"),
+        (["--image-size", "64"], "keeps the network of the artifact"),  # its older spelling too
         (["--weights", "none"], "keeps the network of the artifact"),
         (["--head-params", "best.json"], "keeps the network of the artifact"),
         (["--epochs", "3"], "use --finetune-epochs"),
         (["--learning-rate", "0.1"], "--finetune-learning-rate"),
         (["--val-fraction", "0.2"], "reuses the artifact's split.csv"),
         (["--mixed-precision", "on"], "artifact's precision"),
+        (["--search"], "keeps the head of the artifact"),
+        (["--trials", "3"], "keeps the head of the artifact"),
+        (["--no-finetune"], "fine-tuning phase only"),
     ],
 )
 def test_finetune_refuses_what_it_would_ignore(capsys, flag, reason):
@@ -120,6 +123,10 @@ def test_finetune_refuses_what_it_would_ignore(capsys, flag, reason):
         ("tune", ["--mixed-precision", "on"], "float32"),
         ("compare", ["--backbone", "vgg16"], "each backbone in --backbones"),
         ("compare", ["--unfreeze-from", "block5"], "no fine-tuning phase"),
+        ("tune", ["--search"], "always searches"),
+        ("tune", ["--no-finetune"], "fine-tunes nothing"),
+        ("compare", ["--trials", "3"], "each backbone in --backbones"),
+        ("compare", ["--no-finetune"], "no fine-tuning phase"),
     ],
 )
 def test_tune_and_compare_refuse_what_they_would_ignore(capsys, command, flag, reason):
