@@ -12,6 +12,8 @@ import processes
 import pytest
 from serving import free_port, realcheck_command
 
+pytestmark = pytest.mark.heavy_children  # two TensorFlow workers of about 1.5 GB each
+
 WORKERS = 2
 TRAINING_TIMEOUT_S = 600
 
@@ -49,7 +51,12 @@ def test_two_workers_train_resnet50_together_and_the_chief_writes_one_artifact(
     workers = []
     try:
         for index, log in enumerate(logs):
-            env = os.environ | {"TF_CONFIG": tf_config(ports, index), "TF_CPP_MIN_LOG_LEVEL": "2"}
+            # Few malloc arenas: TensorFlow's many threads otherwise each keep memory they no longer use.
+            env = os.environ | {
+                "TF_CONFIG": tf_config(ports, index),
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+                "MALLOC_ARENA_MAX": "2",
+            }
             with open(log, "wb") as sink:
                 workers.append(
                     processes.spawn(
