@@ -1,8 +1,9 @@
 """tf.data input pipelines: parallel decode (through the one decode path), cache, augment, batch, prefetch.
 
-Augmentation is for the training split only: the study's flips, rotations, zoom and brightness/contrast,
-then the degradations the web applies (down/up-scaling, mild blur, JPEG re-compression at random quality),
-so the model cannot rely on pristine files.
+Augmentation is for the training split only: the study's flips, rotations, zoom and brightness/contrast as
+Keras preprocessing layers on each batch (keras-io style), then, image by image, the degradations the web
+applies and no Keras layer does (down/up-scaling, mild blur, JPEG re-compression at random quality), so the
+model cannot rely on pristine files.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -67,20 +69,64 @@ def make_dataset(
         dataset = dataset.shuffle(min(len(samples), 10_000), seed=seed, reshuffle_each_iteration=True)
     augment = augment or AugmentConfig(enabled=False)
     if training and augment.enabled:
-        augmenter = Augmenter(augment, spec, seed)
-        dataset = dataset.map(augmenter, num_parallel_calls=AUTOTUNE)
-    elif spec.mode == "crop":
-        dataset = dataset.map(
-            lambda image, label: (center_crop(image, spec.size), label), num_parallel_calls=AUTOTUNE
-        )
-    dataset = dataset.map(
-        lambda image, label: (tf.cast(image, tf.float32), label), num_parallel_calls=AUTOTUNE
-    )
+        dataset = augmented(dataset, augment, spec, batch_size, seed)
+        # Re-batched after the per-image degradations: the number of batches stays known (it sizes schedules).
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(len(samples) / batch_size)))
+    else:
+        if spec.mode == "crop":
+            dataset = dataset.map(
+                lambda image, label: (center_crop(image, spec.size), label), num_parallel_calls=AUTOTUNE
+            )
+        dataset = dataset.map(to_float, num_parallel_calls=AUTOTUNE).batch(batch_size, drop_remainder=False)
     # One thread per decode/augment call: the parallel calls already use every core, and nesting intra-op
     # threads inside them only competes with the training step.
     options = tf.data.Options()
     options.threading.max_intra_op_parallelism = 1
-    return dataset.batch(batch_size, drop_remainder=False).prefetch(AUTOTUNE).with_options(options)
+    return dataset.prefetch(AUTOTUNE).with_options(options)
+
+
+def augmented(
+    dataset: tf.data.Dataset, config: AugmentConfig, spec: InputSpec, batch_size: int, seed: int
+) -> tf.data.Dataset:
+    """Batches of augmented training images: a random window in crop mode, the preprocessing layers on each
+    batch, then each image's web degradations (after them, as the web degrades a photo after it is taken)."""
+    if spec.mode == "crop":
+        dataset = dataset.map(
+            lambda image, label: (tf.image.random_crop(image, [spec.size, spec.size, 3]), label),
+            num_parallel_calls=AUTOTUNE,
+        )
+    layers = augmentation_layers(config, seed)
+    degrade = WebDegradations(config, spec, seed)
+    return (
+        dataset.map(to_float, num_parallel_calls=AUTOTUNE)
+        .batch(batch_size, drop_remainder=False)
+        .map(lambda images, labels: (layers(images, training=True), labels), num_parallel_calls=AUTOTUNE)
+        .unbatch()
+        .map(degrade, num_parallel_calls=AUTOTUNE)
+        .batch(batch_size, drop_remainder=False)
+    )
+
+
+def augmentation_layers(config: AugmentConfig, seed: int = 42) -> keras.Sequential:
+    """The study's augmentation as Keras preprocessing layers: horizontal flips, rotation by +-`rotation`
+    turns and zoom by 1 +- `zoom` (reflected edges), brightness +-`brightness` of the range, contrast
+    1 +- `contrast`. Each image of a batch draws its own; values stay in 0..255."""
+    layers = []
+    if config.flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if config.rotation > 0:
+        layers.append(keras.layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed + 1))
+    if config.zoom > 0:
+        layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="reflect", seed=seed + 2))
+    if config.brightness > 0:
+        layers.append(keras.layers.RandomBrightness(config.brightness, value_range=(0, 255), seed=seed + 3))
+    if config.contrast > 0:
+        layers.append(keras.layers.RandomContrast(config.contrast, value_range=(0, 255), seed=seed + 4))
+    return keras.Sequential(layers or [keras.layers.Identity()], name="augmentation")
+
+
+def to_float(image: tf.Tensor, label: tf.Tensor):
+    return tf.cast(image, tf.float32), label
 
 
 def center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
@@ -90,13 +136,9 @@ def center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
     return image[top : top + size, left : left + size, :]
 
 
-class Augmenter:
-    """Per-image augmentation in plain TensorFlow ops, so it runs cheaply in tf.data's parallel threads.
-
-    The study's flips, rotation, zoom, brightness and contrast (the distributions of Keras' Random* layers,
-    with rotation and zoom in one resampling), then the web's degradations. Per-image Keras layers cost
-    several times more here, and on a 2-core machine that time is taken from training.
-    """
+class WebDegradations:
+    """Per-image degradations in plain TensorFlow ops (no Keras layer does them), cheap in tf.data's parallel
+    threads: down- and back up-scaling, mild blur and JPEG re-compression, each with its probability."""
 
     def __init__(self, config: AugmentConfig, spec: InputSpec, seed: int = 42):
         self.config = config
@@ -104,57 +146,16 @@ class Augmenter:
         self.rng = tf.random.Generator.from_seed(seed)
 
     def __call__(self, image: tf.Tensor, label: tf.Tensor):
-        size = self.spec.size
-        config = self.config
-        if self.spec.mode == "crop":
-            image = tf.image.random_crop(image, [size, size, 3], seed=None)
-        x = tf.cast(image, tf.float32)
-        if config.flip:
-            x = self._maybe(0.5, tf.image.flip_left_right, x)
-        if config.rotation > 0 or config.zoom > 0:
-            x = self._rotate_and_zoom(x)
-        if config.brightness > 0:
-            x = x + self._uniform(-config.brightness, config.brightness) * 255.0
-        if config.contrast > 0:
-            x = tf.image.adjust_contrast(x, self._uniform(1.0 - config.contrast, 1.0 + config.contrast))
-        x = tf.clip_by_value(x, 0.0, 255.0)
+        size, config = self.spec.size, self.config
+        x = tf.clip_by_value(image, 0.0, 255.0)
         x = self._maybe(config.rescale_probability, lambda t: self._rescale(t, size), x)
         x = self._maybe(config.blur_probability, self._blur, x)
         x = tf.clip_by_value(x, 0.0, 255.0)
         x = self._maybe(config.jpeg_probability, self._jpeg, x)
-        image = tf.cast(tf.round(tf.clip_by_value(x, 0.0, 255.0)), tf.uint8)
-        image.set_shape([size, size, 3])
-        return image, label
-
-    def _rotate_and_zoom(self, x: tf.Tensor) -> tf.Tensor:
-        """One bilinear resampling for both: rotation by +-rotation turns, zoom by 1 +- zoom, reflected edges."""
-        angle = self._uniform(-self.config.rotation, self.config.rotation) * 2.0 * math.pi
-        scale = 1.0 + self._uniform(-self.config.zoom, self.config.zoom)  # > 1 zooms out
-        height, width = tf.cast(tf.shape(x)[0], tf.float32), tf.cast(tf.shape(x)[1], tf.float32)
-        cos, sin = tf.cos(angle) * scale, tf.sin(angle) * scale
-        centre_x, centre_y = (width - 1.0) / 2.0, (height - 1.0) / 2.0
-        # Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2): rotation and scale about the centre.
-        transform = tf.stack(
-            [
-                cos,
-                -sin,
-                centre_x - cos * centre_x + sin * centre_y,
-                sin,
-                cos,
-                centre_y - sin * centre_x - cos * centre_y,
-                0.0,
-                0.0,
-            ]
-        )[tf.newaxis]
-        resampled = tf.raw_ops.ImageProjectiveTransformV3(
-            images=x[tf.newaxis],
-            transforms=transform,
-            output_shape=tf.shape(x)[:2],
-            fill_value=0.0,
-            interpolation="BILINEAR",
-            fill_mode="REFLECT",
-        )
-        return resampled[0]
+        # Whole levels, as a decoded file has (the layers before leave fractions).
+        x = tf.round(tf.clip_by_value(x, 0.0, 255.0))
+        x.set_shape([size, size, 3])
+        return x, label
 
     def _uniform(self, low: float, high: float) -> tf.Tensor:
         return self.rng.uniform([], low, high)
