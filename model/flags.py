@@ -89,16 +89,6 @@ def flag_values(args: argparse.Namespace, config_class: type) -> dict[str, Any]:
     }
 
 
-def check_choices(config: Any) -> None:
-    """ValueError naming the flag when a field with choices holds anything else (for settings set in Python)."""
-    for item, flag in flagged_fields(type(config)):
-        value = getattr(config, item.name)
-        if flag.choices is not None and value not in flag.choices:
-            raise ValueError(
-                f"{spelling(item, flag)} must be one of {', '.join(flag.choices)}, got {value!r}"
-            )
-
-
 def _argument_options(item: Field, flag: Flag) -> dict[str, Any]:
     if item.default is not MISSING and isinstance(item.default, bool):  # a switch turns its default over
         return {"help": flag.help, "action": "store_false" if item.default else "store_true"}
@@ -169,7 +159,7 @@ def bounded(
     convert: Callable[[str], Any], accept: Callable[[Any], bool], problem: str
 ) -> Callable[[str], Any]:
     """An argparse type: `convert`, then refuse a value `accept` rejects with `problem` (formatted with
-    `value`). Its `check(value)` applies the same bound to a value set in Python (`check_bounds`), so the
+    `value`). Its `check(value)` applies the same bound to a value set in Python (`check_values`), so the
     range is declared once, with the flag."""
 
     def check(value: Any) -> str | None:
@@ -196,13 +186,16 @@ port = bounded(
 )
 
 
-def check_bounds(config: Any) -> None:
-    """ValueError naming the flag when a field holds a value its flag's type would refuse (for settings set
-    in Python); None stands for "not set" and passes."""
+def check_values(config: Any) -> None:
+    """ValueError naming the flag when a field holds a value its flag would refuse: one outside its choices,
+    or one its type's bound rejects (for settings set in Python); None stands for "not set" and passes a bound."""
     for item, flag in flagged_fields(type(config)):
-        check = getattr(flag.parse, "check", None)
         value = getattr(config, item.name)
-        if check is not None and value is not None:
-            message = check(value)
-            if message:
-                raise ValueError(f"{spelling(item, flag)}: {message}")
+        if flag.choices is not None and value not in flag.choices:
+            raise ValueError(
+                f"{spelling(item, flag)} must be one of {', '.join(flag.choices)}, got {value!r}"
+            )
+        check = getattr(flag.parse, "check", None)
+        message = check(value) if check is not None and value is not None else None
+        if message:
+            raise ValueError(f"{spelling(item, flag)}: {message}")

@@ -27,8 +27,7 @@ from pathlib import Path
 
 from realcheck.model.errors import RealCheckError
 from realcheck.model.flags import (
-    check_bounds,
-    check_choices,
+    check_values,
     fraction,
     non_negative_float,
     non_negative_int,
@@ -399,8 +398,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.backbone = backbone_spec(self.backbone).name
         try:
-            check_choices(self)
-            check_bounds(self)
+            check_values(self)
             InputSpec(self.training_size, self.input_mode)
         except ValueError as error:
             raise RealCheckError(str(error)) from None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from realcheck.model.errors import RealCheckError
 from realcheck.model.flags import (
     bounded,
-    check_bounds,
+    check_values,
     non_negative_float,
     non_negative_int,
     option,
@@ -158,10 +158,8 @@ class ServerConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise RealCheckError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         try:
-            check_bounds(self)
+            check_values(self)
         except ValueError as error:
             raise RealCheckError(str(error)) from None
         if self.max_queue < 1 or self.max_image_bytes < 1:  # the two limits without a flag

@@ -175,6 +175,7 @@ def test_add_flags_only_and_skip():
         (ServerConfig, {"max_wait_ms": -1.0}, "--max-wait-ms: must not be negative"),
         (ServerConfig, {"max_request_bytes": 0}, "--max-request-mb: must be at least 1 byte"),
         (ServerConfig, {"port": 70000}, "--port: a port is 0-65535"),
+        (ServerConfig, {"backend": "tpu"}, "--backend must be one of"),
     ],
 )
 def test_a_bound_declared_with_its_flag_holds_for_values_set_in_python(config, values, message):
