@@ -18,8 +18,10 @@ Two steps, so the expensive one can run where the hardware is (a lent GPU, under
     python scripts/cross_collection.py report --out runs/xc --ensemble adapt:early+adapt:reg160
 
 Recipes: `frozen-top` (today's: the top layer's pooled ImageNet features, one centre window, a linear
-head), `frozen-stages` (mean, std and max of seven intermediate stages), `adapt` (partial fine-tuning of
-the backbone, `realcheck.model.training.adaptation`).
+head), `frozen-stages` (mean, std and max of every stage's output), `real-only` (the distance from the
+real photos' features alone), `adapt` (partial fine-tuning of the backbone,
+`realcheck.model.training.adaptation`). The frozen ones may stack backbones (`--backbone efficientnet_lite0
+efficientnet_lite2`) and choose their regularisation with sources held out (`--c 3e-4 1e-3 3e-3 1e-2 5e-2`).
 """
 
 from __future__ import annotations
@@ -44,11 +46,11 @@ from realcheck.model.evaluation.protocol import (
     load_collection,
     split_sources,
 )
+from realcheck.model.labels import REAL
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
-RECIPES = ("frozen-top", "frozen-stages", "adapt")
-STAGES = ("block0", "block2", "block4", "block7", "block10", "block14", "block15")
+RECIPES = ("frozen-top", "frozen-stages", "real-only", "adapt")
 SCORE_COLUMNS = ["recipe", "direction", "split", "tier", "collection", "path", "label", "source", "score"]
 
 log = logging.getLogger("realcheck")
@@ -70,34 +72,42 @@ def model_inputs(items: list[Item], window: int, tier: str, workers: int) -> np.
         return np.stack(list(pool.map(one, items)))
 
 
+def pooled_statistics(stage) -> list:
+    """Per channel: mean, standard deviation and maximum over the window (where and how strongly a trace fires)."""
+    import keras
+
+    return [
+        keras.ops.mean(stage, axis=(1, 2)),
+        keras.ops.std(stage, axis=(1, 2)),
+        keras.ops.max(stage, axis=(1, 2)),
+    ]
+
+
 class FrozenRecipe:
-    """Frozen ImageNet Lite0 features of the centre window, standardised, under a logistic regression."""
+    """Frozen ImageNet features of the centre window, of one backbone or several side by side, standardised.
+
+    `frozen-top` and `frozen-stages` put a logistic regression on them (its strength chosen with whole
+    sources held out when --c names several); `real-only` models the training collection's real photos
+    alone (a Ledoit-Wolf Gaussian) and scores an image by its distance from them.
+    """
 
     def __init__(self, kind: str, args: argparse.Namespace):
         import keras
 
         from realcheck.model.networks.architecture import BackbonePreprocessing, build_backbone
+        from realcheck.model.networks.efficientnet_lite import stage_ends
 
         self.kind, self.args = kind, args
-        base = build_backbone(args.backbone, None, "imagenet")
         image = keras.Input((None, None, 3))
-        features = base(BackbonePreprocessing("symmetric")(image))
-        if kind == "frozen-top":
-            outputs = [keras.layers.GlobalAveragePooling2D()(features)]
-        else:
-            stage_model = keras.Model(base.input, [base.get_layer(f"{s}_project_bn").output for s in STAGES])
-            stages = stage_model(BackbonePreprocessing("symmetric")(image))
-            outputs = [
-                keras.ops.concatenate(
-                    [
-                        keras.ops.mean(x, axis=(1, 2)),
-                        keras.ops.std(x, axis=(1, 2)),
-                        keras.ops.max(x, axis=(1, 2)),
-                    ],
-                    axis=-1,
-                )
-                for x in stages
-            ]
+        outputs = []
+        for name in args.backbone:
+            base = build_backbone(name, None, "imagenet")
+            pixels = BackbonePreprocessing("symmetric")(image)
+            if kind == "frozen-top":
+                outputs.append(keras.layers.GlobalAveragePooling2D()(base(pixels)))
+                continue
+            stages = keras.Model(base.input, [base.get_layer(layer).output for layer in stage_ends(name)])
+            outputs += [statistic for stage in stages(pixels) for statistic in pooled_statistics(stage)]
         self.features = keras.Model(
             image, keras.ops.concatenate(outputs, axis=-1) if len(outputs) > 1 else outputs[0]
         )
@@ -111,17 +121,32 @@ class FrozenRecipe:
         )
 
     def fit(self, train: list[Item], val: list[Item]) -> None:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+        from realcheck.model.evaluation.protocol import fit_probe
 
         x = self.embed(model_inputs(train, self.args.window, "clean", self.args.workers))
         labels = np.array([i.label for i in train])
-        self.classifier = make_pipeline(StandardScaler(), LogisticRegression(C=self.args.c, max_iter=3000))
-        self.classifier.fit(x, labels)
+        if self.kind == "real-only":
+            from sklearn.covariance import LedoitWolf
+            from sklearn.preprocessing import StandardScaler
+
+            real = x[labels == REAL]
+            self.scaler = StandardScaler().fit(real)
+            self.gaussian = LedoitWolf().fit(self.scaler.transform(real))
+            self.typical = float(np.median(self.distance(real)))
+            self.record = {"real_images": len(real)}
+            return
+        sources = np.array([i.source for i in train])
+        self.classifier, c, held_out_auc = fit_probe(x, labels, sources, tuple(self.args.c))
+        self.record = {"c": c, "source_held_out_auc": held_out_auc}
+
+    def distance(self, x: np.ndarray) -> np.ndarray:
+        return np.log(self.gaussian.mahalanobis(self.scaler.transform(x)))
 
     def score(self, batch: np.ndarray) -> np.ndarray:
-        return self.classifier.predict_proba(self.embed(batch))[:, 1]
+        x = self.embed(batch)
+        if self.kind == "real-only":  # farther from the real photos than the typical one: more likely AI
+            return 1 / (1 + np.exp(-(self.distance(x) - self.typical)))
+        return self.classifier.predict_proba(x)[:, 1]
 
 
 class AdaptRecipe:
@@ -143,6 +168,7 @@ class AdaptRecipe:
             shuffle_probability=args.shuffle_probability,
             seconds=args.seconds,
         )
+        self.record = self.settings.to_dict()
 
     def fit(self, train: list[Item], val: list[Item]) -> None:
         import keras
@@ -152,7 +178,7 @@ class AdaptRecipe:
 
         keras.utils.set_random_seed(self.args.seed)
         self.model = build_model(
-            self.args.backbone, self.settings.crop, "imagenet", adaptation.ADAPT_HEAD, input_mode="crop"
+            self.args.backbone[0], self.settings.crop, "imagenet", adaptation.ADAPT_HEAD, input_mode="crop"
         )
         if self.args.from_weights:  # trained elsewhere (a lent GPU): load, do not train
             with np.load(self.args.from_weights / f"{self.stem}.npz") as saved:
@@ -287,7 +313,7 @@ def run(args: argparse.Namespace) -> None:
                 "score_seconds": round(time.monotonic() - fitted, 1),
                 "n_train": len(parts["train"]) if direction == "final" else len(train),
                 "history": getattr(recipe, "history", None),
-                "settings": recipe.settings.to_dict() if name == "adapt" else {"c": args.c},
+                "settings": recipe.record,
             }
             done_file.write_text(json.dumps(done, indent=1))
             log.info(
@@ -307,7 +333,13 @@ def main() -> None:
     runner.add_argument(
         "--final", action="store_true", help="train the final model (all but calibration sources)"
     )
-    runner.add_argument("--backbone", default="efficientnet_lite0")
+    runner.add_argument(
+        "--backbone",
+        nargs="+",
+        choices=["efficientnet_lite0", "efficientnet_lite2"],
+        default=["efficientnet_lite0"],
+        help="frozen recipes: several put their features side by side (adapt: one)",
+    )
     runner.add_argument("--window", type=int, default=256, help="the centre window scored (inference input)")
     runner.add_argument("--val-fraction", type=float, default=0.2)
     runner.add_argument("--seed", type=int, default=42)
@@ -324,7 +356,13 @@ def main() -> None:
         "--from-weights", type=Path, default=None, help="adapt: load those .npz files, do not train"
     )
     runner.add_argument("--no-score", dest="score", action="store_false", help="train (and save) only")
-    runner.add_argument("--c", type=float, default=0.05, help="frozen recipes: inverse L2 strength")
+    runner.add_argument(
+        "--c",
+        type=float,
+        nargs="+",
+        default=[0.05],
+        help="frozen recipes: inverse L2 strength; several are chosen among with whole sources held out",
+    )
     adapt = runner.add_argument_group("adapt recipe")
     adapt.add_argument("--crop", type=int, default=256)
     adapt.add_argument("--batch-size", type=int, default=32)
@@ -349,6 +387,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     if args.command == "run":
+        if "adapt" in args.recipe and len(args.backbone) > 1:
+            parser.error("--recipe adapt trains one --backbone")
         run(args)
     else:
         from realcheck.model.evaluation.protocol import write_report

@@ -21,6 +21,7 @@ from realcheck.model.networks.efficientnet_lite import (
     load_lite_weights,
     round_filters,
     scaled_stages,
+    stage_ends,
     weights_path,
 )
 from realcheck.model.networks.torch_checkpoint import read_state_dict
@@ -58,6 +59,16 @@ def test_lite2_stages_are_wider_and_deeper_except_the_first_and_last():
     assert [(s.kernel, s.stride, s.expand) for s in stages] == [
         (s.kernel, s.stride, s.expand) for s in BASE_STAGES
     ]
+
+
+@pytest.mark.parametrize("variant", [LITE0, LITE2], ids=lambda v: v.name)
+def test_stage_ends_are_the_last_block_of_each_stage_where_the_width_changes(variant):
+    model = build_efficientnet_lite(variant.name, (64, 64, 3), weights=None)
+    projections = [layer for layer in model.layers if layer.name.endswith("_project_bn")]
+    widths = [layer.output.shape[-1] for layer in projections]
+    last_of_width = [p.name for p, w, after in zip(projections, widths, widths[1:] + [None]) if w != after]
+    assert stage_ends(variant.name) == last_of_width
+    assert len(last_of_width) == len(BASE_STAGES)
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,16 @@ def scaled_stages(variant: LiteVariant) -> list[Stage]:
     return stages
 
 
+def stage_ends(name: str) -> list[str]:
+    """The layer closing each stage (its last block's projection), shallow to deep: the intermediate
+    outputs a multi-stage probe pools, one per resolution and width."""
+    ends, blocks = [], 0
+    for stage in scaled_stages(VARIANTS[name]):
+        blocks += stage.repeats
+        ends.append(f"block{blocks - 1}_project_bn")
+    return ends
+
+
 def _conv_init():
     # EfficientNet's He-style initialiser (as keras.applications uses). Keras' default Glorot shrinks the
     # signal through 16 depthwise blocks until a network trained from scratch outputs one constant.
