@@ -21,7 +21,7 @@ Recipes: `frozen-top` (today's: the top layer's pooled ImageNet features, one ce
 head), `frozen-stages` (mean, std and max of every stage's output), `real-only` (the distance from the
 real photos' features alone), `adapt` (partial fine-tuning of the backbone,
 `realcheck.model.training.adaptation`). The frozen ones may stack backbones (`--backbone efficientnet_lite0
-efficientnet_lite2`) and choose their regularisation with sources held out (`--c 3e-4 1e-3 3e-3 1e-2 5e-2`).
+efficientnet_lite2`) and choose their regularisation on the validation sources (`--c 3e-4 1e-3 3e-3 1e-2 5e-2`).
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def pooled_statistics(stage) -> list:
 class FrozenRecipe:
     """Frozen ImageNet features of the centre window, of one backbone or several side by side, standardised.
 
-    `frozen-top` and `frozen-stages` put a logistic regression on them (its strength chosen with whole
-    sources held out when --c names several); `real-only` models the training collection's real photos
+    `frozen-top` and `frozen-stages` put a logistic regression on them (its strength chosen on the
+    validation sources when --c names several); `real-only` models the training collection's real photos
     alone (a Ledoit-Wolf Gaussian) and scores an image by its distance from them.
     """
 
@@ -135,9 +135,15 @@ class FrozenRecipe:
             self.typical = float(np.median(self.distance(real)))
             self.record = {"real_images": len(real)}
             return
-        sources = np.array([i.source for i in train])
-        self.classifier, c, held_out_auc = fit_probe(x, labels, sources, tuple(self.args.c))
-        self.record = {"c": c, "source_held_out_auc": held_out_auc}
+        strengths = tuple(self.args.c)
+        held_out = None
+        if len(strengths) > 1:
+            held_out = (
+                self.embed(model_inputs(val, self.args.window, "clean", self.args.workers)),
+                np.array([i.label for i in val]),
+            )
+        self.classifier, c, val_auc = fit_probe((x, labels), held_out, strengths)
+        self.record = {"c": c, "validation_auc": val_auc}
 
     def distance(self, x: np.ndarray) -> np.ndarray:
         return np.log(self.gaussian.mahalanobis(self.scaler.transform(x)))
@@ -361,7 +367,7 @@ def main() -> None:
         type=float,
         nargs="+",
         default=[0.05],
-        help="frozen recipes: inverse L2 strength; several are chosen among with whole sources held out",
+        help="frozen recipes: inverse L2 strength; several are chosen among by validation AUC",
     )
     adapt = runner.add_argument_group("adapt recipe")
     adapt.add_argument("--crop", type=int, default=256)

@@ -144,30 +144,26 @@ def test_an_ensemble_is_the_mean_log_odds_of_its_members_on_the_same_images(tmp_
         protocol.combine(protocol.read_scores(tmp_path / "scores.csv"), ["a", "b"])
 
 
-def test_a_probe_chooses_its_strength_by_the_auc_of_sources_it_did_not_train_on():
+def test_a_probe_chooses_its_strength_by_the_auc_of_validation_sources():
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import GroupKFold
     from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(0)
-    sources = np.repeat([f"s{i}" for i in range(10)], 30)
-    labels = np.repeat([REAL, AI] * 5, 30)  # one class per source, as in collections of web images
-    features = rng.normal(size=(300, 20)) + rng.normal(size=(10, 20)).repeat(30, axis=0)
-    features[:, 0] += labels
-    probe, chosen, held_out = protocol.fit_probe(features, labels, sources, (1e-3, 10.0))
-    assert chosen == max(held_out, key=held_out.get)
-    assert probe.predict_proba(features).shape == (300, 2)
 
-    # By hand: each image scored by a probe fitted without its source.
-    scored = np.zeros(300)
-    for _, held in GroupKFold(5).split(features, labels, sources):
-        out = np.isin(sources, sources[held])
-        assert np.array_equal(np.flatnonzero(out), held)  # whole sources, never a part of one
-        scaler = StandardScaler().fit(features[~out])
-        model = LogisticRegression(C=10.0, max_iter=3000).fit(scaler.transform(features[~out]), labels[~out])
-        scored[out] = model.predict_proba(scaler.transform(features[out]))[:, 1]
-    assert held_out[10.0] == pytest.approx(roc_auc_score(labels, scored))
+    def images(n: int):
+        labels = np.tile([REAL, AI], n // 2)
+        return rng.normal(size=(n, 40)) + 0.5 * labels[:, None] * (np.arange(40) < 3), labels
 
-    _, given, none = protocol.fit_probe(features, labels, sources, (0.5,))
+    train, val = images(60), images(200)
+    probe, chosen, val_auc = protocol.fit_probe(train, val, (1e-3, 1.0, 100.0))
+    assert chosen == max(val_auc, key=val_auc.get)
+    scaler = StandardScaler().fit(train[0])
+    by_hand = LogisticRegression(C=100.0, max_iter=3000).fit(scaler.transform(train[0]), train[1])
+    expected = roc_auc_score(val[1], by_hand.predict_proba(scaler.transform(val[0]))[:, 1])
+    assert val_auc[100.0] == pytest.approx(expected)
+    assert len(set(val_auc.values())) == 3  # the strengths really differ
+    assert probe.predict_proba(val[0]).shape == (200, 2)
+
+    _, given, none = protocol.fit_probe(train, None, (0.5,))
     assert (given, none) == (0.5, {})
