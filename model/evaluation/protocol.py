@@ -80,11 +80,13 @@ PROBE_STRENGTHS = (3e-4, 1e-3, 3e-3, 1e-2, 5e-2)
 
 
 def fit_probe(
-    train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], strengths=PROBE_STRENGTHS
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray] | None,
+    strengths: tuple[float, ...] = PROBE_STRENGTHS,
 ):
     """A standardised logistic regression on the (features, labels) of `train`, its strength chosen by ROC
-    AUC on `val`: whole sources of both classes it did not train on. Source-grouped folds of the training
-    images were tried first and chose badly: most folds of a web collection hold one class only.
+    AUC on `val`: whole sources of both classes it did not train on (source-grouped folds of the training
+    images choose badly: most folds of a web collection hold one class only).
 
     Returns (the fitted pipeline, the chosen C, {C: validation AUC}); one strength is taken as given.
     """
