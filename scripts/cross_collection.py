@@ -7,6 +7,8 @@ collections: train on A (`wild-dev` + `dhanush-dev`), test on B (`wild-train`), 
 clean and on web-degraded copies. Inside each training collection whole sources are held out for
 validation; the operating point (threshold, band) and the calibration are chosen there with the same rule
 the bundled model uses, so the test collection measures whether that rule holds on sources nobody tuned on.
+Frozen recipes also score their training images out of source (`--out-of-source-folds`), so the rule sees
+every real source of the training collection, not only the few that validation holds.
 
 Two steps, so the expensive one can run where the hardware is (a lent GPU, under any Keras backend):
 
@@ -121,38 +123,54 @@ class FrozenRecipe:
         )
 
     def fit(self, train: list[Item], val: list[Item]) -> None:
-        from realcheck.model.evaluation.protocol import fit_probe
+        from realcheck.model.evaluation.protocol import fit_probe, out_of_source_scores
 
         x = self.embed(model_inputs(train, self.args.window, "clean", self.args.workers))
         labels = np.array([i.label for i in train])
         if self.kind == "real-only":
-            from sklearn.covariance import LedoitWolf
-            from sklearn.preprocessing import StandardScaler
+            self.scorer = fit_real_only(x, labels)
+            self.record = {"real_images": int(np.sum(labels == REAL))}
+            refit = fit_real_only
+        else:
+            strengths = tuple(self.args.c)
+            held_out = None
+            if len(strengths) > 1:
+                held_out = (
+                    self.embed(model_inputs(val, self.args.window, "clean", self.args.workers)),
+                    np.array([i.label for i in val]),
+                )
+            classifier, c, val_auc = fit_probe((x, labels), held_out, strengths)
+            self.scorer = lambda features: classifier.predict_proba(features)[:, 1]
+            self.record = {"c": c, "validation_auc": val_auc}
 
-            real = x[labels == REAL]
-            self.scaler = StandardScaler().fit(real)
-            self.gaussian = LedoitWolf().fit(self.scaler.transform(real))
-            self.typical = float(np.median(self.distance(real)))
-            self.record = {"real_images": len(real)}
-            return
-        strengths = tuple(self.args.c)
-        held_out = None
-        if len(strengths) > 1:
-            held_out = (
-                self.embed(model_inputs(val, self.args.window, "clean", self.args.workers)),
-                np.array([i.label for i in val]),
-            )
-        self.classifier, c, val_auc = fit_probe((x, labels), held_out, strengths)
-        self.record = {"c": c, "validation_auc": val_auc}
+            def refit(x, labels):
+                probe = fit_probe((x, labels), None, (c,))[0]
+                return lambda features: probe.predict_proba(features)[:, 1]
 
-    def distance(self, x: np.ndarray) -> np.ndarray:
-        return np.log(self.gaussian.mahalanobis(self.scaler.transform(x)))
+        if self.args.out_of_source_folds:
+            sources = np.array([i.source for i in train])
+            folds, seed = self.args.out_of_source_folds, self.args.seed
+            self.out_of_source = out_of_source_scores(refit, x, labels, sources, folds, seed)
 
     def score(self, batch: np.ndarray) -> np.ndarray:
-        x = self.embed(batch)
-        if self.kind == "real-only":  # farther from the real photos than the typical one: more likely AI
-            return 1 / (1 + np.exp(-(self.distance(x) - self.typical)))
-        return self.classifier.predict_proba(x)[:, 1]
+        return self.scorer(self.embed(batch))
+
+
+def fit_real_only(x: np.ndarray, labels: np.ndarray):
+    """A Ledoit-Wolf Gaussian on the real photos' standardised features; an image scores by its log
+    Mahalanobis distance from them, centred on the typical real photo's (farther: more likely AI)."""
+    from sklearn.covariance import LedoitWolf
+    from sklearn.preprocessing import StandardScaler
+
+    real = x[labels == REAL]
+    scaler = StandardScaler().fit(real)
+    gaussian = LedoitWolf().fit(scaler.transform(real))
+
+    def distance(features: np.ndarray) -> np.ndarray:
+        return np.log(gaussian.mahalanobis(scaler.transform(features)))
+
+    typical = float(np.median(distance(real)))
+    return lambda features: 1 / (1 + np.exp(-(distance(features) - typical)))
 
 
 class AdaptRecipe:
@@ -239,21 +257,27 @@ def score_rows(recipe, name: str, direction: str, split: str, items: list[Item],
                 for i in range(0, len(items), 256)
             ]
         )
-        rows += [
-            {
-                "recipe": name,
-                "direction": direction,
-                "split": split,
-                "tier": tier,
-                "collection": item.collection,
-                "path": str(Path(item.path).relative_to(args.data.resolve())),
-                "label": item.label,
-                "source": item.source,
-                "score": f"{score:.6f}",
-            }
-            for item, score in zip(items, scores)
-        ]
+        rows += rows_of(name, direction, split, tier, items, scores, args.data)
     return rows
+
+
+def rows_of(
+    name: str, direction: str, split: str, tier: str, items: list[Item], scores, data: Path
+) -> list[dict]:
+    return [
+        {
+            "recipe": name,
+            "direction": direction,
+            "split": split,
+            "tier": tier,
+            "collection": item.collection,
+            "path": str(Path(item.path).relative_to(data.resolve())),
+            "label": item.label,
+            "source": item.source,
+            "score": f"{score:.6f}",
+        }
+        for item, score in zip(items, scores)
+    ]
 
 
 def run(args: argparse.Namespace) -> None:
@@ -277,13 +301,14 @@ def run(args: argparse.Namespace) -> None:
     }
     for name in args.recipe:
         variant = f"{name}:{args.tag}" if args.tag else name
+        job_key = run_key | ({} if name == "adapt" else {"out_of_source_folds": args.out_of_source_folds})
         jobs = ["final"] if args.final else list(DIRECTIONS)
         for direction in jobs:
             key = f"{variant} {direction}"
             if key in done:
-                if done[key].get("run", run_key) != run_key:
+                if done[key].get("run", job_key) != job_key:
                     sys.exit(
-                        f"{key} was done in {out} with {done[key]['run']}, not {run_key}: use another --out"
+                        f"{key} was done in {out} with {done[key]['run']}, not {job_key}: use another --out"
                     )
                 log.info("%s: done already", key)
                 continue
@@ -308,13 +333,18 @@ def run(args: argparse.Namespace) -> None:
                     for s, items, tiers in evaluated
                     for row in score_rows(recipe, variant, direction, s, items, tiers, args)
                 ]
+                if hasattr(recipe, "out_of_source"):
+                    trained = parts["train"] if direction == "final" else train
+                    rows += rows_of(
+                        variant, direction, "out_of_source", "clean", trained, recipe.out_of_source, args.data
+                    )
                 replace_scores(out / "scores.csv", variant, direction, rows)
             if name == "adapt" and args.save_adapted and not args.from_weights:
                 from realcheck.model.training.adaptation import adapted_weights
 
                 np.savez(out / f"{recipe.stem}.npz", **adapted_weights(recipe.model, args.trainable_until))
             done[key] = {
-                "run": run_key,
+                "run": job_key,
                 "fit_seconds": round(fitted - started, 1),
                 "score_seconds": round(time.monotonic() - fitted, 1),
                 "n_train": len(parts["train"]) if direction == "final" else len(train),
@@ -368,6 +398,13 @@ def main() -> None:
         nargs="+",
         default=[0.05],
         help="frozen recipes: inverse L2 strength; several are chosen among by validation AUC",
+    )
+    runner.add_argument(
+        "--out-of-source-folds",
+        type=int,
+        default=5,
+        help="frozen recipes: also score the training images out of source in this many folds, so the "
+        "operating point sees every real source (0: validation sources only)",
     )
     adapt = runner.add_argument_group("adapt recipe")
     adapt.add_argument("--crop", type=int, default=256)

@@ -167,3 +167,53 @@ def test_a_probe_chooses_its_strength_by_the_auc_of_validation_sources():
 
     _, given, none = protocol.fit_probe(train, None, (0.5,))
     assert (given, none) == (0.5, {})
+
+
+def test_out_of_source_scores_come_from_models_that_never_saw_the_source():
+    sources = np.repeat([f"s{i}" for i in range(12)], 10)
+    labels = np.repeat(np.tile([REAL, AI], 6), 10)
+    ids = np.array([int(s[1:]) for s in sources], dtype=float)
+    x = np.column_stack([ids, labels])  # the source's id travels with each image
+    fitted_on = []
+
+    def fit(x, labels):
+        seen = set(x[:, 0])
+        fitted_on.append((seen, set(labels)))
+        return lambda held: np.where(np.isin(held[:, 0], list(seen)), -1.0, held[:, 1])
+
+    scores = protocol.out_of_source_scores(fit, x, labels, sources, folds=4, seed=0)
+    assert len(fitted_on) == 4
+    assert all(classes == {REAL, AI} for _, classes in fitted_on)  # each fold keeps both classes
+    np.testing.assert_array_equal(scores, labels)  # every image scored, by a model without its source
+
+
+def test_the_rule_is_fitted_on_validation_and_the_training_images_scored_out_of_source(tmp_path):
+    labels, scores, sources = synthetic()
+    calm = sources != "noisy"  # validation holds only the calm real source; out of source, the noisy one
+
+    def rows(split, keep, direction="A->B"):
+        return [
+            {
+                "recipe": "frozen",
+                "direction": direction,
+                "split": split,
+                "tier": "clean",
+                "collection": "c",
+                "path": f"{split}/{i}.jpg",
+                "label": int(labels[i]),
+                "source": sources[i],
+                "score": f"{scores[i]:.6f}",
+            }  # fmt: skip
+            for i in np.flatnonzero(keep)
+        ]
+
+    held_out = rows("val", calm) + rows("test", np.ones_like(calm))
+    write_scores(tmp_path / "scores.csv", held_out)
+    validation_only = protocol.write_report(tmp_path)["frozen"]["A->B"]
+    write_scores(tmp_path / "scores.csv", held_out + rows("out_of_source", ~calm))
+    both = protocol.write_report(tmp_path)["frozen"]["A->B"]
+
+    assert validation_only["rule_fitted_on"] == {"splits": ["val"], "real_sources": 1}
+    assert both["rule_fitted_on"] == {"splits": ["val", "out_of_source"], "real_sources": 2}
+    assert validation_only["clean"]["real_sources_over_limit"].keys() == {"noisy"}
+    assert both["clean"]["worst_real_source_called_ai"] <= 0.03  # the noisy source now sets the threshold
