@@ -94,6 +94,7 @@ BACKBONES = {
     ),
 }
 INPUT_FILTERS = ("none", "highpass")
+POOLINGS = ("average", "stages")  # the last layer averaged, or every stage (mean, std, max)
 SPLIT_BY = ("group", "source")
 # band: the balanced threshold with a band around it; per-source: the threshold for the worst real
 # validation source (realcheck.model.evaluation.protocol).
@@ -309,6 +310,18 @@ class TrainConfig:
         "most --max-real-called-ai (default 0.03) of every real validation source reaches",
         refused_by={"tune": TUNE_SEARCHES_HEADS},
     )
+    probe: bool = option(
+        False,
+        help="a linear probe instead of a trained head: the frozen EfficientNet-Lite's every stage pooled "
+        "(mean, std, max) over the whole --input-size window, a logistic regression whose L2 strength is "
+        "chosen on the validation sources, and an operating point that also sees the training sources "
+        "scored out of source (needs --input-mode crop)",
+        refused_by={
+            "finetune": KEPT_FROM_ARTIFACT,
+            "tune": TUNE_SEARCHES_HEADS,
+            "compare": COMPARE_HEADS_ONLY,
+        },
+    )
     search: bool = option(
         False,
         help="search the head with Keras Tuner before fine-tuning",
@@ -418,6 +431,16 @@ class TrainConfig:
         if self.distribute == "multiworker" and (self.search or self.adapt_until is not None):
             raise RealCheckError(
                 "--distribute multiworker trains the head and fine-tunes; --search and --adapt-until run on one machine"
+            )
+        if self.probe and (self.input_mode != "crop" or backbone_spec(self.backbone).constructor != LITE):
+            raise RealCheckError(
+                "--probe pools the stages of an EfficientNet-Lite on native windows: give --backbone "
+                "efficientnet_lite0 (or lite2) and --input-mode crop"
+            )
+        if self.probe and (self.search or self.adapt_until is not None or self.from_scratch):
+            raise RealCheckError(
+                "--probe fits its own head on frozen ImageNet features: drop --search, "
+                "--adapt-until and --weights none"
             )
         if self.adapted_weights is not None and self.adapt_until is None:
             raise RealCheckError("--adapted-weights are the adaptation recipe's: give --adapt-until too")

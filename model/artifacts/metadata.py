@@ -78,6 +78,15 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("training_crop_size", "integer", "pixels per side of the training crops", network=True),
     Field(
+        "pooling",
+        "string",
+        "average: the backbone's last layer; stages: every stage's mean, std and max (the probe)",
+        public=True,
+        network=True,
+        default="average",
+    ),
+    Field("probe", "object", "the linear probe: its L2 strength, validation ROC AUCs, out-of-source folds"),
+    Field(
         "input_filter",
         "string",
         "fixed filter inside the model before the backbone",

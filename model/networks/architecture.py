@@ -14,7 +14,7 @@ import keras
 from keras import layers, ops
 
 from realcheck.model.errors import RealCheckError, WeightsUnavailableError
-from realcheck.model.settings import INPUT_FILTERS, LITE, HeadParams, backbone_spec
+from realcheck.model.settings import INPUT_FILTERS, LITE, POOLINGS, HeadParams, backbone_spec
 
 
 @keras.saving.register_keras_serializable(package="realcheck")
@@ -72,6 +72,33 @@ class Calibration(layers.Layer):
         return super().get_config() | {"scale": self.scale, "bias": self.bias}
 
 
+@keras.saving.register_keras_serializable(package="realcheck")
+class StagePooling(layers.Layer):
+    """A stage's feature map -> per channel its mean, standard deviation and maximum over the window: how
+    much, how unevenly and how strongly at its peak a trace fires, wherever in the image it is."""
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        return ops.concatenate(
+            [ops.mean(x, axis=(1, 2)), ops.std(x, axis=(1, 2)), ops.max(x, axis=(1, 2))], axis=-1
+        )
+
+
+def pooled_stages(base: keras.Model, backbone: str, pixels):
+    """Every stage of an EfficientNet-Lite backbone pooled by StagePooling and put side by side.
+
+    Intermediate stages carry more of what transfers to unseen generators than the top layer does (RINE,
+    and the cross-collection protocol here); `backbone` names the stages (`stage_ends`).
+    """
+    from realcheck.model.networks.efficientnet_lite import stage_ends
+
+    ends = [base.get_layer(layer).output for layer in stage_ends(backbone)]
+    stages = keras.Model(base.input, ends, name=f"{base.name}_stages")(pixels, training=False)
+    return layers.Concatenate(name="pool")(
+        [StagePooling(name=f"stage{index}_pool")(stage) for index, stage in enumerate(stages)]
+    )
+
+
 def with_calibration(model: keras.Model, scale: float = 1.0, bias: float = 0.0) -> keras.Model:
     """The detector with its output calibrated by (scale, bias), replacing any earlier calibration.
 
@@ -90,8 +117,11 @@ def build_head(feature_dim: int, params: HeadParams) -> keras.Model:
     x = features
     if params.dropout > 0:
         x = layers.Dropout(params.dropout, name="head_dropout")(x)
-    x = layers.Dense(params.units, activation="relu", kernel_regularizer=regularizer, name="head_dense")(x)
-    if params.extra_layer:
+    if params.units:  # 0: a linear head (the probe's logistic regression)
+        x = layers.Dense(params.units, activation="relu", kernel_regularizer=regularizer, name="head_dense")(
+            x
+        )
+    if params.extra_layer and params.units:
         x = layers.Dense(
             max(params.units // 2, 8), activation="relu", kernel_regularizer=regularizer, name="head_dense_2"
         )(x)
@@ -160,6 +190,7 @@ def build_model(
     train_backbone: bool = False,
     input_mode: str = "resize",
     input_filter: str = "none",
+    pooling: str = "average",
 ) -> keras.Model:
     """The full detector: raw RGB of any size -> resize -> backbone preprocessing -> backbone -> head.
 
@@ -167,8 +198,14 @@ def build_model(
     learning and fine-tuning); True trains everything with BatchNorm in training mode (from scratch).
     In `crop` mode there is no resize layer: the network takes crops of any size at native resolution.
     `input_filter` "highpass" feeds the backbone the image's high-pass residual instead of the image.
+    `pooling` "average" pools the backbone's last layer; "stages" pools every stage (`pooled_stages`, frozen
+    EfficientNet-Lite backbones).
     """
     spec = backbone_spec(backbone)
+    if pooling not in POOLINGS or (pooling == "stages" and (spec.constructor != LITE or train_backbone)):
+        raise RealCheckError(
+            f"pooling {pooling!r} needs one of {POOLINGS} (stages: a frozen EfficientNet-Lite)"
+        )
     if input_filter not in INPUT_FILTERS:
         raise RealCheckError(
             f"unknown input filter {input_filter!r}; choose one of {', '.join(INPUT_FILTERS)}"
@@ -183,8 +220,11 @@ def build_model(
     x = BackbonePreprocessing(spec.preprocessing, name="backbone_preprocessing")(x)
     if input_filter == "highpass":
         x = HighPassResidual(name="highpass")(x)
-    x = base(x) if train_backbone else base(x, training=False)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if pooling == "stages":
+        x = pooled_stages(base, spec.name, x)
+    else:
+        x = base(x) if train_backbone else base(x, training=False)
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
     score = build_head(int(x.shape[-1]), head or HeadParams())(x)
     return keras.Model(image, score, name=f"realcheck_{spec.name}")
 

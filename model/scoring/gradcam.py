@@ -58,9 +58,16 @@ class GradCam:
     def __init__(self, model: keras.Model, layer_name: str | None = None):
         import keras
 
-        from realcheck.model.networks.architecture import backbone_of
+        from realcheck.model.networks.architecture import StagePooling, backbone_of
 
         self.model = model
+        self._compiled = None
+        pools = [layer for layer in model.layers if isinstance(layer, StagePooling)]
+        if pools:  # the probe pools every stage side by side (no chain): read the deepest stage it pools
+            self.layer_name = pools[-1].name
+            self._features_and_output = keras.Model(model.inputs, [pools[-1].input, model.output])
+            self._before, self._after = [], []
+            return
         backbone = backbone_of(model)
         self.layer_name = layer_name or target_layer_name(backbone)
         self._features_and_output = keras.Model(
@@ -70,7 +77,6 @@ class GradCam:
         chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
         position = chain.index(backbone)
         self._before, self._after = chain[:position], chain[position + 1 :]
-        self._compiled = None
 
     @property
     def grid(self) -> tuple[int | None, int | None]:

@@ -39,6 +39,7 @@ from realcheck.model.scoring.inference import keras_detector, score_paths
 from realcheck.model.settings import HeadParams, TrainConfig
 from realcheck.model.training import devices
 from realcheck.model.training.phases import fit_phase, verbosity
+from realcheck.model.training.probe import PROBE_HEAD, ScoredImages, fit_linear_probe
 
 log = logging.getLogger("realcheck")
 
@@ -184,11 +185,12 @@ def train_on(strategy: tf.distribute.Strategy, policy: str, config: TrainConfig)
     """`train` under a strategy and precision policy already chosen, writing to `config.out`."""
     run_dir, data = start_run(config, check_weights=True)
     # The adaptation recipe reads its own crops (realcheck.model.training.adaptation), not tf.data.
-    train_data, val_data = (None, None) if config.adapt_until else make_splits_datasets(config, data)
+    own_loader = config.adapt_until or config.probe
+    train_data, val_data = (None, None) if own_loader else make_splits_datasets(config, data)
     source_commit = git_commit()  # the code that trains, even if the tree moves during a long run
     started = time.perf_counter()
     with strategy.scope():
-        model, head, history = train_network(config, data, run_dir, train_data, val_data)
+        model, head, history, out_of_source = train_network(config, data, run_dir, train_data, val_data)
     metadata = build_metadata(
         config.name or f"realcheck-{config.backbone}",
         config.version,
@@ -210,7 +212,9 @@ def train_on(strategy: tf.distribute.Strategy, policy: str, config: TrainConfig)
         metadata["adaptation"] = {"weights_file": config.adapted_weights}
     elif config.adapt_until:
         metadata["adaptation"] = adapt_settings(config).to_dict()
-    return finish(model, metadata, config, data, history, run_dir)
+    if config.probe:
+        metadata |= {"pooling": "stages", "probe": history["probe"]}
+    return finish(model, metadata, config, data, history, run_dir, out_of_source)
 
 
 def start_run(config: TrainConfig, check_weights: bool) -> tuple[Path, PreparedData]:
@@ -227,11 +231,14 @@ def start_run(config: TrainConfig, check_weights: bool) -> tuple[Path, PreparedD
 
 def train_network(
     config: TrainConfig, data: PreparedData, run_dir: Path, train_data, val_data
-) -> tuple[keras.Model, HeadParams, dict[str, dict]]:
-    """Build the network and train it as `config` says: its head (searched, fitted or the adaptation
-    recipe's), then fine-tuning. Returns the model, its head and the history of each phase."""
+) -> tuple[keras.Model, HeadParams, dict[str, dict], ScoredImages | None]:
+    """Build the network and train it as `config` says: its head (searched, fitted, the probe's or the
+    adaptation recipe's), then fine-tuning. Returns the model, its head, the history of each phase and any
+    training images scored out of source (the probe's, for its operating point)."""
     history: dict[str, dict] = {}
     head = config.head
+    if config.probe:
+        head = PROBE_HEAD
     if config.adapt_until:
         from realcheck.model.training.adaptation import ADAPT_HEAD
 
@@ -249,8 +256,14 @@ def train_network(
         train_backbone=config.from_scratch,
         input_mode=config.input_mode,
         input_filter=config.input_filter,
+        pooling="stages" if config.probe else "average",
     )
-    if config.search:
+    out_of_source = None
+    if config.probe:
+        history["probe"], out_of_source = fit_linear_probe(
+            model, data.root, data.split, config.inference_spec, config.batch_size, config.seed
+        )
+    elif config.search:
         model.get_layer("head").set_weights(search.head_model.get_weights())
         history["search"] = {"best": search.summary}
     elif config.adapt_until:
@@ -260,9 +273,10 @@ def train_network(
         history[phase] = fit_phase(
             model, train_data, val_data, config.epochs, config.learning_rate, config.patience, phase
         )
-    if config.finetune and config.finetune_epochs > 0 and not config.from_scratch and not config.adapt_until:
+    trains_top = not (config.from_scratch or config.adapt_until or config.probe)
+    if config.finetune and config.finetune_epochs > 0 and trains_top:
         history["finetune"] = fine_tune(model, config, train_data, val_data)
-    return model, head, history
+    return model, head, history, out_of_source
 
 
 def fine_tune(model: keras.Model, config: TrainConfig, train_data, val_data) -> dict:
@@ -316,9 +330,16 @@ def adapt_backbone(model: keras.Model, config: TrainConfig, data: PreparedData) 
 
 
 def finish(
-    model, metadata: dict, config: TrainConfig, data: PreparedData, history: dict, run_dir: Path
+    model,
+    metadata: dict,
+    config: TrainConfig,
+    data: PreparedData,
+    history: dict,
+    run_dir: Path,
+    out_of_source: ScoredImages | None = None,
 ) -> TrainResult:
-    """Calibration, threshold and band on validation, metrics and plots on test, then write the artifact."""
+    """Calibration, threshold and band on validation (and on `out_of_source`, training images scored by
+    models that did not see their source), metrics and plots on test, then write the artifact."""
     metadata = metadata | {"threshold": 0.5, "uncertainty_band": [0.5, 0.5]}
     model = architecture.with_calibration(model)  # fine-tuning an artifact: fit its calibration anew
     val = data.split["val"]
@@ -326,8 +347,19 @@ def finish(
     raw_val_scores = score_paths(
         keras_detector(model, metadata), [data.root / s.path for s in val], config.batch_size
     )
-    model, val_scores, calibration = calibrate(model, val_labels, raw_val_scores)
-    rule = choose_rule(config, val_labels, val_scores, [s.source for s in val])
+    fit_on = ScoredImages(val_labels, raw_val_scores, np.array([s.source for s in val]))
+    if out_of_source is not None:
+        fit_on = ScoredImages(
+            *(
+                np.concatenate([getattr(fit_on, f), getattr(out_of_source, f)])
+                for f in ("labels", "scores", "sources")
+            )
+        )
+    model, fit_scores, calibration = calibrate(model, fit_on.labels, fit_on.scores)
+    if out_of_source is not None:
+        calibration["fitted_on"] = "val + training images scored out of source"
+    val_scores = fit_scores[: len(val)]
+    rule = choose_rule(config, fit_on.labels, fit_scores, list(fit_on.sources))
     metadata = metadata | {"calibration": calibration}
     detector = keras_detector(model, metadata)
     metrics = {"val": _strip(measures.compute_metrics(val_labels, val_scores, rule))}
