@@ -2,9 +2,18 @@
 """Reproduce RealCheck's bundled default model and measure it.
 
 Every step is a command (printed before it runs), so each artifact's metadata records the exact command that
-made it. Two recipes:
+made it. Three recipes:
 
-`--recipe adapt` (the default since the cross-collection work): EfficientNet-Lite0 adapted from its stem up
+`--recipe probe` (the default): every stage of the frozen EfficientNet-Lite0 pooled (mean, std, max) over a
+384x384 native window, a logistic regression (`realcheck train --probe`) whose L2 strength is chosen on
+validation sources and whose operating point also sees the training sources scored out of source. No
+backbone training: the whole build, protocol included, runs on a CPU in under an hour.
+
+    python scripts/build_default_model.py --data ../shared/data/wild-dev ../shared/data/dhanush-dev \
+        ../shared/data/wild-train --out runs/default-probe --baseline model/bundled/realcheck-default-lite0 \
+        --baseline-data wild-train --bundle
+
+`--recipe adapt`: EfficientNet-Lite0 adapted from its stem up
 to --adapt-until on native crops processed alike for both classes (`realcheck.model.training.adaptation`), scored on a
 256x256 window, with the per-source operating point.
 1. One data folder of links to the --data folders (their files stay where they are); each folder's
@@ -17,7 +26,7 @@ to --adapt-until on native crops processed alike for both classes (`realcheck.mo
 4. Optionally (--baseline DIR) the previous default on the collection it never saw, --audit the shortcut
    audit, then the ONNX export and speed; with --bundle the result replaces `model/bundled/`.
 
-    python scripts/build_default_model.py --adapted-weights runs/gpu/xc --data ../shared/data/wild-dev \
+    python scripts/build_default_model.py --recipe adapt --adapted-weights runs/gpu/xc --data ../shared/data/wild-dev \
         ../shared/data/dhanush-dev ../shared/data/wild-train --out runs/default --bundle
 
 `--recipe frozen` (the previous default's): frozen ImageNet features, a Keras Tuner search over the head, the
@@ -41,7 +50,12 @@ from pathlib import Path
 
 import numpy as np
 
-from realcheck.model.evaluation.protocol import MAX_AI_CALLED_REAL, MAX_REAL_CALLED_AI, TIERS
+from realcheck.model.evaluation.protocol import (
+    MAX_AI_CALLED_REAL,
+    MAX_REAL_CALLED_AI,
+    PROBE_STRENGTHS,
+    TIERS,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -66,6 +80,12 @@ INTENDED_USE = (
 
 def recipe(args: argparse.Namespace) -> list[str]:
     """The training flags shared by every fold and the bundled model."""
+    if args.recipe == "probe":
+        return [
+            "--backbone", args.backbone, "--weights", "imagenet", "--probe",
+            "--input-mode", "crop", "--training-size", str(args.window),
+            "--operating-point", "per-source", "--seed", str(args.seed), "--name", args.name,
+        ]  # fmt: skip
     if args.recipe == "adapt":
         return [
             "--backbone", args.backbone, "--weights", "imagenet",
@@ -289,25 +309,34 @@ def cross_collection(args: argparse.Namespace, data: Path, out: Path) -> dict:
 
     folder = out / "cross-collection"
     script = [sys.executable, str(ROOT / "scripts" / "cross_collection.py"), "run", "--data", str(data)]
-    common = [*script, "--out", str(folder), "--seed", str(args.seed), "--window", str(args.window)]
-    for command in (
-        [*common, "--recipe", "frozen-top"],
-        [
-            *common, "--recipe", "adapt", "--tag", args.tag, "--trainable-until", args.adapt_until,
-            "--crop", str(args.crop), "--epochs", str(args.adapt_epochs), "--head-epochs", "1",
-            *(["--from-weights", args.adapted_weights] if args.adapted_weights else []),
-        ],
-    ):  # fmt: skip
+    common = [*script, "--out", str(folder), "--seed", str(args.seed)]
+    probe = [
+        *common, "--recipe", "frozen-stages", "--tag", args.tag, "--window", str(args.window),
+        "--c", *map(str, PROBE_STRENGTHS),
+    ]  # fmt: skip
+    adapt = [
+        *common, "--recipe", "adapt", "--tag", "early" if args.recipe == "probe" else args.tag,
+        "--window", str(256 if args.recipe == "probe" else args.window),
+        "--trainable-until", args.adapt_until, "--crop", str(args.crop), "--epochs", str(args.adapt_epochs),
+        "--head-epochs", "1", *(["--from-weights", args.adapted_weights] if args.adapted_weights else []),
+    ]  # fmt: skip
+    commands = [[*common, "--recipe", "frozen-top", "--window", "256"]]
+    # The probe's build scores the adapted models (the previous default's recipe, as it shipped) beside it.
+    if args.recipe == "adapt" or args.adapted_weights:
+        commands.append(adapt)
+    if args.recipe == "probe":
+        commands.append(probe)
+    for command in commands:
         print("+ " + " ".join(command[1:]), flush=True)
         subprocess.run(command, check=True)
+    bundled = f"frozen-stages:{args.tag}" if args.recipe == "probe" else f"adapt:{args.tag}"
     report = write_report(folder)
-    bundled = f"adapt:{args.tag}"
     return {
         "cross_collection": {
             "description": CROSS_COLLECTION,
             "recipes": report,
             "bundled_recipe": bundled,
-            "command": " ".join(["python scripts/cross_collection.py", *common[4:]]),
+            "command": " ".join(["python scripts/cross_collection.py", *commands[-1][2:]]),
         },
         "operating_point": {
             "rule": "per-source",
@@ -391,10 +420,22 @@ OPERATING_POINT = (
 )
 
 
-def limitations(recipe_name: str) -> list[str]:
+def limitations(recipe_name: str, window: int) -> list[str]:
+    if recipe_name == "probe":
+        return [
+            f"It scores one {window}x{window} window at native resolution (the centre of larger images; "
+            "smaller images are upscaled first), so it sees only part of a large photograph.",
+            "Its features are frozen ImageNet features of every stage of EfficientNet-Lite0: no layer of it was "
+            "trained on generated images, so it judges texture statistics more than the traces of generation.",
+            "On collections it never saw it separates real from AI only partly (see the cross-collection "
+            "results below): most images get `uncertain`, and a real photograph is called `ai` rarely but not "
+            "never (see the worst real source).",
+            "Trained on about 3,700 images from about 50 sources; generators and cameras unlike all of them "
+            "can be misjudged.",
+        ]
     if recipe_name == "adapt":
         return [
-            "It scores one 256x256 window at native resolution (the centre of larger images; smaller images "
+            f"It scores one {window}x{window} window at native resolution (the centre of larger images; smaller images "
             "are upscaled first), so it sees a small part of a large photograph.",
             "On collections it never saw it separates real from AI only partly (ROC AUC about 0.75-0.8 in the "
             "cross-collection results below): most images get `uncertain`, and a real photograph is called "
@@ -406,7 +447,7 @@ def limitations(recipe_name: str) -> list[str]:
         "The backbone is frozen ImageNet features: it judges how an image looks (texture, lighting, style) more "
         "than the pixel traces of generation, so photographs that look smooth or staged (film scans, studio "
         "and stock photos, downscaled images) are the real photographs it most often calls AI.",
-        "It scores one 256x256 window at native resolution (the centre of larger images; smaller images are "
+        f"It scores one {window}x{window} window at native resolution (the centre of larger images; smaller images are "
         "upscaled first), so it sees a small part of a large photograph.",
         "Trained on about 2,500 images from 20 sources; the per-source results below are on sources it did "
         "not see, but images from generators and cameras unlike all of them can still be misjudged.",
@@ -417,6 +458,8 @@ def limitations(recipe_name: str) -> list[str]:
 
 def main() -> None:
     args = build_parser().parse_args()
+    args.tag = args.tag or ("probe" if args.recipe == "probe" else "early")
+    args.window = args.window or (384 if args.recipe == "probe" else 256)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = link_data(args.data, out / "data")
@@ -436,19 +479,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="runs/default", help="work folder (folds, evaluations, the model)")
     parser.add_argument(
         "--recipe",
-        choices=("adapt", "frozen"),
-        default="adapt",
-        help="adapt: the adapted backbone on the cross-collection protocol; frozen: frozen features, head "
-        "search and the source-held-out folds",
+        choices=("probe", "adapt", "frozen"),
+        default="probe",
+        help="probe: every stage of the frozen backbone pooled and a logistic regression, on the "
+        "cross-collection protocol (CPU, minutes); adapt: the adapted backbone on that protocol; frozen: "
+        "frozen features, head search and the source-held-out folds",
     )
     parser.add_argument("--name", default=NAME, help="the model's name (and its bundled folder)")
     parser.add_argument("--backbone", default="efficientnet_lite0")
-    parser.add_argument("--window", type=int, default=256, help="the native-resolution window it scores")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="the native-resolution window it scores (probe 384, else 256)",
+    )
     parser.add_argument("--trials", type=int, default=10, help="frozen: Keras Tuner trials over the head")
     parser.add_argument("--crop", type=int, default=128, help="adapt: native crops it trains on")
     parser.add_argument("--adapt-until", default="block10", help="adapt: last adapted block (or all)")
     parser.add_argument("--adapt-epochs", type=int, default=8, help="adapt: epochs of adaptation")
-    parser.add_argument("--tag", default="early", help="adapt: the variant's name in the protocol's scores")
+    parser.add_argument(
+        "--tag", default=None, help="the variant's name in the protocol's scores (default: probe, or early)"
+    )
     parser.add_argument(
         "--adapted-weights",
         default=None,
@@ -494,7 +545,7 @@ def train_and_measure(args: argparse.Namespace, data: Path, out: Path) -> tuple[
 
     run_dir = out / "run"
     extra: dict = {}
-    if args.recipe == "adapt":
+    if args.recipe in ("adapt", "probe"):
         protocol = {}
         extra = cross_collection(args, data, out)
         train_final(args, data, out, final_split_of(args, data))
@@ -513,7 +564,7 @@ def train_and_measure(args: argparse.Namespace, data: Path, out: Path) -> tuple[
                 discover(data).samples, 0.0, 0.0, args.seed, val_sources=set(args.val_sources)
             )
             train_final(args, data, out, split)
-    if args.baseline and args.recipe == "adapt":
+    if args.baseline and args.recipe in ("adapt", "probe"):
         # The previous default on the collection it never saw, beside this recipe's numbers there.
         extra["cross_collection"]["previous_default"] = baseline(
             Path(args.baseline), data / args.baseline_data, out, args.baseline_tiers
@@ -527,7 +578,7 @@ def train_and_measure(args: argparse.Namespace, data: Path, out: Path) -> tuple[
         write_json(out / "protocol.json", protocol)
     if protocol:
         protocol_plots(out / "protocol-predictions.csv", read_metadata(run_dir), run_dir / "plots")
-    if args.adapted_weights:
+    if args.recipe == "adapt" and args.adapted_weights:
         # The recipe as the weights' own run had it (its settings, epochs done, seconds, validation AUC).
         done = json.loads((Path(args.adapted_weights) / "done.json").read_text(encoding="utf-8"))
         trained = done[f"adapt:{args.tag} final"]
@@ -566,7 +617,7 @@ def describe(args: argparse.Namespace, out: Path, protocol: dict, extra: dict) -
             "reproduce": reproduce,
             "data_description": ", ".join(Path(d).name for d in args.data),
             "intended_use": INTENDED_USE,
-            "known_limitations": limitations(args.recipe),
+            "known_limitations": limitations(args.recipe, args.window),
         }
     )
     write_metadata(run_dir, metadata)
