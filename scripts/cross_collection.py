@@ -123,7 +123,7 @@ class FrozenRecipe:
         )
 
     def fit(self, train: list[Item], val: list[Item]) -> None:
-        from realcheck.model.evaluation.protocol import fit_probe, out_of_source_scores
+        from realcheck.model.evaluation.protocol import fit_probe, out_of_source_scores, probe_fitter
 
         x = self.embed(model_inputs(train, self.args.window, "clean", self.args.workers))
         labels = np.array([i.label for i in train])
@@ -142,11 +142,7 @@ class FrozenRecipe:
             classifier, c, val_auc = fit_probe((x, labels), held_out, strengths)
             self.scorer = lambda features: classifier.predict_proba(features)[:, 1]
             self.record = {"c": c, "validation_auc": val_auc}
-
-            def refit(x, labels):
-                probe = fit_probe((x, labels), None, (c,))[0]
-                return lambda features: probe.predict_proba(features)[:, 1]
-
+            refit = probe_fitter(c)
         if self.args.out_of_source_folds:
             sources = np.array([i.source for i in train])
             folds, seed = self.args.out_of_source_folds, self.args.seed
@@ -333,7 +329,7 @@ def run(args: argparse.Namespace) -> None:
                     for s, items, tiers in evaluated
                     for row in score_rows(recipe, variant, direction, s, items, tiers, args)
                 ]
-                if hasattr(recipe, "out_of_source"):
+                if getattr(recipe, "out_of_source", None) is not None:
                     trained = parts["train"] if direction == "final" else train
                     rows += rows_of(
                         variant, direction, "out_of_source", "clean", trained, recipe.out_of_source, args.data

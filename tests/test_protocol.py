@@ -185,6 +185,8 @@ def test_out_of_source_scores_come_from_models_that_never_saw_the_source():
     assert len(fitted_on) == 4
     assert all(classes == {REAL, AI} for _, classes in fitted_on)  # each fold keeps both classes
     np.testing.assert_array_equal(scores, labels)  # every image scored, by a model without its source
+    one_ai_source = np.where(labels == AI, "generator", sources)
+    assert protocol.out_of_source_scores(fit, x, labels, one_ai_source, folds=4, seed=0) is None
 
 
 def test_the_rule_is_fitted_on_validation_and_the_training_images_scored_out_of_source(tmp_path):

@@ -104,14 +104,31 @@ def fit_probe(
     return fitted[chosen], chosen, scores
 
 
-def out_of_source_scores(fit, x: np.ndarray, labels: np.ndarray, sources: np.ndarray, folds: int, seed: int):
-    """Each training image scored by a model fitted (by `fit(x, labels)`, returning scores' callable) without
-    its source: whole sources dealt into `folds` folds with both classes in each, as held out as the
-    validation sources. The operating point then sees every real source of the training collection, not the
-    handful that validation holds (a rule fitted on three real sources accused on the fourth).
+def probe_fitter(c: float):
+    """fit(x, labels) -> a scoring function: the probe at strength `c` (for `out_of_source_scores`)."""
+
+    def fit(x: np.ndarray, labels: np.ndarray):
+        probe = fit_probe((x, labels), None, (c,))[0]
+        return lambda held: probe.predict_proba(held)[:, 1]
+
+    return fit
+
+
+def out_of_source_scores(
+    fit, x: np.ndarray, labels: np.ndarray, sources: np.ndarray, folds: int, seed: int
+) -> np.ndarray | None:
+    """Each training image scored by a model fitted (`fit(x, labels)` returns a scoring function) without
+    its source: whole sources dealt into `folds` folds with both classes in each, held out as validation
+    holds them. The operating point then sees every real source of the training collection, not only the
+    few that validation holds (a rule fitted on three real sources accused on the fourth).
+
+    Fewer folds when a class has fewer sources; None when a class has a single source (nothing to hold out).
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
+    folds = min(folds, *(len(np.unique(sources[labels == label])) for label in (REAL, AI)))
+    if folds < 2:
+        return None
     scores = np.full(len(labels), np.nan)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for kept, held in splitter.split(x, labels, sources):

@@ -18,7 +18,12 @@ import numpy as np
 
 from realcheck.model.data.datasets import Sample
 from realcheck.model.data.imaging import load_model_input
-from realcheck.model.evaluation.protocol import PROBE_STRENGTHS, fit_probe, out_of_source_scores
+from realcheck.model.evaluation.protocol import (
+    PROBE_STRENGTHS,
+    fit_probe,
+    out_of_source_scores,
+    probe_fitter,
+)
 from realcheck.model.networks.architecture import feature_extractor
 from realcheck.model.settings import HeadParams, InputSpec
 
@@ -71,7 +76,7 @@ def fit_linear_probe(
     seed: int,
 ) -> tuple[dict, ScoredImages | None]:
     """Fit the probe into `model`'s head; returns its record (strength, validation AUCs) and the training
-    images scored out of source (None when the training data has too few sources of a class to hold any out)."""
+    images scored out of source (None when a class has a single training source)."""
     train, val = split["train"], split["val"]
     x = embed(model, root, train, spec, batch_size)
     labels = np.array([s.label for s in train])
@@ -87,15 +92,9 @@ def fit_linear_probe(
     log.info("probe: C %s chosen (validation ROC AUC %s)", c, {k: round(v, 3) for k, v in val_auc.items()})
     record = {"c": c, "validation_auc": val_auc, "features": int(x.shape[1])}
 
-    folds = min(OUT_OF_SOURCE_FOLDS, *(len(set(sources[labels == label].tolist())) for label in (0, 1)))
-    if folds < 2:
-        log.info("too few sources per class to score the training images out of source")
+    scores = out_of_source_scores(probe_fitter(c), x, labels, sources, OUT_OF_SOURCE_FOLDS, seed)
+    if scores is None:
+        log.info("a class has one training source: no training image can be scored out of source")
         return record, None
-
-    def refit(x_kept: np.ndarray, labels_kept: np.ndarray):
-        kept = fit_probe((x_kept, labels_kept), None, (c,))[0]
-        return lambda x_held: kept.predict_proba(x_held)[:, 1]
-
-    scores = out_of_source_scores(refit, x, labels, sources, folds, seed)
-    record["out_of_source_folds"] = folds
+    record["scored_out_of_source"] = len(scores)
     return record, ScoredImages(labels, scores, sources)
