@@ -78,7 +78,7 @@ def test_train_probe_records_its_strength_and_fits_its_rule_out_of_source(probe_
     assert metadata["probe"]["c"] in PROBE_STRENGTHS
     assert set(map(float, metadata["probe"]["validation_auc"])) == set(PROBE_STRENGTHS)
     assert metadata["probe"]["scored_out_of_source"] == metadata["training_data"]["splits"]["train"]["n"]
-    assert metadata["calibration"]["fitted_on"] == "val + training images scored out of source"
+    assert metadata["calibration"]["fitted_on"] == "val + out-of-source training"
     assert metadata["threshold"] == metadata["uncertainty_band"][1]
     assert metadata["metrics"]["test"]["roc_auc"] > 0.5
 

@@ -43,7 +43,9 @@ def _model_section(metadata: dict) -> list[str]:
         f"{metadata['input_size']}x{metadata['input_size']} inside the inference path"
         + _training_input_note(metadata),
         f"- Decision: `ai` when P(AI) >= {metadata['threshold']:.4f}; `uncertain` inside "
-        f"[{low:.4f}, {high:.4f}] (both chosen on the validation split)",
+        f"[{low:.4f}, {high:.4f}] (both chosen on the "
+        f"{metadata.get('calibration', {}).get('fitted_on', 'val')} split)",
+        *_probe_lines(metadata),
         *_calibration_lines(metadata.get("calibration")),
         *([f"- Compute: {compute} GFLOP per image"] if compute else []),
         f"- Seed {metadata.get('seed')}, git commit {metadata.get('git_commit')}, created {metadata.get('created_at')}",
@@ -151,6 +153,17 @@ TIER_TITLES = {
     "web_768_q60": "longest side <= 768 px, JPEG q60",
     "web_512_q40": "longest side <= 512 px, JPEG q40",
 }
+
+
+def _probe_lines(metadata: dict) -> list[str]:
+    if metadata.get("pooling") != "stages":
+        return []
+    probe = metadata.get("probe", {})
+    return [
+        "- Features: every stage of the frozen backbone pooled (per channel mean, standard deviation and "
+        f"maximum over the window, {probe.get('features')} numbers); the head is a logistic regression, "
+        f"L2 strength C = {probe.get('c')} chosen by ROC AUC on the validation sources"
+    ]
 
 
 def _calibration_lines(calibration: dict | None) -> list[str]:

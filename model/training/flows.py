@@ -357,7 +357,7 @@ def finish(
         )
     model, fit_scores, calibration = calibrate(model, fit_on.labels, fit_on.scores)
     if out_of_source is not None:
-        calibration["fitted_on"] = "val + training images scored out of source"
+        calibration["fitted_on"] = "val + out-of-source training"
     val_scores = fit_scores[: len(val)]
     rule = choose_rule(config, fit_on.labels, fit_scores, list(fit_on.sources))
     metadata = metadata | {"calibration": calibration}
