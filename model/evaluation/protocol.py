@@ -120,7 +120,7 @@ def out_of_source_scores(
     """Each training image scored by a model fitted (`fit(x, labels)` returns a scoring function) without
     its source: whole sources dealt into `folds` folds with both classes in each, held out as validation
     holds them. The operating point then sees every real source of the training collection, not only the
-    few that validation holds (a rule fitted on three real sources accused on the fourth).
+    few that validation holds.
 
     Fewer folds when a class has fewer sources; None when a class has a single source (nothing to hold out).
     """

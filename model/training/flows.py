@@ -347,14 +347,7 @@ def finish(
     raw_val_scores = score_paths(
         keras_detector(model, metadata), [data.root / s.path for s in val], config.batch_size
     )
-    fit_on = ScoredImages(val_labels, raw_val_scores, np.array([s.source for s in val]))
-    if out_of_source is not None:
-        fit_on = ScoredImages(
-            *(
-                np.concatenate([getattr(fit_on, f), getattr(out_of_source, f)])
-                for f in ("labels", "scores", "sources")
-            )
-        )
+    fit_on = ScoredImages(val_labels, raw_val_scores, np.array([s.source for s in val])).joined(out_of_source)
     model, fit_scores, calibration = calibrate(model, fit_on.labels, fit_on.scores)
     if out_of_source is not None:
         calibration["fitted_on"] = "val + out-of-source training"
