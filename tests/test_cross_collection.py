@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import imagegen
+import pytest
 
 from realcheck.model.evaluation.protocol import COLLECTIONS
+
+pytestmark = pytest.mark.heavy_children  # the script's process holds an ImageNet backbone
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "cross_collection.py"
 

@@ -18,8 +18,9 @@ from realcheck.model.scoring.gradcam import GradCam
 from realcheck.model.settings import InputSpec
 from realcheck.model.training.probe import PROBE_HEAD, set_linear_head
 
-# Builds ImageNet backbones in the test process: scripts/test.sh runs these in a pytest of their own.
-pytestmark = pytest.mark.trains
+# Builds backbones in the test process (scripts/test.sh runs these in a pytest of their own) and trains and
+# exports an ImageNet one in children of gigabytes (run first, beside a small test process).
+pytestmark = [pytest.mark.trains, pytest.mark.heavy_children]
 
 PROBE = ["--probe", "--backbone", "efficientnet_lite0", "--weights", "imagenet", "--input-mode", "crop"]
 
@@ -41,16 +42,13 @@ def sourced_dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def probe_artifact(tmp_path_factory, sourced_dataset):
+    """Trained by the CLI in its own process, so the gigabytes of an ImageNet backbone go when it exits."""
     out = tmp_path_factory.mktemp("probe") / "probe"
-    from realcheck.cli import main
-
-    status = main(
-        [
-            "-q", "train", "--data", str(sourced_dataset), "--out", str(out), *PROBE, "--training-size", "32",
-            "--input-size", "48", "--batch-size", "16", "--split-by", "source", "--operating-point", "per-source",
-        ]
+    done = run_cli_process(
+        "train", "--data", str(sourced_dataset), "--out", str(out), *PROBE, "--training-size", "32",
+        "--input-size", "48", "--batch-size", "16", "--split-by", "source", "--operating-point", "per-source",
     )  # fmt: skip
-    assert status == 0
+    assert done.returncode == 0, done.stderr[-3000:]
     return out
 
 
