@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 NAME = "realcheck-default-lite0"
+CROSS_COLLECTION_RECIPES = ("adapt", "probe")  # measured on the cross-collection protocol
 # Where the bundled model's calibration, threshold and band are fitted: whole sources of both classes that
 # leave every generator family in training (a random pick of 20% took all four Midjourney sources).
 FINAL_VAL_SOURCES = [
@@ -547,7 +548,7 @@ def train_and_measure(args: argparse.Namespace, data: Path, out: Path) -> tuple[
 
     run_dir = out / "run"
     extra: dict = {}
-    if args.recipe in ("adapt", "probe"):
+    if args.recipe in CROSS_COLLECTION_RECIPES:
         protocol = {}
         extra = cross_collection(args, data, out)
         train_final(args, data, out, final_split_of(args, data))
@@ -566,7 +567,7 @@ def train_and_measure(args: argparse.Namespace, data: Path, out: Path) -> tuple[
                 discover(data).samples, 0.0, 0.0, args.seed, val_sources=set(args.val_sources)
             )
             train_final(args, data, out, split)
-    if args.baseline and args.recipe in ("adapt", "probe"):
+    if args.baseline and args.recipe in CROSS_COLLECTION_RECIPES:
         # The previous default on the collection it never saw, beside this recipe's numbers there.
         extra["cross_collection"]["previous_default"] = baseline(
             Path(args.baseline), data / args.baseline_data, out, args.baseline_tiers

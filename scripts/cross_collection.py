@@ -42,6 +42,7 @@ import numpy as np
 from realcheck.model.evaluation.protocol import (
     COLLECTIONS,
     DIRECTIONS,
+    OUT_OF_SOURCE_FOLDS,
     TIERS,
     Item,
     final_split,
@@ -398,7 +399,7 @@ def main() -> None:
     runner.add_argument(
         "--out-of-source-folds",
         type=int,
-        default=5,
+        default=OUT_OF_SOURCE_FOLDS,
         help="frozen recipes: also score the training images out of source in this many folds, so the "
         "operating point sees every real source (0: validation sources only)",
     )

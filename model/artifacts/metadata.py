@@ -85,7 +85,11 @@ FIELDS: tuple[Field, ...] = (
         network=True,
         default="average",
     ),
-    Field("probe", "object", "the linear probe: its L2 strength, validation ROC AUCs, out-of-source folds"),
+    Field(
+        "probe",
+        "object",
+        "the linear probe: its L2 strength, validation ROC AUCs, images scored out of source",
+    ),
     Field(
         "input_filter",
         "string",

@@ -77,6 +77,7 @@ def split_sources(items: list[Item], val_fraction: float, seed: int) -> tuple[li
 # The inverse L2 strengths a linear probe chooses among (scikit-learn's C): its features number thousands
 # and its training images a few thousand, so the strong end matters most.
 PROBE_STRENGTHS = (3e-4, 1e-3, 3e-3, 1e-2, 5e-2)
+OUT_OF_SOURCE_FOLDS = 5  # folds of whole sources in which frozen recipes score their training images
 
 
 def fit_probe(
@@ -306,9 +307,9 @@ def report(scores: dict) -> dict:
         fit_split = "calibration" if direction == "final" else "val"
         if split != fit_split or direction in result[recipe]:
             continue
-        fitted_on = [fit_split] + ["out_of_source"] * (
-            (recipe, direction, "out_of_source", "clean") in scores
-        )
+        fitted_on = [fit_split]
+        if (recipe, direction, "out_of_source", "clean") in scores:
+            fitted_on.append("out_of_source")
         groups = [scores[(recipe, direction, s, "clean")] for s in fitted_on]
         val = {key: np.concatenate([g[key] for g in groups]) for key in ("labels", "scores", "sources")}
         (scale, bias), rule, balanced = fit_on_validation(val["labels"], val["scores"], val["sources"])

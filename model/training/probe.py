@@ -20,6 +20,7 @@ import numpy as np
 from realcheck.model.data.datasets import Sample
 from realcheck.model.data.imaging import load_model_input
 from realcheck.model.evaluation.protocol import (
+    OUT_OF_SOURCE_FOLDS,
     PROBE_STRENGTHS,
     fit_probe,
     out_of_source_scores,
@@ -30,7 +31,6 @@ from realcheck.model.settings import HeadParams, InputSpec
 
 log = logging.getLogger("realcheck")
 
-OUT_OF_SOURCE_FOLDS = 5
 PROBE_HEAD = HeadParams(units=0)  # one Dense layer: the logistic regression, standardisation folded in
 
 
