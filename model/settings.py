@@ -98,7 +98,7 @@ POOLINGS = ("average", "stages")  # the last layer averaged, or every stage (mea
 SPLIT_BY = ("group", "source")
 # band: the balanced threshold with a band around it; per-source: the threshold for the worst real
 # validation source (realcheck.model.evaluation.protocol).
-OPERATING_POINTS = ("band", "per-source")
+OPERATING_POINTS = ("band", "per-source", "new-source")
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 MIXED_PRECISION = ("auto", "on", "off")
 
@@ -307,7 +307,9 @@ class TrainConfig:
         "band",
         choices=OPERATING_POINTS,
         help="band: balanced threshold and a band around it; per-source: `ai` only above the score that at "
-        "most --max-real-called-ai (default 0.03) of every real validation source reaches",
+        "most --max-real-called-ai (default 0.03) of every real validation source reaches; new-source: above "
+        "the score that a real source never seen keeps that share under, with 95%% confidence (a prediction "
+        "bound from the spread of the validation sources'; per-source with fewer than 3 of 10+ photos)",
         refused_by={"tune": TUNE_SEARCHES_HEADS},
     )
     probe: bool = option(

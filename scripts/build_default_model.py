@@ -55,6 +55,8 @@ import numpy as np
 from realcheck.model.evaluation.protocol import (
     MAX_AI_CALLED_REAL,
     MAX_REAL_CALLED_AI,
+    NEW_SOURCE_CONFIDENCE,
+    OPERATING_POINT_RULES,
     PROBE_STRENGTHS,
     TIERS,
 )
@@ -87,14 +89,14 @@ def recipe(args: argparse.Namespace) -> list[str]:
         return [
             "--backbone", args.backbone, "--weights", "imagenet", "--probe",
             "--input-mode", "crop", "--training-size", str(args.window),
-            "--operating-point", "per-source", "--seed", str(args.seed), "--name", args.name,
+            "--operating-point", args.operating_point, "--seed", str(args.seed), "--name", args.name,
         ]  # fmt: skip
     if args.recipe == "adapt":
         return [
             "--backbone", args.backbone, "--weights", "imagenet",
             "--input-mode", "crop", "--training-size", str(args.crop), "--input-size", str(args.window),
             "--adapt-until", args.adapt_until, "--epochs", "1", "--adapt-epochs", str(args.adapt_epochs),
-            "--operating-point", "per-source",
+            "--operating-point", args.operating_point,
             "--seed", str(args.seed), "--name", args.name,
         ]  # fmt: skip
     return [
@@ -315,7 +317,7 @@ def cross_collection(args: argparse.Namespace, data: Path, out: Path) -> dict:
     common = [*script, "--out", str(folder), "--seed", str(args.seed)]
     probe = [
         *common, "--recipe", "frozen-stages", "--tag", args.tag, "--window", str(args.window),
-        "--c", *map(str, PROBE_STRENGTHS),
+        "--c", *map(str, PROBE_STRENGTHS), "--balance-sources",
     ]  # fmt: skip
     adapt = [
         *common, "--recipe", "adapt", "--tag", "early" if args.recipe == "probe" else args.tag,
@@ -333,7 +335,7 @@ def cross_collection(args: argparse.Namespace, data: Path, out: Path) -> dict:
         print("+ " + " ".join(command[1:]), flush=True)
         subprocess.run(command, check=True)
     bundled = f"frozen-stages:{args.tag}" if args.recipe == "probe" else f"adapt:{args.tag}"
-    report = write_report(folder)
+    report = write_report(folder, rule=args.operating_point)
     return {
         "cross_collection": {
             "description": CROSS_COLLECTION,
@@ -342,8 +344,8 @@ def cross_collection(args: argparse.Namespace, data: Path, out: Path) -> dict:
             "command": " ".join(["python scripts/cross_collection.py", *commands[-1][2:]]),
         },
         "operating_point": {
-            "rule": "per-source",
-            "description": OPERATING_POINT,
+            "rule": args.operating_point,
+            "description": OPERATING_POINTS[args.operating_point],
             "measured": {
                 "protocol": "cross-collection (each image scored by a model trained on the other collection, "
                 "at that model's operating point)",
@@ -416,11 +418,15 @@ CROSS_COLLECTION = (
     "and a collector nobody trained or tuned on. Balanced accuracy is at the threshold chosen on validation "
     "for balance; the verdict rates are at the operating point, which accuses as few real photos as it can."
 )
-OPERATING_POINT = (
-    f"`ai` only above the score that at most {MAX_REAL_CALLED_AI:.0%} of the photos of every real validation "
-    f"source reach (the worst source, not the pooled rate); `real` below the score of the lowest "
-    f"{MAX_AI_CALLED_REAL:.0%} of validation AI images; `uncertain` between."
-)
+_REAL_EDGE = f"`real` below the score of the lowest {MAX_AI_CALLED_REAL:.0%} of validation AI images; `uncertain` between."
+OPERATING_POINTS = {
+    "per-source": f"`ai` only above the score that at most {MAX_REAL_CALLED_AI:.0%} of the photos of every real "
+    f"validation source reach (the worst source, not the pooled rate); {_REAL_EDGE}",
+    "new-source": f"`ai` only above the score under which a real source never seen keeps "
+    f"{1 - MAX_REAL_CALLED_AI:.0%} of its photos with {NEW_SOURCE_CONFIDENCE:.0%} confidence (a Student-t "
+    "prediction bound over the validation real sources' own such scores, in log-odds, so it widens with their "
+    f"spread and with how few they are); {_REAL_EDGE}",
+}
 
 
 def limitations(recipe_name: str, window: int) -> list[str]:
@@ -517,6 +523,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=FINAL_VAL_SOURCES,
         help="whole sources the bundled model is calibrated on instead of trained on",
+    )
+    parser.add_argument(
+        "--operating-point",
+        choices=OPERATING_POINT_RULES,
+        default="per-source",
+        help="adapt, probe: where `ai` starts; per-source: the worst validation source's 3%%; new-source: a "
+        "95%% prediction bound for an unseen real source's 3%%",
     )
     parser.add_argument("--max-uncertain", type=float, default=0.3)
     parser.add_argument("--max-real-called-ai", type=float, default=0.05)

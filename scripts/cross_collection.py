@@ -42,6 +42,7 @@ import numpy as np
 from realcheck.model.evaluation.protocol import (
     COLLECTIONS,
     DIRECTIONS,
+    OPERATING_POINT_RULES,
     OUT_OF_SOURCE_FOLDS,
     TIERS,
     Item,
@@ -128,6 +129,7 @@ class FrozenRecipe:
 
         x = self.embed(model_inputs(train, self.args.window, "clean", self.args.workers))
         labels = np.array([i.label for i in train])
+        sources = np.array([i.source for i in train])
         if self.kind == "real-only":
             self.scorer = fit_real_only(x, labels)
             self.record = {"real_images": int(np.sum(labels == REAL))}
@@ -140,12 +142,12 @@ class FrozenRecipe:
                     self.embed(model_inputs(val, self.args.window, "clean", self.args.workers)),
                     np.array([i.label for i in val]),
                 )
-            classifier, c, val_auc = fit_probe((x, labels), held_out, strengths)
+            balance = self.args.balance_sources
+            classifier, c, val_auc = fit_probe((x, labels), held_out, strengths, sources if balance else None)
             self.scorer = lambda features: classifier.predict_proba(features)[:, 1]
-            self.record = {"c": c, "validation_auc": val_auc}
-            refit = probe_fitter(c)
+            self.record = {"c": c, "validation_auc": val_auc, "source_balanced": balance}
+            refit = probe_fitter(c, balance)
         if self.args.out_of_source_folds:
-            sources = np.array([i.source for i in train])
             folds, seed = self.args.out_of_source_folds, self.args.seed
             self.out_of_source = out_of_source_scores(refit, x, labels, sources, folds, seed)
 
@@ -153,9 +155,10 @@ class FrozenRecipe:
         return self.scorer(self.embed(batch))
 
 
-def fit_real_only(x: np.ndarray, labels: np.ndarray):
+def fit_real_only(x: np.ndarray, labels: np.ndarray, sources: np.ndarray | None = None):
     """A Ledoit-Wolf Gaussian on the real photos' standardised features; an image scores by its log
-    Mahalanobis distance from them, centred on the typical real photo's (farther: more likely AI)."""
+    Mahalanobis distance from them, centred on the typical real photo's (farther: more likely AI). Sources
+    play no part."""
     from sklearn.covariance import LedoitWolf
     from sklearn.preprocessing import StandardScaler
 
@@ -298,7 +301,12 @@ def run(args: argparse.Namespace) -> None:
     }
     for name in args.recipe:
         variant = f"{name}:{args.tag}" if args.tag else name
-        job_key = run_key | ({} if name == "adapt" else {"out_of_source_folds": args.out_of_source_folds})
+        job_key = run_key | (
+            {}
+            if name == "adapt"
+            else {"out_of_source_folds": args.out_of_source_folds}
+            | ({"balance_sources": True} if args.balance_sources else {})
+        )
         jobs = ["final"] if args.final else list(DIRECTIONS)
         for direction in jobs:
             key = f"{variant} {direction}"
@@ -403,6 +411,11 @@ def main() -> None:
         help="frozen recipes: also score the training images out of source in this many folds, so the "
         "operating point sees every real source (0: validation sources only)",
     )
+    runner.add_argument(
+        "--balance-sources",
+        action="store_true",
+        help="frozen-top, frozen-stages: every source weighs the same within its class",
+    )
     adapt = runner.add_argument_group("adapt recipe")
     adapt.add_argument("--crop", type=int, default=256)
     adapt.add_argument("--batch-size", type=int, default=32)
@@ -424,6 +437,13 @@ def main() -> None:
         metavar="A+B",
         help="also report these ensembles of recipes (mean log-odds), e.g. adapt:early+adapt:reg160",
     )
+    reporter.add_argument(
+        "--operating-point",
+        choices=OPERATING_POINT_RULES,
+        default="per-source",
+        help="per-source: the worst validation source's 3%%; new-source: a 95%% prediction bound for an "
+        "unseen source's 3%%, from the spread of the validation sources'",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     if args.command == "run":
@@ -433,7 +453,7 @@ def main() -> None:
     else:
         from realcheck.model.evaluation.protocol import write_report
 
-        write_report(args.out, tuple(e.split("+") for e in args.ensemble))
+        write_report(args.out, tuple(e.split("+") for e in args.ensemble), args.operating_point)
 
 
 if __name__ == "__main__":

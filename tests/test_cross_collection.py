@@ -41,7 +41,7 @@ def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rul
     data, out = make_collections(tmp_path / "data"), tmp_path / "xc"
     run = [
         "run", "--data", str(data), "--out", str(out), "--recipe", "frozen-stages", "--window", "32",
-        "--tiers", "clean", "--c", "0.01", "0.1", "--out-of-source-folds", "3",
+        "--tiers", "clean", "--c", "0.01", "0.1", "--balance-sources", "--out-of-source-folds", "3",
     ]  # fmt: skip
     done = run_script(*run)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -50,14 +50,16 @@ def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rul
     assert splits == {"val", "test", "out_of_source"}
     record = json.loads((out / "done.json").read_text())["frozen-stages A->B"]
     assert record["run"]["out_of_source_folds"] == 3 and record["settings"]["c"] in (0.01, 0.1)
+    assert record["run"]["balance_sources"] and record["settings"]["source_balanced"]
 
     assert run_script(*run).returncode == 0  # finished jobs are skipped
     changed = run_script(*run[:-1], "5")
     assert changed.returncode != 0 and "use another --out" in changed.stderr
 
-    reported = run_script("report", "--out", str(out))
+    reported = run_script("report", "--out", str(out), "--operating-point", "new-source")
     assert reported.returncode == 0, reported.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())["frozen-stages"]
     for direction in ("A->B", "B->A"):
         assert report[direction]["rule_fitted_on"]["splits"] == ["val", "out_of_source"]
+        assert report[direction]["rule"] == "new-source"
         assert report[direction]["clean"]["n"] == 2 * 4 * 4 * (2 if direction == "B->A" else 1)

@@ -46,7 +46,7 @@ def probe_artifact(tmp_path_factory, sourced_dataset):
     out = tmp_path_factory.mktemp("probe") / "probe"
     done = run_cli_process(
         "train", "--data", str(sourced_dataset), "--out", str(out), *PROBE, "--training-size", "32",
-        "--input-size", "48", "--batch-size", "16", "--split-by", "source", "--operating-point", "per-source",
+        "--input-size", "48", "--batch-size", "16", "--split-by", "source", "--operating-point", "new-source",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return out
@@ -73,7 +73,7 @@ def test_the_linear_head_gives_the_logistic_regressions_probabilities():
 def test_train_probe_records_its_strength_and_fits_its_rule_out_of_source(probe_artifact):
     metadata = json.loads((probe_artifact / "metadata.json").read_text())
     assert metadata["pooling"] == "stages" and metadata["head"]["units"] == 0
-    assert metadata["probe"]["c"] in PROBE_STRENGTHS
+    assert metadata["probe"]["c"] in PROBE_STRENGTHS and metadata["probe"]["source_balanced"]
     assert set(map(float, metadata["probe"]["validation_auc"])) == set(PROBE_STRENGTHS)
     assert metadata["probe"]["scored_out_of_source"] == metadata["training_data"]["splits"]["train"]["n"]
     assert metadata["calibration"]["fitted_on"] == "val + out-of-source training"

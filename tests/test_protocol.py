@@ -176,7 +176,8 @@ def test_out_of_source_scores_come_from_models_that_never_saw_the_source():
     x = np.column_stack([ids, labels])  # the source's id travels with each image
     fitted_on = []
 
-    def fit(x, labels):
+    def fit(x, labels, held_sources):
+        assert set(held_sources) == {f"s{int(i)}" for i in x[:, 0]}  # each image's own source comes along
         seen = set(x[:, 0])
         fitted_on.append((seen, set(labels)))
         return lambda held: np.where(np.isin(held[:, 0], list(seen)), -1.0, held[:, 1])
@@ -187,6 +188,69 @@ def test_out_of_source_scores_come_from_models_that_never_saw_the_source():
     np.testing.assert_array_equal(scores, labels)  # every image scored, by a model without its source
     one_ai_source = np.where(labels == AI, "generator", sources)
     assert protocol.out_of_source_scores(fit, x, labels, one_ai_source, folds=4, seed=0) is None
+
+
+def test_source_balanced_weights_give_every_source_of_a_class_the_same_weight():
+    labels = np.array([REAL] * 400 + [REAL] * 10 + [AI] * 90)
+    sources = np.array(["game"] * 400 + ["camera"] * 10 + ["generator"] * 90)
+    weights = protocol.source_balanced_weights(labels, sources)
+    assert weights.mean() == pytest.approx(1.0)
+    totals = {source: weights[sources == source].sum() for source in ("game", "camera", "generator")}
+    assert totals["game"] == pytest.approx(totals["camera"])
+    assert totals["game"] + totals["camera"] == pytest.approx(totals["generator"])
+
+
+def test_a_source_balanced_probe_does_not_let_its_largest_source_set_the_boundary():
+    """A small real source close to the AI images: unweighted, the 400 photos of a far source decide where the
+    boundary goes and the small one is scored as AI-like; balanced, it weighs as much and is scored lower."""
+    rng = np.random.default_rng(0)
+    far, near, ai = rng.normal(-3, 1, (400, 1)), rng.normal(0.8, 0.5, (15, 1)), rng.normal(2, 1, (200, 1))
+    x = np.concatenate([far, near, ai])
+    labels = np.array([REAL] * 415 + [AI] * 200)
+    sources = np.array(["far"] * 400 + ["near"] * 15 + ["generator"] * 200)
+    plain = protocol.fit_probe((x, labels), None, (1.0,))[0]
+    balanced = protocol.fit_probe((x, labels), None, (1.0,), sources)[0]
+    assert balanced.predict_proba(near)[:, 1].mean() < plain.predict_proba(near)[:, 1].mean() - 0.05
+    fit = protocol.probe_fitter(1.0, balance_sources=True)
+    np.testing.assert_allclose(fit(x, labels, sources)(near), balanced.predict_proba(near)[:, 1])
+
+
+def real_sources(rng, count: int, photos: int = 150, spread: float = 1.0):
+    """Real sources whose scores (log-odds) sit around a level of their own: N(level, 1), level ~ N(-3, spread)."""
+    levels = rng.normal(-3, spread, count)
+    logits = np.concatenate([rng.normal(level, 1, photos) for level in levels])
+    return 1 / (1 + np.exp(-logits)), np.repeat([f"camera{i}" for i in range(count)], photos)
+
+
+def test_the_new_source_rule_keeps_an_unseen_source_under_the_limit_more_often_than_the_worst_seen_one():
+    rng = np.random.default_rng(0)
+    kept = {"per-source": 0, "new-source": 0}
+    trials = 200
+    for _ in range(trials):
+        scores, sources = real_sources(rng, 5, spread=2.0)
+        labels = np.full(len(scores), REAL)
+        unseen, _ = real_sources(rng, 1, spread=2.0)
+        for rule in kept:
+            threshold = protocol.choose_operating_point(labels, scores, sources, rule=rule).threshold
+            kept[rule] += np.mean(unseen >= threshold) <= protocol.MAX_REAL_CALLED_AI
+    # Five sources seen: the worst of them covers a sixth about 5 times in 6 (167 of 200); the bound about
+    # 19 in 20 (195).
+    assert kept["new-source"] / trials >= 0.93
+    assert kept["per-source"] / trials <= 0.88
+
+
+def test_the_new_source_bound_widens_with_the_spread_of_the_sources_and_needs_three():
+    rng = np.random.default_rng(1)
+    narrow, sources = real_sources(rng, 6, spread=0.2)
+    wide, _ = real_sources(rng, 6, spread=1.5)
+    labels = np.full(len(narrow), REAL)
+    assert protocol.new_source_threshold(labels, wide, sources) > protocol.new_source_threshold(
+        labels, narrow, sources
+    )
+    two = np.isin(sources, ["camera0", "camera1"])
+    assert protocol.new_source_threshold(labels[two], wide[two], sources[two]) is None
+    as_per_source = protocol.choose_operating_point(labels[two], wide[two], sources[two], rule="new-source")
+    assert as_per_source == protocol.choose_operating_point(labels[two], wide[two], sources[two])
 
 
 def test_the_rule_is_fitted_on_validation_and_the_training_images_scored_out_of_source(tmp_path):

@@ -26,6 +26,9 @@ from realcheck.model.scoring.decision import DecisionRule
 MAX_REAL_CALLED_AI = 0.03
 MAX_AI_CALLED_REAL = 0.10
 MIN_SOURCE_IMAGES = 20  # a source's rates are reported as its worst case from this many images up
+MIN_QUANTILE_IMAGES = 10  # a calibration source's quantile enters the new-source bound from this many photos
+NEW_SOURCE_CONFIDENCE = 0.95
+OPERATING_POINT_RULES = ("per-source", "new-source")
 # Two collections built independently (see their READMEs under shared/data): train on one, test on the other.
 COLLECTIONS = {"A": ["wild-dev", "dhanush-dev"], "B": ["wild-train"]}
 DIRECTIONS = {"A->B": ("A", "B"), "B->A": ("B", "A")}
@@ -80,14 +83,29 @@ PROBE_STRENGTHS = (3e-4, 1e-3, 3e-3, 1e-2, 5e-2)
 OUT_OF_SOURCE_FOLDS = 5  # folds of whole sources in which frozen recipes score their training images
 
 
+def source_balanced_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Sample weights under which every source weighs the same within its class and the classes weigh the
+    same (mean weight 1): 400 photos of one game then count as much as 20 of one camera test."""
+    weights = np.ones(len(labels))
+    for label in np.unique(labels):
+        of_class = labels == label
+        for source in np.unique(sources[of_class]):
+            chosen = of_class & (sources == source)
+            weights[chosen] = 1 / np.sum(chosen)
+        weights[of_class] *= len(labels) / len(np.unique(labels)) / weights[of_class].sum()
+    return weights
+
+
 def fit_probe(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray] | None,
     strengths: tuple[float, ...] = PROBE_STRENGTHS,
+    sources: np.ndarray | None = None,
 ):
     """A standardised logistic regression on the (features, labels) of `train`, its strength chosen by ROC
     AUC on `val`: whole sources of both classes it did not train on (source-grouped folds of the training
-    images choose badly: most folds of a web collection hold one class only).
+    images choose badly: most folds of a web collection hold one class only). With the training images'
+    `sources`, each source weighs the same within its class (`source_balanced_weights`).
 
     Returns (the fitted pipeline, the chosen C, {C: validation AUC}); one strength is taken as given.
     """
@@ -96,20 +114,27 @@ def fit_probe(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    weights = (
+        {}
+        if sources is None
+        else {"logisticregression__sample_weight": source_balanced_weights(train[1], sources)}
+    )
     fitted, scores = {}, {}
     for c in strengths:
-        fitted[c] = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000)).fit(*train)
+        pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000))
+        fitted[c] = pipeline.fit(*train, **weights)
         if len(strengths) > 1:
             scores[c] = float(roc_auc_score(val[1], fitted[c].predict_proba(val[0])[:, 1]))
     chosen = max(scores, key=scores.get) if scores else strengths[0]
     return fitted[chosen], chosen, scores
 
 
-def probe_fitter(c: float):
-    """fit(x, labels) -> a scoring function: the probe at strength `c` (for `out_of_source_scores`)."""
+def probe_fitter(c: float, balance_sources: bool = False):
+    """fit(x, labels, sources) -> a scoring function: the probe at strength `c`, source-balanced or not
+    (for `out_of_source_scores`)."""
 
-    def fit(x: np.ndarray, labels: np.ndarray):
-        probe = fit_probe((x, labels), None, (c,))[0]
+    def fit(x: np.ndarray, labels: np.ndarray, sources: np.ndarray):
+        probe = fit_probe((x, labels), None, (c,), sources if balance_sources else None)[0]
         return lambda held: probe.predict_proba(held)[:, 1]
 
     return fit
@@ -118,7 +143,7 @@ def probe_fitter(c: float):
 def out_of_source_scores(
     fit, x: np.ndarray, labels: np.ndarray, sources: np.ndarray, folds: int, seed: int
 ) -> np.ndarray | None:
-    """Each training image scored by a model fitted (`fit(x, labels)` returns a scoring function) without
+    """Each training image scored by a model fitted (`fit(x, labels, sources)` returns a scoring function) without
     its source: whole sources dealt into `folds` folds with both classes in each, held out as validation
     holds them. The operating point then sees every real source of the training collection, not only the
     few that validation holds.
@@ -133,7 +158,7 @@ def out_of_source_scores(
     scores = np.full(len(labels), np.nan)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for kept, held in splitter.split(x, labels, sources):
-        scores[held] = fit(x[kept], labels[kept])(x[held])
+        scores[held] = fit(x[kept], labels[kept], sources[kept])(x[held])
     return scores
 
 
@@ -157,23 +182,69 @@ def choose_operating_point(
     sources: np.ndarray,
     max_real_called_ai: float = MAX_REAL_CALLED_AI,
     max_ai_called_real: float = MAX_AI_CALLED_REAL,
+    rule: str = "per-source",
 ) -> DecisionRule:
-    """Threshold (the band's upper edge) for the worst real source; lower edge for the AI images.
+    """Threshold (the band's upper edge) for the real sources; lower edge for the AI images.
 
-    The threshold never goes below 0.5 (a calibrated score under it favours `real`). A real source of fewer
-    than 1 / max_real_called_ai images allows none of its photos above the threshold, so one photo can set it.
+    per-source: the worst calibration source's limit. A real source of fewer than 1 / max_real_called_ai
+    images allows none of its photos above the threshold, so one photo can set it.
+    new-source: where an unseen real source's limit is predicted to stay (`new_source_threshold`); the
+    per-source threshold when too few sources are large enough to predict from.
+    The threshold never goes below 0.5 (a calibrated score under it favours `real`).
     """
     labels, scores, sources = np.asarray(labels), np.asarray(scores, dtype=np.float64), np.asarray(sources)
-    high = 0.5
+    bound = (
+        new_source_threshold(labels, scores, sources, max_real_called_ai) if rule == "new-source" else None
+    )
+    high = max(
+        0.5,
+        bound if bound is not None else _worst_source_threshold(labels, scores, sources, max_real_called_ai),
+    )
+    high = min(high, 1.0)
+    ai = np.sort(scores[labels == AI])
+    low = float(ai[int(np.floor(max_ai_called_real * len(ai)))]) if len(ai) else high
+    return DecisionRule(high, (min(low, high), high))
+
+
+def _worst_source_threshold(labels, scores, sources, max_real_called_ai: float) -> float:
+    high = 0.0
     for source in np.unique(sources[labels == REAL]):
         real = np.sort(scores[(labels == REAL) & (sources == source)])[::-1]
         allowed = int(np.floor(max_real_called_ai * len(real)))
         # `ai` needs a score above the edge: just above the (allowed + 1)-th highest real score.
         high = max(high, float(np.nextafter(real[allowed], 1.0)))
-    high = min(high, 1.0)
-    ai = np.sort(scores[labels == AI])
-    low = float(ai[int(np.floor(max_ai_called_real * len(ai)))]) if len(ai) else high
-    return DecisionRule(high, (min(low, high), high))
+    return high
+
+
+def new_source_threshold(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    sources: np.ndarray,
+    max_real_called_ai: float = MAX_REAL_CALLED_AI,
+    confidence: float = NEW_SOURCE_CONFIDENCE,
+) -> float | None:
+    """The score under which a real source not seen in calibration keeps at most `max_real_called_ai` of its
+    photos, with probability `confidence`: a one-sided Student-t prediction bound over the calibration real
+    sources' (1 - max_real_called_ai) quantiles, in log-odds. None with fewer than three sources of
+    `MIN_QUANTILE_IMAGES` photos or more.
+
+    The worst calibration source is a sample of one: a new collection's sources spread wider than the few
+    held out (on the cross-collection protocol it called up to 19% of one unseen source's photos AI). The
+    bound widens with that spread and with how few sources were seen.
+    """
+    from scipy import stats
+
+    quantiles = [
+        np.quantile(measures.logit(scores[chosen]), 1 - max_real_called_ai)
+        for source in np.unique(sources[labels == REAL])
+        if np.sum(chosen := (labels == REAL) & (sources == source)) >= MIN_QUANTILE_IMAGES
+    ]
+    n = len(quantiles)
+    if n < 3:
+        return None
+    spread = float(np.std(quantiles, ddof=1)) * np.sqrt(1 + 1 / n)
+    bound = float(np.mean(quantiles)) + float(stats.t.ppf(confidence, n - 1)) * spread
+    return float(1 / (1 + np.exp(-bound)))
 
 
 def verdicts(scores: np.ndarray, rule: DecisionRule) -> np.ndarray:
@@ -258,11 +329,13 @@ def pooled_rates(directions: dict) -> dict:
     return pooled
 
 
-def fit_on_validation(labels, scores, sources) -> tuple[tuple[float, float], DecisionRule, float]:
-    """Platt calibration, the operating point and the balanced threshold, all from validation scores."""
+def fit_on_validation(
+    labels, scores, sources, rule: str = "per-source"
+) -> tuple[tuple[float, float], DecisionRule, float]:
+    """Platt calibration, the operating point (`rule`) and the balanced threshold, all from validation scores."""
     scale, bias = fit_platt(labels, scores)
     calibrated = apply_platt(scores, scale, bias)
-    rule = choose_operating_point(labels, calibrated, sources)
+    rule = choose_operating_point(labels, calibrated, sources, rule=rule)
     return (scale, bias), rule, measures.choose_threshold(labels, calibrated)
 
 
@@ -299,9 +372,9 @@ def combine(scores: dict, members: list[str]) -> dict:
     return combined
 
 
-def report(scores: dict) -> dict:
-    """Per recipe and direction: the rule fitted on validation (and, where the recipe scored them, the
-    training images scored out of source), then every held-out copy measured with it."""
+def report(scores: dict, rule: str = "per-source") -> dict:
+    """Per recipe and direction: the operating point (`rule`) fitted on validation (and, where the recipe
+    scored them, the training images scored out of source), then every held-out copy measured with it."""
     result: dict[str, dict] = defaultdict(dict)
     for recipe, direction, split, _ in sorted(scores):
         fit_split = "calibration" if direction == "final" else "val"
@@ -312,11 +385,14 @@ def report(scores: dict) -> dict:
             fitted_on.append("out_of_source")
         groups = [scores[(recipe, direction, s, "clean")] for s in fitted_on]
         val = {key: np.concatenate([g[key] for g in groups]) for key in ("labels", "scores", "sources")}
-        (scale, bias), rule, balanced = fit_on_validation(val["labels"], val["scores"], val["sources"])
+        (scale, bias), fitted, balanced = fit_on_validation(
+            val["labels"], val["scores"], val["sources"], rule
+        )
         entry = {
             "calibration": {"scale": scale, "bias": bias},
-            **rule.to_dict(),
+            **fitted.to_dict(),
             "balanced_threshold": balanced,
+            "rule": rule,
             "rule_fitted_on": {
                 "splits": fitted_on,
                 "real_sources": len(np.unique(val["sources"][val["labels"] == REAL])),
@@ -326,7 +402,7 @@ def report(scores: dict) -> dict:
         for (r, d, s, tier), group in sorted(scores.items()):
             if (r, d, s) == (recipe, direction, held_out):
                 calibrated = apply_platt(group["scores"], scale, bias)
-                entry[tier] = measure(group["labels"], calibrated, group["sources"], rule, balanced)
+                entry[tier] = measure(group["labels"], calibrated, group["sources"], fitted, balanced)
         result[recipe][direction] = entry
     return dict(result)
 
@@ -346,12 +422,13 @@ def headline(entry: dict, tier: str = "clean") -> str:
     return ", ".join(parts)
 
 
-def write_report(out: Path, ensembles: tuple[list[str], ...] = ()) -> dict:
-    """report.json beside scores.csv (with any `ensembles` of its recipes), and a summary on stdout."""
+def write_report(out: Path, ensembles: tuple[list[str], ...] = (), rule: str = "per-source") -> dict:
+    """report.json beside scores.csv (with any `ensembles` of its recipes, every operating point chosen by
+    `rule`), and a summary on stdout."""
     scores = read_scores(out / "scores.csv")
     for members in ensembles:
         scores |= combine(scores, members)
-    result = report(scores)
+    result = report(scores, rule)
     (out / "report.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     for recipe, directions in result.items():
         for direction, entry in directions.items():

@@ -389,11 +389,13 @@ def choose_rule(
     config: TrainConfig, labels: np.ndarray, scores: np.ndarray, sources: list[str]
 ) -> DecisionRule:
     """The threshold and band, chosen on validation scores as `config.operating_point` says."""
-    if config.operating_point == "per-source":
+    if config.operating_point in ("per-source", "new-source"):
         from realcheck.model.evaluation.protocol import MAX_REAL_CALLED_AI, choose_operating_point
 
         limit = MAX_REAL_CALLED_AI if config.max_real_called_ai is None else config.max_real_called_ai
-        return choose_operating_point(labels, scores, np.array(sources), max_real_called_ai=limit)
+        return choose_operating_point(
+            labels, scores, np.array(sources), max_real_called_ai=limit, rule=config.operating_point
+        )
     threshold = measures.choose_threshold(labels, scores)
     band = measures.choose_band(
         labels,
