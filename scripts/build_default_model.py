@@ -437,7 +437,7 @@ def limitations(recipe_name: str, window: int) -> list[str]:
             "Its features are frozen ImageNet features of every stage of EfficientNet-Lite0: no layer of it was "
             "trained on generated images, so it judges texture statistics more than the traces of generation.",
             "On collections it never saw it separates real from AI only partly (see the cross-collection "
-            "results below): most images get `uncertain`, and a real photograph is called `ai` rarely but not "
+            "results): most images get `uncertain`, and a real photograph is called `ai` rarely but not "
             "never (see the worst real source).",
             "Trained on about 3,700 images from about 50 sources; generators and cameras unlike all of them "
             "can be misjudged.",
@@ -447,7 +447,7 @@ def limitations(recipe_name: str, window: int) -> list[str]:
             f"It scores one {window}x{window} window at native resolution (the centre of larger images; smaller images "
             "are upscaled first), so it sees a small part of a large photograph.",
             "On collections it never saw it separates real from AI only partly (ROC AUC about 0.75-0.8 in the "
-            "cross-collection results below): most images get `uncertain`, and a real photograph is called "
+            "cross-collection results): most images get `uncertain`, and a real photograph is called "
             "`ai` rarely but not never (see the worst real source).",
             "Trained on about 3,700 images from about 50 sources; generators and cameras unlike all of them "
             "can be misjudged.",

@@ -96,9 +96,18 @@ def test_report_fits_on_validation_and_measures_every_held_out_copy(tmp_path):
             "name": "m", "version": "1", "backbone": "efficientnet_lite0", "input_size": 256,
             "threshold": 0.9, "uncertainty_band": [0.3, 0.9],
             "cross_collection": {"description": "D", "recipes": report, "bundled_recipe": "adapt:x"},
+            "operating_point": {
+                "rule": "new-source", "description": "R.",
+                "measured": {"protocol": "cross-collection", **protocol.pooled_rates(report["adapt:x"])},
+            },
         }
     )  # fmt: skip
     assert "## Cross-collection results" in card and "| adapt:x | B->A |" in card
+    clean = pooled["clean"]
+    assert (
+        f"- Operating point (new-source): R. Measured at it, clean copies, cross-collection: "
+        f"{clean['ai_caught']:.1%} of AI images caught, {clean['real_called_ai']:.1%} of real photos called AI"
+    ) in card
 
 
 def test_final_split_holds_out_calibration_sources_and_a_fifth_of_the_in_distribution_set():

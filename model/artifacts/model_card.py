@@ -45,6 +45,7 @@ def _model_section(metadata: dict) -> list[str]:
         f"- Decision: `ai` when P(AI) >= {metadata['threshold']:.4f}; `uncertain` inside "
         f"[{low:.4f}, {high:.4f}] (both chosen on the "
         f"{metadata.get('calibration', {}).get('fitted_on', 'val')} split)",
+        *_operating_point_lines(metadata.get("operating_point")),
         *_probe_lines(metadata),
         *_calibration_lines(metadata.get("calibration")),
         *([f"- Compute: {compute} GFLOP per image"] if compute else []),
@@ -153,6 +154,21 @@ TIER_TITLES = {
     "web_768_q60": "longest side <= 768 px, JPEG q60",
     "web_512_q40": "longest side <= 512 px, JPEG q40",
 }
+
+
+def _operating_point_lines(operating_point: dict | None) -> list[str]:
+    if not operating_point or not operating_point.get("description"):
+        return []
+    line = f"- Operating point ({operating_point.get('rule', '?')}): {operating_point['description']}"
+    clean = operating_point.get("measured", {}).get("clean")
+    if clean:
+        line += (
+            f" Measured at it, clean copies, {operating_point['measured'].get('protocol', 'held out')}: "
+            f"{clean['ai_caught']:.1%} of AI images caught, {clean['real_called_ai']:.1%} of real photos "
+            f"called AI ({clean['worst_real_source_called_ai']:.1%} on the worst real source), "
+            f"{clean['uncertain']:.1%} uncertain."
+        )
+    return [line]
 
 
 def _probe_lines(metadata: dict) -> list[str]:
