@@ -4,32 +4,33 @@
 Every step is a command (printed before it runs), so each artifact's metadata records the exact command that
 made it. Three recipes:
 
-`--recipe adapt` (the default, the bundled model's): EfficientNet-Lite0 adapted from its stem up to
---adapt-until on native crops processed alike for both classes (`realcheck.model.training.adaptation`),
-scored on a 256x256 window, with the per-source operating point.
+`--recipe probe` (the default, the bundled model's): every stage of the frozen EfficientNet-Lite0 pooled
+(mean, std, max) over a 384x384 native window under a logistic regression (`realcheck train --probe`), each
+source weighing the same within its class, its L2 strength chosen on validation sources, its calibration and
+operating point (`--operating-point new-source`, the default: where an unseen real source's top 3% is
+predicted to fall) fitted on those and on the training sources scored out of source. No backbone training:
+the whole build runs on this 2-core CPU in about 30 minutes.
 1. One data folder of links to the --data folders (their files stay where they are); each folder's
    `manifest.csv` names every image's source.
 2. The cross-collection protocol (`scripts/cross_collection.py`): the recipe trained on collection A and
-   tested on B and back, today's frozen recipe beside it; with --adapted-weights the models a GPU run made
-   (`scripts/gpu_adapt.sh`) are loaded instead of trained here.
+   tested on B and back, today's frozen recipe beside it; with --adapted-weights the adapted models a GPU run
+   made (`scripts/gpu_adapt.sh`) are scored beside it.
 3. The bundled model: the recipe on both collections but their calibration sources (its calibration and
    operating point) and a fifth of dhanush-dev (its in-distribution test).
 4. Optionally (--baseline DIR) the previous default on the collection it never saw, --audit the shortcut
    audit, then the ONNX export and speed; with --bundle the result replaces `model/bundled/`.
 
-    python scripts/build_default_model.py --recipe adapt --adapted-weights runs/gpu/xc --data ../shared/data/wild-dev \
-        ../shared/data/dhanush-dev ../shared/data/wild-train --out runs/default --bundle
+    python scripts/build_default_model.py --data ../shared/data/wild-dev ../shared/data/dhanush-dev \
+        ../shared/data/wild-train --out runs/default-probe2 --audit runs/audit/audit.json --bundle
 
-`--recipe probe` (measured, not bundled: docs/model.md says why): the same steps for every stage of the
-frozen EfficientNet-Lite0 pooled (mean, std, max) over a 384x384 native window under a logistic regression
-(`realcheck train --probe`), its L2 strength chosen on validation sources and its operating point fitted on
-those and on the training sources scored out of source. No backbone training: the whole build, protocol
-included, runs on this 2-core CPU in about 30 minutes. With --adapted-weights the adapted models are scored
-beside it.
+`--recipe adapt` (the previous bundled model's, 2026-12-04): EfficientNet-Lite0 adapted from its stem up to
+--adapt-until on native crops processed alike for both classes (`realcheck.model.training.adaptation`),
+scored on a 256x256 window, the same steps; with --adapted-weights the models a GPU run made are loaded
+instead of trained here (hours on a CPU).
 
-    python scripts/build_default_model.py --recipe probe --adapted-weights runs/gpu/xc \
-        --data ../shared/data/wild-dev ../shared/data/dhanush-dev ../shared/data/wild-train \
-        --out runs/default-probe --audit runs/audit/audit.json
+    python scripts/build_default_model.py --recipe adapt --operating-point per-source \
+        --adapted-weights runs/gpu/xc --data ../shared/data/wild-dev ../shared/data/dhanush-dev \
+        ../shared/data/wild-train --out runs/default
 
 `--recipe frozen` (the previous default's): frozen ImageNet features, a Keras Tuner search over the head, the
 source-held-out protocol (sources dealt into --folds folds, whole; each fold tested by a model trained
@@ -489,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--recipe",
         choices=("adapt", "probe", "frozen"),
-        default="adapt",
+        default="probe",
         help="probe: every stage of the frozen backbone pooled and a logistic regression, on the "
         "cross-collection protocol (CPU, minutes); adapt: the adapted backbone on that protocol; frozen: "
         "frozen features, head search and the source-held-out folds",
@@ -527,9 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--operating-point",
         choices=OPERATING_POINT_RULES,
-        default="per-source",
-        help="adapt, probe: where `ai` starts; per-source: the worst validation source's 3%%; new-source: a "
-        "95%% prediction bound for an unseen real source's 3%%",
+        default="new-source",
+        help="adapt, probe: where `ai` starts; new-source: a 95%% prediction bound for an unseen real "
+        "source's 3%% (per-source with fewer than 3 real sources of 10+ photos); per-source: the worst "
+        "validation source's 3%%",
     )
     parser.add_argument("--max-uncertain", type=float, default=0.3)
     parser.add_argument("--max-real-called-ai", type=float, default=0.05)
