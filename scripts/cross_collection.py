@@ -76,17 +76,6 @@ def model_inputs(items: list[Item], window: int, tier: str, workers: int) -> np.
         return np.stack(list(pool.map(one, items)))
 
 
-def pooled_statistics(stage) -> list:
-    """Per channel: mean, standard deviation and maximum over the window (where and how strongly a trace fires)."""
-    import keras
-
-    return [
-        keras.ops.mean(stage, axis=(1, 2)),
-        keras.ops.std(stage, axis=(1, 2)),
-        keras.ops.max(stage, axis=(1, 2)),
-    ]
-
-
 class FrozenRecipe:
     """Frozen ImageNet features of the centre window, of one backbone or several side by side, standardised.
 
@@ -98,8 +87,11 @@ class FrozenRecipe:
     def __init__(self, kind: str, args: argparse.Namespace):
         import keras
 
-        from realcheck.model.networks.architecture import BackbonePreprocessing, build_backbone
-        from realcheck.model.networks.efficientnet_lite import stage_ends
+        from realcheck.model.networks.architecture import (
+            BackbonePreprocessing,
+            build_backbone,
+            pooled_stages,
+        )
 
         self.kind, self.args = kind, args
         image = keras.Input((None, None, 3))
@@ -110,8 +102,7 @@ class FrozenRecipe:
             if kind == "frozen-top":
                 outputs.append(keras.layers.GlobalAveragePooling2D()(base(pixels)))
                 continue
-            stages = keras.Model(base.input, [base.get_layer(layer).output for layer in stage_ends(name)])
-            outputs += [statistic for stage in stages(pixels) for statistic in pooled_statistics(stage)]
+            outputs.append(pooled_stages(base, name, pixels, prefix=f"{name}_"))
         self.features = keras.Model(
             image, keras.ops.concatenate(outputs, axis=-1) if len(outputs) > 1 else outputs[0]
         )

@@ -84,18 +84,19 @@ class StagePooling(layers.Layer):
         )
 
 
-def pooled_stages(base: keras.Model, backbone: str, pixels):
+def pooled_stages(base: keras.Model, backbone: str, pixels, prefix: str = ""):
     """Every stage of an EfficientNet-Lite backbone pooled by StagePooling and put side by side.
 
     Intermediate stages carry more of what transfers to unseen generators than the top layer does (RINE,
-    and the cross-collection protocol here); `backbone` names the stages (`stage_ends`).
+    and the cross-collection protocol here); `backbone` names the stages (`stage_ends`). `prefix` starts the
+    names of the pooling layers, so several backbones can sit side by side in one model.
     """
     from realcheck.model.networks.efficientnet_lite import stage_ends
 
     ends = [base.get_layer(layer).output for layer in stage_ends(backbone)]
     stages = keras.Model(base.input, ends, name=f"{base.name}_stages")(pixels, training=False)
-    return layers.Concatenate(name="pool")(
-        [StagePooling(name=f"stage{index}_pool")(stage) for index, stage in enumerate(stages)]
+    return layers.Concatenate(name=f"{prefix}pool")(
+        [StagePooling(name=f"{prefix}stage{index}_pool")(stage) for index, stage in enumerate(stages)]
     )
 
 
