@@ -193,14 +193,10 @@ def choose_operating_point(
     The threshold never goes below 0.5 (a calibrated score under it favours `real`).
     """
     labels, scores, sources = np.asarray(labels), np.asarray(scores, dtype=np.float64), np.asarray(sources)
-    bound = (
-        new_source_threshold(labels, scores, sources, max_real_called_ai) if rule == "new-source" else None
-    )
-    high = max(
-        0.5,
-        bound if bound is not None else _worst_source_threshold(labels, scores, sources, max_real_called_ai),
-    )
-    high = min(high, 1.0)
+    edge = new_source_threshold(labels, scores, sources, max_real_called_ai) if rule == "new-source" else None
+    if edge is None:
+        edge = _worst_source_threshold(labels, scores, sources, max_real_called_ai)
+    high = min(max(0.5, edge), 1.0)
     ai = np.sort(scores[labels == AI])
     low = float(ai[int(np.floor(max_ai_called_real * len(ai)))]) if len(ai) else high
     return DecisionRule(high, (min(low, high), high))
