@@ -39,19 +39,27 @@ from realcheck.model.flags import (
 
 LITE = "efficientnet_lite"
 INPUT_MODES = ("resize", "crop")
+# Crop mode: how an image smaller than the window reaches it. `upscale` resamples it (the study's way), and the
+# interpolation's smoothness reads as a real photo's (on the cross-collection protocol 79% of such AI images
+# got `real`); `mirror` reflects it at its edges, so every pixel the model sees is the image's own.
+SMALL_IMAGE_FILLS = ("upscale", "mirror")
 DEFAULT_MAX_PIXELS = 50_000_000  # ~7000 x 7000: larger than any camera photo users check.
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """How an image becomes a model input: `resize` the whole image, or `crop` at native resolution."""
+    """How an image becomes a model input: `resize` the whole image, or `crop` at native resolution (an image
+    smaller than the window reaches it as `fill` says)."""
 
     size: int = 224
     mode: str = "resize"
+    fill: str = "upscale"
 
     def __post_init__(self) -> None:
         if self.mode not in INPUT_MODES:
             raise ValueError(f"input mode must be one of {INPUT_MODES}, got {self.mode!r}")
+        if self.fill not in SMALL_IMAGE_FILLS:
+            raise ValueError(f"small-image fill must be one of {SMALL_IMAGE_FILLS}, got {self.fill!r}")
         if self.size < 32:
             raise ValueError(f"input size must be at least 32 pixels, got {self.size}")
 
@@ -221,6 +229,13 @@ class TrainConfig:
         aliases=("--inference-size",),
         help="crop mode: the side of the window the finished model scores (default: --training-size)",
         refused_by={"finetune": KEPT_FROM_ARTIFACT, "tune": TUNE_MAKES_NO_MODEL},
+    )
+    small_images: str = option(
+        "upscale",
+        choices=SMALL_IMAGE_FILLS,
+        help="crop mode: an image smaller than the window is upscaled to it, or mirrored at its edges "
+        "(never resampled: upscaling reads as a real photo)",
+        refused_by={"finetune": KEPT_FROM_ARTIFACT},
     )
     input_filter: str = option(
         "none",
@@ -426,6 +441,8 @@ class TrainConfig:
                 raise RealCheckError(
                     f"--input-size ({self.input_size}) must be at least --training-size ({self.training_size})"
                 )
+        if self.small_images != "upscale" and self.input_mode != "crop":
+            raise RealCheckError("--small-images needs --input-mode crop (resize mode resizes every image)")
         if self.adapt_until is not None and self.input_mode != "crop":
             raise RealCheckError("--adapt-until trains on native crops: give --input-mode crop")
         if self.adapt_until is not None and self.search:
@@ -450,12 +467,12 @@ class TrainConfig:
     @property
     def training_spec(self) -> InputSpec:
         """How the network reads an image while it trains."""
-        return InputSpec(self.training_size, self.input_mode)
+        return InputSpec(self.training_size, self.input_mode, self.small_images)
 
     @property
     def inference_spec(self) -> InputSpec:
         """How the finished model reads an image: the training input, or a larger crop window."""
-        return InputSpec(self.input_size or self.training_size, self.input_mode)
+        return InputSpec(self.input_size or self.training_size, self.input_mode, self.small_images)
 
     @property
     def from_scratch(self) -> bool:

@@ -61,6 +61,7 @@ from realcheck.model.evaluation.protocol import (
     PROBE_STRENGTHS,
     TIERS,
 )
+from realcheck.model.settings import SMALL_IMAGE_FILLS
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -89,7 +90,7 @@ def recipe(args: argparse.Namespace) -> list[str]:
     if args.recipe == "probe":
         return [
             "--backbone", args.backbone, "--weights", "imagenet", "--probe",
-            "--input-mode", "crop", "--training-size", str(args.window),
+            "--input-mode", "crop", "--training-size", str(args.window), "--small-images", args.small_images,
             "--operating-point", args.operating_point, "--seed", str(args.seed), "--name", args.name,
         ]  # fmt: skip
     if args.recipe == "adapt":
@@ -318,7 +319,7 @@ def cross_collection(args: argparse.Namespace, data: Path, out: Path) -> dict:
     common = [*script, "--out", str(folder), "--seed", str(args.seed)]
     probe = [
         *common, "--recipe", "frozen-stages", "--tag", args.tag, "--window", str(args.window),
-        "--c", *map(str, PROBE_STRENGTHS), "--balance-sources",
+        "--c", *map(str, PROBE_STRENGTHS), "--balance-sources", "--small-images", args.small_images,
     ]  # fmt: skip
     adapt = [
         *common, "--recipe", "adapt", "--tag", "early" if args.recipe == "probe" else args.tag,
@@ -502,6 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="the native-resolution window it scores (probe 384, else 256)",
+    )
+    parser.add_argument(
+        "--small-images",
+        choices=SMALL_IMAGE_FILLS,
+        default="upscale",
+        help="probe: an image smaller than the window is upscaled to it, or mirrored at its edges (never "
+        "resampled; measured, not adopted: docs/model.md)",
     )
     parser.add_argument("--trials", type=int, default=10, help="frozen: Keras Tuner trials over the head")
     parser.add_argument("--crop", type=int, default=128, help="adapt: native crops it trains on")

@@ -51,6 +51,7 @@ from realcheck.model.evaluation.protocol import (
     split_sources,
 )
 from realcheck.model.labels import REAL
+from realcheck.model.settings import SMALL_IMAGE_FILLS
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -60,19 +61,20 @@ SCORE_COLUMNS = ["recipe", "direction", "split", "tier", "collection", "path", "
 log = logging.getLogger("realcheck")
 
 
-def model_inputs(items: list[Item], window: int, tier: str, workers: int) -> np.ndarray:
-    """The inference path's input (centre window at native resolution) of each image's copy at `tier`."""
+def model_inputs(items: list[Item], args: argparse.Namespace, tier: str) -> np.ndarray:
+    """The inference path's input (centre window at native resolution, `--window` and `--small-images`) of
+    each image's copy at `tier`."""
     from realcheck.model.data.imaging import WebDegradation, load_model_input
     from realcheck.model.settings import InputSpec
 
-    spec = InputSpec(window, "crop")
+    spec = InputSpec(args.window, "crop", args.small_images)
     degradation = WebDegradation.parse(TIERS[tier]) if TIERS[tier] else None
 
     def one(item: Item) -> np.ndarray:
         source = degradation.apply(item.path) if degradation else item.path
         return load_model_input(source, spec)
 
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(args.workers) as pool:
         return np.stack(list(pool.map(one, items)))
 
 
@@ -118,7 +120,7 @@ class FrozenRecipe:
     def fit(self, train: list[Item], val: list[Item]) -> None:
         from realcheck.model.evaluation.protocol import fit_probe, out_of_source_scores, probe_fitter
 
-        x = self.embed(model_inputs(train, self.args.window, "clean", self.args.workers))
+        x = self.embed(model_inputs(train, self.args, "clean"))
         labels = np.array([i.label for i in train])
         sources = np.array([i.source for i in train])
         if self.kind == "real-only":
@@ -130,7 +132,7 @@ class FrozenRecipe:
             held_out = None
             if len(strengths) > 1:
                 held_out = (
-                    self.embed(model_inputs(val, self.args.window, "clean", self.args.workers)),
+                    self.embed(model_inputs(val, self.args, "clean")),
                     np.array([i.label for i in val]),
                 )
             balance = self.args.balance_sources
@@ -243,10 +245,7 @@ def score_rows(recipe, name: str, direction: str, split: str, items: list[Item],
     rows = []
     for tier in tiers:
         scores = np.concatenate(
-            [
-                recipe.score(model_inputs(items[i : i + 256], args.window, tier, args.workers))
-                for i in range(0, len(items), 256)
-            ]
+            [recipe.score(model_inputs(items[i : i + 256], args, tier)) for i in range(0, len(items), 256)]
         )
         rows += rows_of(name, direction, split, tier, items, scores, args.data)
     return rows
@@ -289,7 +288,7 @@ def run(args: argparse.Namespace) -> None:
         "seed": args.seed,
         "scored": args.score,
         "tiers": args.tiers,
-    }
+    } | ({"small_images": args.small_images} if args.small_images != "upscale" else {})
     for name in args.recipe:
         variant = f"{name}:{args.tag}" if args.tag else name
         job_key = run_key | (
@@ -373,6 +372,12 @@ def main() -> None:
         help="frozen recipes: several put their features side by side (adapt: one)",
     )
     runner.add_argument("--window", type=int, default=256, help="the centre window scored (inference input)")
+    runner.add_argument(
+        "--small-images",
+        choices=SMALL_IMAGE_FILLS,
+        default="upscale",
+        help="an image smaller than the window: upscaled to it, or mirrored at its edges (never resampled)",
+    )
     runner.add_argument("--val-fraction", type=float, default=0.2)
     runner.add_argument("--seed", type=int, default=42)
     runner.add_argument("--limit", type=int, default=0, help="images per collection (quick trials)")

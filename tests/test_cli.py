@@ -527,6 +527,15 @@ def test_inference_size_needs_crop_mode(capsys, folder_dataset, tmp_path):
     assert "--input-size needs --input-mode crop" in err  # --inference-size is its older spelling
 
 
+def test_small_images_fill_needs_crop_mode(capsys, folder_dataset, tmp_path):
+    out = str(tmp_path / "o")
+    status, _, err = run_cli(
+        capsys, "train", "--data", str(folder_dataset), "--out", out, "--small-images", "mirror"
+    )
+    assert status == 2
+    assert "--small-images needs --input-mode crop" in err
+
+
 def test_evaluate_web_degraded_copies(capsys, trained_artifact, folder_dataset, tmp_path):
     results = {}
     for name, extra in (("clean", []), ("degraded", ["--degrade", "24:40"])):

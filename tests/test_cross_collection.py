@@ -40,8 +40,9 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
 def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rule(tmp_path):
     data, out = make_collections(tmp_path / "data"), tmp_path / "xc"
     run = [
-        "run", "--data", str(data), "--out", str(out), "--recipe", "frozen-stages", "--window", "32",
-        "--tiers", "clean", "--c", "0.01", "0.1", "--balance-sources", "--out-of-source-folds", "3",
+        "run", "--data", str(data), "--out", str(out), "--recipe", "frozen-stages", "--window", "48",
+        "--tiers", "clean", "--c", "0.01", "0.1", "--balance-sources", "--small-images", "mirror",
+        "--out-of-source-folds", "3",
     ]  # fmt: skip
     done = run_script(*run)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -51,6 +52,7 @@ def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rul
     record = json.loads((out / "done.json").read_text())["frozen-stages A->B"]
     assert record["run"]["out_of_source_folds"] == 3 and record["settings"]["c"] in (0.01, 0.1)
     assert record["run"]["balance_sources"] and record["settings"]["source_balanced"]
+    assert record["run"]["small_images"] == "mirror"
 
     assert run_script(*run).returncode == 0  # finished jobs are skipped
     changed = run_script(*run[:-1], "5")

@@ -328,13 +328,15 @@ def test_input_spec_validation():
         InputSpec(224, "stretch")
     with pytest.raises(ValueError, match="at least 32"):
         InputSpec(16)
+    with pytest.raises(ValueError, match="small-image fill"):
+        InputSpec(224, "crop", "stretch")
 
 
-@pytest.mark.parametrize("mode", ["resize", "crop"])
-@pytest.mark.parametrize("width,height", [(300, 200), (64, 64), (40, 90), (20, 20)])
-def test_model_input_shape_and_dtype(mode, width, height):
+@pytest.mark.parametrize("mode,fill", [("resize", "upscale"), ("crop", "upscale"), ("crop", "mirror")])
+@pytest.mark.parametrize("width,height", [(300, 200), (64, 64), (40, 90), (20, 20), (1, 1), (2, 9)])
+def test_model_input_shape_and_dtype(mode, fill, width, height):
     data = encode(Image.fromarray(imagegen.make_array("ai", 48)).resize((width, height)), "PNG")
-    array = load_model_input(data, InputSpec(64, mode))
+    array = load_model_input(data, InputSpec(64, mode, fill))
     assert array.shape == (64, 64, 3)
     assert array.dtype == np.uint8
 
@@ -360,9 +362,28 @@ def test_crop_of_a_small_image_upsamples_instead_of_padding():
     assert cropped[0, 0].tolist() == [0, 0, 0]
 
 
+def test_mirror_fill_shows_a_small_image_at_native_resolution():
+    # Random pixels: any resampling would change them; mirroring keeps every one and reflects the edges.
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    window = np.asarray(fit_to_input(Image.fromarray(pixels), InputSpec(64, "crop", "mirror")))
+    assert window.shape == (64, 64, 3)
+    top, left = (64 - 40) // 2, (64 - 50) // 2
+    np.testing.assert_array_equal(window[top : top + 40, left : left + 50], pixels)
+    # reflected about the edge row and column
+    np.testing.assert_array_equal(window[top - 1, left : left + 50], pixels[1])
+    np.testing.assert_array_equal(window[top : top + 40, left - 3], pixels[:, 3])
+
+
+def test_mirror_fill_leaves_a_large_image_as_the_upscale_fill_does():
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    mirrored = np.asarray(fit_to_input(image, InputSpec(64, "crop", "mirror")))
+    np.testing.assert_array_equal(mirrored, np.asarray(fit_to_input(image, InputSpec(64, "crop"))))
+
+
 def test_ensure_min_side_keeps_the_aspect_ratio():
     assert ensure_min_side(Image.new("RGB", (40, 80)), 64).size == (64, 128)
     assert ensure_min_side(Image.new("RGB", (100, 70)), 64).size == (100, 70)
+    assert ensure_min_side(Image.new("RGB", (40, 80)), 64, "mirror").size == (64, 80)
 
 
 @pytest.mark.parametrize("mode", ["resize", "crop"])
@@ -374,6 +395,8 @@ def test_strips_are_refused_before_any_resampling(mode, width, height):
         fit_to_input(strip, InputSpec(256, mode))
     with pytest.raises(ImageDecodeError, match="aspect ratio"):
         ensure_min_side(strip, 256)
+    with pytest.raises(ImageDecodeError, match="aspect ratio"):
+        ensure_min_side(strip, 256, "mirror")
 
 
 def test_a_wide_panorama_within_the_limit_is_scored():

@@ -8,6 +8,7 @@ import imagegen
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 from test_cli import run_cli, run_cli_process
 
 from realcheck.model.artifacts.artifact import load_artifact
@@ -15,6 +16,7 @@ from realcheck.model.data.imaging import load_model_input
 from realcheck.model.evaluation.protocol import PROBE_STRENGTHS, fit_probe
 from realcheck.model.networks.architecture import StagePooling, build_model, feature_extractor
 from realcheck.model.scoring.gradcam import GradCam
+from realcheck.model.scoring.inference import load_detector
 from realcheck.model.settings import InputSpec
 from realcheck.model.training.probe import PROBE_HEAD, set_linear_head
 
@@ -46,7 +48,8 @@ def probe_artifact(tmp_path_factory, sourced_dataset):
     out = tmp_path_factory.mktemp("probe") / "probe"
     done = run_cli_process(
         "train", "--data", str(sourced_dataset), "--out", str(out), *PROBE, "--training-size", "32",
-        "--input-size", "48", "--batch-size", "16", "--split-by", "source", "--operating-point", "new-source",
+        "--input-size", "64", "--small-images", "mirror", "--batch-size", "16", "--split-by", "source",
+        "--operating-point", "new-source",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return out
@@ -79,6 +82,17 @@ def test_train_probe_records_its_strength_and_fits_its_rule_out_of_source(probe_
     assert metadata["calibration"]["fitted_on"] == "val + out-of-source training"
     assert metadata["threshold"] == metadata["uncertainty_band"][1]
     assert metadata["metrics"]["test"]["roc_auc"] > 0.5
+
+
+def test_a_probe_trained_on_mirrored_small_images_is_served_mirroring_them(probe_artifact, sourced_dataset):
+    # The 48-px images are smaller than the 64-px window: served as trained, mirrored and never upscaled.
+    detector = load_detector(probe_artifact)
+    assert detector.spec == InputSpec(64, "crop", "mirror")
+    image = sourced_dataset / "real" / "camera0" / "0.png"
+    window = detector.pixels(image)
+    np.testing.assert_array_equal(window[8:56, 8:56], np.asarray(Image.open(image).convert("RGB")))
+    card = (probe_artifact / "README.md").read_text()
+    assert "mirrored at its edges, never resampled" in card
 
 
 def test_a_probe_artifact_exports_to_onnx_with_the_same_scores(probe_artifact, tmp_path):

@@ -76,6 +76,14 @@ FIELDS: tuple[Field, ...] = (
         network=True,
         default="resize",
     ),
+    Field(
+        "input_fill",
+        "string",
+        "crop: how an image smaller than the window reaches it: upscale (resampled) or mirror (reflected at "
+        "its edges, never resampled)",
+        public=True,
+        default="upscale",
+    ),
     Field("training_crop_size", "integer", "pixels per side of the training crops", network=True),
     Field(
         "pooling",

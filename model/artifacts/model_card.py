@@ -144,6 +144,8 @@ def _training_input_note(metadata: dict) -> str:
     crop = metadata.get("training_crop_size")
     if crop and crop != metadata["input_size"]:
         notes.append(f"trained on random {crop}x{crop} crops at native resolution (fully convolutional)")
+    if metadata["input_mode"] == "crop" and metadata["input_fill"] == "mirror":
+        notes.append("an image smaller than the window is mirrored at its edges, never resampled")
     if metadata["input_filter"] != "none":
         notes.append(f"{metadata['input_filter']} input filter inside the model")
     return "; " + "; ".join(notes) if notes else ""
@@ -153,6 +155,7 @@ TIER_TITLES = {
     "clean": "clean (as stored)",
     "web_768_q60": "longest side <= 768 px, JPEG q60",
     "web_512_q40": "longest side <= 512 px, JPEG q40",
+    "web_256_q75": "thumbnail: longest side <= 256 px, JPEG q75",
 }
 
 

@@ -270,7 +270,7 @@ def fit_to_input(image: Image.Image, spec: InputSpec) -> Image.Image:
         if image.size == (size, size):
             return image
         return image.resize((size, size), Image.Resampling.BILINEAR)
-    image = ensure_min_side(image, size)
+    image = ensure_min_side(image, size, spec.fill)
     left = (image.width - size) // 2
     top = (image.height - size) // 2
     return image.crop((left, top, left + size, top + size))
@@ -285,12 +285,21 @@ def check_aspect_ratio(image: Image.Image) -> None:
         )
 
 
-def ensure_min_side(image: Image.Image, size: int) -> Image.Image:
-    """Upscale so the shorter side is at least `size` (crops need that much image)."""
+def ensure_min_side(image: Image.Image, size: int, fill: str = "upscale") -> Image.Image:
+    """Make both sides at least `size` (crops need that much image): `upscale` resamples the image, keeping its
+    aspect ratio; `mirror` reflects it at each short edge, half each side, and resamples nothing."""
     check_aspect_ratio(image)
     short = min(image.size)
     if short >= size:
         return image
+    if fill == "mirror":
+        pad_y, pad_x = max(0, size - image.height), max(0, size - image.width)
+        pixels = np.pad(
+            np.asarray(image),
+            ((pad_y // 2, pad_y - pad_y // 2), (pad_x // 2, pad_x - pad_x // 2), (0, 0)),
+            mode="reflect" if short > 1 else "edge",
+        )
+        return Image.fromarray(pixels)
     scale = size / short
     new_size = (max(size, round(image.width * scale)), max(size, round(image.height * scale)))
     return image.resize(new_size, Image.Resampling.BILINEAR)

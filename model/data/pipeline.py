@@ -26,7 +26,7 @@ def decode_for_training(path: str, spec: InputSpec) -> np.ndarray:
     """Pixels to cache: the model input in `resize` mode, the native image (>= size) in `crop` mode."""
     image = open_rgb(path)
     if spec.mode == "crop":
-        image = ensure_min_side(image, spec.size)
+        image = ensure_min_side(image, spec.size, spec.fill)
     else:
         image = fit_to_input(image, spec)
     return np.asarray(image, dtype=np.uint8)

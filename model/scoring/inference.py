@@ -88,7 +88,7 @@ class Detector:
     ):
         self.runtime = runtime
         self.metadata = metadata = with_defaults(metadata)
-        self.spec = InputSpec(size=int(metadata["input_size"]), mode=metadata["input_mode"])
+        self.spec = InputSpec(int(metadata["input_size"]), metadata["input_mode"], metadata["input_fill"])
         self.rule = DecisionRule.from_metadata(metadata)
         self.max_pixels = max_pixels
         self.provenance = provenance

@@ -199,6 +199,7 @@ def train_on(strategy: tf.distribute.Strategy, policy: str, config: TrainConfig)
         head=head.to_dict(),
         input_size=config.inference_spec.size,
         input_mode=config.input_mode,
+        input_fill=config.small_images,
         training_crop_size=config.training_size,
         input_filter=config.input_filter,
         seed=config.seed,
@@ -445,6 +446,7 @@ def finetune(model_dir: str | Path, config: TrainConfig) -> TrainResult:
         training_size=int(previous.get("training_crop_size", previous["input_size"])),
         input_mode=input_mode,
         input_size=int(previous["input_size"]) if input_mode == "crop" else None,
+        small_images=previous["input_fill"],
         input_filter=previous["input_filter"],
         head=HeadParams.from_dict(previous.get("head", {})),
     )
