@@ -51,10 +51,12 @@ def test_built_metadata_is_read_back_unchanged(tmp_path):
 
 def test_a_reader_gets_the_table_default_of_a_field_an_older_artifact_leaves_out(tmp_path):
     metadata = {
-        key: value for key, value in valid_metadata().items() if key not in {"input_mode", "input_filter"}
+        key: value
+        for key, value in valid_metadata().items()
+        if key not in {"input_mode", "input_fill", "input_filter"}
     }
     read = read_metadata(artifact_folder(tmp_path, metadata))
-    assert (read["input_mode"], read["input_filter"]) == ("resize", "none")
+    assert (read["input_mode"], read["input_fill"], read["input_filter"]) == ("resize", "upscale", "none")
 
 
 @pytest.mark.parametrize("key", REQUIRED_FIELDS)

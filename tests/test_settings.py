@@ -154,6 +154,7 @@ def test_every_flag_a_command_offers_is_a_setting_it_uses():
         "training_size",
         "input_size",
         "input_mode",
+        "small_images",
         "input_filter",
         "weights",
         "epochs",
