@@ -26,13 +26,15 @@ def test_the_first_screen_is_short_and_gives_the_two_commands():
 
 
 def test_the_first_screen_states_the_bundled_models_measured_rates():
-    clean = read_metadata(bundled_model_dir())["operating_point"]["measured"]["clean"]
+    measured = read_metadata(bundled_model_dir())["operating_point"]["measured"]
+    clean, thumbnail = measured["clean"], measured["web_256_q75"]
     text = " ".join(first_screen())
     for rate, digits in [
         (clean["ai_caught"], 1),
         (clean["real_called_ai"], 1),
         (clean["worst_real_source_called_ai"], 1),
         (clean["uncertain"], 0),
+        (thumbnail["ai_caught"], 1),
     ]:
         assert f"{rate * 100:.{digits}f}%" in text, (rate, text)
 
