@@ -40,8 +40,8 @@ from realcheck.model.flags import (
 LITE = "efficientnet_lite"
 INPUT_MODES = ("resize", "crop")
 # Crop mode: how an image smaller than the window reaches it. `upscale` resamples it (the study's way), and the
-# interpolation's smoothness reads as a real photo's (on the cross-collection protocol 79% of such AI images
-# got `real`); `mirror` reflects it at its edges, so every pixel the model sees is the image's own.
+# interpolation's smoothness can read as a real photo's (the bundled probe, trained on A, told 79% of B's small
+# AI images "no AI signs"); `mirror` reflects it at its edges, so every pixel the model sees is the image's own.
 SMALL_IMAGE_FILLS = ("upscale", "mirror")
 DEFAULT_MAX_PIXELS = 50_000_000  # ~7000 x 7000: larger than any camera photo users check.
 

@@ -5,8 +5,9 @@ Holding out a source inside one collection is not holding out the world: sources
 hands share cameras, galleries and processing. So the number RealCheck steers by is measured across
 collections: train on A (`wild-dev` + `dhanush-dev`), test on B (`wild-train`), and B -> A, per source,
 clean, on web-degraded copies and as thumbnails (`protocol.TIERS`). Inside each training collection whole
-sources are held out for validation; the operating point (threshold, band) and the calibration are chosen there with the same rule
-the bundled model uses, so the test collection measures whether that rule holds on sources nobody tuned on.
+sources are held out for validation; the operating point (threshold, band) and the calibration are chosen
+there with the same rule the bundled model uses, so the test collection measures whether that rule holds on
+sources nobody tuned on.
 Frozen recipes also score their training images out of source (`--out-of-source-folds`), so the rule sees
 every real source of the training collection, not only the few that validation holds.
 

@@ -32,9 +32,8 @@ OPERATING_POINT_RULES = ("per-source", "new-source")
 # Two collections built independently (see their READMEs under shared/data): train on one, test on the other.
 COLLECTIONS = {"A": ["wild-dev", "dhanush-dev"], "B": ["wild-train"]}
 DIRECTIONS = {"A->B": ("A", "B"), "B->A": ("B", "A")}
-# The copies every held-out image is scored in: as stored, and two web degradations (longest side:JPEG quality).
-# Copies the protocol scores: as stored, two web re-encodings, and a thumbnail (smaller than any window the
-# models score, so it measures how a model meets a small image: upscaled or mirrored to its window).
+# The copies every held-out image is scored in (longest side:JPEG quality): as stored, two web re-encodings, and
+# a thumbnail, smaller than any window the models score (how a model meets a small image: upscaled or mirrored).
 TIERS = {"clean": None, "web_768_q60": "768:60", "web_512_q40": "512:40", "web_256_q75": "256:75"}
 # Whole sources of both classes and both collections that the final model is calibrated on, not trained on.
 CALIBRATION_SOURCES = (
