@@ -45,6 +45,7 @@ from realcheck.model.evaluation.protocol import (
     DIRECTIONS,
     OPERATING_POINT_RULES,
     OUT_OF_SOURCE_FOLDS,
+    SMALL_IMAGE_TIER,
     TIERS,
     Item,
     final_split,
@@ -57,26 +58,39 @@ from realcheck.model.settings import SMALL_IMAGE_FILLS
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 RECIPES = ("frozen-top", "frozen-stages", "real-only", "adapt")
-SCORE_COLUMNS = ["recipe", "direction", "split", "tier", "collection", "path", "label", "source", "score"]
+# `small`: 1 where the copy was smaller than the window (a small-image rule, where fitted, decides it).
+SCORE_COLUMNS = [
+    "recipe",
+    "direction",
+    "split",
+    "tier",
+    "collection",
+    "path",
+    "label",
+    "source",
+    "score",
+    "small",
+]
 
 log = logging.getLogger("realcheck")
 
 
-def model_inputs(items: list[Item], args: argparse.Namespace, tier: str) -> np.ndarray:
+def model_inputs(items: list[Item], args: argparse.Namespace, tier: str) -> tuple[np.ndarray, np.ndarray]:
     """The inference path's input (centre window at native resolution, `--window` and `--small-images`) of
-    each image's copy at `tier`."""
-    from realcheck.model.data.imaging import WebDegradation, load_model_input
+    each image's copy at `tier`, and which copies were smaller than the window."""
+    from realcheck.model.data.imaging import WebDegradation, read_model_input
     from realcheck.model.settings import InputSpec
 
     spec = InputSpec(args.window, "crop", args.small_images)
     degradation = WebDegradation.parse(TIERS[tier]) if TIERS[tier] else None
 
-    def one(item: Item) -> np.ndarray:
+    def one(item: Item) -> tuple[np.ndarray, bool]:
         source = degradation.apply(item.path) if degradation else item.path
-        return load_model_input(source, spec)
+        return read_model_input(source, spec)
 
     with ThreadPoolExecutor(args.workers) as pool:
-        return np.stack(list(pool.map(one, items)))
+        pixels, small = zip(*pool.map(one, items))
+    return np.stack(pixels), np.array(small)
 
 
 class FrozenRecipe:
@@ -121,7 +135,9 @@ class FrozenRecipe:
     def fit(self, train: list[Item], val: list[Item]) -> None:
         from realcheck.model.evaluation.protocol import fit_probe, out_of_source_scores, probe_fitter
 
-        x = self.embed(model_inputs(train, self.args, "clean"))
+        pixels, clean_small = model_inputs(train, self.args, "clean")
+        x = self.embed(pixels)
+        del pixels  # a training collection's windows take about a gigabyte
         labels = np.array([i.label for i in train])
         sources = np.array([i.source for i in train])
         if self.kind == "real-only":
@@ -133,7 +149,7 @@ class FrozenRecipe:
             held_out = None
             if len(strengths) > 1:
                 held_out = (
-                    self.embed(model_inputs(val, self.args, "clean")),
+                    self.embed(model_inputs(val, self.args, "clean")[0]),
                     np.array([i.label for i in val]),
                 )
             balance = self.args.balance_sources
@@ -142,8 +158,12 @@ class FrozenRecipe:
             self.record = {"c": c, "validation_auc": val_auc, "source_balanced": balance}
             refit = probe_fitter(c, balance)
         if self.args.out_of_source_folds:
+            # The thumbnails too, for the small-image rule the report fits on them.
+            thumbnails, small = model_inputs(train, self.args, SMALL_IMAGE_TIER)
             folds, seed = self.args.out_of_source_folds, self.args.seed
-            self.out_of_source = out_of_source_scores(refit, x, labels, sources, folds, seed)
+            scores = out_of_source_scores(refit, x, labels, sources, folds, seed, [self.embed(thumbnails)])
+            if scores is not None:
+                self.out_of_source = {"clean": (scores[0], clean_small), SMALL_IMAGE_TIER: (scores[1], small)}
 
     def score(self, batch: np.ndarray) -> np.ndarray:
         return self.scorer(self.embed(batch))
@@ -245,15 +265,19 @@ def replace_scores(path: Path, variant: str, direction: str, rows: list[dict]) -
 def score_rows(recipe, name: str, direction: str, split: str, items: list[Item], tiers, args) -> list[dict]:
     rows = []
     for tier in tiers:
-        scores = np.concatenate(
-            [recipe.score(model_inputs(items[i : i + 256], args, tier)) for i in range(0, len(items), 256)]
+        scores, small = [], []
+        for start in range(0, len(items), 256):
+            pixels, chunk_small = model_inputs(items[start : start + 256], args, tier)
+            scores.append(recipe.score(pixels))
+            small.append(chunk_small)
+        rows += rows_of(
+            name, direction, split, tier, items, np.concatenate(scores), np.concatenate(small), args.data
         )
-        rows += rows_of(name, direction, split, tier, items, scores, args.data)
     return rows
 
 
 def rows_of(
-    name: str, direction: str, split: str, tier: str, items: list[Item], scores, data: Path
+    name: str, direction: str, split: str, tier: str, items: list[Item], scores, small, data: Path
 ) -> list[dict]:
     return [
         {
@@ -266,8 +290,9 @@ def rows_of(
             "label": item.label,
             "source": item.source,
             "score": f"{score:.6f}",
+            "small": int(is_small),
         }
-        for item, score in zip(items, scores)
+        for item, score, is_small in zip(items, scores, small)
     ]
 
 
@@ -315,13 +340,16 @@ def run(args: argparse.Namespace) -> None:
             if direction == "final":
                 parts = final_split(collections["A"] + collections["B"], args.seed)
                 recipe.fit(parts["train"], parts["calibration"])
-                evaluated = [("calibration", parts["calibration"], ["clean"])]
+                evaluated = [("calibration", parts["calibration"], ["clean", SMALL_IMAGE_TIER])]
                 evaluated.append(("in_distribution", parts["in_distribution"], ["clean"]))
             else:
                 train_on, test_on = DIRECTIONS[direction]
                 train, val = split_sources(collections[train_on], args.val_fraction, args.seed)
                 recipe.fit(train, val)
-                evaluated = [("val", val, ["clean"]), ("test", collections[test_on], args.tiers)]
+                evaluated = [
+                    ("val", val, ["clean", SMALL_IMAGE_TIER]),
+                    ("test", collections[test_on], args.tiers),
+                ]
             fitted = time.monotonic()
             if args.score:
                 rows = [
@@ -329,10 +357,10 @@ def run(args: argparse.Namespace) -> None:
                     for s, items, tiers in evaluated
                     for row in score_rows(recipe, variant, direction, s, items, tiers, args)
                 ]
-                if getattr(recipe, "out_of_source", None) is not None:
-                    trained = parts["train"] if direction == "final" else train
+                trained = parts["train"] if direction == "final" else train
+                for tier, (scores, small) in (getattr(recipe, "out_of_source", None) or {}).items():
                     rows += rows_of(
-                        variant, direction, "out_of_source", "clean", trained, recipe.out_of_source, args.data
+                        variant, direction, "out_of_source", tier, trained, scores, small, args.data
                     )
                 replace_scores(out / "scores.csv", variant, direction, rows)
             if name == "adapt" and args.save_adapted and not args.from_weights:

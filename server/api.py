@@ -36,19 +36,24 @@ def predict():
     service = _service()
     uploads = uploads_from_request(request, current_app.config["REALCHECK"])
     results = service.predict(uploads)
-    rule = service.detector.rule
+    rule, small_rule = service.detector.rule, service.detector.small_rule
     return jsonify(
         model={"name": service.metadata["name"], "version": service.metadata["version"]},
         # How scores become verdicts, and how far those verdicts were measured to go.
         decision=rule.to_dict()
         | rule.range_fields()
+        | (
+            {"small_image_rule": small_rule.to_dict() | small_rule.range_fields()}
+            if small_rule != rule
+            else {}
+        )
         | {"accuracy_statement": measured_accuracy(service.metadata)},
-        predictions=[_prediction(upload, result, rule) for upload, result in zip(uploads, results)],
+        predictions=[_prediction(upload, result) for upload, result in zip(uploads, results)],
         time_ms=round((time.perf_counter() - started) * 1000.0, 3),
     )
 
 
-def _prediction(upload, result, rule) -> dict:
+def _prediction(upload, result) -> dict:
     prediction = result.prediction
     if not prediction.ok:
         # One bad image of several: its own error in its slot, the others are scored.
@@ -57,9 +62,9 @@ def _prediction(upload, result, rule) -> dict:
             "sha256": prediction.sha256,
             "filename": upload.filename,
         }
-    return prediction.record(rule) | {
+    return prediction.record() | {
         "provenance": prediction.provenance.to_dict(),
-        "threshold": rule.threshold,
+        "threshold": prediction.rule.threshold,
         "cached": result.cached,
         "time_ms": result.time_ms,
         "filename": upload.filename,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, render_template_string, request
 
-from realcheck.model.scoring.decision import DecisionRule, measured_accuracy
+from realcheck.model.scoring.decision import describe_rules, measured_accuracy
 from realcheck.server.openapi import openapi_document
 
 ops = Blueprint("ops", __name__)
@@ -49,7 +49,7 @@ def index():
         version=metadata.get("version", "?"),
         state=service.state,
         failure=service.failure,
-        ranges=DecisionRule.from_metadata(metadata).describe() if "threshold" in metadata else "",
+        ranges=describe_rules(metadata) if "threshold" in metadata else "",
         accuracy=measured_accuracy(metadata) if metadata else "",
         url=request.host_url.rstrip("/"),
         endpoints=ENDPOINTS,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from realcheck.model.data.imaging import is_image_file
 from realcheck.model.errors import RealCheckError
-from realcheck.model.scoring.decision import RECORD_FIELDS, DecisionRule, measured_accuracy
+from realcheck.model.scoring.decision import RECORD_FIELDS, describe_rules, measured_accuracy
 from realcheck.model.scoring.provenance import NO_PROVENANCE
 
 # `verdict` is the decision and `basis` what it rests on (`provenance` or `model`); `score` and
@@ -123,7 +123,7 @@ class LocalChecker:
                 continue
             yield _row(
                 name,
-                **prediction.record(self.detector.rule),
+                **prediction.record(),
                 **provenance_columns(prediction.provenance.to_dict()),
                 model=self.detector.name,
                 version=self.detector.version,
@@ -204,7 +204,7 @@ def check_images(images: Sequence[str], make_checker, as_json: bool = False) -> 
                 print(_check_line(row))
         if checker:
             metadata = checker.model_metadata()
-            print(f"Scores: {DecisionRule.from_metadata(metadata).describe()}.")
+            print(f"Scores: {describe_rules(metadata)}.")
             print(measured_accuracy(metadata))
     return 1 if any(row["error"] for row in rows) else 0
 

@@ -126,6 +126,10 @@ class Prediction(BaseModel):
     threshold: float
     real_below: RealBelow
     ai_above: AiAbove
+    small_image: bool = Field(
+        description="the image was smaller than the model's window, so the model's small-image rule (its own "
+        "threshold and ranges, where the model has one) gave `model_verdict`"
+    )
     sha256: Sha256
     cached: bool
     time_ms: float = Field(description="decode, queue and model time")
@@ -145,11 +149,21 @@ class ModelRef(BaseModel):
     version: str
 
 
+class SmallImageRule(BaseModel):
+    threshold: float
+    uncertainty_band: list[float]
+    real_below: RealBelow
+    ai_above: AiAbove
+
+
 class Decision(BaseModel):
     threshold: float | None = None
     uncertainty_band: list[float] | None = None
     real_below: RealBelow | None = None
     ai_above: AiAbove | None = None
+    small_image_rule: SmallImageRule | None = Field(
+        default=None, description="the rule for images smaller than the model's window, where it has one"
+    )
     accuracy_statement: AccuracyStatement | None = None
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realcheck.model.artifacts.artifact import bundled_model_dir
-from realcheck.model.scoring.decision import DecisionRule
 from realcheck.model.scoring.inference import Detector, Prediction
 
 MODEL_ENV = "REALCHECK_MODEL"
@@ -33,6 +32,7 @@ CSV_COLUMNS = (
     "score",
     "real_below",
     "ai_above",
+    "small_image",
     "model",
     "version",
     "bytes",
@@ -118,10 +118,9 @@ def result_rows(
 ) -> list[dict]:
     """One row per image (the table and the CSV): its record under the names every face uses
     (`Prediction.record`), the model that produced it, and what is the upload's own."""
-    rule = DecisionRule.from_metadata(metadata)
     return [
         {"file": upload.name}
-        | prediction.record(rule)
+        | prediction.record()
         | {
             "verdict": prediction.verdict or "error",
             "basis": prediction.basis if prediction.ok else None,

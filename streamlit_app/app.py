@@ -17,7 +17,7 @@ from PIL import Image
 
 from realcheck.model.data.imaging import fit_to_input, open_rgb
 from realcheck.model.errors import RealCheckError
-from realcheck.model.scoring.decision import measured_accuracy
+from realcheck.model.scoring.decision import describe_rules, measured_accuracy
 from realcheck.model.scoring.gradcam import GradCam, overlay
 from realcheck.model.scoring.inference import Detector, Prediction, load_detector
 from realcheck.model.scoring.provenance import Provenance, ProvenanceReader
@@ -104,7 +104,7 @@ def show_sidebar(detector: Detector, path: Path) -> None:
         f"{meta.get('backbone', '?')} backbone, {meta['input_size']} px input "
         f"({meta['input_mode']}), created {meta.get('created_at', 'unknown')}"
     )
-    sidebar.markdown(f"**Scores:** {detector.rule.describe()}")
+    sidebar.markdown(f"**Scores:** {describe_rules(meta)}")
     sidebar.subheader("Training data")
     sidebar.markdown(_training_summary(meta.get("training_data") or {}))
     metrics = (meta.get("metrics") or {}).get("test") or {}
@@ -226,9 +226,14 @@ def show_verdict(result: Prediction, detector: Detector) -> None:
         st.markdown(f"The model alone says **{VERDICTS[result.model_verdict][0]}**:")
     else:
         st.markdown(f"Verdict: **{label}**")
-    band = detector.rule.band
-    st.markdown(score_bar(result.score, detector.rule.threshold, band), unsafe_allow_html=True)
-    st.markdown(f"P(AI) = **{result.score:.3f}** · {detector.rule.describe()}")
+    rule = result.rule or detector.rule
+    st.markdown(score_bar(result.score, rule.threshold, rule.band), unsafe_allow_html=True)
+    st.markdown(f"P(AI) = **{result.score:.3f}** · {rule.describe()}")
+    if result.small_image and rule != detector.rule:
+        st.caption(
+            f"A small image (under {detector.spec.size} px on its shorter side): the model scores small "
+            "images differently, so they have ranges of their own."
+        )
 
 
 def show_provenance(provenance: Provenance) -> None:
@@ -265,7 +270,7 @@ def heatmap_picture(
     path: str, detector: Detector, result: Prediction, data: bytes, picture: Image.Image
 ) -> tuple[Image.Image, str]:
     """The Grad-CAM overlay on what the model saw (`picture` is the decoded upload), and its caption."""
-    target = "ai" if result.score >= detector.rule.threshold else "real"
+    target = "ai" if result.score >= (result.rule or detector.rule).threshold else "real"
     heat = explain(path, result.sha256, target, data)
     caption = f"Grad-CAM: where the model saw signs of {'AI' if target == 'ai' else 'a real photo'}"
     if result.model_verdict == "uncertain":

@@ -61,6 +61,27 @@ def tiny_artifact(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_rule_artifact(tmp_path_factory, tiny_artifact) -> Path:
+    """The tiny artifact in crop mode with a small-image rule: its main rule calls nothing AI and its
+    small-image rule everything, so which one decided shows in every verdict and range."""
+    import json
+
+    folder = tmp_path_factory.mktemp("small-rule") / "artifact"
+    folder.mkdir()
+    for item in tiny_artifact.iterdir():
+        if item.name != "metadata.json":
+            (folder / item.name).symlink_to(item)  # the same model: its cached ONNX export serves it
+    metadata = json.loads((tiny_artifact / "metadata.json").read_text()) | {
+        "input_mode": "crop",
+        "threshold": 1.0,
+        "uncertainty_band": [1.0, 1.0],
+        "small_image_rule": {"threshold": 0.0, "uncertainty_band": [0.0, 0.0]},
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    return folder
+
+
+@pytest.fixture(scope="session")
 def onnx_cache_dir(tmp_path_factory, tiny_artifact) -> Path:
     """A runtime cache holding the tiny artifact's ONNX export, exported once for every serving test."""
     from realcheck.model.artifacts.artifact import read_metadata

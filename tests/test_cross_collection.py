@@ -49,6 +49,10 @@ def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rul
     scores = (out / "scores.csv").read_text().splitlines()
     splits = {line.split(",")[2] for line in scores[1:]}
     assert splits == {"val", "test", "out_of_source"}
+    # The fitting splits as thumbnails too, for the small-image rule; every 40-px image is under the window.
+    copies = {tuple(line.split(",")[2:4]) for line in scores[1:]}
+    assert {("val", "web_256_q75"), ("out_of_source", "web_256_q75")} <= copies
+    assert {line.split(",")[-1] for line in scores[1:]} == {"1"}
     record = json.loads((out / "done.json").read_text())["frozen-stages A->B"]
     assert record["run"]["out_of_source_folds"] == 3 and record["settings"]["c"] in (0.01, 0.1)
     assert record["run"]["balance_sources"] and record["settings"]["source_balanced"]
@@ -64,4 +68,5 @@ def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rul
     for direction in ("A->B", "B->A"):
         assert report[direction]["rule_fitted_on"]["splits"] == ["val", "out_of_source"]
         assert report[direction]["rule"] == "new-source"
+        assert report[direction]["small_image_rule"]["threshold"] >= 0.5
         assert report[direction]["clean"]["n"] == 2 * 4 * 4 * (2 if direction == "B->A" else 1)

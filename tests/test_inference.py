@@ -17,7 +17,7 @@ from PIL import Image
 
 from realcheck.model.artifacts.export import export_onnx_in_child, run_onnx
 from realcheck.model.labels import UNCERTAIN
-from realcheck.model.scoring.decision import DecisionRule
+from realcheck.model.scoring.decision import DecisionRule, describe_rules
 from realcheck.model.scoring.inference import load_detector
 from realcheck.model.scoring.provenance import ProvenanceReader
 
@@ -147,3 +147,13 @@ def test_artifact_holds_weights_without_optimizer_state(trained_artifact):
         weights = archive.read("model.weights.h5")
     with h5py.File(io.BytesIO(weights), "r") as store:
         assert "optimizer" not in store and "layers" in store
+
+
+def test_an_image_smaller_than_the_window_is_decided_by_the_small_image_rule(small_rule_artifact):
+    detector = load_detector(small_rule_artifact)
+    small, large = detector.predict(
+        [Image.fromarray(imagegen.make_array("real", size)) for size in (16, 64)]  # the window is 32 px
+    )
+    assert (small.small_image, small.verdict, small.record()["ai_above"]) == (True, "ai", 0.0)
+    assert (large.small_image, large.verdict, large.record()["ai_above"]) == (False, "real", 1.0)
+    assert "images under 32 px on their shorter side: AI from 0.000" in describe_rules(detector.metadata)

@@ -110,6 +110,53 @@ def test_report_fits_on_validation_and_measures_every_held_out_copy(tmp_path):
     ) in card
 
 
+def thumbnail_rows(small: bool) -> list[dict]:
+    """Validation and test scores where the thumbnails' sit 1 lower in log-odds (upscaling reads as a real
+    photo)."""
+    labels, scores, sources = synthetic()
+    rows = []
+    for split, tiers in (("val", ["clean", "web_256_q75"]), ("test", ["clean", "web_256_q75"])):
+        for tier in tiers:
+            thumbnail = tier == "web_256_q75"
+            rows += [
+                {
+                    "recipe": "probe",
+                    "direction": "A->B",
+                    "split": split,
+                    "tier": tier,
+                    "collection": "c",
+                    "path": f"{split}/{i}.jpg",
+                    "label": int(label),
+                    "source": source,
+                    "score": f"{score / (score + (1 - score) * np.e) if thumbnail else score:.6f}",
+                    "small": int(thumbnail and small),
+                }  # fmt: skip
+                for i, (label, score, source) in enumerate(zip(labels, scores, sources))
+            ]
+    return rows
+
+
+def test_report_decides_small_images_by_a_rule_fitted_on_thumbnails(tmp_path):
+    for small in (True, False):
+        folder = tmp_path / str(small)
+        folder.mkdir()
+        with (folder / "scores.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=[*protocol_columns(), "small"])
+            writer.writeheader()
+            writer.writerows(thumbnail_rows(small))
+        entry = protocol.write_report(folder)["probe"]["A->B"]
+        rule = entry["small_image_rule"]  # fitted either way; it decides only the images marked small
+        assert rule["threshold"] < entry["threshold"]
+        if small:
+            assert entry["web_256_q75"]["worst_real_source_called_ai"] <= 0.03  # the rule holds on thumbnails
+            caught_small = entry["web_256_q75"]["ai_caught"]
+        else:
+            caught_large = entry["web_256_q75"]["ai_caught"]
+        clean = entry["clean"]
+    assert caught_small > caught_large  # the main rule misses the thumbnails that score low
+    assert clean["worst_real_source_called_ai"] <= 0.03  # the clean images are not small: the main rule
+
+
 def test_final_split_holds_out_calibration_sources_and_a_fifth_of_the_in_distribution_set():
     items = [protocol.Item(f"d/{i}.jpg", i % 2, "s", protocol.IN_DISTRIBUTION) for i in range(500)]
     items += [
@@ -191,10 +238,12 @@ def test_out_of_source_scores_come_from_models_that_never_saw_the_source():
         fitted_on.append((seen, set(labels)))
         return lambda held: np.where(np.isin(held[:, 0], list(seen)), -1.0, held[:, 1])
 
-    scores = protocol.out_of_source_scores(fit, x, labels, sources, folds=4, seed=0)
-    assert len(fitted_on) == 4
+    thumbnails = np.column_stack([ids, 1 - labels])  # another copy of the same images, row for row
+    scores = protocol.out_of_source_scores(fit, x, labels, sources, folds=4, seed=0, copies=[thumbnails])
+    assert len(fitted_on) == 4  # one model per fold scores both copies
     assert all(classes == {REAL, AI} for _, classes in fitted_on)  # each fold keeps both classes
-    np.testing.assert_array_equal(scores, labels)  # every image scored, by a model without its source
+    np.testing.assert_array_equal(scores[0], labels)  # every image scored, by a model without its source
+    np.testing.assert_array_equal(scores[1], 1 - labels)  # and its copy by the same model
     one_ai_source = np.where(labels == AI, "generator", sources)
     assert protocol.out_of_source_scores(fit, x, labels, one_ai_source, folds=4, seed=0) is None
 

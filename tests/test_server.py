@@ -758,3 +758,22 @@ def test_decodes_are_bounded_across_requests(tiny_artifact, onnx_cache_dir):
         service.stop()
     assert all(result[0].prediction.ok for result in results)
     assert state["most"] == 2, state
+
+
+def test_a_small_image_is_answered_with_the_small_image_rule_that_decided_it(
+    small_rule_artifact, onnx_cache_dir
+):
+    config = ServerConfig(model_dir=small_rule_artifact, backend="onnx", cache_dir=onnx_cache_dir)
+    service = PredictionService(config).start()
+    try:
+        client = create_app(config, service=service).test_client()
+        small, large = (imagegen.image_bytes("real", size) for size in (16, 64))  # the window is 32 px
+        body = client.post("/v1/predict", **multipart(small, large)).get_json()
+    finally:
+        service.stop()
+    assert body["decision"]["small_image_rule"] == {
+        "threshold": 0.0, "uncertainty_band": [0.0, 0.0], "real_below": 0.0, "ai_above": 0.0
+    }  # fmt: skip
+    fields = ("small_image", "verdict", "threshold", "ai_above")
+    small_entry, large_entry = ([entry[key] for key in fields] for entry in body["predictions"])
+    assert small_entry == [True, "ai", 0.0, 0.0] and large_entry == [False, "real", 1.0, 1.0]

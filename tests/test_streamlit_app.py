@@ -105,8 +105,9 @@ def test_csv_has_a_fixed_header_and_defuses_spreadsheet_formulas():
         "file": "x.jpg",
         "verdict": "error",
         "score": "",
-        "real_below": "0.4",
-        "ai_above": "0.6",
+        "real_below": "",  # not scored: no rule applied
+        "ai_above": "",
+        "small_image": "",
         "model": "m",
         "version": "1",
         "bytes": "3",

@@ -120,6 +120,13 @@ FIELDS: tuple[Field, ...] = (
         public=True,
         items="number",
     ),
+    Field(
+        "small_image_rule",
+        "object",
+        "crop: the threshold and band for images smaller than the window (their scores sit elsewhere), what "
+        "they apply to and what they were fitted on",
+        public=True,
+    ),
     Field("calibration", "object", "Platt scaling inside the graph and validation ECE before and after"),
     Field("labels", "object", "class index -> label name", public=True, items="string"),
     Field("score", "string", "what a score means", public=True),

@@ -45,6 +45,7 @@ def _model_section(metadata: dict) -> list[str]:
         f"- Decision: `ai` when P(AI) >= {metadata['threshold']:.4f}; `uncertain` inside "
         f"[{low:.4f}, {high:.4f}] (both chosen on the "
         f"{metadata.get('calibration', {}).get('fitted_on', 'val')} split)",
+        *_small_image_lines(metadata.get("small_image_rule")),
         *_operating_point_lines(metadata.get("operating_point")),
         *_probe_lines(metadata),
         *_calibration_lines(metadata.get("calibration")),
@@ -52,6 +53,16 @@ def _model_section(metadata: dict) -> list[str]:
         f"- Seed {metadata.get('seed')}, git commit {metadata.get('git_commit')}, created {metadata.get('created_at')}",
         f"- Command: `{metadata.get('command', '')}`",
         "",
+    ]
+
+
+def _small_image_lines(rule: dict | None) -> list[str]:
+    if not rule:
+        return []
+    low, high = rule["uncertainty_band"]
+    return [
+        f"- Decision for {rule.get('applies_to', 'small images')}: `ai` when P(AI) >= {rule['threshold']:.4f}; "
+        f"`uncertain` inside [{low:.4f}, {high:.4f}] (chosen the same way on {rule.get('fitted_on', 'small copies')})"
     ]
 
 

@@ -305,11 +305,29 @@ def ensure_min_side(image: Image.Image, size: int, fill: str = "upscale") -> Ima
     return image.resize(new_size, Image.Resampling.BILINEAR)
 
 
+def is_small(size: tuple[int, int], spec: InputSpec) -> bool:
+    """Whether an image of `size` (width, height) is smaller than the window, which `spec.fill` then fills.
+
+    Such an image scores differently (upscaling reads as a real photo's smoothness), so a model may hold a
+    decision rule of its own for it.
+    """
+    return spec.mode == "crop" and min(size) < spec.size
+
+
+def read_model_input(
+    source: ImageSource, spec: InputSpec, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, bool]:
+    """Decode one image into the model's input, a uint8 array of shape (size, size, 3), and whether the image
+    was small (`is_small`)."""
+    image = open_rgb(source, max_pixels)
+    return np.asarray(fit_to_input(image, spec), dtype=np.uint8), is_small(image.size, spec)
+
+
 def load_model_input(
     source: ImageSource, spec: InputSpec, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
     """Decode one image into the model's input: uint8 array of shape (size, size, 3)."""
-    return np.asarray(fit_to_input(open_rgb(source, max_pixels), spec), dtype=np.uint8)
+    return read_model_input(source, spec, max_pixels)[0]
 
 
 @dataclass(frozen=True)
@@ -347,3 +365,10 @@ class WebDegradation:
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=self.quality)
         return buffer.getvalue()
+
+
+def small_image_copy(window: int) -> WebDegradation:
+    """The copies a model's small-image rule is fitted on: shrunk to two thirds of its window on the longer
+    side and saved as JPEG q75, so every one is smaller than the window (for a 384-px window, the
+    cross-collection protocol's thumbnail tier, 256:75)."""
+    return WebDegradation(max(16, window * 2 // 3), 75)

@@ -133,14 +133,24 @@ def reliability_curve(labels: np.ndarray, scores: np.ndarray, bins: int = 10) ->
 
 
 def compute_metrics(
-    labels: np.ndarray, scores: np.ndarray, rule: DecisionRule, sources: list[str] | None = None
+    labels: np.ndarray,
+    scores: np.ndarray,
+    rule: DecisionRule,
+    sources: list[str] | None = None,
+    small: np.ndarray | None = None,
+    small_rule: DecisionRule | None = None,
 ) -> dict:
-    """Every number `realcheck evaluate` reports, as a JSON-ready dict."""
+    """Every number `realcheck evaluate` reports, as a JSON-ready dict.
+
+    `small_rule` decides the images `small` marks (smaller than the model's window), as the Detector does.
+    """
     labels = np.asarray(labels, dtype=int)
     scores = np.asarray(scores, dtype=np.float64)
-    predicted = (scores >= rule.threshold).astype(int)
+    small = np.zeros(len(scores), dtype=bool) if small is None or small_rule is None else np.asarray(small)
+    small_rule = small_rule or rule
+    predicted = (scores >= np.where(small, small_rule.threshold, rule.threshold)).astype(int)
     both_classes = len(np.unique(labels)) == 2
-    uncertain = _in_band(scores, rule.band)
+    uncertain = np.where(small, _in_band(scores, small_rule.band), _in_band(scores, rule.band))
     confident = ~uncertain
     result = {
         "n": int(len(labels)),
@@ -172,9 +182,11 @@ def compute_metrics(
         ),
         "reliability": reliability_curve(labels, scores),
     }
+    if small_rule != rule:
+        result["small_image_rule"] = small_rule.to_dict() | {"images": int(np.sum(small))}
     if sources is not None:
         # Per source, under the key's published name.
-        result["per_generator"] = per_source_metrics(labels, scores, predicted, sources, rule.band)
+        result["per_generator"] = per_source_metrics(labels, scores, predicted, sources, uncertain)
     return result
 
 
@@ -183,16 +195,17 @@ def per_source_metrics(
     scores: np.ndarray,
     predicted: np.ndarray,
     sources: list[str],
-    band: tuple[float, float] = (0.5, 0.5),
+    uncertain: np.ndarray | None = None,
 ) -> dict:
     """Per generator or source: accuracy, ROC AUC where both classes occur, and what its images were called.
 
     Most sources hold one class, so the rates that matter are per class: `ai_recall` (AI images caught)
     and `real_called_ai` (real photographs accused: the false-positive rate). `uncertain` is the fraction
-    whose verdict was "uncertain" (inside the band; they still count as their thresholded class above).
+    whose verdict was "uncertain" (`uncertain` marks them: inside the band; they still count as their
+    thresholded class above).
     """
     sources_array = np.asarray(sources)
-    uncertain = _in_band(scores, band)
+    uncertain = np.zeros(len(scores), dtype=bool) if uncertain is None else uncertain
     breakdown = {}
     for name in sorted(set(sources)):
         mask = sources_array == name

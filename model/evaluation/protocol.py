@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ DIRECTIONS = {"A->B": ("A", "B"), "B->A": ("B", "A")}
 # The copies every held-out image is scored in (longest side:JPEG quality): as stored, two web re-encodings, and
 # a thumbnail, smaller than any window the models score (how a model meets a small image: upscaled or mirrored).
 TIERS = {"clean": None, "web_768_q60": "768:60", "web_512_q40": "512:40", "web_256_q75": "256:75"}
+# The copies a small-image rule is fitted on: every thumbnail is smaller than the 384-px window.
+SMALL_IMAGE_TIER = "web_256_q75"
 # Whole sources of both classes and both collections that the final model is calibrated on, not trained on.
 CALIBRATION_SOURCES = (
     "photoprism",
@@ -142,13 +145,21 @@ def probe_fitter(c: float, balance_sources: bool = False):
 
 
 def out_of_source_scores(
-    fit, x: np.ndarray, labels: np.ndarray, sources: np.ndarray, folds: int, seed: int
+    fit,
+    x: np.ndarray,
+    labels: np.ndarray,
+    sources: np.ndarray,
+    folds: int,
+    seed: int,
+    copies: Sequence[np.ndarray] = (),
 ) -> np.ndarray | None:
     """Each training image scored by a model fitted (`fit(x, labels, sources)` returns a scoring function) without
     its source: whole sources dealt into `folds` folds with both classes in each, held out as validation
     holds them. The operating point then sees every real source of the training collection, not only the
     few that validation holds.
 
+    Shape (1 + len(copies), n): the scores of `x`, then of each of `copies` (the features of other copies of
+    the same images, such as thumbnails, row for row) by the same fold models.
     Fewer folds when a class has fewer sources; None when a class has a single source (nothing to hold out).
     """
     from sklearn.model_selection import StratifiedGroupKFold
@@ -156,10 +167,13 @@ def out_of_source_scores(
     folds = min(folds, *(len(np.unique(sources[labels == label])) for label in (REAL, AI)))
     if folds < 2:
         return None
-    scores = np.full(len(labels), np.nan)
+    views = [x, *copies]
+    scores = np.full((len(views), len(labels)), np.nan)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for kept, held in splitter.split(x, labels, sources):
-        scores[held] = fit(x[kept], labels[kept], sources[kept])(x[held])
+        scorer = fit(x[kept], labels[kept], sources[kept])
+        for row, view in enumerate(views):
+            scores[row, held] = scorer(view[held])
     return scores
 
 
@@ -244,8 +258,17 @@ def new_source_threshold(
     return float(1 / (1 + np.exp(-bound)))
 
 
-def verdicts(scores: np.ndarray, rule: DecisionRule) -> np.ndarray:
-    return np.array([rule.verdict(float(score)) for score in scores])
+def verdicts(
+    scores: np.ndarray,
+    rule: DecisionRule,
+    small: np.ndarray | None = None,
+    small_rule: DecisionRule | None = None,
+) -> np.ndarray:
+    """Each score's verdict: by `small_rule` where `small` marks an image smaller than the window, else `rule`."""
+    small = np.zeros(len(scores), dtype=bool) if small is None or small_rule is None else small.astype(bool)
+    return np.array(
+        [(small_rule if is_small else rule).verdict(float(score)) for score, is_small in zip(scores, small)]
+    )
 
 
 def rates(labels: np.ndarray, verdict: np.ndarray) -> dict:
@@ -260,13 +283,22 @@ def rates(labels: np.ndarray, verdict: np.ndarray) -> dict:
     return result
 
 
-def measure(labels, scores, sources, rule: DecisionRule, balanced_threshold: float) -> dict:
+def measure(
+    labels,
+    scores,
+    sources,
+    rule: DecisionRule,
+    balanced_threshold: float,
+    small: np.ndarray | None = None,
+    small_rule: DecisionRule | None = None,
+) -> dict:
     """Held-out metrics: ranking (AUC), balanced accuracy at the validation-chosen balanced threshold, ECE,
-    and the verdict rates at the operating point, pooled and per source."""
+    and the verdict rates at the operating point (`small_rule` for the images `small` marks), pooled and per
+    source."""
     from sklearn import metrics
 
     labels, scores, sources = np.asarray(labels), np.asarray(scores, dtype=np.float64), np.asarray(sources)
-    verdict = verdicts(scores, rule)
+    verdict = verdicts(scores, rule, small, small_rule)
     result = rates(labels, verdict)
     if len(np.unique(labels)) == 2:
         above = scores >= balanced_threshold
@@ -347,6 +379,7 @@ def read_scores(path: Path) -> dict[tuple[str, str, str, str], dict[str, np.ndar
             group["sources"].append(row["source"])
             group["collections"].append(row["collection"])
             group["paths"].append(row["path"])
+            group["small"].append(row.get("small") == "1")  # older score files did not record it
     return {key: {k: np.array(v) for k, v in group.items()} for key, group in grouped.items()}
 
 
@@ -371,7 +404,11 @@ def combine(scores: dict, members: list[str]) -> dict:
 
 def report(scores: dict, rule: str = "per-source") -> dict:
     """Per recipe and direction: the operating point (`rule`) fitted on validation (and, where the recipe
-    scored them, the training images scored out of source), then every held-out copy measured with it."""
+    scored them, the training images scored out of source), then every held-out copy measured with it.
+
+    Where the fitting splits were also scored as thumbnails (`SMALL_IMAGE_TIER`), a second operating point is
+    fitted on those (the same calibration) and decides every held-out image smaller than the window.
+    """
     result: dict[str, dict] = defaultdict(dict)
     for recipe, direction, split, _ in sorted(scores):
         fit_split = "calibration" if direction == "final" else "val"
@@ -380,11 +417,15 @@ def report(scores: dict, rule: str = "per-source") -> dict:
         fitted_on = [fit_split]
         if (recipe, direction, "out_of_source", "clean") in scores:
             fitted_on.append("out_of_source")
-        groups = [scores[(recipe, direction, s, "clean")] for s in fitted_on]
-        val = {key: np.concatenate([g[key] for g in groups]) for key in ("labels", "scores", "sources")}
+        val = _joined([scores[(recipe, direction, s, "clean")] for s in fitted_on])
         (scale, bias), fitted, balanced = fit_on_validation(
             val["labels"], val["scores"], val["sources"], rule
         )
+        small_rule = None
+        if all((recipe, direction, s, SMALL_IMAGE_TIER) in scores for s in fitted_on):
+            small = _joined([scores[(recipe, direction, s, SMALL_IMAGE_TIER)] for s in fitted_on])
+            small_scores = apply_platt(small["scores"], scale, bias)
+            small_rule = choose_operating_point(small["labels"], small_scores, small["sources"], rule=rule)
         entry = {
             "calibration": {"scale": scale, "bias": bias},
             **fitted.to_dict(),
@@ -395,13 +436,27 @@ def report(scores: dict, rule: str = "per-source") -> dict:
                 "real_sources": len(np.unique(val["sources"][val["labels"] == REAL])),
             },
         }
+        if small_rule is not None:
+            entry["small_image_rule"] = small_rule.to_dict()
         held_out = "in_distribution" if direction == "final" else "test"
         for (r, d, s, tier), group in sorted(scores.items()):
             if (r, d, s) == (recipe, direction, held_out):
                 calibrated = apply_platt(group["scores"], scale, bias)
-                entry[tier] = measure(group["labels"], calibrated, group["sources"], fitted, balanced)
+                entry[tier] = measure(
+                    group["labels"],
+                    calibrated,
+                    group["sources"],
+                    fitted,
+                    balanced,
+                    group["small"],
+                    small_rule,
+                )
         result[recipe][direction] = entry
     return dict(result)
+
+
+def _joined(groups: list[dict]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([g[key] for g in groups]) for key in ("labels", "scores", "sources")}
 
 
 def headline(entry: dict, tier: str = "clean") -> str:

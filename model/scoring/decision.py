@@ -21,6 +21,11 @@ def verdict_for_score(score: float, threshold: float, band: tuple[float, float])
     return LABEL_NAMES[AI] if score >= threshold else LABEL_NAMES[REAL]
 
 
+# The metadata key of a second threshold and band, for images smaller than the model's window: their scores
+# sit elsewhere (upscaling reads as a real photo's smoothness), so one rule cannot serve both.
+SMALL_IMAGE_RULE = "small_image_rule"
+
+
 @dataclass(frozen=True)
 class DecisionRule:
     """Threshold on P(AI) and the band around it in which the verdict is "uncertain"."""
@@ -33,6 +38,12 @@ class DecisionRule:
         """The rule an artifact's metadata.json fixes."""
         low, high = (float(edge) for edge in metadata["uncertainty_band"])
         return cls(float(metadata["threshold"]), (low, high))
+
+    @classmethod
+    def for_small_images(cls, metadata: Mapping) -> DecisionRule | None:
+        """The rule for images smaller than the window (`small_image_rule` in metadata.json), if it holds one."""
+        rule = metadata.get(SMALL_IMAGE_RULE)
+        return cls.from_metadata(rule) if rule else None
 
     def verdict(self, score: float) -> str:
         return verdict_for_score(score, self.threshold, self.band)
@@ -58,6 +69,15 @@ class DecisionRule:
         return f"AI above {high:.3f}, unsure {low:.3f}-{high:.3f}, no AI signs below {low:.3f}"
 
 
+def describe_rules(metadata: Mapping) -> str:
+    """The ranges of an artifact's rules in words: its rule, then its small-image rule where it holds one."""
+    text = DecisionRule.from_metadata(metadata).describe()
+    small = DecisionRule.for_small_images(metadata)
+    if small is not None:
+        text += f"; images under {metadata['input_size']} px on their shorter side: {small.describe()}"
+    return text
+
+
 @dataclass(frozen=True)
 class Decision:
     """The verdict given, and what it rests on: `provenance` or `model`."""
@@ -75,8 +95,17 @@ def decide(model_verdict: str, provenance: Provenance) -> Decision:
 
 # One scored image as every face gives it, under these names: the API's prediction, a `check`/`scan` row and
 # the upload page's table and CSV (each adds what is its own: provenance, timing, the file).
-# `Prediction.record` fills them.
-RECORD_FIELDS = ("verdict", "basis", "score", "model_verdict", "real_below", "ai_above", "sha256")
+# `Prediction.record` fills them. `small_image` says the ranges are the small-image rule's.
+RECORD_FIELDS = (
+    "verdict",
+    "basis",
+    "score",
+    "model_verdict",
+    "real_below",
+    "ai_above",
+    "small_image",
+    "sha256",
+)
 
 NOT_PROOF = "treat a verdict as a hint, not proof"
 

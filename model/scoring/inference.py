@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from realcheck.model.artifacts.metadata import with_defaults
-from realcheck.model.data.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, load_model_input
+from realcheck.model.data.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, read_model_input
 from realcheck.model.errors import ImageDecodeError
 from realcheck.model.scoring.decision import DecisionRule, decide
 from realcheck.model.scoring.provenance import NO_PROVENANCE, Provenance, ProvenanceReader
@@ -34,8 +34,9 @@ class Prediction:
     """What the core says about one image: P(AI), the model's verdict and the decision, or why it failed.
 
     `verdict` is the decision; `model_verdict` the model's own, and `basis` says which one decided
-    (`provenance` when the file declares itself AI-generated, else `model`). `sha256` names the image's
-    bytes (None for an in-memory picture).
+    (`provenance` when the file declares itself AI-generated, else `model`). `rule` is the decision rule that
+    gave `model_verdict`: the small-image rule when `small_image` (the image was smaller than the window) and
+    the artifact holds one. `sha256` names the image's bytes (None for an in-memory picture).
     """
 
     sha256: str | None = None
@@ -44,36 +45,43 @@ class Prediction:
     verdict: str | None = None
     basis: str = "model"
     provenance: Provenance = NO_PROVENANCE
+    rule: DecisionRule | None = None
+    small_image: bool = False
     error: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
-    def record(self, rule: DecisionRule) -> dict:
-        """The image's RECORD_FIELDS (realcheck.model.scoring.decision), with the ranges of the `rule` that
-        decided its verdict."""
+    def record(self) -> dict:
+        """The image's RECORD_FIELDS (realcheck.model.scoring.decision), with the ranges of the rule that gave
+        its model verdict."""
         return {
             "verdict": self.verdict,
             "basis": self.basis,
             "score": self.score,
             "model_verdict": self.model_verdict,
-            **rule.range_fields(),
+            # An image not scored (an error) had no rule applied: no ranges.
+            **(self.rule.range_fields() if self.rule else {"real_below": None, "ai_above": None}),
+            "small_image": self.small_image if self.rule else None,
             "sha256": self.sha256,
         }
 
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """One decoded image waiting for the model: its input pixels, its bytes' SHA-256 and its provenance."""
+    """One decoded image waiting for the model: its input pixels, its bytes' SHA-256, its provenance and
+    whether it was smaller than the window (`small`)."""
 
     pixels: np.ndarray
     sha256: str | None
     provenance: Provenance
+    small: bool = False
 
 
 class Detector:
-    """An artifact's model on a runtime, with its input spec, decision rule and (optionally) provenance reader.
+    """An artifact's model on a runtime, with its input spec, decision rules (`rule`, and `small_rule` for
+    images smaller than the window) and (optionally) provenance reader.
 
     Without a provenance reader every decision is the model's (training and evaluation measure the model);
     with one, a file that declares itself AI-generated is decided by its provenance.
@@ -90,6 +98,7 @@ class Detector:
         self.metadata = metadata = with_defaults(metadata)
         self.spec = InputSpec(int(metadata["input_size"]), metadata["input_mode"], metadata["input_fill"])
         self.rule = DecisionRule.from_metadata(metadata)
+        self.small_rule = DecisionRule.for_small_images(metadata) or self.rule
         self.max_pixels = max_pixels
         self.provenance = provenance
 
@@ -103,7 +112,11 @@ class Detector:
 
     def pixels(self, source: ImageSource) -> np.ndarray:
         """Decode one image into the model's input array (raises ImageDecodeError)."""
-        return load_model_input(source, self.spec, self.max_pixels)
+        return self._decode(source)[0]
+
+    def rule_for(self, small: bool) -> DecisionRule:
+        """The decision rule for an image, by whether it was smaller than the window."""
+        return self.small_rule if small else self.rule
 
     def prepare(self, source: ImageSource, sha256: str | None = None) -> PreparedImage:
         """Read, hash, decode and read the provenance of one image (raises ImageDecodeError).
@@ -111,11 +124,11 @@ class Detector:
         `sha256` is the bytes' digest when the caller has it already (the server hashes for its cache).
         """
         data = self._read(source)
+        pixels, small = self._decode(data)
         if isinstance(data, Image.Image):
-            return PreparedImage(self.pixels(data), None, NO_PROVENANCE)
-        pixels = self.pixels(data)
+            return PreparedImage(pixels, None, NO_PROVENANCE, small)
         provenance = self.provenance.read(data) if self.provenance is not None else NO_PROVENANCE
-        return PreparedImage(pixels, sha256 or hashlib.sha256(data).hexdigest(), provenance)
+        return PreparedImage(pixels, sha256 or hashlib.sha256(data).hexdigest(), provenance, small)
 
     def scores(self, batch: np.ndarray) -> np.ndarray:
         """P(AI) for a batch of prepared inputs of shape (n, size, size, 3)."""
@@ -124,8 +137,9 @@ class Detector:
         return np.asarray(self.runtime.scores(np.asarray(batch))).reshape(-1)
 
     def judge(self, image: PreparedImage, score: float) -> Prediction:
-        """The verdicts for a scored image: the model's by the decision rule, then the decision."""
-        model_verdict = self.rule.verdict(score)
+        """The verdicts for a scored image: the model's by its decision rule (`rule_for`), then the decision."""
+        rule = self.rule_for(image.small)
+        model_verdict = rule.verdict(score)
         decision = decide(model_verdict, image.provenance)
         return Prediction(
             sha256=image.sha256,
@@ -134,6 +148,8 @@ class Detector:
             verdict=decision.verdict,
             basis=decision.basis,
             provenance=image.provenance,
+            rule=rule,
+            small_image=image.small,
         )
 
     def predict(
@@ -171,6 +187,9 @@ class Detector:
             return self.prepare(data, sha256)
         except ImageDecodeError as error:
             return Prediction(sha256, error=str(error))
+
+    def _decode(self, source: ImageSource) -> tuple[np.ndarray, bool]:
+        return read_model_input(source, self.spec, self.max_pixels)
 
     def _read(self, source: ImageSource) -> bytes | Image.Image:
         if isinstance(source, Image.Image):
@@ -237,8 +256,8 @@ def load_detector(
     return Detector(keras_runtime, metadata, max_pixels, provenance)
 
 
-def score_paths(detector: Detector, paths: Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
-    """Scores for files that are known to decode (verified samples); raises if one does not."""
+def score_paths(detector: Detector, paths: Sequence[ImageSource], batch_size: int = 32) -> np.ndarray:
+    """Scores for files (or image bytes) that are known to decode (verified samples); raises if one does not."""
     scores = np.zeros(len(paths), dtype=np.float64)
     for index, prediction in detector.iter_predict(paths, batch_size=batch_size):
         if not prediction.ok:

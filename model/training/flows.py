@@ -22,6 +22,7 @@ import tensorflow as tf
 from realcheck.model.artifacts import artifact
 from realcheck.model.artifacts.metadata import NETWORK_FIELDS, build_metadata, git_commit
 from realcheck.model.data.datasets import Discovery, Sample, discover, summarize
+from realcheck.model.data.imaging import small_image_copy
 from realcheck.model.data.pipeline import make_dataset
 from realcheck.model.data.splitting import (
     SPLITS,
@@ -32,9 +33,9 @@ from realcheck.model.data.splitting import (
 )
 from realcheck.model.errors import DataError, RealCheckError
 from realcheck.model.evaluation import measures
-from realcheck.model.evaluation.calibration import calibrate
+from realcheck.model.evaluation.calibration import apply_platt, calibrate
 from realcheck.model.networks import architecture
-from realcheck.model.scoring.decision import DecisionRule
+from realcheck.model.scoring.decision import SMALL_IMAGE_RULE, DecisionRule
 from realcheck.model.scoring.inference import keras_detector, score_paths
 from realcheck.model.settings import HeadParams, TrainConfig
 from realcheck.model.training import devices
@@ -337,10 +338,12 @@ def finish(
     data: PreparedData,
     history: dict,
     run_dir: Path,
-    out_of_source: ScoredImages | None = None,
+    out_of_source: dict[str, ScoredImages] | None = None,
 ) -> TrainResult:
     """Calibration, threshold and band on validation (and on `out_of_source`, training images scored by
-    models that did not see their source), metrics and plots on test, then write the artifact."""
+    models that did not see their source), the small-image rule likewise on small copies, metrics and plots
+    on test, then write the artifact."""
+    out_of_source = out_of_source or {}
     metadata = metadata | {"threshold": 0.5, "uncertainty_band": [0.5, 0.5]}
     model = architecture.with_calibration(model)  # fine-tuning an artifact: fit its calibration anew
     val = data.split["val"]
@@ -348,21 +351,38 @@ def finish(
     raw_val_scores = score_paths(
         keras_detector(model, metadata), [data.root / s.path for s in val], config.batch_size
     )
-    fit_on = ScoredImages(val_labels, raw_val_scores, np.array([s.source for s in val])).joined(out_of_source)
+    val_sources = np.array([s.source for s in val])
+    fit_on = ScoredImages(val_labels, raw_val_scores, val_sources).joined(out_of_source.get("clean"))
     model, fit_scores, calibration = calibrate(model, fit_on.labels, fit_on.scores)
-    if out_of_source is not None:
+    if "clean" in out_of_source:
         calibration["fitted_on"] = "val + out-of-source training"
     val_scores = fit_scores[: len(val)]
     rule = choose_rule(config, fit_on.labels, fit_scores, list(fit_on.sources))
     metadata = metadata | {"calibration": calibration}
     detector = keras_detector(model, metadata)
+    if config.inference_spec.mode == "crop":
+        copy = small_image_copy(config.inference_spec.size)
+        small_scores = score_paths(detector, [copy.apply(data.root / s.path) for s in val], config.batch_size)
+        small_val = ScoredImages(val_labels, small_scores, val_sources)
+        metadata[SMALL_IMAGE_RULE] = small_image_rule(
+            config, small_val, out_of_source.get("small"), calibration
+        )
+        detector = keras_detector(model, metadata)
     metrics = {"val": _strip(measures.compute_metrics(val_labels, val_scores, rule))}
     plots_dir = run_dir / "plots"
     test = data.split["test"]
     if test:
         test_labels = np.array([s.label for s in test])
-        test_scores = score_paths(detector, [data.root / s.path for s in test], config.batch_size)
-        test_metrics = measures.compute_metrics(test_labels, test_scores, rule, [s.source for s in test])
+        predictions = detector.predict([data.root / s.path for s in test], batch_size=config.batch_size)
+        test_scores = np.array([p.score for p in predictions])
+        test_metrics = measures.compute_metrics(
+            test_labels,
+            test_scores,
+            rule,
+            [s.source for s in test],
+            np.array([p.small_image for p in predictions]),
+            detector.small_rule,
+        )
         measures.save_plots(test_labels, test_scores, test_metrics, plots_dir, title="test")
         metrics["test"] = _strip(test_metrics)
         artifact.write_json(run_dir / "evaluation.json", test_metrics)
@@ -384,6 +404,31 @@ def finish(
     )
     artifact.save_artifact(run_dir, model, metadata)
     return TrainResult(run_dir, metadata, history)
+
+
+def small_image_rule(
+    config: TrainConfig,
+    val: ScoredImages,
+    out_of_source: ScoredImages | None,
+    calibration: dict,
+) -> dict:
+    """The decision rule for images smaller than the window (metadata `small_image_rule`): chosen as the
+    main one is, on the small copies of the validation images (calibrated scores) and of the training
+    images scored out of source (raw scores, calibrated here the same way)."""
+    if out_of_source is not None:
+        calibrated = apply_platt(out_of_source.scores, calibration["scale"], calibration["bias"])
+        val = val.joined(ScoredImages(out_of_source.labels, calibrated, out_of_source.sources))
+    rule = choose_rule(config, val.labels, val.scores, list(val.sources))
+    copy = small_image_copy(config.inference_spec.size)
+    return rule.to_dict() | {
+        "applies_to": f"images under {config.inference_spec.size} px on their shorter side",
+        "fitted_on": f"copies shrunk to {copy.max_side} px on their longer side and saved as JPEG q{copy.quality}"
+        + (
+            " of the validation images and of the training images scored out of source"
+            if out_of_source
+            else " of the validation images"
+        ),
+    }
 
 
 def choose_rule(

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from realcheck.model.data.datasets import Sample
-from realcheck.model.data.imaging import load_model_input
+from realcheck.model.data.imaging import WebDegradation, load_model_input, small_image_copy
 from realcheck.model.evaluation.protocol import (
     OUT_OF_SOURCE_FOLDS,
     PROBE_STRENGTHS,
@@ -51,15 +51,25 @@ class ScoredImages:
 
 
 def embed(
-    model: keras.Model, root: Path, samples: list[Sample], spec: InputSpec, batch_size: int
+    model: keras.Model,
+    root: Path,
+    samples: list[Sample],
+    spec: InputSpec,
+    batch_size: int,
+    copy: WebDegradation | None = None,
 ) -> np.ndarray:
-    """The pooled features (the head's input) of each sample's model input."""
+    """The pooled features (the head's input) of each sample's model input (of its `copy`, if given)."""
     features = feature_extractor(model)
+
+    def model_input(sample: Sample) -> np.ndarray:
+        path = root / sample.path
+        return load_model_input(copy.apply(path) if copy else path, spec)
+
     chunks = []
     with ThreadPoolExecutor(2) as pool:
         for start in range(0, len(samples), batch_size):
             batch = samples[start : start + batch_size]
-            pixels = np.stack(list(pool.map(lambda s: load_model_input(root / s.path, spec), batch)))
+            pixels = np.stack(list(pool.map(model_input, batch)))
             chunks.append(np.asarray(features.predict_on_batch(pixels.astype(np.float32))))
     return np.concatenate(chunks)
 
@@ -82,9 +92,10 @@ def fit_linear_probe(
     spec: InputSpec,
     batch_size: int,
     seed: int,
-) -> tuple[dict, ScoredImages | None]:
+) -> tuple[dict, dict[str, ScoredImages] | None]:
     """Fit the probe into `model`'s head; returns its record (strength, validation AUCs) and the training
-    images scored out of source (None when a class has a single training source)."""
+    images scored out of source: `clean`, and `small` for their small-image copies (`small_image_copy`;
+    crop mode only). None when a class has a single training source."""
     train, val = split["train"], split["val"]
     x = embed(model, root, train, spec, batch_size)
     labels = np.array([s.label for s in train])
@@ -100,9 +111,15 @@ def fit_linear_probe(
     log.info("probe: C %s chosen (validation ROC AUC %s)", c, {k: round(v, 3) for k, v in val_auc.items()})
     record = {"c": c, "validation_auc": val_auc, "features": int(x.shape[1]), "source_balanced": True}
 
-    scores = out_of_source_scores(probe_fitter(c, True), x, labels, sources, OUT_OF_SOURCE_FOLDS, seed)
+    copies = {"clean": x}
+    if spec.mode == "crop":
+        copies["small"] = embed(model, root, train, spec, batch_size, small_image_copy(spec.size))
+    fit = probe_fitter(c, True)
+    scores = out_of_source_scores(
+        fit, x, labels, sources, OUT_OF_SOURCE_FOLDS, seed, list(copies.values())[1:]
+    )
     if scores is None:
         log.info("a class has one training source: no training image can be scored out of source")
         return record, None
-    record["scored_out_of_source"] = len(scores)
-    return record, ScoredImages(labels, scores, sources)
+    record["scored_out_of_source"] = len(labels)
+    return record, {name: ScoredImages(labels, row, sources) for name, row in zip(copies, scores)}
