@@ -35,6 +35,8 @@ export function resultFromPrediction(answer, prediction) {
     score: prediction.score,
     // The three ranges every face shows beside a score (real below, unsure between, AI above).
     ranges: rangesOf(prediction, answer.decision),
+    // The image was smaller than the model's window: its ranges are the model's small-image rule's.
+    smallImage: prediction.small_image === true,
     sha256: prediction.sha256,
     model: { name: answer.model?.name ?? "unknown", version: answer.model?.version ?? "unknown" },
     // How good the model was measured to be, in the server's words (from the artifact's metadata).
