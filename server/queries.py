@@ -132,6 +132,8 @@ class LocalChecker:
 
 def _check_line(row: dict) -> str:
     model_part = f"P(AI) {row['score']:.3f}"  # the ranges that turn it into a verdict close the output
+    if row.get("small_image"):
+        model_part += ", small image: its own ranges"
     if row.get("basis") == "provenance":
         return f"{row['path']}: {row['verdict']} by provenance: {row['provenance']} (the model: {row['model_verdict']}, {model_part})"
     verdict = "no AI signs found" if row["verdict"] == "real" else row["verdict"]  # never "real" from pixels
