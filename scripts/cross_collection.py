@@ -58,7 +58,7 @@ from realcheck.model.settings import SMALL_IMAGE_FILLS
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 RECIPES = ("frozen-top", "frozen-stages", "real-only", "adapt")
-# `small`: 1 where the copy was smaller than the window (a small-image rule, where fitted, decides it).
+# `small`: 1 where the copy was small (`imaging.is_small`; a small-image rule, where fitted, decides it).
 SCORE_COLUMNS = [
     "recipe",
     "direction",
@@ -77,7 +77,7 @@ log = logging.getLogger("realcheck")
 
 def model_inputs(items: list[Item], args: argparse.Namespace, tier: str) -> tuple[np.ndarray, np.ndarray]:
     """The inference path's input (centre window at native resolution, `--window` and `--small-images`) of
-    each image's copy at `tier`, and which copies were smaller than the window."""
+    each image's copy at `tier`, and which copies were small (`is_small`)."""
     from realcheck.model.data.imaging import WebDegradation, read_model_input
     from realcheck.model.settings import InputSpec
 

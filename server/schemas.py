@@ -127,7 +127,7 @@ class Prediction(BaseModel):
     real_below: RealBelow
     ai_above: AiAbove
     small_image: bool = Field(
-        description="the image was smaller than the model's window, so the model's small-image rule (its own "
+        description="the image was small for the model's window, so the model's small-image rule (its own "
         "threshold and ranges, where the model has one) gave `model_verdict`"
     )
     sha256: Sha256
@@ -162,7 +162,7 @@ class Decision(BaseModel):
     real_below: RealBelow | None = None
     ai_above: AiAbove | None = None
     small_image_rule: SmallImageRule | None = Field(
-        default=None, description="the rule for images smaller than the model's window, where it has one"
+        default=None, description="the rule for small images, where the model has one"
     )
     accuracy_statement: AccuracyStatement | None = None
 

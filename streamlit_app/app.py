@@ -230,9 +230,9 @@ def show_verdict(result: Prediction, detector: Detector) -> None:
     st.markdown(score_bar(result.score, rule.threshold, rule.band), unsafe_allow_html=True)
     st.markdown(f"P(AI) = **{result.score:.3f}** · {rule.describe()}")
     if result.small_image and rule != detector.rule:
+        applies_to = detector.metadata["small_image_rule"].get("applies_to", "small")
         st.caption(
-            f"A small image (under {detector.spec.size} px on its shorter side): the model scores small "
-            "images differently, so they have ranges of their own."
+            f"A small image ({applies_to}): the model scores these differently, so they have ranges of their own."
         )
 
 

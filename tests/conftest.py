@@ -75,7 +75,11 @@ def small_rule_artifact(tmp_path_factory, tiny_artifact) -> Path:
         "input_mode": "crop",
         "threshold": 1.0,
         "uncertainty_band": [1.0, 1.0],
-        "small_image_rule": {"threshold": 0.0, "uncertainty_band": [0.0, 0.0]},
+        "small_image_rule": {
+            "threshold": 0.0,
+            "uncertainty_band": [0.0, 0.0],
+            "applies_to": "images of 21 px or less on their shorter side",
+        },
     }
     (folder / "metadata.json").write_text(json.dumps(metadata))
     return folder

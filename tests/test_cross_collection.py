@@ -40,7 +40,7 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
 def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rule(tmp_path):
     data, out = make_collections(tmp_path / "data"), tmp_path / "xc"
     run = [
-        "run", "--data", str(data), "--out", str(out), "--recipe", "frozen-stages", "--window", "48",
+        "run", "--data", str(data), "--out", str(out), "--recipe", "frozen-stages", "--window", "64",
         "--tiers", "clean", "--c", "0.01", "0.1", "--balance-sources", "--small-images", "mirror",
         "--out-of-source-folds", "3",
     ]  # fmt: skip
@@ -49,7 +49,8 @@ def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rul
     scores = (out / "scores.csv").read_text().splitlines()
     splits = {line.split(",")[2] for line in scores[1:]}
     assert splits == {"val", "test", "out_of_source"}
-    # The fitting splits as thumbnails too, for the small-image rule; every 40-px image is under the window.
+    # The fitting splits as thumbnails too, for the small-image rule; every 40-px image is small for the
+    # 64-px window (two thirds of it: 42 px).
     copies = {tuple(line.split(",")[2:4]) for line in scores[1:]}
     assert {("val", "web_256_q75"), ("out_of_source", "web_256_q75")} <= copies
     assert {line.split(",")[-1] for line in scores[1:]} == {"1"}

@@ -149,11 +149,11 @@ def test_artifact_holds_weights_without_optimizer_state(trained_artifact):
         assert "optimizer" not in store and "layers" in store
 
 
-def test_an_image_smaller_than_the_window_is_decided_by_the_small_image_rule(small_rule_artifact):
+def test_a_small_image_is_decided_by_the_small_image_rule(small_rule_artifact):
     detector = load_detector(small_rule_artifact)
     small, large = detector.predict(
-        [Image.fromarray(imagegen.make_array("real", size)) for size in (16, 64)]  # the window is 32 px
+        [Image.fromarray(imagegen.make_array("real", size)) for size in (16, 24)]  # small: 21 px or less
     )
     assert (small.small_image, small.verdict, small.record()["ai_above"]) == (True, "ai", 0.0)
     assert (large.small_image, large.verdict, large.record()["ai_above"]) == (False, "real", 1.0)
-    assert "images under 32 px on their shorter side: AI from 0.000" in describe_rules(detector.metadata)
+    assert "images of 21 px or less on their shorter side: AI from 0.000" in describe_rules(detector.metadata)

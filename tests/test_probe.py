@@ -82,14 +82,14 @@ def test_train_probe_records_its_strength_and_fits_its_rule_out_of_source(probe_
     assert metadata["calibration"]["fitted_on"] == "val + out-of-source training"
     assert metadata["threshold"] == metadata["uncertainty_band"][1]
     assert metadata["metrics"]["test"]["roc_auc"] > 0.5
-    # A rule of its own for images smaller than the window, fitted the same way on their small copies.
+    # A rule of its own for small images, fitted the same way on small copies.
     small = metadata["small_image_rule"]
     assert small["threshold"] == small["uncertainty_band"][1] >= 0.5
-    assert small["applies_to"] == "images under 64 px on their shorter side"
+    assert small["applies_to"] == "images of 42 px or less on their shorter side"
     assert "42 px" in small["fitted_on"] and "scored out of source" in small["fitted_on"]
     card = (probe_artifact / "README.md").read_text()
     assert (
-        f"Decision for images under 64 px on their shorter side: `ai` when P(AI) >= {small['threshold']:.4f}"
+        f"Decision for images of 42 px or less on their shorter side: `ai` when P(AI) >= {small['threshold']:.4f}"
         in card
     )
 
@@ -103,8 +103,10 @@ def test_a_probe_trained_on_mirrored_small_images_is_served_mirroring_them(probe
     np.testing.assert_array_equal(window[8:56, 8:56], np.asarray(Image.open(image).convert("RGB")))
     card = (probe_artifact / "README.md").read_text()
     assert "mirrored at its edges, never resampled" in card
-    # So its own small-image rule decides them, and every record gives that rule's ranges.
-    prediction = detector.predict([image])[0]
+    # An image of at most two thirds of the window is small: its own rule decides it, and every record
+    # gives that rule's ranges.
+    assert not detector.predict([image])[0].small_image
+    prediction = detector.predict([Image.open(image).reduce(2)])[0]
     assert prediction.small_image and prediction.rule == detector.small_rule != detector.rule
     assert prediction.record()["ai_above"] == detector.small_rule.ranges()[1]
 

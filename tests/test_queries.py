@@ -406,13 +406,13 @@ def test_check_errors_name_no_library_index_or_http_status(capsys, live_server, 
 
 def test_check_says_when_a_small_image_was_decided_by_its_own_ranges(capsys, small_rule_artifact, tmp_path):
     small, large = tmp_path / "small.png", tmp_path / "large.png"
-    small.write_bytes(imagegen.image_bytes("real", 16))  # the window is 32 px
+    small.write_bytes(imagegen.image_bytes("real", 16))  # small: 21 px or less
     large.write_bytes(imagegen.image_bytes("real", 64))
     status, out, _ = run_cli(capsys, "check", str(small), str(large), "--model", str(small_rule_artifact))
     assert status == 0
     lines = out.splitlines()
     assert "small.png: ai (P(AI) " in lines[0] and lines[0].endswith(", small image: its own ranges)")
     assert "large.png: no AI signs found" in lines[1] and "small image" not in lines[1]
-    assert "images under 32 px on their shorter side: AI from 0.000, no AI signs below" in out
+    assert "images of 21 px or less on their shorter side: AI from 0.000, no AI signs below" in out
     rows = json.loads(run_cli(capsys, "check", str(small), "--model", str(small_rule_artifact), "--json")[1])
     assert (rows[0]["small_image"], rows[0]["ai_above"]) == (True, 0.0)

@@ -767,7 +767,7 @@ def test_a_small_image_is_answered_with_the_small_image_rule_that_decided_it(
     service = PredictionService(config).start()
     try:
         client = create_app(config, service=service).test_client()
-        small, large = (imagegen.image_bytes("real", size) for size in (16, 64))  # the window is 32 px
+        small, large = (imagegen.image_bytes("real", size) for size in (16, 64))  # small: 21 px or less
         body = client.post("/v1/predict", **multipart(small, large)).get_json()
     finally:
         service.stop()

@@ -35,7 +35,7 @@ export function resultFromPrediction(answer, prediction) {
     score: prediction.score,
     // The three ranges every face shows beside a score (real below, unsure between, AI above).
     ranges: rangesOf(prediction, answer.decision),
-    // The image was smaller than the model's window: its ranges are the model's small-image rule's.
+    // The image was small for the model's window: its ranges are the model's small-image rule's.
     smallImage: prediction.small_image === true,
     sha256: prediction.sha256,
     model: { name: answer.model?.name ?? "unknown", version: answer.model?.version ?? "unknown" },

@@ -123,7 +123,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "small_image_rule",
         "object",
-        "crop: the threshold and band for images smaller than the window (their scores sit elsewhere), what "
+        "crop: the threshold and band for small images (their scores sit elsewhere), what "
         "they apply to and what they were fitted on",
         public=True,
     ),

@@ -305,13 +305,21 @@ def ensure_min_side(image: Image.Image, size: int, fill: str = "upscale") -> Ima
     return image.resize(new_size, Image.Resampling.BILINEAR)
 
 
+def small_side(window: int) -> int:
+    """The shorter side at or under which an image is small for a window: two thirds of it (256 px for 384)."""
+    return max(16, window * 2 // 3)
+
+
 def is_small(size: tuple[int, int], spec: InputSpec) -> bool:
-    """Whether an image of `size` (width, height) is smaller than the window, which `spec.fill` then fills.
+    """Whether an image of `size` (width, height) is small: `spec.fill` has to grow it 1.5 times or more to
+    fill the window.
 
     Such an image scores differently (upscaling reads as a real photo's smoothness), so a model may hold a
-    decision rule of its own for it.
+    decision rule of its own for it. An image only a little under the window scores as larger ones do: on
+    the cross-collection protocol, giving those the small-image rule too caught no more AI images and called
+    one more real photo AI.
     """
-    return spec.mode == "crop" and min(size) < spec.size
+    return spec.mode == "crop" and min(size) <= small_side(spec.size)
 
 
 def read_model_input(
@@ -368,7 +376,7 @@ class WebDegradation:
 
 
 def small_image_copy(window: int) -> WebDegradation:
-    """The copies a model's small-image rule is fitted on: shrunk to two thirds of its window on the longer
-    side and saved as JPEG q75, so every one is smaller than the window (for a 384-px window, the
-    cross-collection protocol's thumbnail tier, 256:75)."""
-    return WebDegradation(max(16, window * 2 // 3), 75)
+    """The copies a model's small-image rule is fitted on: shrunk to `small_side` on the longer side and saved
+    as JPEG q75, so every one is small (`is_small`; for a 384-px window, the cross-collection protocol's
+    thumbnail tier, 256:75)."""
+    return WebDegradation(small_side(window), 75)

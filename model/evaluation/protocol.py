@@ -36,7 +36,7 @@ DIRECTIONS = {"A->B": ("A", "B"), "B->A": ("B", "A")}
 # The copies every held-out image is scored in (longest side:JPEG quality): as stored, two web re-encodings, and
 # a thumbnail, smaller than any window the models score (how a model meets a small image: upscaled or mirrored).
 TIERS = {"clean": None, "web_768_q60": "768:60", "web_512_q40": "512:40", "web_256_q75": "256:75"}
-# The copies a small-image rule is fitted on: every thumbnail is smaller than the 384-px window.
+# The copies a small-image rule is fitted on: every thumbnail is small for the 384-px window (`is_small`).
 SMALL_IMAGE_TIER = "web_256_q75"
 # Whole sources of both classes and both collections that the final model is calibrated on, not trained on.
 CALIBRATION_SOURCES = (
@@ -264,7 +264,7 @@ def verdicts(
     small: np.ndarray | None = None,
     small_rule: DecisionRule | None = None,
 ) -> np.ndarray:
-    """Each score's verdict: by `small_rule` where `small` marks an image smaller than the window, else `rule`."""
+    """Each score's verdict: by `small_rule` where `small` marks a small image (`is_small`), else `rule`."""
     small = np.zeros(len(scores), dtype=bool) if small is None or small_rule is None else small.astype(bool)
     return np.array(
         [(small_rule if is_small else rule).verdict(float(score)) for score, is_small in zip(scores, small)]
@@ -407,7 +407,7 @@ def report(scores: dict, rule: str = "per-source") -> dict:
     scored them, the training images scored out of source), then every held-out copy measured with it.
 
     Where the fitting splits were also scored as thumbnails (`SMALL_IMAGE_TIER`), a second operating point is
-    fitted on those (the same calibration) and decides every held-out image smaller than the window.
+    fitted on those (the same calibration) and decides every held-out image marked small.
     """
     result: dict[str, dict] = defaultdict(dict)
     for recipe, direction, split, _ in sorted(scores):

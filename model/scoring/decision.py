@@ -21,7 +21,7 @@ def verdict_for_score(score: float, threshold: float, band: tuple[float, float])
     return LABEL_NAMES[AI] if score >= threshold else LABEL_NAMES[REAL]
 
 
-# The metadata key of a second threshold and band, for images smaller than the model's window: their scores
+# The metadata key of a second threshold and band, for small images (`imaging.is_small`): their scores
 # sit elsewhere (upscaling reads as a real photo's smoothness), so one rule cannot serve both.
 SMALL_IMAGE_RULE = "small_image_rule"
 
@@ -41,7 +41,7 @@ class DecisionRule:
 
     @classmethod
     def for_small_images(cls, metadata: Mapping) -> DecisionRule | None:
-        """The rule for images smaller than the window (`small_image_rule` in metadata.json), if it holds one."""
+        """The rule for small images (`small_image_rule` in metadata.json), if it holds one."""
         rule = metadata.get(SMALL_IMAGE_RULE)
         return cls.from_metadata(rule) if rule else None
 
@@ -74,7 +74,7 @@ def describe_rules(metadata: Mapping) -> str:
     text = DecisionRule.from_metadata(metadata).describe()
     small = DecisionRule.for_small_images(metadata)
     if small is not None:
-        text += f"; images under {metadata['input_size']} px on their shorter side: {small.describe()}"
+        text += f"; {metadata[SMALL_IMAGE_RULE].get('applies_to', 'small images')}: {small.describe()}"
     return text
 
 

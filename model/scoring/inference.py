@@ -35,7 +35,7 @@ class Prediction:
 
     `verdict` is the decision; `model_verdict` the model's own, and `basis` says which one decided
     (`provenance` when the file declares itself AI-generated, else `model`). `rule` is the decision rule that
-    gave `model_verdict`: the small-image rule when `small_image` (the image was smaller than the window) and
+    gave `model_verdict`: the small-image rule when `small_image` (`is_small`: the window had to grow it 1.5 times or more) and
     the artifact holds one. `sha256` names the image's bytes (None for an in-memory picture).
     """
 
@@ -71,7 +71,7 @@ class Prediction:
 @dataclass(frozen=True)
 class PreparedImage:
     """One decoded image waiting for the model: its input pixels, its bytes' SHA-256, its provenance and
-    whether it was smaller than the window (`small`)."""
+    whether it is small (`small`, `is_small`)."""
 
     pixels: np.ndarray
     sha256: str | None
@@ -81,7 +81,7 @@ class PreparedImage:
 
 class Detector:
     """An artifact's model on a runtime, with its input spec, decision rules (`rule`, and `small_rule` for
-    images smaller than the window) and (optionally) provenance reader.
+    small images) and (optionally) provenance reader.
 
     Without a provenance reader every decision is the model's (training and evaluation measure the model);
     with one, a file that declares itself AI-generated is decided by its provenance.
@@ -115,7 +115,7 @@ class Detector:
         return self._decode(source)[0]
 
     def rule_for(self, small: bool) -> DecisionRule:
-        """The decision rule for an image, by whether it was smaller than the window."""
+        """The decision rule for an image, by whether it is small."""
         return self.small_rule if small else self.rule
 
     def prepare(self, source: ImageSource, sha256: str | None = None) -> PreparedImage:
