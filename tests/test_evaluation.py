@@ -216,6 +216,19 @@ def test_threshold_moves_the_predictions():
     assert result["precision"] == 1.0 and result["recall"] == 0.5
 
 
+def test_small_images_are_measured_at_the_small_image_rule():
+    small = np.array([False, False, False, True, True])  # the last two images were small
+    rule, small_rule = DecisionRule(0.8, (0.8, 0.8)), DecisionRule(0.55, (0.3, 0.95))
+    result = compute_metrics(LABELS, SCORES, rule, GENERATORS, small, small_rule)
+    assert compute_metrics(LABELS, SCORES, rule)["confusion_matrix"] == [[3, 0], [1, 1]]
+    assert result["confusion_matrix"] == [[3, 0], [0, 2]]  # 0.6, small, is over the small-image threshold
+    assert result["uncertain_fraction"] == pytest.approx(
+        2 / 5
+    )  # 0.6 and 0.9 are in its band; 0.7 is not small
+    assert result["small_image_rule"] == small_rule.to_dict() | {"images": 2}
+    assert "small_image_rule" not in compute_metrics(LABELS, SCORES, rule, GENERATORS, small, rule)
+
+
 def test_metrics_of_a_single_class_have_no_auc():
     result = compute_metrics(np.zeros(4, dtype=int), np.array([0.1, 0.2, 0.6, 0.3]), DecisionRule())
     assert result["roc_auc"] is None and result["average_precision"] is None
