@@ -36,21 +36,21 @@ def predict():
     service = _service()
     uploads = uploads_from_request(request, current_app.config["REALCHECK"])
     results = service.predict(uploads)
-    rule, small_rule = service.detector.rule, service.detector.small_rule
     return jsonify(
         model={"name": service.metadata["name"], "version": service.metadata["version"]},
-        # How scores become verdicts, and how far those verdicts were measured to go.
-        decision=rule.to_dict()
-        | rule.range_fields()
-        | (
-            {"small_image_rule": small_rule.to_dict() | small_rule.range_fields()}
-            if small_rule != rule
-            else {}
-        )
-        | {"accuracy_statement": measured_accuracy(service.metadata)},
+        decision=_decision(service),
         predictions=[_prediction(upload, result) for upload, result in zip(uploads, results)],
         time_ms=round((time.perf_counter() - started) * 1000.0, 3),
     )
+
+
+def _decision(service) -> dict:
+    """How scores become verdicts (each rule's threshold and ranges), and how far they were measured to go."""
+    rule, small_rule = service.detector.rule, service.detector.small_rule
+    decision = rule.to_dict() | rule.range_fields()
+    if small_rule != rule:
+        decision["small_image_rule"] = small_rule.to_dict() | small_rule.range_fields()
+    return decision | {"accuracy_statement": measured_accuracy(service.metadata)}
 
 
 def _prediction(upload, result) -> dict:

@@ -35,8 +35,9 @@ class Prediction:
 
     `verdict` is the decision; `model_verdict` the model's own, and `basis` says which one decided
     (`provenance` when the file declares itself AI-generated, else `model`). `rule` is the decision rule that
-    gave `model_verdict`: the small-image rule when `small_image` (`is_small`: the window had to grow it 1.5 times or more) and
-    the artifact holds one. `sha256` names the image's bytes (None for an in-memory picture).
+    gave `model_verdict`: the artifact's small-image rule, where it holds one, when `small_image` (`is_small`:
+    the window had to grow the image 1.5 times or more). `sha256` names the image's bytes (None for an
+    in-memory picture).
     """
 
     sha256: str | None = None
