@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realcheck.model.data.imaging import small_side
 from realcheck.model.evaluation.protocol import (
     MAX_AI_CALLED_REAL,
     MAX_REAL_CALLED_AI,
@@ -436,8 +437,9 @@ def limitations(recipe_name: str, window: int) -> list[str]:
         return [
             f"It scores one {window}x{window} window at native resolution (the centre of larger images; "
             "smaller images are upscaled first), so it sees only part of a large photograph. Upscaling reads "
-            "to it as a real photograph's smoothness, so smaller images get a threshold and band of their own "
-            "(`small_image_rule`), and it still catches fewer AI images among them (see the thumbnail tier).",
+            f"to it as a real photograph's smoothness, so images of {small_side(window)} px or less on their "
+            "shorter side get a threshold and band of their own (`small_image_rule`), and it still catches "
+            "fewer AI images among them (see the thumbnail tier).",
             "Its features are frozen ImageNet features of every stage of EfficientNet-Lite0: no layer of it was "
             "trained on generated images, so it judges texture statistics more than the traces of generation.",
             "On collections it never saw it separates real from AI only partly (see the cross-collection "
