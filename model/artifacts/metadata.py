@@ -123,8 +123,8 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "small_image_rule",
         "object",
-        "crop: the threshold and band for small images (their scores sit elsewhere), what "
-        "they apply to and what they were fitted on",
+        "crop: the threshold and band for small images (their scores sit elsewhere), what they apply to and "
+        "what they were fitted on",
         public=True,
     ),
     Field("calibration", "object", "Platt scaling inside the graph and validation ECE before and after"),

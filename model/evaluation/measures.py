@@ -142,7 +142,8 @@ def compute_metrics(
 ) -> dict:
     """Every number `realcheck evaluate` reports, as a JSON-ready dict.
 
-    `small_rule` decides the images `small` marks (small for the model's window, `is_small`), as the Detector does.
+    `small_rule` decides the images `small` marks (small for the model's window, `is_small`), as the
+    Detector does.
     """
     labels = np.asarray(labels, dtype=int)
     scores = np.asarray(scores, dtype=np.float64)
