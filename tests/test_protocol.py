@@ -59,30 +59,39 @@ def write_scores(path, rows):
 
 
 def protocol_columns():
-    return ["recipe", "direction", "split", "tier", "collection", "path", "label", "source", "score"]
+    return ["recipe", "direction", "split", "tier", "collection", "path", "label", "source", "score", "small"]
+
+
+def scored_rows(
+    recipe: str, direction: str, split: str, tier: str, scores, small: bool = False
+) -> list[dict]:
+    """scores.csv rows of the synthetic images (`synthetic`) with these scores."""
+    labels, _, sources = synthetic()
+    return [
+        {
+            "recipe": recipe,
+            "direction": direction,
+            "split": split,
+            "tier": tier,
+            "collection": "c",
+            "path": f"{split}/{i}.jpg",
+            "label": int(label),
+            "source": source,
+            "score": f"{score:.6f}",
+            "small": int(small),
+        }  # fmt: skip
+        for i, (label, score, source) in enumerate(zip(labels, scores, sources))
+    ]
 
 
 def test_report_fits_on_validation_and_measures_every_held_out_copy(tmp_path):
-    labels, scores, sources = synthetic()
+    scores = synthetic()[1]
     rows = []
     for direction in ("A->B", "B->A"):
         for split, tiers in (("val", ["clean"]), ("test", ["clean", "web_512_q40"])):
             for tier in tiers:
                 shift = 0.05 if tier != "clean" else 0.0
-                rows += [
-                    {
-                        "recipe": "adapt:x",
-                        "direction": direction,
-                        "split": split,
-                        "tier": tier,
-                        "collection": "c",
-                        "path": f"{split}/{i}.jpg",
-                        "label": int(label),
-                        "source": source,
-                        "score": f"{min(1.0, score + shift):.6f}",
-                    }  # fmt: skip
-                    for i, (label, score, source) in enumerate(zip(labels, scores, sources))
-                ]
+                rows += scored_rows("adapt:x", direction, split, tier, np.minimum(1.0, scores + shift))
     write_scores(tmp_path / "scores.csv", rows)
     report = protocol.write_report(tmp_path)
     entry = report["adapt:x"]["A->B"]
@@ -113,37 +122,21 @@ def test_report_fits_on_validation_and_measures_every_held_out_copy(tmp_path):
 def thumbnail_rows(small: bool) -> list[dict]:
     """Validation and test scores where the thumbnails' sit 1 lower in log-odds (upscaling reads as a real
     photo)."""
-    labels, scores, sources = synthetic()
-    rows = []
-    for split, tiers in (("val", ["clean", "web_256_q75"]), ("test", ["clean", "web_256_q75"])):
-        for tier in tiers:
-            thumbnail = tier == "web_256_q75"
-            rows += [
-                {
-                    "recipe": "probe",
-                    "direction": "A->B",
-                    "split": split,
-                    "tier": tier,
-                    "collection": "c",
-                    "path": f"{split}/{i}.jpg",
-                    "label": int(label),
-                    "source": source,
-                    "score": f"{score / (score + (1 - score) * np.e) if thumbnail else score:.6f}",
-                    "small": int(thumbnail and small),
-                }  # fmt: skip
-                for i, (label, score, source) in enumerate(zip(labels, scores, sources))
-            ]
-    return rows
+    scores = synthetic()[1]
+    lower = scores / (scores + (1 - scores) * np.e)
+    return [
+        row
+        for split in ("val", "test")
+        for row in scored_rows("probe", "A->B", split, "clean", scores)
+        + scored_rows("probe", "A->B", split, "web_256_q75", lower, small)
+    ]
 
 
 def test_report_decides_small_images_by_a_rule_fitted_on_thumbnails(tmp_path):
     for small in (True, False):
         folder = tmp_path / str(small)
         folder.mkdir()
-        with (folder / "scores.csv").open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=[*protocol_columns(), "small"])
-            writer.writeheader()
-            writer.writerows(thumbnail_rows(small))
+        write_scores(folder / "scores.csv", thumbnail_rows(small))
         entry = protocol.write_report(folder)["probe"]["A->B"]
         rule = entry["small_image_rule"]  # fitted either way; it decides only the images marked small
         assert rule["threshold"] < entry["threshold"]
