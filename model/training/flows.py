@@ -22,7 +22,7 @@ import tensorflow as tf
 from realcheck.model.artifacts import artifact
 from realcheck.model.artifacts.metadata import NETWORK_FIELDS, build_metadata, git_commit
 from realcheck.model.data.datasets import Discovery, Sample, discover, summarize
-from realcheck.model.data.imaging import small_image_copy, small_side
+from realcheck.model.data.imaging import small_image_copy
 from realcheck.model.data.pipeline import make_dataset
 from realcheck.model.data.splitting import (
     SPLITS,
@@ -421,7 +421,7 @@ def small_image_rule(
     rule = choose_rule(config, val.labels, val.scores, list(val.sources))
     copy = small_image_copy(config.inference_spec.size)
     return rule.to_dict() | {
-        "applies_to": f"images of {small_side(config.inference_spec.size)} px or less on their shorter side",
+        "applies_to": f"images of {copy.max_side} px or less on their shorter side",  # as small as the copies
         "fitted_on": f"copies shrunk to {copy.max_side} px on their longer side and saved as JPEG q{copy.quality}"
         + (
             " of the validation images and of the training images scored out of source"
