@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realcheck.model.data.imaging import small_side
+from realcheck.model.data.imaging import HEAVY_COMPRESSION_QUALITY, small_side
 from realcheck.model.evaluation.protocol import (
     MAX_AI_CALLED_REAL,
     MAX_REAL_CALLED_AI,
@@ -440,6 +440,10 @@ def limitations(recipe_name: str, window: int) -> list[str]:
             f"to it as a real photograph's smoothness, so images of {small_side(window)} px or less on their "
             "shorter side get a threshold and band of their own (`small_image_rule`), and it still catches "
             "fewer AI images among them (see the thumbnail tier).",
+            f"Heavy JPEG compression hides what it looks for too, so JPEG files saved at quality "
+            f"{HEAVY_COMPRESSION_QUALITY} or less get a threshold and band of their own "
+            "(`compressed_image_rule`), and it catches fewer AI images among them (see the 512 px q40 tier). "
+            "Other formats (WebP, AVIF) carry no quality it can read: they are decided by the main rule.",
             "Its features are frozen ImageNet features of every stage of EfficientNet-Lite0: no layer of it was "
             "trained on generated images, so it judges texture statistics more than the traces of generation.",
             "On collections it never saw it separates real from AI only partly (see the cross-collection "

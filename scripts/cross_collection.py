@@ -42,10 +42,10 @@ import numpy as np
 
 from realcheck.model.evaluation.protocol import (
     COLLECTIONS,
+    CONDITION_TIERS,
     DIRECTIONS,
     OPERATING_POINT_RULES,
     OUT_OF_SOURCE_FOLDS,
-    SMALL_IMAGE_TIER,
     TIERS,
     Item,
     final_split,
@@ -58,7 +58,8 @@ from realcheck.model.settings import SMALL_IMAGE_FILLS
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 RECIPES = ("frozen-top", "frozen-stages", "real-only", "adapt")
-# `small`: 1 where the copy was small (`imaging.is_small`; a small-image rule, where fitted, decides it).
+# `small`: 1 where the copy was small (`imaging.is_small`); `jpeg_quality`: its file's (`imaging.jpeg_quality`).
+# Together they say which image condition's rule, where one was fitted, decides it (`InputTraits.condition`).
 SCORE_COLUMNS = [
     "recipe",
     "direction",
@@ -70,27 +71,28 @@ SCORE_COLUMNS = [
     "source",
     "score",
     "small",
+    "jpeg_quality",
 ]
 
 log = logging.getLogger("realcheck")
 
 
-def model_inputs(items: list[Item], args: argparse.Namespace, tier: str) -> tuple[np.ndarray, np.ndarray]:
+def model_inputs(items: list[Item], args: argparse.Namespace, tier: str) -> tuple[np.ndarray, list]:
     """The inference path's input (centre window at native resolution, `--window` and `--small-images`) of
-    each image's copy at `tier`, and which copies were small (`is_small`)."""
+    each image's copy at `tier`, and each copy's traits (`imaging.InputTraits`)."""
     from realcheck.model.data.imaging import WebDegradation, read_model_input
     from realcheck.model.settings import InputSpec
 
     spec = InputSpec(args.window, "crop", args.small_images)
     degradation = WebDegradation.parse(TIERS[tier]) if TIERS[tier] else None
 
-    def one(item: Item) -> tuple[np.ndarray, bool]:
+    def one(item: Item):
         source = degradation.apply(item.path) if degradation else item.path
         return read_model_input(source, spec)
 
     with ThreadPoolExecutor(args.workers) as pool:
-        pixels, small = zip(*pool.map(one, items))
-    return np.stack(pixels), np.array(small)
+        pixels, traits = zip(*pool.map(one, items))
+    return np.stack(pixels), list(traits)
 
 
 class FrozenRecipe:
@@ -135,7 +137,7 @@ class FrozenRecipe:
     def fit(self, train: list[Item], val: list[Item]) -> None:
         from realcheck.model.evaluation.protocol import fit_probe, out_of_source_scores, probe_fitter
 
-        pixels, clean_small = model_inputs(train, self.args, "clean")
+        pixels, clean_traits = model_inputs(train, self.args, "clean")
         x = self.embed(pixels)
         del pixels  # a training collection's windows take about a gigabyte
         labels = np.array([i.label for i in train])
@@ -158,12 +160,18 @@ class FrozenRecipe:
             self.record = {"c": c, "validation_auc": val_auc, "source_balanced": balance}
             refit = probe_fitter(c, balance)
         if self.args.out_of_source_folds:
-            # The thumbnails too, for the small-image rule the report fits on them.
-            thumbnails, small = model_inputs(train, self.args, SMALL_IMAGE_TIER)
+            # The copies of each image condition too, for the rules the report fits on them.
+            copies = {}  # tier -> (features, traits), embedded one tier at a time to bound the memory
+            for tier in CONDITION_TIERS.values():
+                pixels, traits = model_inputs(train, self.args, tier)
+                copies[tier] = (self.embed(pixels), traits)
+                del pixels
             folds, seed = self.args.out_of_source_folds, self.args.seed
-            scores = out_of_source_scores(refit, x, labels, sources, folds, seed, [self.embed(thumbnails)])
+            embedded = [features for features, _ in copies.values()]
+            scores = out_of_source_scores(refit, x, labels, sources, folds, seed, embedded)
             if scores is not None:
-                self.out_of_source = {"clean": (scores[0], clean_small), SMALL_IMAGE_TIER: (scores[1], small)}
+                traits = [clean_traits] + [t for _, t in copies.values()]
+                self.out_of_source = dict(zip(["clean", *copies], zip(scores, traits)))
 
     def score(self, batch: np.ndarray) -> np.ndarray:
         return self.scorer(self.embed(batch))
@@ -265,19 +273,17 @@ def replace_scores(path: Path, variant: str, direction: str, rows: list[dict]) -
 def score_rows(recipe, name: str, direction: str, split: str, items: list[Item], tiers, args) -> list[dict]:
     rows = []
     for tier in tiers:
-        scores, small = [], []
+        scores, traits = [], []
         for start in range(0, len(items), 256):
-            pixels, chunk_small = model_inputs(items[start : start + 256], args, tier)
+            pixels, chunk_traits = model_inputs(items[start : start + 256], args, tier)
             scores.append(recipe.score(pixels))
-            small.append(chunk_small)
-        rows += rows_of(
-            name, direction, split, tier, items, np.concatenate(scores), np.concatenate(small), args.data
-        )
+            traits += chunk_traits
+        rows += rows_of(name, direction, split, tier, items, np.concatenate(scores), traits, args.data)
     return rows
 
 
 def rows_of(
-    name: str, direction: str, split: str, tier: str, items: list[Item], scores, small, data: Path
+    name: str, direction: str, split: str, tier: str, items: list[Item], scores, traits, data: Path
 ) -> list[dict]:
     return [
         {
@@ -290,9 +296,10 @@ def rows_of(
             "label": item.label,
             "source": item.source,
             "score": f"{score:.6f}",
-            "small": int(is_small),
+            "small": int(trait.small),
+            "jpeg_quality": "" if trait.jpeg_quality is None else trait.jpeg_quality,
         }
-        for item, score, is_small in zip(items, scores, small)
+        for item, score, trait in zip(items, scores, traits)
     ]
 
 
@@ -340,14 +347,14 @@ def run(args: argparse.Namespace) -> None:
             if direction == "final":
                 parts = final_split(collections["A"] + collections["B"], args.seed)
                 recipe.fit(parts["train"], parts["calibration"])
-                evaluated = [("calibration", parts["calibration"], ["clean", SMALL_IMAGE_TIER])]
+                evaluated = [("calibration", parts["calibration"], ["clean", *CONDITION_TIERS.values()])]
                 evaluated.append(("in_distribution", parts["in_distribution"], ["clean"]))
             else:
                 train_on, test_on = DIRECTIONS[direction]
                 train, val = split_sources(collections[train_on], args.val_fraction, args.seed)
                 recipe.fit(train, val)
                 evaluated = [
-                    ("val", val, ["clean", SMALL_IMAGE_TIER]),
+                    ("val", val, ["clean", *CONDITION_TIERS.values()]),
                     ("test", collections[test_on], args.tiers),
                 ]
             fitted = time.monotonic()
@@ -358,9 +365,9 @@ def run(args: argparse.Namespace) -> None:
                     for row in score_rows(recipe, variant, direction, s, items, tiers, args)
                 ]
                 trained = parts["train"] if direction == "final" else train
-                for tier, (scores, small) in (getattr(recipe, "out_of_source", None) or {}).items():
+                for tier, (scores, traits) in (getattr(recipe, "out_of_source", None) or {}).items():
                     rows += rows_of(
-                        variant, direction, "out_of_source", tier, trained, scores, small, args.data
+                        variant, direction, "out_of_source", tier, trained, scores, traits, args.data
                     )
                 replace_scores(out / "scores.csv", variant, direction, rows)
             if name == "adapt" and args.save_adapted and not args.from_weights:

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 
 from realcheck.model.artifacts.metadata import PUBLIC_FIELDS
-from realcheck.model.scoring.decision import measured_accuracy
+from realcheck.model.scoring.decision import measured_accuracy, rule_key
 from realcheck.server.errors import ApiError
 from realcheck.server.uploads import upload_limits, uploads_from_request
 
@@ -46,10 +46,12 @@ def predict():
 
 def _decision(service) -> dict:
     """How scores become verdicts (each rule's threshold and ranges), and how far they were measured to go."""
-    rule, small_rule = service.detector.rule, service.detector.small_rule
-    decision = rule.to_dict() | rule.range_fields()
-    if small_rule != rule:
-        decision["small_image_rule"] = small_rule.to_dict() | small_rule.range_fields()
+    rules = service.detector.rules
+    decision = rules.main.to_dict() | rules.main.range_fields()
+    for condition, rule in rules.by_condition.items():
+        decision[rule_key(condition)] = (
+            rule.to_dict() | rule.range_fields() | {"applies_to": rules.applies_to[condition]}
+        )
     return decision | {"accuracy_statement": measured_accuracy(service.metadata)}
 
 

@@ -24,7 +24,12 @@ from pathlib import Path
 
 from realcheck.model.data.imaging import is_image_file
 from realcheck.model.errors import RealCheckError
-from realcheck.model.scoring.decision import RECORD_FIELDS, describe_rules, measured_accuracy
+from realcheck.model.scoring.decision import (
+    CONDITION_WORDS,
+    RECORD_FIELDS,
+    describe_rules,
+    measured_accuracy,
+)
 from realcheck.model.scoring.provenance import NO_PROVENANCE
 
 # `verdict` is the decision and `basis` what it rests on (`provenance` or `model`); `score` and
@@ -132,8 +137,8 @@ class LocalChecker:
 
 def _check_line(row: dict) -> str:
     model_part = f"P(AI) {row['score']:.3f}"  # the ranges that turn it into a verdict close the output
-    if row.get("small_image"):
-        model_part += ", small image: its own ranges"
+    if row.get("image_rule") in CONDITION_WORDS:
+        model_part += f", {CONDITION_WORDS[row['image_rule']]}: its own ranges"
     if row.get("basis") == "provenance":
         return f"{row['path']}: {row['verdict']} by provenance: {row['provenance']} (the model: {row['model_verdict']}, {model_part})"
     verdict = "no AI signs found" if row["verdict"] == "real" else row["verdict"]  # never "real" from pixels

@@ -126,9 +126,10 @@ class Prediction(BaseModel):
     threshold: float
     real_below: RealBelow
     ai_above: AiAbove
-    small_image: bool = Field(
-        description="the image was small for the model's window, so the model's small-image rule (its own "
-        "threshold and ranges, where the model has one) gave `model_verdict`"
+    image_rule: Literal["main", "small_image", "compressed_image"] = Field(
+        description="the rule whose threshold and ranges gave `model_verdict`: the model's rule for the image's "
+        "condition (`small_image`: small for the model's window; `compressed_image`: a JPEG saved at a low "
+        "quality) where the model has one, else `main`"
     )
     sha256: Sha256
     cached: bool
@@ -149,11 +150,12 @@ class ModelRef(BaseModel):
     version: str
 
 
-class SmallImageRule(BaseModel):
+class ImageRule(BaseModel):
     threshold: float
     uncertainty_band: list[float]
     real_below: RealBelow
     ai_above: AiAbove
+    applies_to: str = Field(description="the images it decides, in words")
 
 
 class Decision(BaseModel):
@@ -161,8 +163,11 @@ class Decision(BaseModel):
     uncertainty_band: list[float] | None = None
     real_below: RealBelow | None = None
     ai_above: AiAbove | None = None
-    small_image_rule: SmallImageRule | None = Field(
-        default=None, description="the rule for small images, where the model has one"
+    small_image_rule: ImageRule | None = Field(
+        default=None, description="the rule for images small for the model's window, where the model has one"
+    )
+    compressed_image_rule: ImageRule | None = Field(
+        default=None, description="the rule for heavily compressed JPEG files, where the model has one"
     )
     accuracy_statement: AccuracyStatement | None = None
 

@@ -32,7 +32,7 @@ CSV_COLUMNS = (
     "score",
     "real_below",
     "ai_above",
-    "small_image",
+    "image_rule",
     "model",
     "version",
     "bytes",

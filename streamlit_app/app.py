@@ -17,7 +17,7 @@ from PIL import Image
 
 from realcheck.model.data.imaging import fit_to_input, open_rgb
 from realcheck.model.errors import RealCheckError
-from realcheck.model.scoring.decision import describe_rules, measured_accuracy
+from realcheck.model.scoring.decision import CONDITION_WORDS, describe_rules, measured_accuracy
 from realcheck.model.scoring.gradcam import GradCam, overlay
 from realcheck.model.scoring.inference import Detector, Prediction, load_detector
 from realcheck.model.scoring.provenance import Provenance, ProvenanceReader
@@ -229,10 +229,10 @@ def show_verdict(result: Prediction, detector: Detector) -> None:
     rule = result.rule or detector.rule
     st.markdown(score_bar(result.score, rule.threshold, rule.band), unsafe_allow_html=True)
     st.markdown(f"P(AI) = **{result.score:.3f}** · {rule.describe()}")
-    if result.small_image and rule != detector.rule:
-        applies_to = detector.metadata["small_image_rule"].get("applies_to", "small")
+    if result.image_rule in detector.rules.by_condition:
+        words, applies_to = CONDITION_WORDS[result.image_rule], detector.rules.applies_to[result.image_rule]
         st.caption(
-            f"A small image ({applies_to}): the model scores these differently, so they have ranges of their own."
+            f"A {words} ({applies_to}): the model scores these differently, so they have ranges of their own."
         )
 
 

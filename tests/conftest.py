@@ -61,12 +61,13 @@ def tiny_artifact(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_rule_artifact(tmp_path_factory, tiny_artifact) -> Path:
-    """The tiny artifact in crop mode with a small-image rule: its main rule calls nothing AI and its
-    small-image rule everything, so which one decided shows in every verdict and range."""
+def condition_rules_artifact(tmp_path_factory, tiny_artifact) -> Path:
+    """The tiny artifact in crop mode with a rule for each image condition: its main rule calls nothing AI,
+    its small-image rule everything and its compressed-image rule nothing certain, so which one decided
+    shows in every verdict and range."""
     import json
 
-    folder = tmp_path_factory.mktemp("small-rule") / "artifact"
+    folder = tmp_path_factory.mktemp("condition-rules") / "artifact"
     folder.mkdir()
     for item in tiny_artifact.iterdir():
         if item.name != "metadata.json":
@@ -79,6 +80,11 @@ def small_rule_artifact(tmp_path_factory, tiny_artifact) -> Path:
             "threshold": 0.0,
             "uncertainty_band": [0.0, 0.0],
             "applies_to": "images of 21 px or less on their shorter side",
+        },
+        "compressed_image_rule": {
+            "threshold": 0.0,
+            "uncertainty_band": [0.0, 1.0],
+            "applies_to": "JPEG files saved at quality 50 or less",
         },
     }
     (folder / "metadata.json").write_text(json.dumps(metadata))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -46,14 +47,17 @@ def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rul
     ]  # fmt: skip
     done = run_script(*run)
     assert done.returncode == 0, done.stderr[-3000:]
-    scores = (out / "scores.csv").read_text().splitlines()
-    splits = {line.split(",")[2] for line in scores[1:]}
-    assert splits == {"val", "test", "out_of_source"}
-    # The fitting splits as thumbnails too, for the small-image rule; every 40-px image is small for the
-    # 64-px window (two thirds of it: 42 px).
-    copies = {tuple(line.split(",")[2:4]) for line in scores[1:]}
-    assert {("val", "web_256_q75"), ("out_of_source", "web_256_q75")} <= copies
-    assert {line.split(",")[-1] for line in scores[1:]} == {"1"}
+    with (out / "scores.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["split"] for row in rows} == {"val", "test", "out_of_source"}
+    # The fitting splits in the copies of each image condition too, for their rules: thumbnails and 512:40
+    # copies. Every 40-px image is small for the 64-px window (two thirds of it: 42 px).
+    copies = {(row["split"], row["tier"]) for row in rows}
+    conditions = [("val", "web_256_q75"), ("out_of_source", "web_256_q75"), ("out_of_source", "web_512_q40")]
+    assert set(conditions) <= copies
+    assert {row["small"] for row in rows} == {"1"}
+    qualities = {row["tier"]: row["jpeg_quality"] for row in rows}  # the PNG files have none
+    assert qualities == {"clean": "", "web_256_q75": "75", "web_512_q40": "40"}
     record = json.loads((out / "done.json").read_text())["frozen-stages A->B"]
     assert record["run"]["out_of_source_folds"] == 3 and record["settings"]["c"] in (0.01, 0.1)
     assert record["run"]["balance_sources"] and record["settings"]["source_balanced"]
@@ -70,4 +74,5 @@ def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rul
         assert report[direction]["rule_fitted_on"]["splits"] == ["val", "out_of_source"]
         assert report[direction]["rule"] == "new-source"
         assert report[direction]["small_image_rule"]["threshold"] >= 0.5
+        assert report[direction]["compressed_image_rule"]["threshold"] >= 0.5
         assert report[direction]["clean"]["n"] == 2 * 4 * 4 * (2 if direction == "B->A" else 1)

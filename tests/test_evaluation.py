@@ -16,7 +16,7 @@ from realcheck.model.evaluation.measures import (
     save_plots,
 )
 from realcheck.model.labels import UNCERTAIN
-from realcheck.model.scoring.decision import DecisionRule, verdict_for_score
+from realcheck.model.scoring.decision import DecisionRule, RuleSet, verdict_for_score
 
 
 def noisy_model(seed=0, n=2000, separation=2.0, noise=1.5):
@@ -216,17 +216,18 @@ def test_threshold_moves_the_predictions():
     assert result["precision"] == 1.0 and result["recall"] == 0.5
 
 
-def test_small_images_are_measured_at_the_small_image_rule():
-    small = np.array([False, False, False, True, True])  # the last two images were small
+def test_each_image_is_measured_at_the_rule_for_its_condition():
+    conditions = [None, None, "compressed_image", "small_image", "small_image"]
     rule, small_rule = DecisionRule(0.8, (0.8, 0.8)), DecisionRule(0.55, (0.3, 0.95))
-    result = compute_metrics(LABELS, SCORES, rule, GENERATORS, small, small_rule)
+    rules = RuleSet(rule, {"small_image": small_rule})  # no rule for compressed images: the main one
+    result = compute_metrics(LABELS, SCORES, rules, GENERATORS, conditions)
     assert compute_metrics(LABELS, SCORES, rule)["confusion_matrix"] == [[3, 0], [1, 1]]
     assert result["confusion_matrix"] == [[3, 0], [0, 2]]  # 0.6, small, is over the small-image threshold
-    assert result["uncertain_fraction"] == pytest.approx(
-        2 / 5
-    )  # 0.6 and 0.9 are in its band; 0.7 is not small
+    # 0.6 and 0.9 are in its band; 0.7 is not small
+    assert result["uncertain_fraction"] == pytest.approx(2 / 5)
     assert result["small_image_rule"] == small_rule.to_dict() | {"images": 2}
-    assert "small_image_rule" not in compute_metrics(LABELS, SCORES, rule, GENERATORS, small, rule)
+    assert "compressed_image_rule" not in result
+    assert "small_image_rule" not in compute_metrics(LABELS, SCORES, rule, GENERATORS, conditions)
 
 
 def test_metrics_of_a_single_class_have_no_auc():

@@ -14,11 +14,15 @@ from PIL import Image
 from realcheck.model.data.imaging import (
     DEFAULT_MAX_PIXELS,
     InputSpec,
+    InputTraits,
+    condition_copy,
     ensure_min_side,
     fit_to_input,
     is_image_file,
     load_model_input,
+    open_image,
     open_rgb,
+    read_model_input,
 )
 from realcheck.model.errors import ImageDecodeError
 
@@ -350,6 +354,46 @@ def test_resize_keeps_the_whole_image_and_crop_keeps_native_resolution():
     assert np.all(cropped == 255)
     assert resized[0, 0].tolist() == [0, 0, 0] and resized[32, 32].tolist() == [255, 255, 255]
     assert 0.03 < (resized > 128).mean() < 0.1  # about a sixteenth of the image is white
+
+
+@pytest.mark.parametrize("quality", [5, 30, 50, 51, 75, 90, 100])
+def test_the_jpeg_quality_a_file_was_saved_at_is_read_from_its_tables(quality):
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    assert open_image(encode(image, "JPEG", quality=quality))[1] == quality
+    assert open_image(encode(image, "PNG"))[1] is None and open_image(encode(image, "WEBP"))[1] is None
+    # A JPEG already opened in memory is read the same way; a picture made in memory has no file.
+    assert open_image(Image.open(io.BytesIO(encode(image, "JPEG", quality=quality))))[1] == quality
+    assert open_image(image)[1] is None
+
+
+def test_an_image_meets_the_first_condition_that_holds_for_it():
+    spec = InputSpec(96, "crop")
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 120, 3), dtype=np.uint8))
+    traits = [read_model_input(data, spec)[1] for data in (
+        encode(image, "JPEG", quality=40),  # short side 80 > 64: not small; q40: heavily compressed
+        encode(image, "JPEG", quality=60),
+        encode(image.resize((60, 40)), "JPEG", quality=40),  # both: small decides
+        encode(image, "PNG"),
+    )]  # fmt: skip
+    assert traits == [InputTraits(False, 40), InputTraits(False, 60), InputTraits(True, 40), InputTraits()]
+    assert [t.condition for t in traits] == ["compressed_image", None, "small_image", None]
+    assert (
+        read_model_input(encode(image.resize((60, 40)), "PNG"), InputSpec(96, "resize"))[1].condition is None
+    )
+
+
+def test_the_copies_a_condition_rule_is_fitted_on_meet_its_condition():
+    spec = InputSpec(384, "crop")
+    photo = encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (600, 900, 3), dtype=np.uint8)))
+    for condition in ("small_image", "compressed_image"):
+        copy = condition_copy(condition, spec.size)
+        assert read_model_input(copy.apply(photo), spec)[1].condition == condition
+    assert (
+        condition_copy("compressed_image", 384).max_side,
+        condition_copy("small_image", 384).max_side,
+    ) == (512, 256)
+    with pytest.raises(ValueError, match="no such image condition"):
+        condition_copy("blurry", 384)
 
 
 def test_crop_of_a_small_image_upsamples_instead_of_padding():

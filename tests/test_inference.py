@@ -14,6 +14,7 @@ import numpy as np
 import provenancegen
 import pytest
 from PIL import Image
+from serving import jpeg_bytes
 
 from realcheck.model.artifacts.export import export_onnx_in_child, run_onnx
 from realcheck.model.labels import UNCERTAIN
@@ -149,11 +150,25 @@ def test_artifact_holds_weights_without_optimizer_state(trained_artifact):
         assert "optimizer" not in store and "layers" in store
 
 
-def test_a_small_image_is_decided_by_the_small_image_rule(small_rule_artifact):
-    detector = load_detector(small_rule_artifact)
-    small, large = detector.predict(
-        [Image.fromarray(imagegen.make_array("real", size)) for size in (16, 24)]  # small: 21 px or less
+def test_each_image_is_decided_by_the_rule_for_its_condition(condition_rules_artifact):
+    detector = load_detector(condition_rules_artifact)
+    small = Image.fromarray(imagegen.make_array("real", 16))  # small: 21 px or less
+    images = [
+        small,
+        imagegen.image_bytes("real", 24),
+        jpeg_bytes("real", 24, quality=30),
+        jpeg_bytes("real", 24),
+    ]
+    verdicts = [(p.image_rule, p.verdict, p.record()["ai_above"]) for p in detector.predict(images)]
+    assert verdicts == [
+        ("small_image", "ai", 0.0),
+        ("main", "real", 1.0),
+        ("compressed_image", UNCERTAIN, 1.0),  # saved at q30: heavily compressed
+        ("main", "real", 1.0),
+    ]
+    assert [p.record()["image_rule"] for p in detector.predict([small])] == ["small_image"]
+    assert describe_rules(detector.metadata) == (
+        "AI from 1.000, no AI signs below; images of 21 px or less on their shorter side: AI from 0.000, no AI "
+        "signs below; JPEG files saved at quality 50 or less: AI above 1.000, unsure 0.000-1.000, no AI signs "
+        "below 0.000"
     )
-    assert (small.small_image, small.verdict, small.record()["ai_above"]) == (True, "ai", 0.0)
-    assert (large.small_image, large.verdict, large.record()["ai_above"]) == (False, "real", 1.0)
-    assert "images of 21 px or less on their shorter side: AI from 0.000" in describe_rules(detector.metadata)

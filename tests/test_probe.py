@@ -82,14 +82,23 @@ def test_train_probe_records_its_strength_and_fits_its_rule_out_of_source(probe_
     assert metadata["calibration"]["fitted_on"] == "val + out-of-source training"
     assert metadata["threshold"] == metadata["uncertainty_band"][1]
     assert metadata["metrics"]["test"]["roc_auc"] > 0.5
-    # A rule of its own for small images, fitted the same way on small copies.
-    small = metadata["small_image_rule"]
-    assert small["threshold"] == small["uncertainty_band"][1] >= 0.5
+    # A rule of its own for small images and for heavily compressed ones, each fitted the same way on copies
+    # that meet its condition.
+    small, compressed = metadata["small_image_rule"], metadata["compressed_image_rule"]
+    for rule in (small, compressed):
+        assert rule["threshold"] == rule["uncertainty_band"][1] >= 0.5
+        assert "scored out of source" in rule["fitted_on"]
     assert small["applies_to"] == "images of 42 px or less on their shorter side"
-    assert "42 px" in small["fitted_on"] and "scored out of source" in small["fitted_on"]
+    assert "at most 42 px on their longer side saved as JPEG q75" in small["fitted_on"]
+    assert compressed["applies_to"] == "JPEG files saved at quality 50 or less"
+    assert "at most 85 px on their longer side saved as JPEG q40" in compressed["fitted_on"]
     card = (probe_artifact / "README.md").read_text()
     assert (
         f"Decision for images of 42 px or less on their shorter side: `ai` when P(AI) >= {small['threshold']:.4f}"
+        in card
+    )
+    assert (
+        f"Decision for JPEG files saved at quality 50 or less: `ai` when P(AI) >= {compressed['threshold']:.4f}"
         in card
     )
 
@@ -105,10 +114,11 @@ def test_a_probe_trained_on_mirrored_small_images_is_served_mirroring_them(probe
     assert "mirrored at its edges, never resampled" in card
     # An image of at most two thirds of the window is small: its own rule decides it, and every record
     # gives that rule's ranges.
-    assert not detector.predict([image])[0].small_image
+    assert detector.predict([image])[0].image_rule == "main"
     prediction = detector.predict([Image.open(image).reduce(2)])[0]
-    assert prediction.small_image and prediction.rule == detector.small_rule != detector.rule
-    assert prediction.record()["ai_above"] == detector.small_rule.ranges()[1]
+    small_rule = detector.rules.rule_for("small_image")
+    assert prediction.image_rule == "small_image" and prediction.rule == small_rule != detector.rule
+    assert prediction.record()["ai_above"] == small_rule.ranges()[1]
 
 
 def test_a_probe_artifact_exports_to_onnx_with_the_same_scores(probe_artifact, tmp_path):

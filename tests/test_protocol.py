@@ -59,11 +59,14 @@ def write_scores(path, rows):
 
 
 def protocol_columns():
-    return ["recipe", "direction", "split", "tier", "collection", "path", "label", "source", "score", "small"]
+    return [
+        "recipe", "direction", "split", "tier", "collection", "path", "label", "source", "score", "small",
+        "jpeg_quality",
+    ]  # fmt: skip
 
 
 def scored_rows(
-    recipe: str, direction: str, split: str, tier: str, scores, small: bool = False
+    recipe: str, direction: str, split: str, tier: str, scores, small: bool = False, jpeg_quality: int = 90
 ) -> list[dict]:
     """scores.csv rows of the synthetic images (`synthetic`) with these scores."""
     labels, _, sources = synthetic()
@@ -79,6 +82,7 @@ def scored_rows(
             "source": source,
             "score": f"{score:.6f}",
             "small": int(small),
+            "jpeg_quality": jpeg_quality,
         }  # fmt: skip
         for i, (label, score, source) in enumerate(zip(labels, scores, sources))
     ]
@@ -119,35 +123,53 @@ def test_report_fits_on_validation_and_measures_every_held_out_copy(tmp_path):
     ) in card
 
 
-def thumbnail_rows(small: bool) -> list[dict]:
-    """Validation and test scores where the thumbnails' sit 1 lower in log-odds (upscaling reads as a real
-    photo)."""
+def condition_rows(tier: str, traits: dict) -> list[dict]:
+    """Validation and test scores where the copies at `tier` sit 1 lower in log-odds (upscaling or heavy
+    compression reads as a real photo), each copy with `traits` (`small`, `jpeg_quality`; none: {})."""
     scores = synthetic()[1]
     lower = scores / (scores + (1 - scores) * np.e)
     return [
         row
         for split in ("val", "test")
         for row in scored_rows("probe", "A->B", split, "clean", scores)
-        + scored_rows("probe", "A->B", split, "web_256_q75", lower, small)
+        + scored_rows("probe", "A->B", split, tier, lower, **traits)
     ]
 
 
-def test_report_decides_small_images_by_a_rule_fitted_on_thumbnails(tmp_path):
-    for small in (True, False):
-        folder = tmp_path / str(small)
+@pytest.mark.parametrize(
+    "condition, tier, traits",
+    [
+        ("small_image", "web_256_q75", {"small": True}),
+        ("compressed_image", "web_512_q40", {"jpeg_quality": 40}),
+    ],
+)
+def test_report_decides_the_images_of_a_condition_by_a_rule_fitted_on_its_copies(
+    tmp_path, condition, tier, traits
+):
+    caught = {}
+    for marked in (True, False):
+        folder = tmp_path / str(marked)
         folder.mkdir()
-        write_scores(folder / "scores.csv", thumbnail_rows(small))
+        write_scores(folder / "scores.csv", condition_rows(tier, traits if marked else {}))
         entry = protocol.write_report(folder)["probe"]["A->B"]
-        rule = entry["small_image_rule"]  # fitted either way; it decides only the images marked small
+        rule = entry[f"{condition}_rule"]  # fitted either way; it decides only the images that meet it
         assert rule["threshold"] < entry["threshold"]
-        if small:
-            assert entry["web_256_q75"]["worst_real_source_called_ai"] <= 0.03  # the rule holds on thumbnails
-            caught_small = entry["web_256_q75"]["ai_caught"]
-        else:
-            caught_large = entry["web_256_q75"]["ai_caught"]
+        if marked:
+            assert entry[tier]["worst_real_source_called_ai"] <= 0.03  # the rule holds on its copies
+        caught[marked] = entry[tier]["ai_caught"]
         clean = entry["clean"]
-    assert caught_small > caught_large  # the main rule misses the thumbnails that score low
-    assert clean["worst_real_source_called_ai"] <= 0.03  # the clean images are not small: the main rule
+    assert caught[True] > caught[False]  # the main rule misses the copies that score low
+    assert clean["worst_real_source_called_ai"] <= 0.03  # the clean images meet no condition: the main rule
+
+
+def test_score_files_without_a_jpeg_quality_read_as_meeting_no_compression_condition(tmp_path):
+    rows = condition_rows("web_512_q40", {"jpeg_quality": 40})
+    with (tmp_path / "scores.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=protocol_columns()[:-1], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    groups = protocol.read_scores(tmp_path / "scores.csv")
+    assert set(groups[("probe", "A->B", "test", "web_512_q40")]["conditions"]) == {None}
 
 
 def test_final_split_holds_out_calibration_sources_and_a_fifth_of_the_in_distribution_set():

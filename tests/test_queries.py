@@ -404,15 +404,26 @@ def test_check_errors_name_no_library_index_or_http_status(capsys, live_server, 
             assert jargon not in line, line
 
 
-def test_check_says_when_a_small_image_was_decided_by_its_own_ranges(capsys, small_rule_artifact, tmp_path):
-    small, large = tmp_path / "small.png", tmp_path / "large.png"
+def test_check_says_when_an_image_was_decided_by_the_ranges_of_its_condition(
+    capsys, condition_rules_artifact, tmp_path
+):
+    small, large, compressed = tmp_path / "small.png", tmp_path / "large.png", tmp_path / "compressed.jpg"
     small.write_bytes(imagegen.image_bytes("real", 16))  # small: 21 px or less
     large.write_bytes(imagegen.image_bytes("real", 64))
-    status, out, _ = run_cli(capsys, "check", str(small), str(large), "--model", str(small_rule_artifact))
+    compressed.write_bytes(jpeg_bytes("real", 64, quality=30))  # heavily compressed: quality 50 or less
+    paths = [str(small), str(large), str(compressed)]
+    status, out, _ = run_cli(capsys, "check", *paths, "--model", str(condition_rules_artifact))
     assert status == 0
     lines = out.splitlines()
     assert "small.png: ai (P(AI) " in lines[0] and lines[0].endswith(", small image: its own ranges)")
-    assert "large.png: no AI signs found" in lines[1] and "small image" not in lines[1]
+    assert "large.png: no AI signs found" in lines[1] and "its own ranges" not in lines[1]
+    assert "compressed.jpg: uncertain (P(AI) " in lines[2]
+    assert lines[2].endswith(", heavily compressed JPEG: its own ranges)")
     assert "images of 21 px or less on their shorter side: AI from 0.000, no AI signs below" in out
-    rows = json.loads(run_cli(capsys, "check", str(small), "--model", str(small_rule_artifact), "--json")[1])
-    assert (rows[0]["small_image"], rows[0]["ai_above"]) == (True, 0.0)
+    assert "JPEG files saved at quality 50 or less: AI above 1.000, unsure 0.000-1.000" in out
+    rows = json.loads(run_cli(capsys, "check", *paths, "--model", str(condition_rules_artifact), "--json")[1])
+    assert [(row["image_rule"], row["ai_above"]) for row in rows] == [
+        ("small_image", 0.0),
+        ("main", 1.0),
+        ("compressed_image", 1.0),
+    ]

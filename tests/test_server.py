@@ -760,20 +760,25 @@ def test_decodes_are_bounded_across_requests(tiny_artifact, onnx_cache_dir):
     assert state["most"] == 2, state
 
 
-def test_a_small_image_is_answered_with_the_small_image_rule_that_decided_it(
-    small_rule_artifact, onnx_cache_dir
-):
-    config = ServerConfig(model_dir=small_rule_artifact, backend="onnx", cache_dir=onnx_cache_dir)
+def test_each_image_is_answered_with_the_rule_that_decided_it(condition_rules_artifact, onnx_cache_dir):
+    config = ServerConfig(model_dir=condition_rules_artifact, backend="onnx", cache_dir=onnx_cache_dir)
     service = PredictionService(config).start()
     try:
         client = create_app(config, service=service).test_client()
         small, large = (imagegen.image_bytes("real", size) for size in (16, 64))  # small: 21 px or less
-        body = client.post("/v1/predict", **multipart(small, large)).get_json()
+        jpegs = (jpeg_bytes("real", 64, quality=quality) for quality in (75, 30))  # heavily compressed: <= 50
+        body = client.post("/v1/predict", **multipart(small, large, *jpegs)).get_json()
     finally:
         service.stop()
     assert body["decision"]["small_image_rule"] == {
-        "threshold": 0.0, "uncertainty_band": [0.0, 0.0], "real_below": 0.0, "ai_above": 0.0
+        "threshold": 0.0, "uncertainty_band": [0.0, 0.0], "real_below": 0.0, "ai_above": 0.0,
+        "applies_to": "images of 21 px or less on their shorter side",
     }  # fmt: skip
-    fields = ("small_image", "verdict", "threshold", "ai_above")
-    small_entry, large_entry = ([entry[key] for key in fields] for entry in body["predictions"])
-    assert small_entry == [True, "ai", 0.0, 0.0] and large_entry == [False, "real", 1.0, 1.0]
+    assert body["decision"]["compressed_image_rule"]["applies_to"] == "JPEG files saved at quality 50 or less"
+    fields = ("image_rule", "verdict", "threshold", "ai_above")
+    assert [[entry[key] for key in fields] for entry in body["predictions"]] == [
+        ["small_image", "ai", 0.0, 0.0],
+        ["main", "real", 1.0, 1.0],
+        ["main", "real", 1.0, 1.0],
+        ["compressed_image", "uncertain", 0.0, 1.0],
+    ]

@@ -107,7 +107,7 @@ def test_csv_has_a_fixed_header_and_defuses_spreadsheet_formulas():
         "score": "",
         "real_below": "",  # not scored: no rule applied
         "ai_above": "",
-        "small_image": "",
+        "image_rule": "",
         "model": "m",
         "version": "1",
         "bytes": "3",
@@ -180,15 +180,15 @@ def test_upload_shows_verdict_score_threshold_heatmap_and_the_model(app, tiny_ar
     assert image_captions(app) == ["uploaded image"]
 
 
-def test_a_small_image_shows_the_ranges_of_the_small_image_rule(small_rule_artifact, monkeypatch):
-    monkeypatch.setenv(analysis.MODEL_ENV, str(small_rule_artifact))
+def test_a_small_image_shows_the_ranges_of_the_small_image_rule(condition_rules_artifact, monkeypatch):
+    monkeypatch.setenv(analysis.MODEL_ENV, str(condition_rules_artifact))
     app = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT)
     run_with(app, [("thumb.png", encoded("real", "PNG", size=16), "image/png")])
     texts = [m.value for m in app.markdown]
     assert any("· AI from 0.000, no AI signs below" in t for t in texts)  # the small-image rule's ranges
     assert "Verdict: **AI-generated**" in texts
     assert app.caption and any("A small image (images of 21 px or less" in c.value for c in app.caption)
-    assert app.dataframe[0].value["small_image"][0]
+    assert app.dataframe[0].value["image_rule"][0] == "small_image"
     sidebar = " ".join(m.value for m in app.sidebar.markdown)
     assert "images of 21 px or less on their shorter side" in sidebar
 

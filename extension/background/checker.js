@@ -27,6 +27,9 @@ class Limiter {
   }
 }
 
+/** The rules a model may decide an image by (the server's `image_rule`). */
+const IMAGE_RULES = ["main", "small_image", "compressed_image"];
+
 /** The result a badge shows for a server prediction. */
 export function resultFromPrediction(answer, prediction) {
   return {
@@ -35,8 +38,9 @@ export function resultFromPrediction(answer, prediction) {
     score: prediction.score,
     // The three ranges every face shows beside a score (real below, unsure between, AI above).
     ranges: rangesOf(prediction, answer.decision),
-    // The image was small for the model's window: its ranges are the model's small-image rule's.
-    smallImage: prediction.small_image === true,
+    // Whose ranges these are: the model's main rule, or its own rule for small images or heavily compressed
+    // JPEGs (their scores sit elsewhere).
+    imageRule: IMAGE_RULES.includes(prediction.image_rule) ? prediction.image_rule : "main",
     sha256: prediction.sha256,
     model: { name: answer.model?.name ?? "unknown", version: answer.model?.version ?? "unknown" },
     // How good the model was measured to be, in the server's words (from the artifact's metadata).

@@ -127,6 +127,13 @@ FIELDS: tuple[Field, ...] = (
         "what they were fitted on",
         public=True,
     ),
+    Field(
+        "compressed_image_rule",
+        "object",
+        "the threshold and band for heavily compressed JPEG files (their scores sit elsewhere), what they "
+        "apply to and what they were fitted on",
+        public=True,
+    ),
     Field("calibration", "object", "Platt scaling inside the graph and validation ECE before and after"),
     Field("labels", "object", "class index -> label name", public=True, items="string"),
     Field("score", "string", "what a score means", public=True),

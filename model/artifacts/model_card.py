@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from realcheck.model.artifacts.metadata import with_defaults
+from realcheck.model.data.imaging import IMAGE_CONDITIONS
+from realcheck.model.scoring.decision import rule_key
 
 
 def model_card(metadata: dict, folder: Path | None = None) -> str:
@@ -45,7 +47,7 @@ def _model_section(metadata: dict) -> list[str]:
         f"- Decision: `ai` when P(AI) >= {metadata['threshold']:.4f}; `uncertain` inside "
         f"[{low:.4f}, {high:.4f}] (both chosen on the "
         f"{metadata.get('calibration', {}).get('fitted_on', 'val')} split)",
-        *_small_image_lines(metadata.get("small_image_rule")),
+        *_condition_rule_lines(metadata),
         *_operating_point_lines(metadata.get("operating_point")),
         *_probe_lines(metadata),
         *_calibration_lines(metadata.get("calibration")),
@@ -56,14 +58,19 @@ def _model_section(metadata: dict) -> list[str]:
     ]
 
 
-def _small_image_lines(rule: dict | None) -> list[str]:
-    if not rule:
-        return []
-    low, high = rule["uncertainty_band"]
-    return [
-        f"- Decision for {rule.get('applies_to', 'small images')}: `ai` when P(AI) >= {rule['threshold']:.4f}; "
-        f"`uncertain` inside [{low:.4f}, {high:.4f}] (chosen the same way on {rule.get('fitted_on', 'small copies')})"
-    ]
+def _condition_rule_lines(metadata: dict) -> list[str]:
+    """One line per image condition the model holds a decision rule of its own for."""
+    lines = []
+    for condition in IMAGE_CONDITIONS:
+        rule = metadata.get(rule_key(condition))
+        if rule:
+            low, high = rule["uncertainty_band"]
+            lines.append(
+                f"- Decision for {rule.get('applies_to', condition)}: `ai` when P(AI) >= {rule['threshold']:.4f}; "
+                f"`uncertain` inside [{low:.4f}, {high:.4f}] (chosen the same way on "
+                f"{rule.get('fitted_on', 'copies meeting it')})"
+            )
+    return lines
 
 
 def _training_data_section(data: dict) -> list[str]:

@@ -39,6 +39,12 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
     Raises ImageDecodeError (with a message naming the problem) for non-images, unsupported formats,
     truncated or corrupt data and images of more than `max_pixels` pixels.
     """
+    return open_image(source, max_pixels)[0]
+
+
+def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, int | None]:
+    """`open_rgb`'s image, and the JPEG quality its file was saved at (`jpeg_quality`; None for other
+    formats), read from the file's tables before they are lost to the conversion."""
     if isinstance(source, Image.Image):
         image = source
     else:
@@ -65,6 +71,7 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
             image.load()
         cut_short = _looks_cut_short(image)
         progressive_cut = _progressive_cut_short(source, image)
+        quality = jpeg_quality(image)
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
     except ImageDecodeError:
@@ -79,7 +86,7 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
         )
     if progressive_cut:
         raise ImageDecodeError(f"truncated progressive JPEG: {progressive_cut}")
-    return rgb
+    return rgb, quality
 
 
 # Rows at the bottom of a baseline JPEG that, all flat mid-grey, mean the data ended early: libjpeg fills
@@ -322,13 +329,66 @@ def is_small(size: tuple[int, int], spec: InputSpec) -> bool:
     return spec.mode == "crop" and min(size) <= small_side(spec.size)
 
 
+# The IJG's luminance quantisation table at quality 50 (libjpeg, Pillow and most encoders scale it by quality).
+_IJG_LUMA = np.array(
+    [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99],
+    dtype=np.float64,
+)  # fmt: skip
+# The sum of that table scaled as libjpeg scales it, for each quality 1-100.
+_IJG_LUMA_SUMS = np.array(
+    [
+        np.clip(np.floor((_IJG_LUMA * (5000 / q if q < 50 else 200 - 2 * q) + 50) / 100), 1, 255).sum()
+        for q in range(1, 101)
+    ]
+)
+
+
+def jpeg_quality(image: Image.Image) -> int | None:
+    """The JPEG quality (1-100) an opened file was saved at, estimated from its luminance quantisation table:
+    the IJG quality whose scaled table has the nearest sum (exact for libjpeg's tables, the nearest for an
+    encoder's own). None when it is not a JPEG."""
+    luma = (getattr(image, "quantization", None) or {}).get(0)
+    if image.format not in {"JPEG", "MPO"} or not luma:
+        return None
+    return int(np.argmin(np.abs(_IJG_LUMA_SUMS - float(np.sum(luma))))) + 1
+
+
+# At or under this estimated JPEG quality a file is heavily compressed: lost detail and block edges move its
+# score, so a model may hold a decision rule of its own for it. The cross-collection protocol's 512:40 tier
+# is; its 768:60 tier and the collections' own q90 files are not.
+HEAVY_COMPRESSION_QUALITY = 50
+# The conditions a model may hold a decision rule of its own for (metadata `<condition>_rule`), in the order
+# they are tried: the first that holds picks the rule.
+IMAGE_CONDITIONS = ("small_image", "compressed_image")
+
+
+@dataclass(frozen=True)
+class InputTraits:
+    """What about an image moves its score: small for the model's window (`is_small`), and the JPEG quality
+    its file was saved at (`jpeg_quality`, None for other formats)."""
+
+    small: bool = False
+    jpeg_quality: int | None = None
+
+    @property
+    def condition(self) -> str | None:
+        """The first of IMAGE_CONDITIONS that holds for the image, or None."""
+        if self.small:
+            return "small_image"
+        if self.jpeg_quality is not None and self.jpeg_quality <= HEAVY_COMPRESSION_QUALITY:
+            return "compressed_image"
+        return None
+
+
 def read_model_input(
     source: ImageSource, spec: InputSpec, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> tuple[np.ndarray, bool]:
-    """Decode one image into the model's input, a uint8 array of shape (size, size, 3), and whether the image
-    was small (`is_small`)."""
-    image = open_rgb(source, max_pixels)
-    return np.asarray(fit_to_input(image, spec), dtype=np.uint8), is_small(image.size, spec)
+) -> tuple[np.ndarray, InputTraits]:
+    """Decode one image into the model's input, a uint8 array of shape (size, size, 3), and its traits."""
+    image, quality = open_image(source, max_pixels)
+    traits = InputTraits(is_small(image.size, spec), quality)
+    return np.asarray(fit_to_input(image, spec), dtype=np.uint8), traits
 
 
 def load_model_input(
@@ -375,8 +435,20 @@ class WebDegradation:
         return buffer.getvalue()
 
 
-def small_image_copy(window: int) -> WebDegradation:
-    """The copies a model's small-image rule is fitted on: shrunk to `small_side` on the longer side and saved
-    as JPEG q75, so every one is small (`is_small`; for a 384-px window, the cross-collection protocol's
-    thumbnail tier, 256:75)."""
-    return WebDegradation(small_side(window), 75)
+def model_conditions(spec: InputSpec) -> tuple[str, ...]:
+    """The IMAGE_CONDITIONS an image can meet for a model of `spec` (small ones only in crop mode)."""
+    return tuple(c for c in IMAGE_CONDITIONS if c != "small_image" or spec.mode == "crop")
+
+
+def condition_copy(condition: str, window: int) -> WebDegradation:
+    """The copies a model's rule for `condition` (IMAGE_CONDITIONS) is fitted on, each of which meets it.
+
+    `small_image`: shrunk to `small_side` on the longer side and saved as JPEG q75 (for a 384-px window, the
+    cross-collection protocol's thumbnail tier, 256:75). `compressed_image`: a third over the window on the
+    longer side and saved as JPEG q40 (for 384 px, the protocol's 512:40 tier).
+    """
+    if condition == "small_image":
+        return WebDegradation(small_side(window), 75)
+    if condition == "compressed_image":
+        return WebDegradation(window * 4 // 3, 40)
+    raise ValueError(f"no such image condition: {condition!r}; expected one of {IMAGE_CONDITIONS}")

@@ -56,10 +56,8 @@ def evaluate_folder(
     kept = [(s, p) for s, p in zip(samples, predictions) if p.ok]
     labels = np.array([s.label for s, _ in kept], dtype=int)
     scores = np.array([p.score for _, p in kept], dtype=np.float64)
-    small = np.array([p.small_image for _, p in kept], dtype=bool)
-    result = measures.compute_metrics(
-        labels, scores, detector.rule, [s.source for s, _ in kept], small, detector.small_rule
-    )
+    conditions = [p.image_rule for _, p in kept]
+    result = measures.compute_metrics(labels, scores, detector.rules, [s.source for s, _ in kept], conditions)
     result |= {
         "model": {"name": detector.name, "version": detector.version},
         "data": {

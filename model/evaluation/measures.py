@@ -5,13 +5,14 @@ Works on plain arrays of labels and scores (P(AI)), whoever produced them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from sklearn import metrics as skm
 
 from realcheck.model.labels import AI, LABEL_NAMES, REAL
-from realcheck.model.scoring.decision import DecisionRule
+from realcheck.model.scoring.decision import DecisionRule, RuleSet, rule_key
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -135,23 +136,25 @@ def reliability_curve(labels: np.ndarray, scores: np.ndarray, bins: int = 10) ->
 def compute_metrics(
     labels: np.ndarray,
     scores: np.ndarray,
-    rule: DecisionRule,
+    rules: DecisionRule | RuleSet,
     sources: list[str] | None = None,
-    small: np.ndarray | None = None,
-    small_rule: DecisionRule | None = None,
+    conditions: Sequence[str | None] | None = None,
 ) -> dict:
     """Every number `realcheck evaluate` reports, as a JSON-ready dict.
 
-    `small_rule` decides the images `small` marks (small for the model's window, `is_small`), as the
-    Detector does.
+    With a RuleSet, each image is decided by the rule for its condition (`conditions`, as
+    `InputTraits.condition` gives them), as the Detector does.
     """
     labels = np.asarray(labels, dtype=int)
     scores = np.asarray(scores, dtype=np.float64)
-    small = np.zeros(len(scores), dtype=bool) if small is None or small_rule is None else np.asarray(small)
-    small_rule = small_rule or rule
-    predicted = (scores >= np.where(small, small_rule.threshold, rule.threshold)).astype(int)
+    rules = rules if isinstance(rules, RuleSet) else RuleSet(rules)
+    conditions = list(conditions) if conditions is not None else [None] * len(scores)
+    rule = rules.main
+    per_image = rules.rules_for(conditions)
+    predicted = (scores >= np.array([r.threshold for r in per_image])).astype(int)
+    low, high = (np.array([r.band[edge] for r in per_image], dtype=np.float64) for edge in (0, 1))
+    uncertain = (scores >= low) & (scores <= high) & (high > low)
     both_classes = len(np.unique(labels)) == 2
-    uncertain = np.where(small, _in_band(scores, small_rule.band), _in_band(scores, rule.band))
     confident = ~uncertain
     result = {
         "n": int(len(labels)),
@@ -183,8 +186,9 @@ def compute_metrics(
         ),
         "reliability": reliability_curve(labels, scores),
     }
-    if small_rule != rule:
-        result["small_image_rule"] = small_rule.to_dict() | {"images": int(np.sum(small))}
+    for condition, condition_rule in rules.by_condition.items():
+        decided = sum(rules.name_for(c) == condition for c in conditions)
+        result[rule_key(condition)] = condition_rule.to_dict() | {"images": decided}
     if sources is not None:
         # Per source, under the key's published name.
         result["per_generator"] = per_source_metrics(labels, scores, predicted, sources, uncertain)
@@ -228,11 +232,6 @@ def per_source_metrics(
             entry["roc_auc"] = float(skm.roc_auc_score(group_labels, scores[mask]))
         breakdown[name] = entry
     return breakdown
-
-
-def _in_band(scores: np.ndarray, band: tuple[float, float]) -> np.ndarray:
-    low, high = band
-    return (scores >= low) & (scores <= high) if high > low else np.zeros(len(scores), dtype=bool)
 
 
 def format_report(result: dict) -> str:

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from realcheck.model.data.imaging import InputTraits
 from realcheck.model.evaluation import measures
 from realcheck.model.evaluation.calibration import apply_platt, fit_platt
 from realcheck.model.labels import AI, REAL, UNCERTAIN
-from realcheck.model.scoring.decision import DecisionRule
+from realcheck.model.scoring.decision import DecisionRule, RuleSet, rule_key
 
 MAX_REAL_CALLED_AI = 0.03
 MAX_AI_CALLED_REAL = 0.10
@@ -36,8 +37,9 @@ DIRECTIONS = {"A->B": ("A", "B"), "B->A": ("B", "A")}
 # The copies every held-out image is scored in (longest side:JPEG quality): as stored, two web re-encodings, and
 # a thumbnail, smaller than any window the models score (how a model meets a small image: upscaled or mirrored).
 TIERS = {"clean": None, "web_768_q60": "768:60", "web_512_q40": "512:40", "web_256_q75": "256:75"}
-# The copies a small-image rule is fitted on: every thumbnail is small for the 384-px window (`is_small`).
-SMALL_IMAGE_TIER = "web_256_q75"
+# The copies the rule for each image condition is fitted on, each meeting it for the 384-px window: every
+# thumbnail is small (`is_small`), every 512:40 copy heavily compressed (`imaging.condition_copy`).
+CONDITION_TIERS = {"small_image": "web_256_q75", "compressed_image": "web_512_q40"}
 # Whole sources of both classes and both collections that the final model is calibrated on, not trained on.
 CALIBRATION_SOURCES = (
     "photoprism",
@@ -259,16 +261,13 @@ def new_source_threshold(
 
 
 def verdicts(
-    scores: np.ndarray,
-    rule: DecisionRule,
-    small: np.ndarray | None = None,
-    small_rule: DecisionRule | None = None,
+    scores: np.ndarray, rules: DecisionRule | RuleSet, conditions: Sequence[str | None] | None = None
 ) -> np.ndarray:
-    """Each score's verdict: by `small_rule` where `small` marks a small image (`is_small`), else `rule`."""
-    small = np.zeros(len(scores), dtype=bool) if small is None or small_rule is None else small.astype(bool)
-    return np.array(
-        [(small_rule if is_small else rule).verdict(float(score)) for score, is_small in zip(scores, small)]
-    )
+    """Each score's verdict, by the rule for its image's condition (`InputTraits.condition`) where `rules`
+    holds one."""
+    rules = rules if isinstance(rules, RuleSet) else RuleSet(rules)
+    conditions = [None] * len(scores) if conditions is None else conditions
+    return np.array([rules.rule_for(c).verdict(float(score)) for score, c in zip(scores, conditions)])
 
 
 def rates(labels: np.ndarray, verdict: np.ndarray) -> dict:
@@ -287,18 +286,17 @@ def measure(
     labels,
     scores,
     sources,
-    rule: DecisionRule,
+    rules: DecisionRule | RuleSet,
     balanced_threshold: float,
-    small: np.ndarray | None = None,
-    small_rule: DecisionRule | None = None,
+    conditions: Sequence[str | None] | None = None,
 ) -> dict:
     """Held-out metrics: ranking (AUC), balanced accuracy at the validation-chosen balanced threshold, ECE,
-    and the verdict rates at the operating point (`small_rule` for the images `small` marks), pooled and per
-    source."""
+    and the verdict rates at the operating point (each image by the rule for its condition, `conditions`),
+    pooled and per source."""
     from sklearn import metrics
 
     labels, scores, sources = np.asarray(labels), np.asarray(scores, dtype=np.float64), np.asarray(sources)
-    verdict = verdicts(scores, rule, small, small_rule)
+    verdict = verdicts(scores, rules, conditions)
     result = rates(labels, verdict)
     if len(np.unique(labels)) == 2:
         above = scores >= balanced_threshold
@@ -379,7 +377,11 @@ def read_scores(path: Path) -> dict[tuple[str, str, str, str], dict[str, np.ndar
             group["sources"].append(row["source"])
             group["collections"].append(row["collection"])
             group["paths"].append(row["path"])
-            group["small"].append(row.get("small") == "1")  # older score files did not record it
+            # Older score files did not record the image's traits; those that did not record its JPEG quality
+            # knew no compressed-image rule.
+            quality = row.get("jpeg_quality")
+            traits = InputTraits(row.get("small") == "1", int(quality) if quality else None)
+            group["conditions"].append(traits.condition)
     return {key: {k: np.array(v) for k, v in group.items()} for key, group in grouped.items()}
 
 
@@ -406,8 +408,9 @@ def report(scores: dict, rule: str = "per-source") -> dict:
     """Per recipe and direction: the operating point (`rule`) fitted on validation (and, where the recipe
     scored them, the training images scored out of source), then every held-out copy measured with it.
 
-    Where the fitting splits were also scored as thumbnails (`SMALL_IMAGE_TIER`), a second operating point is
-    fitted on those (the same calibration) and decides every held-out image marked small.
+    Where the fitting splits were also scored in an image condition's copies (`CONDITION_TIERS`), an
+    operating point for that condition is fitted on those (the same calibration) and decides every held-out
+    image that meets it.
     """
     result: dict[str, dict] = defaultdict(dict)
     for recipe, direction, split, _ in sorted(scores):
@@ -421,11 +424,15 @@ def report(scores: dict, rule: str = "per-source") -> dict:
         (scale, bias), fitted, balanced = fit_on_validation(
             val["labels"], val["scores"], val["sources"], rule
         )
-        small_rule = None
-        if all((recipe, direction, s, SMALL_IMAGE_TIER) in scores for s in fitted_on):
-            small = _joined([scores[(recipe, direction, s, SMALL_IMAGE_TIER)] for s in fitted_on])
-            small_scores = apply_platt(small["scores"], scale, bias)
-            small_rule = choose_operating_point(small["labels"], small_scores, small["sources"], rule=rule)
+        by_condition = {}
+        for condition, tier in CONDITION_TIERS.items():
+            if all((recipe, direction, s, tier) in scores for s in fitted_on):
+                copies = _joined([scores[(recipe, direction, s, tier)] for s in fitted_on])
+                calibrated = apply_platt(copies["scores"], scale, bias)
+                by_condition[condition] = choose_operating_point(
+                    copies["labels"], calibrated, copies["sources"], rule=rule
+                )
+        rules = RuleSet(fitted, by_condition)
         entry = {
             "calibration": {"scale": scale, "bias": bias},
             **fitted.to_dict(),
@@ -436,8 +443,7 @@ def report(scores: dict, rule: str = "per-source") -> dict:
                 "real_sources": len(np.unique(val["sources"][val["labels"] == REAL])),
             },
         }
-        if small_rule is not None:
-            entry["small_image_rule"] = small_rule.to_dict()
+        entry |= {rule_key(condition): r.to_dict() for condition, r in by_condition.items()}
         held_out = "in_distribution" if direction == "final" else "test"
         for (r, d, s, tier), group in sorted(scores.items()):
             if (r, d, s) == (recipe, direction, held_out):
@@ -446,10 +452,9 @@ def report(scores: dict, rule: str = "per-source") -> dict:
                     group["labels"],
                     calibrated,
                     group["sources"],
-                    fitted,
+                    rules,
                     balanced,
-                    group["small"],
-                    small_rule,
+                    group["conditions"],
                 )
         result[recipe][direction] = entry
     return dict(result)

@@ -4,9 +4,10 @@ light."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from realcheck.model.data.imaging import IMAGE_CONDITIONS
 from realcheck.model.labels import AI, LABEL_NAMES, REAL, UNCERTAIN
 
 if TYPE_CHECKING:
@@ -21,9 +22,16 @@ def verdict_for_score(score: float, threshold: float, band: tuple[float, float])
     return LABEL_NAMES[AI] if score >= threshold else LABEL_NAMES[REAL]
 
 
-# The metadata key of a second threshold and band, for small images (`imaging.is_small`): their scores
-# sit elsewhere (upscaling reads as a real photo's smoothness), so one rule cannot serve both.
-SMALL_IMAGE_RULE = "small_image_rule"
+# The name of the rule that decides an image meeting none of the conditions its model holds a rule for.
+MAIN_RULE = "main"
+# Each image condition in the words every face uses for an image that meets it.
+CONDITION_WORDS = {"small_image": "small image", "compressed_image": "heavily compressed JPEG"}
+
+
+def rule_key(condition: str) -> str:
+    """The metadata key of the threshold and band for images meeting `condition` (`imaging.IMAGE_CONDITIONS`:
+    their scores sit elsewhere, so one rule cannot serve both): `small_image_rule`, `compressed_image_rule`."""
+    return f"{condition}_rule"
 
 
 @dataclass(frozen=True)
@@ -38,12 +46,6 @@ class DecisionRule:
         """The rule an artifact's metadata.json fixes."""
         low, high = (float(edge) for edge in metadata["uncertainty_band"])
         return cls(float(metadata["threshold"]), (low, high))
-
-    @classmethod
-    def for_small_images(cls, metadata: Mapping) -> DecisionRule | None:
-        """The rule for small images (`small_image_rule` in metadata.json), if it holds one."""
-        rule = metadata.get(SMALL_IMAGE_RULE)
-        return cls.from_metadata(rule) if rule else None
 
     def verdict(self, score: float) -> str:
         return verdict_for_score(score, self.threshold, self.band)
@@ -69,13 +71,47 @@ class DecisionRule:
         return f"AI above {high:.3f}, unsure {low:.3f}-{high:.3f}, no AI signs below {low:.3f}"
 
 
+@dataclass(frozen=True)
+class RuleSet:
+    """An artifact's decision rules: `main`, and one per image condition it holds a rule for (`by_condition`,
+    from `<condition>_rule` in its metadata), each with the words saying which images it applies to."""
+
+    main: DecisionRule
+    by_condition: Mapping[str, DecisionRule] = field(default_factory=dict)
+    applies_to: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping) -> RuleSet:
+        held = {c: metadata[rule_key(c)] for c in IMAGE_CONDITIONS if metadata.get(rule_key(c))}
+        return cls(
+            DecisionRule.from_metadata(metadata),
+            {c: DecisionRule.from_metadata(entry) for c, entry in held.items()},
+            {c: str(entry.get("applies_to", c.replace("_", " ") + "s")) for c, entry in held.items()},
+        )
+
+    def name_for(self, condition: str | None) -> str:
+        """The name of the rule that decides an image meeting `condition`: the condition's, or MAIN_RULE."""
+        return condition if condition in self.by_condition else MAIN_RULE
+
+    def rule_for(self, condition: str | None) -> DecisionRule:
+        """The rule that decides an image meeting `condition` (None: no condition)."""
+        return self.by_condition.get(condition, self.main) if condition else self.main
+
+    def rules_for(self, conditions) -> list[DecisionRule]:
+        """Each image's rule, by its condition."""
+        return [self.rule_for(condition) for condition in conditions]
+
+    def describe(self) -> str:
+        """The ranges of every rule in words: the main rule, then each condition's."""
+        return "; ".join(
+            [self.main.describe()]
+            + [f"{self.applies_to[c]}: {rule.describe()}" for c, rule in self.by_condition.items()]
+        )
+
+
 def describe_rules(metadata: Mapping) -> str:
-    """The ranges of an artifact's rules in words: its rule, then its small-image rule where it holds one."""
-    text = DecisionRule.from_metadata(metadata).describe()
-    small = DecisionRule.for_small_images(metadata)
-    if small is not None:
-        text += f"; {metadata[SMALL_IMAGE_RULE].get('applies_to', 'small images')}: {small.describe()}"
-    return text
+    """The ranges of an artifact's rules in words (`RuleSet.describe`)."""
+    return RuleSet.from_metadata(metadata).describe()
 
 
 @dataclass(frozen=True)
@@ -95,7 +131,8 @@ def decide(model_verdict: str, provenance: Provenance) -> Decision:
 
 # One scored image as every face gives it, under these names: the API's prediction, a `check`/`scan` row and
 # the upload page's table and CSV (each adds what is its own: provenance, timing, the file).
-# `Prediction.record` fills them. `small_image` says the ranges are the small-image rule's.
+# `Prediction.record` fills them. `image_rule` names the rule whose ranges these are: MAIN_RULE, or the image
+# condition (`small_image`, `compressed_image`) the model holds a rule of its own for.
 RECORD_FIELDS = (
     "verdict",
     "basis",
@@ -103,7 +140,7 @@ RECORD_FIELDS = (
     "model_verdict",
     "real_below",
     "ai_above",
-    "small_image",
+    "image_rule",
     "sha256",
 )
 

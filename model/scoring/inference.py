@@ -18,9 +18,15 @@ import numpy as np
 from PIL import Image
 
 from realcheck.model.artifacts.metadata import with_defaults
-from realcheck.model.data.imaging import DEFAULT_MAX_PIXELS, ImageSource, InputSpec, read_model_input
+from realcheck.model.data.imaging import (
+    DEFAULT_MAX_PIXELS,
+    ImageSource,
+    InputSpec,
+    InputTraits,
+    read_model_input,
+)
 from realcheck.model.errors import ImageDecodeError
-from realcheck.model.scoring.decision import DecisionRule, decide
+from realcheck.model.scoring.decision import DecisionRule, RuleSet, decide
 from realcheck.model.scoring.provenance import NO_PROVENANCE, Provenance, ProvenanceReader
 from realcheck.model.scoring.runtimes import KerasRuntime, OnnxRuntime, Runtime, shipped_onnx
 
@@ -35,9 +41,9 @@ class Prediction:
 
     `verdict` is the decision; `model_verdict` the model's own, and `basis` says which one decided
     (`provenance` when the file declares itself AI-generated, else `model`). `rule` is the decision rule that
-    gave `model_verdict`: the artifact's small-image rule, where it holds one, when `small_image` (`is_small`:
-    the window had to grow the image 1.5 times or more). `sha256` names the image's bytes (None for an
-    in-memory picture).
+    gave `model_verdict`, and `image_rule` its name: the artifact's rule for the image's condition (small,
+    heavily compressed: `InputTraits.condition`) where it holds one, else `main`. `sha256` names the image's
+    bytes (None for an in-memory picture).
     """
 
     sha256: str | None = None
@@ -47,7 +53,7 @@ class Prediction:
     basis: str = "model"
     provenance: Provenance = NO_PROVENANCE
     rule: DecisionRule | None = None
-    small_image: bool = False
+    image_rule: str | None = None
     error: str | None = None
 
     @property
@@ -64,25 +70,25 @@ class Prediction:
             "model_verdict": self.model_verdict,
             # An image not scored (an error) had no rule applied: no ranges.
             **(self.rule.range_fields() if self.rule else {"real_below": None, "ai_above": None}),
-            "small_image": self.small_image if self.rule else None,
+            "image_rule": self.image_rule,
             "sha256": self.sha256,
         }
 
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """One decoded image waiting for the model: its input pixels, its bytes' SHA-256, its provenance and
-    whether it is small (`small`, `is_small`)."""
+    """One decoded image waiting for the model: its input pixels, its bytes' SHA-256, its provenance and its
+    traits (small, JPEG quality), which pick its decision rule."""
 
     pixels: np.ndarray
     sha256: str | None
     provenance: Provenance
-    small: bool = False
+    traits: InputTraits = InputTraits()
 
 
 class Detector:
-    """An artifact's model on a runtime, with its input spec, decision rules (`rule`, and `small_rule` for
-    small images) and (optionally) provenance reader.
+    """An artifact's model on a runtime, with its input spec, decision rules (`rules`: the main `rule` and one
+    per image condition the artifact holds) and (optionally) provenance reader.
 
     Without a provenance reader every decision is the model's (training and evaluation measure the model);
     with one, a file that declares itself AI-generated is decided by its provenance.
@@ -98,8 +104,8 @@ class Detector:
         self.runtime = runtime
         self.metadata = metadata = with_defaults(metadata)
         self.spec = InputSpec(int(metadata["input_size"]), metadata["input_mode"], metadata["input_fill"])
-        self.rule = DecisionRule.from_metadata(metadata)
-        self.small_rule = DecisionRule.for_small_images(metadata) or self.rule
+        self.rules = RuleSet.from_metadata(metadata)
+        self.rule = self.rules.main
         self.max_pixels = max_pixels
         self.provenance = provenance
 
@@ -115,21 +121,17 @@ class Detector:
         """Decode one image into the model's input array (raises ImageDecodeError)."""
         return self._decode(source)[0]
 
-    def rule_for(self, small: bool) -> DecisionRule:
-        """The decision rule for an image, by whether it is small."""
-        return self.small_rule if small else self.rule
-
     def prepare(self, source: ImageSource, sha256: str | None = None) -> PreparedImage:
         """Read, hash, decode and read the provenance of one image (raises ImageDecodeError).
 
         `sha256` is the bytes' digest when the caller has it already (the server hashes for its cache).
         """
         data = self._read(source)
-        pixels, small = self._decode(data)
+        pixels, traits = self._decode(data)
         if isinstance(data, Image.Image):
-            return PreparedImage(pixels, None, NO_PROVENANCE, small)
+            return PreparedImage(pixels, None, NO_PROVENANCE, traits)
         provenance = self.provenance.read(data) if self.provenance is not None else NO_PROVENANCE
-        return PreparedImage(pixels, sha256 or hashlib.sha256(data).hexdigest(), provenance, small)
+        return PreparedImage(pixels, sha256 or hashlib.sha256(data).hexdigest(), provenance, traits)
 
     def scores(self, batch: np.ndarray) -> np.ndarray:
         """P(AI) for a batch of prepared inputs of shape (n, size, size, 3)."""
@@ -138,8 +140,9 @@ class Detector:
         return np.asarray(self.runtime.scores(np.asarray(batch))).reshape(-1)
 
     def judge(self, image: PreparedImage, score: float) -> Prediction:
-        """The verdicts for a scored image: the model's by its decision rule (`rule_for`), then the decision."""
-        rule = self.rule_for(image.small)
+        """The verdicts for a scored image: the model's by the rule for its condition, then the decision."""
+        condition = image.traits.condition
+        rule = self.rules.rule_for(condition)
         model_verdict = rule.verdict(score)
         decision = decide(model_verdict, image.provenance)
         return Prediction(
@@ -150,7 +153,7 @@ class Detector:
             basis=decision.basis,
             provenance=image.provenance,
             rule=rule,
-            small_image=image.small,
+            image_rule=self.rules.name_for(condition),
         )
 
     def predict(
@@ -189,7 +192,7 @@ class Detector:
         except ImageDecodeError as error:
             return Prediction(sha256, error=str(error))
 
-    def _decode(self, source: ImageSource) -> tuple[np.ndarray, bool]:
+    def _decode(self, source: ImageSource) -> tuple[np.ndarray, InputTraits]:
         return read_model_input(source, self.spec, self.max_pixels)
 
     def _read(self, source: ImageSource) -> bytes | Image.Image:

@@ -22,7 +22,7 @@ import tensorflow as tf
 from realcheck.model.artifacts import artifact
 from realcheck.model.artifacts.metadata import NETWORK_FIELDS, build_metadata, git_commit
 from realcheck.model.data.datasets import Discovery, Sample, discover, summarize
-from realcheck.model.data.imaging import small_image_copy
+from realcheck.model.data.imaging import HEAVY_COMPRESSION_QUALITY, condition_copy, model_conditions
 from realcheck.model.data.pipeline import make_dataset
 from realcheck.model.data.splitting import (
     SPLITS,
@@ -35,7 +35,7 @@ from realcheck.model.errors import DataError, RealCheckError
 from realcheck.model.evaluation import measures
 from realcheck.model.evaluation.calibration import apply_platt, calibrate
 from realcheck.model.networks import architecture
-from realcheck.model.scoring.decision import SMALL_IMAGE_RULE, DecisionRule
+from realcheck.model.scoring.decision import DecisionRule, rule_key
 from realcheck.model.scoring.inference import keras_detector, score_paths
 from realcheck.model.settings import HeadParams, TrainConfig
 from realcheck.model.training import devices
@@ -341,8 +341,8 @@ def finish(
     out_of_source: dict[str, ScoredImages] | None = None,
 ) -> TrainResult:
     """Calibration, threshold and band on validation (and on `out_of_source`, training images scored by
-    models that did not see their source), the small-image rule likewise on small copies, metrics and plots
-    on test, then write the artifact."""
+    models that did not see their source), a rule per image condition likewise on copies meeting it, metrics
+    and plots on test, then write the artifact."""
     out_of_source = out_of_source or {}
     metadata = metadata | {"threshold": 0.5, "uncertainty_band": [0.5, 0.5]}
     model = architecture.with_calibration(model)  # fine-tuning an artifact: fit its calibration anew
@@ -359,15 +359,11 @@ def finish(
     val_scores = fit_scores[: len(val)]
     rule = choose_rule(config, fit_on.labels, fit_scores, list(fit_on.sources))
     metadata = metadata | {"calibration": calibration}
-    detector = keras_detector(model, metadata)
-    if config.inference_spec.mode == "crop":
-        copy = small_image_copy(config.inference_spec.size)
-        small_scores = score_paths(detector, [copy.apply(data.root / s.path) for s in val], config.batch_size)
-        small_val = ScoredImages(val_labels, small_scores, val_sources)
-        metadata[SMALL_IMAGE_RULE] = small_image_rule(
-            config, small_val, out_of_source.get("small"), calibration
+    for condition in model_conditions(config.inference_spec):
+        metadata[rule_key(condition)] = condition_rule(
+            config, condition, model, metadata, data, out_of_source.get(condition)
         )
-        detector = keras_detector(model, metadata)
+    detector = keras_detector(model, metadata)
     metrics = {"val": _strip(measures.compute_metrics(val_labels, val_scores, rule))}
     plots_dir = run_dir / "plots"
     test = data.split["test"]
@@ -378,10 +374,9 @@ def finish(
         test_metrics = measures.compute_metrics(
             test_labels,
             test_scores,
-            rule,
+            detector.rules,
             [s.source for s in test],
-            np.array([p.small_image for p in predictions]),
-            detector.small_rule,
+            [p.image_rule for p in predictions],
         )
         measures.save_plots(test_labels, test_scores, test_metrics, plots_dir, title="test")
         metrics["test"] = _strip(test_metrics)
@@ -406,23 +401,35 @@ def finish(
     return TrainResult(run_dir, metadata, history)
 
 
-def small_image_rule(
+def condition_rule(
     config: TrainConfig,
-    val: ScoredImages,
+    condition: str,
+    model: keras.Model,
+    metadata: dict,
+    data: PreparedData,
     out_of_source: ScoredImages | None,
-    calibration: dict,
 ) -> dict:
-    """The decision rule for small images (`is_small`; metadata `small_image_rule`): chosen as the
-    main one is, on the small copies of the validation images (calibrated scores) and of the training
-    images scored out of source (raw scores, calibrated here the same way)."""
+    """The decision rule for images meeting `condition` (metadata `<condition>_rule`): chosen as the main
+    one is, on copies of the validation images that meet it (`condition_copy`) and on such copies of the
+    training images scored out of source (raw scores, calibrated the same way)."""
+    copy = condition_copy(condition, config.inference_spec.size)
+    val = data.split["val"]
+    scores = score_paths(
+        keras_detector(model, metadata), [copy.apply(data.root / s.path) for s in val], config.batch_size
+    )
+    fit_on = ScoredImages(np.array([s.label for s in val]), scores, np.array([s.source for s in val]))
     if out_of_source is not None:
+        calibration = metadata["calibration"]
         calibrated = apply_platt(out_of_source.scores, calibration["scale"], calibration["bias"])
-        val = val.joined(ScoredImages(out_of_source.labels, calibrated, out_of_source.sources))
-    rule = choose_rule(config, val.labels, val.scores, list(val.sources))
-    copy = small_image_copy(config.inference_spec.size)
+        fit_on = fit_on.joined(ScoredImages(out_of_source.labels, calibrated, out_of_source.sources))
+    rule = choose_rule(config, fit_on.labels, fit_on.scores, list(fit_on.sources))
+    applies_to = {  # the images as the copies are: as small, or as compressed
+        "small_image": f"images of {copy.max_side} px or less on their shorter side",
+        "compressed_image": f"JPEG files saved at quality {HEAVY_COMPRESSION_QUALITY} or less",
+    }[condition]
     return rule.to_dict() | {
-        "applies_to": f"images of {copy.max_side} px or less on their shorter side",  # as small as the copies
-        "fitted_on": f"copies shrunk to {copy.max_side} px on their longer side and saved as JPEG q{copy.quality}"
+        "applies_to": applies_to,
+        "fitted_on": f"copies of at most {copy.max_side} px on their longer side saved as JPEG q{copy.quality}"
         + (
             " of the validation images and of the training images scored out of source"
             if out_of_source

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from realcheck.model.data.datasets import Sample
-from realcheck.model.data.imaging import WebDegradation, load_model_input, small_image_copy
+from realcheck.model.data.imaging import WebDegradation, condition_copy, load_model_input, model_conditions
 from realcheck.model.evaluation.protocol import (
     OUT_OF_SOURCE_FOLDS,
     PROBE_STRENGTHS,
@@ -94,8 +94,9 @@ def fit_linear_probe(
     seed: int,
 ) -> tuple[dict, dict[str, ScoredImages] | None]:
     """Fit the probe into `model`'s head; returns its record (strength, validation AUCs) and the training
-    images scored out of source: `clean`, and `small` for their small-image copies (`small_image_copy`;
-    crop mode only). None when a class has a single training source."""
+    images scored out of source: `clean`, and for each image condition the model can meet
+    (`model_conditions`) their copies that meet it (`condition_copy`). None when a class has a single
+    training source."""
     train, val = split["train"], split["val"]
     x = embed(model, root, train, spec, batch_size)
     labels = np.array([s.label for s in train])
@@ -111,9 +112,10 @@ def fit_linear_probe(
     log.info("probe: C %s chosen (validation ROC AUC %s)", c, {k: round(v, 3) for k, v in val_auc.items()})
     record = {"c": c, "validation_auc": val_auc, "features": int(x.shape[1]), "source_balanced": True}
 
-    copies = {"clean": x}
-    if spec.mode == "crop":
-        copies["small"] = embed(model, root, train, spec, batch_size, small_image_copy(spec.size))
+    copies = {"clean": x} | {
+        condition: embed(model, root, train, spec, batch_size, condition_copy(condition, spec.size))
+        for condition in model_conditions(spec)
+    }
     fit = probe_fitter(c, True)
     scores = out_of_source_scores(
         fit, x, labels, sources, OUT_OF_SOURCE_FOLDS, seed, list(copies.values())[1:]

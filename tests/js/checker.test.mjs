@@ -151,12 +151,15 @@ test("the ranges and the measured accuracy reach the result, from today's fields
     { score: 0.5, verdict: "uncertain", sha256: "x", real_below: 0.3, ai_above: 0.9 },
   );
   assert.deepEqual([today.ranges, today.accuracy], [{ realBelow: 0.3, aiAbove: 0.9 }, statement]);
-  assert.equal(today.smallImage, false);
+  assert.equal(today.imageRule, "main");
   const small = resultFromPrediction(
     { model: { name: "m", version: "1" }, decision: { threshold: 0.9 } },
-    { score: 0.5, verdict: "uncertain", sha256: "x", real_below: 0.2, ai_above: 0.7, small_image: true },
+    { score: 0.5, verdict: "uncertain", sha256: "x", real_below: 0.2, ai_above: 0.7, image_rule: "compressed_image" },
   );
-  assert.deepEqual([small.ranges, small.smallImage], [{ realBelow: 0.2, aiAbove: 0.7 }, true]);
+  assert.deepEqual([small.ranges, small.imageRule], [{ realBelow: 0.2, aiAbove: 0.7 }, "compressed_image"]);
+  // A rule this extension does not know is shown as the main rule's ranges, never as a name it cannot word.
+  const unknown = resultFromPrediction({ model: {}, decision: {} }, { score: 0.5, verdict: "uncertain", image_rule: "<b>" });
+  assert.equal(unknown.imageRule, "main");
   const older = resultFromPrediction(
     { model: { name: "m", version: "1" }, decision: { threshold: 0.5, uncertainty_band: [0.45, 0.55] } },
     { score: 0.5, verdict: "uncertain", sha256: "x", threshold: 0.5 },

@@ -62,9 +62,11 @@ test("the details give the three ranges and the model's measured accuracy, never
     `Uncertain (between real and AI-generated): P(AI) = 0.75. Scores: AI above 0.92, unsure 0.32–0.92, no AI signs below 0.32. Model realcheck-tiny 1. ${accuracy}`,
   );
   assert.doesNotMatch(text.details, /threshold/);
-  // A small image was decided by the model's small-image rule: the details say whose ranges they are.
-  const small = describe({ state: "done", verdict: "uncertain", score: 0.5, ranges, smallImage: true, model }, "it");
+  // An image decided by the model's own rule for its condition: the details say whose ranges they are.
+  const small = describe({ state: "done", verdict: "uncertain", score: 0.5, ranges, imageRule: "small_image", model }, "it");
   assert.match(small.details, /Scores of small images: AI above 0\.92, unsure 0\.32–0\.92/);
+  const compressed = describe({ state: "done", verdict: "uncertain", score: 0.5, ranges, imageRule: "compressed_image", model }, "it");
+  assert.match(compressed.details, /Scores of heavily compressed JPEGs: AI above 0\.92/);
 });
 
 test("no badge calls an image real from its score alone; a user's own report may", () => {
