@@ -21,6 +21,7 @@ import provenancegen
 import pytest
 import streamlit
 from PIL import Image
+from serving import jpeg_bytes
 from streamlit.testing.v1 import AppTest
 
 from realcheck.cli import main as cli_main
@@ -180,17 +181,28 @@ def test_upload_shows_verdict_score_threshold_heatmap_and_the_model(app, tiny_ar
     assert image_captions(app) == ["uploaded image"]
 
 
-def test_a_small_image_shows_the_ranges_of_the_small_image_rule(condition_rules_artifact, monkeypatch):
+@pytest.mark.parametrize(
+    "upload, ranges, verdict, caption, rule",
+    [
+        (("thumb.png", encoded("real", "PNG", size=16), "image/png"), "· AI from 0.000, no AI signs below",
+         "AI-generated", "A small image (images of 21 px or less", "small_image"),
+        (("web.jpg", jpeg_bytes("real", 64, quality=30), "image/jpeg"), "· AI above 1.000, unsure 0.000-1.000",
+         "Uncertain", "A heavily compressed JPEG (JPEG files saved at quality 50 or less)", "compressed_image"),
+    ],
+)  # fmt: skip
+def test_an_image_shows_the_ranges_of_the_rule_for_its_condition(
+    condition_rules_artifact, monkeypatch, upload, ranges, verdict, caption, rule
+):
     monkeypatch.setenv(analysis.MODEL_ENV, str(condition_rules_artifact))
     app = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT)
-    run_with(app, [("thumb.png", encoded("real", "PNG", size=16), "image/png")])
+    run_with(app, [upload])
     texts = [m.value for m in app.markdown]
-    assert any("· AI from 0.000, no AI signs below" in t for t in texts)  # the small-image rule's ranges
-    assert "Verdict: **AI-generated**" in texts
-    assert app.caption and any("A small image (images of 21 px or less" in c.value for c in app.caption)
-    assert app.dataframe[0].value["image_rule"][0] == "small_image"
+    assert any(ranges in t for t in texts)  # the ranges of the rule that decided it
+    assert f"Verdict: **{verdict}**" in texts
+    assert app.caption and any(caption in c.value for c in app.caption)
+    assert app.dataframe[0].value["image_rule"][0] == rule
     sidebar = " ".join(m.value for m in app.sidebar.markdown)
-    assert "images of 21 px or less on their shorter side" in sidebar
+    assert "images of 21 px or less on their shorter side" in sidebar and "quality 50 or less" in sidebar
 
 
 def test_the_page_states_the_accuracy_its_metadata_measured(tmp_path, monkeypatch, tiny_artifact):
