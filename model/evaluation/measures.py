@@ -143,7 +143,7 @@ def compute_metrics(
     """Every number `realcheck evaluate` reports, as a JSON-ready dict.
 
     With a RuleSet, each image is decided by the rule for its condition (`conditions`, as
-    `InputTraits.condition` gives them), as the Detector does.
+    `InputTraits.condition` gives them, or the `image_rule` of its Prediction), as the Detector does.
     """
     labels = np.asarray(labels, dtype=int)
     scores = np.asarray(scores, dtype=np.float64)
