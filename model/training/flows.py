@@ -358,7 +358,7 @@ def finish(
         calibration["fitted_on"] = "val + out-of-source training"
     val_scores = fit_scores[: len(val)]
     rule = choose_rule(config, fit_on.labels, fit_scores, list(fit_on.sources))
-    metadata = metadata | {"calibration": calibration}
+    metadata = metadata | rule.to_dict() | {"calibration": calibration}
     for condition in model_conditions(config.inference_spec):
         metadata[rule_key(condition)] = condition_rule(
             config, condition, model, metadata, data, out_of_source.get(condition)
@@ -387,16 +387,12 @@ def finish(
         plots_dir.mkdir(parents=True, exist_ok=True)
         measures.save_history_plot(merged, plots_dir / "training_history.png")
     artifact.write_json(run_dir / "history.json", history)
-    metadata = (
-        metadata
-        | rule.to_dict()
-        | {
-            "parameters": int(model.count_params()),
-            "training_data": data.summary(),
-            "metrics": metrics,
-            "epoch_seconds": _mean_epoch_seconds(history),
-        }
-    )
+    metadata = metadata | {
+        "parameters": int(model.count_params()),
+        "training_data": data.summary(),
+        "metrics": metrics,
+        "epoch_seconds": _mean_epoch_seconds(history),
+    }
     artifact.save_artifact(run_dir, model, metadata)
     return TrainResult(run_dir, metadata, history)
 
