@@ -59,7 +59,10 @@ def test_train_writes_a_complete_artifact(trained_artifact):
     low, high = metadata["uncertainty_band"]
     assert 0.0 <= low <= metadata["threshold"] <= high <= 1.0
     test = metadata["metrics"]["test"]  # measured at the rule the model was given
-    assert [test["threshold"], test["uncertainty_band"]] == [metadata["threshold"], metadata["uncertainty_band"]]
+    assert [test["threshold"], test["uncertainty_band"]] == [
+        metadata["threshold"],
+        metadata["uncertainty_band"],
+    ]
     assert metadata["training_data"]["real"] == 24 and metadata["training_data"]["ai"] == 24
     assert metadata["metrics"]["test"]["n"] == sum(metadata["metrics"]["test"]["confusion_matrix"][0]) + sum(
         metadata["metrics"]["test"]["confusion_matrix"][1]
