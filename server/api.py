@@ -6,8 +6,8 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from realcheck.model.artifacts.metadata import PUBLIC_FIELDS
-from realcheck.model.scoring.decision import measured_accuracy, rule_key
+from realcheck.model.artifacts.metadata import PUBLIC_FIELDS, rule_key
+from realcheck.model.scoring.decision import measured_accuracy
 from realcheck.server.errors import ApiError
 from realcheck.server.uploads import upload_limits, uploads_from_request
 

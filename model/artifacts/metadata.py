@@ -19,6 +19,13 @@ from pathlib import Path
 from realcheck.model.errors import ArtifactError
 from realcheck.model.labels import LABEL_NAMES
 
+
+def rule_key(condition: str) -> str:
+    """The metadata key of the threshold and band for images meeting `condition` (`imaging.IMAGE_CONDITIONS`:
+    their scores sit elsewhere, so one rule cannot serve both): `small_image_rule`, `compressed_image_rule`."""
+    return f"{condition}_rule"
+
+
 FORMAT_VERSION = 1
 
 # JSON type -> the Python types `json.loads` gives for it (bool is an int to Python, never to JSON).

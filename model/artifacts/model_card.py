@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from realcheck.model.artifacts.metadata import with_defaults
+from realcheck.model.artifacts.metadata import rule_key, with_defaults
 from realcheck.model.data.imaging import IMAGE_CONDITIONS
-from realcheck.model.scoring.decision import rule_key
 
 
 def model_card(metadata: dict, folder: Path | None = None) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
+from realcheck.model.artifacts.metadata import rule_key
 from realcheck.model.labels import AI, LABEL_NAMES, REAL
-from realcheck.model.scoring.decision import DecisionRule, RuleSet, rule_key
+from realcheck.model.scoring.decision import DecisionRule, RuleSet
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:

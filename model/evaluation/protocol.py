@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from realcheck.model.artifacts.metadata import rule_key
 from realcheck.model.data.imaging import InputTraits
 from realcheck.model.evaluation import measures
 from realcheck.model.evaluation.calibration import apply_platt, fit_platt
 from realcheck.model.labels import AI, REAL, UNCERTAIN
-from realcheck.model.scoring.decision import DecisionRule, RuleSet, rule_key
+from realcheck.model.scoring.decision import DecisionRule, RuleSet
 
 MAX_REAL_CALLED_AI = 0.03
 MAX_AI_CALLED_REAL = 0.10

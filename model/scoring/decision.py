@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from realcheck.model.artifacts.metadata import rule_key
 from realcheck.model.data.imaging import IMAGE_CONDITIONS
 from realcheck.model.labels import AI, LABEL_NAMES, REAL, UNCERTAIN
 
@@ -26,12 +27,6 @@ def verdict_for_score(score: float, threshold: float, band: tuple[float, float])
 MAIN_RULE = "main"
 # Each image condition in the words every face uses for an image that meets it.
 CONDITION_WORDS = {"small_image": "small image", "compressed_image": "heavily compressed JPEG"}
-
-
-def rule_key(condition: str) -> str:
-    """The metadata key of the threshold and band for images meeting `condition` (`imaging.IMAGE_CONDITIONS`:
-    their scores sit elsewhere, so one rule cannot serve both): `small_image_rule`, `compressed_image_rule`."""
-    return f"{condition}_rule"
 
 
 @dataclass(frozen=True)

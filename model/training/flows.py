@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from realcheck.model.artifacts import artifact
-from realcheck.model.artifacts.metadata import NETWORK_FIELDS, build_metadata, git_commit
+from realcheck.model.artifacts.metadata import NETWORK_FIELDS, build_metadata, git_commit, rule_key
 from realcheck.model.data.datasets import Discovery, Sample, discover, summarize
 from realcheck.model.data.imaging import HEAVY_COMPRESSION_QUALITY, condition_copy, model_conditions
 from realcheck.model.data.pipeline import make_dataset
@@ -35,7 +35,7 @@ from realcheck.model.errors import DataError, RealCheckError
 from realcheck.model.evaluation import measures
 from realcheck.model.evaluation.calibration import apply_platt, calibrate
 from realcheck.model.networks import architecture
-from realcheck.model.scoring.decision import DecisionRule, rule_key
+from realcheck.model.scoring.decision import DecisionRule
 from realcheck.model.scoring.inference import keras_detector, score_paths
 from realcheck.model.settings import HeadParams, TrainConfig
 from realcheck.model.training import devices
