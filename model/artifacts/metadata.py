@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from realcheck.model.data.imaging import IMAGE_CONDITIONS
 from realcheck.model.errors import ArtifactError
 from realcheck.model.labels import LABEL_NAMES
 
@@ -24,6 +25,12 @@ def rule_key(condition: str) -> str:
     """The metadata key of the threshold and band for images meeting `condition` (`imaging.IMAGE_CONDITIONS`:
     their scores sit elsewhere, so one rule cannot serve both): `small_image_rule`, `compressed_image_rule`."""
     return f"{condition}_rule"
+
+
+def condition_rules(metadata: Mapping) -> dict[str, Mapping]:
+    """The rule entries (`<condition>_rule`) an artifact's metadata holds, by condition, in the order
+    `IMAGE_CONDITIONS` tries them."""
+    return {c: metadata[rule_key(c)] for c in IMAGE_CONDITIONS if metadata.get(rule_key(c))}
 
 
 FORMAT_VERSION = 1

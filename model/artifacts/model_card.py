@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from realcheck.model.artifacts.metadata import rule_key, with_defaults
-from realcheck.model.data.imaging import IMAGE_CONDITIONS
+from realcheck.model.artifacts.metadata import condition_rules, with_defaults
 
 
 def model_card(metadata: dict, folder: Path | None = None) -> str:
@@ -60,15 +59,13 @@ def _model_section(metadata: dict) -> list[str]:
 def _condition_rule_lines(metadata: dict) -> list[str]:
     """One line per image condition the model holds a decision rule of its own for."""
     lines = []
-    for condition in IMAGE_CONDITIONS:
-        rule = metadata.get(rule_key(condition))
-        if rule:
-            low, high = rule["uncertainty_band"]
-            lines.append(
-                f"- Decision for {rule.get('applies_to', condition)}: `ai` when P(AI) >= {rule['threshold']:.4f}; "
-                f"`uncertain` inside [{low:.4f}, {high:.4f}] (chosen the same way on "
-                f"{rule.get('fitted_on', 'copies meeting it')})"
-            )
+    for condition, rule in condition_rules(metadata).items():
+        low, high = rule["uncertainty_band"]
+        lines.append(
+            f"- Decision for {rule.get('applies_to', condition)}: `ai` when P(AI) >= {rule['threshold']:.4f}; "
+            f"`uncertain` inside [{low:.4f}, {high:.4f}] (chosen the same way on "
+            f"{rule.get('fitted_on', 'copies meeting it')})"
+        )
     return lines
 
 

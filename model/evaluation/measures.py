@@ -148,7 +148,7 @@ def compute_metrics(
     """
     labels = np.asarray(labels, dtype=int)
     scores = np.asarray(scores, dtype=np.float64)
-    rules = rules if isinstance(rules, RuleSet) else RuleSet(rules)
+    rules = RuleSet.of(rules)
     conditions = list(conditions) if conditions is not None else [None] * len(scores)
     rule = rules.main
     per_image = rules.rules_for(conditions)

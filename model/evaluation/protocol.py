@@ -266,7 +266,7 @@ def verdicts(
 ) -> np.ndarray:
     """Each score's verdict, by the rule for its image's condition (`InputTraits.condition`) where `rules`
     holds one."""
-    rules = rules if isinstance(rules, RuleSet) else RuleSet(rules)
+    rules = RuleSet.of(rules)
     conditions = [None] * len(scores) if conditions is None else conditions
     return np.array([rules.rule_for(c).verdict(float(score)) for score, c in zip(scores, conditions)])
 

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from realcheck.model.artifacts.metadata import rule_key
-from realcheck.model.data.imaging import IMAGE_CONDITIONS
+from realcheck.model.artifacts.metadata import condition_rules
 from realcheck.model.labels import AI, LABEL_NAMES, REAL, UNCERTAIN
 
 if TYPE_CHECKING:
@@ -77,12 +76,17 @@ class RuleSet:
 
     @classmethod
     def from_metadata(cls, metadata: Mapping) -> RuleSet:
-        held = {c: metadata[rule_key(c)] for c in IMAGE_CONDITIONS if metadata.get(rule_key(c))}
+        held = condition_rules(metadata)
         return cls(
             DecisionRule.from_metadata(metadata),
             {c: DecisionRule.from_metadata(entry) for c, entry in held.items()},
             {c: str(entry.get("applies_to", c.replace("_", " ") + "s")) for c, entry in held.items()},
         )
+
+    @classmethod
+    def of(cls, rules: DecisionRule | RuleSet) -> RuleSet:
+        """`rules` as a RuleSet: a single DecisionRule decides every image."""
+        return rules if isinstance(rules, RuleSet) else cls(rules)
 
     def name_for(self, condition: str | None) -> str:
         """The name of the rule that decides an image meeting `condition`: the condition's, or MAIN_RULE."""
@@ -90,7 +94,7 @@ class RuleSet:
 
     def rule_for(self, condition: str | None) -> DecisionRule:
         """The rule that decides an image meeting `condition` (None: no condition)."""
-        return self.by_condition.get(condition, self.main) if condition else self.main
+        return self.by_condition.get(condition, self.main)
 
     def rules_for(self, conditions) -> list[DecisionRule]:
         """Each image's rule, by its condition."""
