@@ -24,7 +24,8 @@ Recipes: `frozen-top` (today's: the top layer's pooled ImageNet features, one ce
 head), `frozen-stages` (mean, std and max of every stage's output), `real-only` (the distance from the
 real photos' features alone), `adapt` (partial fine-tuning of the backbone,
 `realcheck.model.training.adaptation`). The frozen ones may stack backbones (`--backbone efficientnet_lite0
-efficientnet_lite2`) and choose their regularisation on the validation sources (`--c 3e-4 1e-3 3e-3 1e-2 5e-2`).
+efficientnet_lite2`), choose their regularisation on the validation sources (`--c 3e-4 1e-3 3e-3 1e-2 5e-2`)
+and train on processing-chain copies of their training images too (`--chain-copies 2`).
 """
 
 from __future__ import annotations
@@ -95,6 +96,23 @@ def model_inputs(items: list[Item], args: argparse.Namespace, tier: str) -> tupl
     return np.stack(pixels), list(traits)
 
 
+def chain_inputs(items: list[Item], args: argparse.Namespace, copy: int) -> np.ndarray:
+    """The model input of each image after a random processing chain (`adaptation.ProcessingChain`: downscale,
+    JPEG 4:2:0, sometimes twice, alike for both classes), seeded by `--seed`, `copy` and the image's index."""
+    from realcheck.model.data.imaging import open_rgb, read_model_input
+    from realcheck.model.settings import InputSpec
+    from realcheck.model.training.adaptation import ProcessingChain
+
+    spec, chain = InputSpec(args.window, "crop", args.small_images), ProcessingChain()
+
+    def one(index: int) -> np.ndarray:
+        rng = np.random.default_rng((args.seed, copy, index))
+        return read_model_input(chain.apply(open_rgb(items[index].path), rng), spec)[0]
+
+    with ThreadPoolExecutor(args.workers) as pool:
+        return np.stack(list(pool.map(one, range(len(items)))))
+
+
 class FrozenRecipe:
     """Frozen ImageNet features of the centre window, of one backbone or several side by side, standardised.
 
@@ -135,15 +153,25 @@ class FrozenRecipe:
         )
 
     def fit(self, train: list[Item], val: list[Item]) -> None:
-        from realcheck.model.evaluation.protocol import fit_probe, out_of_source_scores, probe_fitter
+        from realcheck.model.evaluation.protocol import (
+            fit_probe,
+            out_of_source_scores,
+            probe_fitter,
+            with_copies,
+        )
 
         pixels, clean_traits = model_inputs(train, self.args, "clean")
         x = self.embed(pixels)
         del pixels  # a training collection's windows take about a gigabyte
         labels = np.array([i.label for i in train])
         sources = np.array([i.source for i in train])
+        # Processing-chain copies are trained on beside the images (and by every out-of-source fold model).
+        trained_copies = [
+            self.embed(chain_inputs(train, self.args, copy)) for copy in range(1, self.args.chain_copies + 1)
+        ]
+        training = with_copies(x, labels, sources, trained_copies)
         if self.kind == "real-only":
-            self.scorer = fit_real_only(x, labels)
+            self.scorer = fit_real_only(*training)
             self.record = {"real_images": int(np.sum(labels == REAL))}
             refit = fit_real_only
         else:
@@ -155,10 +183,13 @@ class FrozenRecipe:
                     np.array([i.label for i in val]),
                 )
             balance = self.args.balance_sources
-            classifier, c, val_auc = fit_probe((x, labels), held_out, strengths, sources if balance else None)
+            classifier, c, val_auc = fit_probe(
+                training[:2], held_out, strengths, training[2] if balance else None
+            )
             self.scorer = lambda features: classifier.predict_proba(features)[:, 1]
             self.record = {"c": c, "validation_auc": val_auc, "source_balanced": balance}
             refit = probe_fitter(c, balance)
+        self.record["chain_copies"] = len(trained_copies)
         if self.args.out_of_source_folds:
             # The copies of each image condition too, for the rules the report fits on them.
             copies = {}  # tier -> (features, traits), embedded one tier at a time to bound the memory
@@ -168,7 +199,7 @@ class FrozenRecipe:
                 del pixels
             folds, seed = self.args.out_of_source_folds, self.args.seed
             embedded = [features for features, _ in copies.values()]
-            scores = out_of_source_scores(refit, x, labels, sources, folds, seed, embedded)
+            scores = out_of_source_scores(refit, x, labels, sources, folds, seed, embedded, trained_copies)
             if scores is not None:
                 traits = [clean_traits] + [t for _, t in copies.values()]
                 self.out_of_source = dict(zip(["clean", *copies], zip(scores, traits)))
@@ -329,6 +360,7 @@ def run(args: argparse.Namespace) -> None:
             if name == "adapt"
             else {"out_of_source_folds": args.out_of_source_folds}
             | ({"balance_sources": True} if args.balance_sources else {})
+            | ({"chain_copies": args.chain_copies} if args.chain_copies else {})
         )
         jobs = ["final"] if args.final else list(DIRECTIONS)
         for direction in jobs:
@@ -447,6 +479,13 @@ def main() -> None:
         "--balance-sources",
         action="store_true",
         help="frozen-top, frozen-stages: every source weighs the same within its class",
+    )
+    runner.add_argument(
+        "--chain-copies",
+        type=int,
+        default=0,
+        help="frozen recipes: also train on this many copies of each training image, each through a random "
+        "processing chain (downscale, JPEG 4:2:0 q60-98, sometimes twice), alike for both classes",
     )
     adapt = runner.add_argument_group("adapt recipe")
     adapt.add_argument("--crop", type=int, default=256)

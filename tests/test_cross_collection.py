@@ -43,7 +43,7 @@ def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rul
     run = [
         "run", "--data", str(data), "--out", str(out), "--recipe", "frozen-stages", "--window", "64",
         "--tiers", "clean", "--c", "0.01", "0.1", "--balance-sources", "--small-images", "mirror",
-        "--out-of-source-folds", "3",
+        "--chain-copies", "1", "--out-of-source-folds", "3",
     ]  # fmt: skip
     done = run_script(*run)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -62,6 +62,7 @@ def test_a_frozen_probe_is_measured_across_collections_with_an_out_of_source_rul
     assert record["run"]["out_of_source_folds"] == 3 and record["settings"]["c"] in (0.01, 0.1)
     assert record["run"]["balance_sources"] and record["settings"]["source_balanced"]
     assert record["run"]["small_images"] == "mirror"
+    assert record["run"]["chain_copies"] == 1 and record["settings"]["chain_copies"] == 1
 
     assert run_script(*run).returncode == 0  # finished jobs are skipped
     changed = run_script(*run[:-1], "5")

@@ -263,6 +263,35 @@ def test_out_of_source_scores_come_from_models_that_never_saw_the_source():
     assert protocol.out_of_source_scores(fit, x, labels, one_ai_source, folds=4, seed=0) is None
 
 
+def test_fold_models_also_train_on_their_images_trained_copies_and_never_on_the_held_ones():
+    sources = np.repeat([f"s{i}" for i in range(8)], 5)
+    labels = np.repeat(np.tile([REAL, AI], 4), 5)
+    ids = np.array([int(s[1:]) for s in sources], dtype=float)
+    x = np.column_stack([ids, np.zeros(len(ids))])
+    chained = np.column_stack([ids, np.ones(len(ids))])  # a processing-chain copy of each image
+    trained = []
+
+    def fit(x, fit_labels, fit_sources):
+        trained.append(x)
+        originals, copies = x[x[:, 1] == 0], x[x[:, 1] == 1]
+        np.testing.assert_array_equal(originals[:, 0], copies[:, 0])  # each kept image's copy, in order
+        assert list(fit_sources) == [f"s{int(i)}" for i in x[:, 0]]  # sources repeated row for row
+        assert list(fit_labels) == list(np.repeat(np.tile([REAL, AI], 4), 5)[x[:, 0].astype(int) * 5])
+        return lambda held: np.zeros(len(held))
+
+    scores = protocol.out_of_source_scores(fit, x, labels, sources, 4, 0, trained_copies=[chained])
+    assert scores.shape == (1, 40) and len(trained) == 4
+    # Each fold model saw six of the eight sources: their 30 images and the 30 copies, none of the held ones'.
+    assert all(len(np.unique(fold_x[:, 0])) == 6 and len(fold_x) == 60 for fold_x in trained)
+
+
+def test_with_copies_stacks_copies_under_the_images_and_repeats_labels_and_sources():
+    x, labels, sources = np.arange(6.0).reshape(3, 2), np.array([REAL, AI, AI]), np.array(["a", "b", "b"])
+    stacked, repeated, of = protocol.with_copies(x, labels, sources, [x + 10, x + 20])
+    np.testing.assert_array_equal(stacked, np.concatenate([x, x + 10, x + 20]))
+    assert list(repeated) == [REAL, AI, AI] * 3 and list(of) == ["a", "b", "b"] * 3
+
+
 def test_source_balanced_weights_give_every_source_of_a_class_the_same_weight():
     labels = np.array([REAL] * 400 + [REAL] * 10 + [AI] * 90)
     sources = np.array(["game"] * 400 + ["camera"] * 10 + ["generator"] * 90)

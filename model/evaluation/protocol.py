@@ -155,6 +155,7 @@ def out_of_source_scores(
     folds: int,
     seed: int,
     copies: Sequence[np.ndarray] = (),
+    trained_copies: Sequence[np.ndarray] = (),
 ) -> np.ndarray | None:
     """Each training image scored by a model fitted (`fit(x, labels, sources)` returns a scoring function) without
     its source: whole sources dealt into `folds` folds with both classes in each, held out as validation
@@ -162,7 +163,9 @@ def out_of_source_scores(
     few that validation holds.
 
     Shape (1 + len(copies), n): the scores of `x`, then of each of `copies` (the features of other copies of
-    the same images, such as thumbnails, row for row) by the same fold models.
+    the same images, such as thumbnails, row for row) by the same fold models. Each fold model also trains
+    on its images' `trained_copies` (row for row, such as processing-chain copies), as the model it stands
+    for did.
     Fewer folds when a class has fewer sources; None when a class has a single source (nothing to hold out).
     """
     from sklearn.model_selection import StratifiedGroupKFold
@@ -174,10 +177,19 @@ def out_of_source_scores(
     scores = np.full((len(views), len(labels)), np.nan)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for kept, held in splitter.split(x, labels, sources):
-        scorer = fit(x[kept], labels[kept], sources[kept])
+        scorer = fit(*with_copies(x[kept], labels[kept], sources[kept], [c[kept] for c in trained_copies]))
         for row, view in enumerate(views):
             scores[row, held] = scorer(view[held])
     return scores
+
+
+def with_copies(
+    x: np.ndarray, labels: np.ndarray, sources: np.ndarray, copies: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training features with each of `copies` (other copies of the same images, row for row) stacked under
+    them, and their labels and sources repeated to match."""
+    repeats = 1 + len(copies)
+    return np.concatenate([x, *copies]), np.tile(labels, repeats), np.tile(sources, repeats)
 
 
 def final_split(items: list[Item], seed: int) -> dict[str, list[Item]]:
