@@ -78,39 +78,41 @@ SCORE_COLUMNS = [
 log = logging.getLogger("realcheck")
 
 
-def model_inputs(items: list[Item], args: argparse.Namespace, tier: str) -> tuple[np.ndarray, list]:
+def read_inputs(items: list[Item], args: argparse.Namespace, copy_of) -> tuple[np.ndarray, list]:
     """The inference path's input (centre window at native resolution, `--window` and `--small-images`) of
-    each image's copy at `tier`, and each copy's traits (`imaging.InputTraits`)."""
-    from realcheck.model.data.imaging import WebDegradation, read_model_input
+    each image's copy (`copy_of(index, item)` gives it: a path, bytes or an image), and each copy's traits
+    (`imaging.InputTraits`)."""
+    from realcheck.model.data.imaging import read_model_input
     from realcheck.model.settings import InputSpec
 
     spec = InputSpec(args.window, "crop", args.small_images)
-    degradation = WebDegradation.parse(TIERS[tier]) if TIERS[tier] else None
-
-    def one(item: Item):
-        source = degradation.apply(item.path) if degradation else item.path
-        return read_model_input(source, spec)
-
     with ThreadPoolExecutor(args.workers) as pool:
-        pixels, traits = zip(*pool.map(one, items))
+        pixels, traits = zip(*pool.map(lambda pair: read_model_input(copy_of(*pair), spec), enumerate(items)))
     return np.stack(pixels), list(traits)
+
+
+def model_inputs(items: list[Item], args: argparse.Namespace, tier: str) -> tuple[np.ndarray, list]:
+    """`read_inputs` of each image's copy at `tier`."""
+    from realcheck.model.data.imaging import WebDegradation
+
+    degradation = WebDegradation.parse(TIERS[tier]) if TIERS[tier] else None
+    return read_inputs(
+        items, args, lambda _, item: degradation.apply(item.path) if degradation else item.path
+    )
 
 
 def chain_inputs(items: list[Item], args: argparse.Namespace, copy: int) -> np.ndarray:
     """The model input of each image after a random processing chain (`adaptation.ProcessingChain`: downscale,
     JPEG 4:2:0, sometimes twice, alike for both classes), seeded by `--seed`, `copy` and the image's index."""
-    from realcheck.model.data.imaging import open_rgb, read_model_input
-    from realcheck.model.settings import InputSpec
+    from realcheck.model.data.imaging import open_rgb
     from realcheck.model.training.adaptation import ProcessingChain
 
-    spec, chain = InputSpec(args.window, "crop", args.small_images), ProcessingChain()
+    chain = ProcessingChain()
 
-    def one(index: int) -> np.ndarray:
-        rng = np.random.default_rng((args.seed, copy, index))
-        return read_model_input(chain.apply(open_rgb(items[index].path), rng), spec)[0]
+    def processed(index: int, item: Item):
+        return chain.apply(open_rgb(item.path), np.random.default_rng((args.seed, copy, index)))
 
-    with ThreadPoolExecutor(args.workers) as pool:
-        return np.stack(list(pool.map(one, range(len(items)))))
+    return read_inputs(items, args, processed)[0]
 
 
 class FrozenRecipe:
