@@ -276,7 +276,7 @@ def test_fold_models_also_train_on_their_images_trained_copies_and_never_on_the_
         originals, copies = x[x[:, 1] == 0], x[x[:, 1] == 1]
         np.testing.assert_array_equal(originals[:, 0], copies[:, 0])  # each kept image's copy, in order
         assert list(fit_sources) == [f"s{int(i)}" for i in x[:, 0]]  # sources repeated row for row
-        assert list(fit_labels) == list(np.repeat(np.tile([REAL, AI], 4), 5)[x[:, 0].astype(int) * 5])
+        assert list(fit_labels) == list(labels[x[:, 0].astype(int) * 5])  # labels too (five per source)
         return lambda held: np.zeros(len(held))
 
     scores = protocol.out_of_source_scores(fit, x, labels, sources, 4, 0, trained_copies=[chained])
